@@ -1,0 +1,254 @@
+// Package outputs is the one contract between whatever builds a cluster (the
+// Pulumi program on AWS, or the lab) and validate, which checks it.
+//
+// Each field is one top-level stack output. The JSON form is exactly what
+// `pulumi stack output --json --show-secrets` prints for the stack, and what
+// the lab writes to its outputs file.
+package outputs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Output keys. The Pulumi program exports these names; nothing else may.
+const (
+	KeyTarget          = "target"
+	KeyClusterName     = "clusterName"
+	KeyRegion          = "region"
+	KeyProfile         = "profile"
+	KeySynchronousMode = "synchronousMode"
+	KeyVPCCIDR         = "vpcCidr"
+	KeyWriteEndpoint   = "writeEndpoint"
+	KeyReadEndpoint    = "readEndpoint"
+	KeyStatsEndpoint   = "statsEndpoint"
+	KeyNodes           = "nodes"
+	KeyAccess          = "access"
+	KeyCredentials     = "credentials"   // secret
+	KeySSHPrivateKey   = "sshPrivateKey" // secret, AWS only
+	KeyClusterState    = "clusterState"  // Patroni's /cluster at readiness time
+)
+
+// SecretKeys are the outputs that must only ever be exported as secrets.
+var SecretKeys = []string{KeyCredentials, KeySSHPrivateKey}
+
+// Target says what built the cluster.
+const (
+	TargetAWS = "aws"
+	TargetLab = "lab"
+)
+
+// Access kinds: how validate reaches private addresses.
+const (
+	AccessSSH    = "ssh"    // jump through a public node (AWS, or the lab's sshd)
+	AccessNetns  = "netns"  // dial from inside the lab's client network namespace
+	AccessDirect = "direct" // the addresses are routable from here (loopback lab)
+)
+
+// Stack is every output of one cluster.
+type Stack struct {
+	Target          string      `json:"target"`
+	ClusterName     string      `json:"clusterName"`
+	Region          string      `json:"region"`
+	Profile         string      `json:"profile"`
+	SynchronousMode bool        `json:"synchronousMode"`
+	VPCCIDR         string      `json:"vpcCidr"`
+	WriteEndpoint   Endpoint    `json:"writeEndpoint"`
+	ReadEndpoint    Endpoint    `json:"readEndpoint"`
+	StatsEndpoint   Endpoint    `json:"statsEndpoint"`
+	Nodes           []Node      `json:"nodes"`
+	Access          Access      `json:"access"`
+	Credentials     Credentials `json:"credentials"`
+	SSHPrivateKey   string      `json:"sshPrivateKey,omitempty"`
+	ClusterState    any         `json:"clusterState,omitempty"`
+}
+
+// Endpoint is a host and port clients connect to. On AWS the host is the
+// network load balancer's DNS name or an HAProxy node's public address.
+type Endpoint struct {
+	Host string `json:"host"`
+	Port int    `json:"port"`
+}
+
+func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Host, e.Port) }
+
+// Node is one host of the cluster.
+type Node struct {
+	Name       string `json:"name"`
+	Role       string `json:"role"` // etcd | patroni | haproxy
+	AZ         string `json:"az"`
+	PrivateIP  string `json:"privateIp"`
+	PublicIP   string `json:"publicIp,omitempty"`
+	InstanceID string `json:"instanceId,omitempty"` // lab: empty
+}
+
+// Access is the path from validate to private addresses.
+type Access struct {
+	Kind string `json:"kind"`
+	// SSH (Kind == "ssh").
+	JumpHost     string   `json:"jumpHost,omitempty"` // host:port
+	JumpUser     string   `json:"jumpUser,omitempty"`
+	JumpHostKeys []string `json:"jumpHostKeys,omitempty"` // authorized_keys format
+	// Lab (Kind == "netns"): the namespace validate dials from.
+	Namespace string `json:"namespace,omitempty"`
+	// Lab: the lab's state directory, for faults that act on its processes.
+	LabDir string `json:"labDir,omitempty"`
+}
+
+// Credentials are all secret.
+type Credentials struct {
+	SuperuserName       string `json:"superuserName"`
+	SuperuserPassword   string `json:"superuserPassword"`
+	ReplicationName     string `json:"replicationName"`
+	ReplicationPassword string `json:"replicationPassword"`
+	AppName             string `json:"appName"`
+	AppPassword         string `json:"appPassword"`
+	AppDatabase         string `json:"appDatabase"`
+	RestAPIName         string `json:"restApiName"`
+	RestAPIPassword     string `json:"restApiPassword"`
+	StatsName           string `json:"statsName"`
+	StatsPassword       string `json:"statsPassword"`
+}
+
+// Parse reads and checks the JSON form. Every problem names the output.
+func Parse(data []byte) (Stack, error) {
+	var s Stack
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	if err := dec.Decode(&s); err != nil {
+		return Stack{}, fmt.Errorf("stack outputs are not valid JSON in the expected shape: %w", err)
+	}
+	if err := s.Validate(); err != nil {
+		return Stack{}, err
+	}
+	return s, nil
+}
+
+// Load reads an outputs file.
+func Load(path string) (Stack, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Stack{}, fmt.Errorf("reading stack outputs: %w", err)
+	}
+	s, err := Parse(b)
+	if err != nil {
+		return Stack{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Write stores the JSON form with mode 0600: it holds secrets.
+func (s Stack) Write(path string) error {
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// ByRole returns the nodes of one role, in output order.
+func (s Stack) ByRole(role string) []Node {
+	var out []Node
+	for _, n := range s.Nodes {
+		if n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// NodeByIP finds a node by private address.
+func (s Stack) NodeByIP(ip string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.PrivateIP == ip {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// NodeByName finds a node by name.
+func (s Stack) NodeByName(name string) (Node, bool) {
+	for _, n := range s.Nodes {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Validate checks every output that validate relies on.
+func (s Stack) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("output %q: %s", key, fmt.Sprintf(format, a...)))
+	}
+	switch s.Target {
+	case TargetAWS, TargetLab:
+	default:
+		bad(KeyTarget, "is %q; want %q or %q", s.Target, TargetAWS, TargetLab)
+	}
+	if s.ClusterName == "" {
+		bad(KeyClusterName, "is empty")
+	}
+	if _, err := netip.ParsePrefix(s.VPCCIDR); err != nil {
+		bad(KeyVPCCIDR, "%q is not a CIDR", s.VPCCIDR)
+	}
+	for key, e := range map[string]Endpoint{KeyWriteEndpoint: s.WriteEndpoint, KeyReadEndpoint: s.ReadEndpoint} {
+		if e.Host == "" || e.Port <= 0 || e.Port > 65535 {
+			bad(key, "needs a host and a port in 1-65535, got %q", e.String())
+		}
+	}
+	counts := map[string]int{}
+	names := map[string]bool{}
+	for i, n := range s.Nodes {
+		counts[n.Role]++
+		if n.Name == "" {
+			bad(KeyNodes, "node %d has no name", i)
+		} else if names[n.Name] {
+			bad(KeyNodes, "node name %q appears twice", n.Name)
+		}
+		names[n.Name] = true
+		if _, err := netip.ParseAddr(n.PrivateIP); err != nil {
+			bad(KeyNodes, "node %q has privateIp %q, which is not an IP address", n.Name, n.PrivateIP)
+		}
+	}
+	for role, want := range map[string]int{"etcd": 3, "patroni": 3, "haproxy": 2} {
+		if counts[role] != want {
+			bad(KeyNodes, "has %d %s nodes; want %d", counts[role], role, want)
+		}
+	}
+	switch s.Access.Kind {
+	case AccessSSH:
+		if s.Access.JumpHost == "" || s.Access.JumpUser == "" {
+			bad(KeyAccess, "ssh access needs jumpHost and jumpUser")
+		}
+		if len(s.Access.JumpHostKeys) == 0 {
+			bad(KeyAccess, "ssh access needs jumpHostKeys; host keys are never accepted blindly")
+		}
+	case AccessNetns:
+		if s.Access.Namespace == "" {
+			bad(KeyAccess, "netns access needs a namespace")
+		}
+	case AccessDirect:
+	default:
+		bad(KeyAccess, "kind is %q; want %q, %q or %q", s.Access.Kind, AccessSSH, AccessNetns, AccessDirect)
+	}
+	c := s.Credentials
+	for field, v := range map[string]string{
+		"superuserName": c.SuperuserName, "superuserPassword": c.SuperuserPassword,
+		"appName": c.AppName, "appPassword": c.AppPassword, "appDatabase": c.AppDatabase,
+		"restApiName": c.RestAPIName, "restApiPassword": c.RestAPIPassword,
+	} {
+		if v == "" {
+			bad(KeyCredentials, "%s is empty (read the outputs with --show-secrets)", field)
+		}
+	}
+	if c.SuperuserPassword == "[secret]" || c.AppPassword == "[secret]" {
+		bad(KeyCredentials, "passwords read as \"[secret]\"; export the outputs with --show-secrets")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,82 @@
+// Package userdata renders every file a pgha node receives at boot: etcd's
+// config, patroni.yml, haproxy.cfg and the #cloud-config documents that carry
+// them to EC2. Renderers are pure functions of a Cluster spec, a node name and
+// a Paths layout: the AWS program calls them with CloudPaths(), the lab with
+// its own directories, and nothing else differs.
+package userdata
+
+import (
+	"os"
+
+	"github.com/pgha/pgha/topology"
+)
+
+// Users are the fixed role names. Passwords are never part of a spec.
+type Users struct {
+	Superuser   string // PostgreSQL superuser, Patroni's own connections
+	Replication string // streaming replication
+	Rewind      string // pg_rewind of a former leader
+	App         string // the application; owns AppDatabase
+	AppDatabase string
+	RestAPI     string // Patroni REST API basic auth for unsafe endpoints
+	Stats       string // HAProxy stats page basic auth
+}
+
+// DefaultUsers is what the AWS program and the lab use.
+func DefaultUsers() Users {
+	return Users{
+		Superuser: "postgres", Replication: "replicator", Rewind: "rewinder",
+		App: "app", AppDatabase: "app", RestAPI: "patroni", Stats: "stats",
+	}
+}
+
+// SecretParams are the names of the SSM SecureString parameters that hold the
+// passwords on AWS. Renderers take names, never values.
+type SecretParams struct {
+	SuperuserPassword   string
+	ReplicationPassword string
+	RewindPassword      string
+	AppPassword         string
+	RestAPIPassword     string
+	StatsPassword       string
+}
+
+// Cluster is everything the renderers need to know about one cluster.
+type Cluster struct {
+	Name            string        // Patroni scope; also the etcd cluster token
+	Plan            topology.Plan // every node and its address
+	Profile         string        // failure-time profile name, see Profiles()
+	SynchronousMode bool
+	Region          string // AWS region, for fetching SSM parameters at boot
+	Users           Users
+	Secrets         SecretParams
+}
+
+// Paths is the filesystem layout of one node. Only these differ between the
+// cloud (CloudPaths) and the lab.
+type Paths struct {
+	EtcdConfigFile string // etcd --config-file YAML
+	EtcdDataDir    string
+
+	PatroniConfigFile string // patroni.yml
+	// SecretsEnvFile holds PATRONI_*_PASSWORD, PGHA_APP_PASSWORD and
+	// HAPROXY_STATS_PASSWORD as KEY=VALUE lines, mode 0600. On AWS a boot
+	// script writes it from SSM; the lab writes it from its secret files.
+	SecretsEnvFile    string
+	PostBootstrap     string // script Patroni runs once after initdb
+	PGDataDir         string
+	PGSocketDir       string
+	PGPassFile        string
+	PGLogDir          string // PostgreSQL's logging_collector directory
+	TLSCertFile       string // server certificate for PostgreSQL
+	TLSKeyFile        string
+	HAProxyConfigFile string
+}
+
+// File is one rendered file and how it is installed.
+type File struct {
+	Path    string
+	Content []byte
+	Owner   string // user:group
+	Mode    os.FileMode
+}
