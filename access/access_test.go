@@ -1,0 +1,85 @@
+package access
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+func TestNetnsDialReachesOnlyTheNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("network namespaces need root")
+	}
+	name := "pgha-access-test"
+	run := func(args ...string) {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
+	}
+	_ = exec.Command("ip", "netns", "del", name).Run()
+	run("netns", "add", name)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
+	run("-n", name, "link", "set", "lo", "up")
+
+	// A listener on loopback inside the namespace.
+	ln := listenIn(t, name)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			_, _ = c.Write([]byte("hi"))
+			c.Close()
+		}
+	}()
+
+	dial, err := Netns(name)
+	require.NoError(t, err)
+	c, err := dial(context.Background(), "tcp", ln.Addr().String())
+	require.NoError(t, err)
+	buf := make([]byte, 2)
+	_, err = c.Read(buf)
+	require.NoError(t, err)
+	require.Equal(t, "hi", string(buf))
+	c.Close()
+
+	// The same address from the host namespace is not that listener.
+	_, err = Direct()(context.Background(), "tcp", ln.Addr().String())
+	require.Error(t, err)
+
+	_, err = Netns("pgha-no-such-namespace")
+	require.ErrorContains(t, err, "not found")
+}
+
+func listenIn(t *testing.T, ns string) net.Listener {
+	t.Helper()
+	type res struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		// This goroutine's thread is left in the namespace and retired.
+		runtime.LockOSThread()
+		f, err := os.Open(filepath.Join(NetnsDir, ns))
+		if err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- res{nil, err}
+			return
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ch <- res{ln, err}
+	}()
+	r := <-ch
+	require.NoError(t, r.err)
+	return r.ln
+}
