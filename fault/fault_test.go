@@ -1,0 +1,51 @@
+package fault
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/outputs"
+)
+
+// recorder is a LabControl that records calls, to test the wiring of the
+// fault kinds to the lab's controls. The controls themselves are exercised
+// against a real lab by validate's integration test.
+type recorder struct{ calls []string }
+
+func (r *recorder) Kill(n string) error      { r.calls = append(r.calls, "kill "+n); return nil }
+func (r *recorder) Stop(n string) error      { r.calls = append(r.calls, "stop "+n); return nil }
+func (r *recorder) Start(n string) error     { r.calls = append(r.calls, "start "+n); return nil }
+func (r *recorder) Partition(n string) error { r.calls = append(r.calls, "cut "+n); return nil }
+func (r *recorder) Heal(n string) error      { r.calls = append(r.calls, "heal "+n); return nil }
+
+func TestLabSetWiring(t *testing.T) {
+	r := &recorder{}
+	set := LabSet(r, outputs.AccessNetns)
+	require.Equal(t, []string{"kill", "partition", "stop"}, set.Names())
+	n := outputs.Node{Name: "pg-1"}
+	for _, name := range set.Names() {
+		f, err := set.Get(name)
+		require.NoError(t, err)
+		require.Equal(t, name, f.Name())
+		require.NoError(t, f.Inject(context.Background(), n))
+		require.NoError(t, f.Restore(context.Background(), n))
+	}
+	require.Equal(t, []string{"kill pg-1", "start pg-1", "cut pg-1", "heal pg-1", "stop pg-1", "start pg-1"}, r.calls)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Error(t, set[Kill].Inject(ctx, n), "an interrupted run must not start a fault")
+}
+
+func TestLoopbackLabCannotPartition(t *testing.T) {
+	set := LabSet(&recorder{}, outputs.AccessDirect)
+	_, err := set.Get(Partition)
+	require.ErrorContains(t, err, "choose one of: kill, stop")
+}
+
+func TestForTargetUnknown(t *testing.T) {
+	_, err := ForTarget(outputs.Stack{Target: "mars", Access: outputs.Access{Kind: "ssh"}})
+	require.ErrorContains(t, err, `no fault provider serves target "mars"`)
+}

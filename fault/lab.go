@@ -1,0 +1,62 @@
+package fault
+
+import (
+	"context"
+
+	"github.com/pgha/pgha/outputs"
+)
+
+// LabControl is what the lab's faults need from a running lab. The lab
+// package implements it on its own processes and namespaces.
+type LabControl interface {
+	// Kill SIGKILLs the node's daemons (for a Patroni node: Patroni and the
+	// postmaster), like a crash.
+	Kill(node string) error
+	// Stop stops the node's daemons cleanly, like a shutdown of the host.
+	Stop(node string) error
+	// Start starts the node's daemons again after Kill or Stop. Starting a
+	// node that runs is a no-op.
+	Start(node string) error
+	// Partition cuts the node's link; Heal restores it.
+	Partition(node string) error
+	Heal(node string) error
+}
+
+// openLab binds a stack written by the lab to the lab's control. It is set by
+// lab_control.go so that this package builds before the lab exists.
+var openLab func(s outputs.Stack) (LabControl, error)
+
+func init() {
+	Register("lab", func(s outputs.Stack) (Set, bool, error) {
+		if s.Target != outputs.TargetLab {
+			return nil, false, nil
+		}
+		if openLab == nil {
+			return nil, true, errLabUnbound
+		}
+		lc, err := openLab(s)
+		if err != nil {
+			return nil, true, err
+		}
+		return LabSet(lc, s.Access.Kind), true, nil
+	})
+}
+
+// LabSet is the faults a lab offers. A loopback lab (direct access) has no
+// namespaces, so its nodes cannot be partitioned.
+func LabSet(lc LabControl, accessKind string) Set {
+	set := Set{Kill: labKill{lc}, Stop: labStop{lc}}
+	if accessKind == outputs.AccessNetns {
+		set[Partition] = labPartition{lc}
+	}
+	return set
+}
+
+type labError string
+
+func (e labError) Error() string { return string(e) }
+
+const errLabUnbound = labError("lab faults are not available in this build (the lab control package is missing)")
+
+// ctxErr stops a fault early when validate is interrupted before it begins.
+func ctxErr(ctx context.Context) error { return ctx.Err() }
