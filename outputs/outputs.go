@@ -33,6 +33,14 @@ const (
 	KeyClusterState    = "clusterState"  // Patroni's /cluster at readiness time
 )
 
+// Tags every AWS resource of a stack carries. The teardown check finds
+// leftovers by project and stack; role says which tier a resource serves.
+const (
+	TagProject = "pgha:project"
+	TagStack   = "pgha:stack"
+	TagRole    = "pgha:role"
+)
+
 // SecretKeys are the outputs that must only ever be exported as secrets.
 var SecretKeys = []string{KeyCredentials, KeySSHPrivateKey}
 
