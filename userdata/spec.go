@@ -80,3 +80,51 @@ type File struct {
 	Owner   string // user:group
 	Mode    os.FileMode
 }
+
+// Passwords are the secret values. They only ever reach RenderSecretsEnv,
+// whose output is the node's 0600 secrets file; no other renderer takes them.
+type Passwords struct {
+	Superuser   string
+	Replication string
+	Rewind      string
+	App         string
+	RestAPI     string
+	Stats       string
+}
+
+// Environment variable names in the secrets file. Patroni 3.0.2 reads the
+// PATRONI_* ones itself (config.py, _build_environment_configuration);
+// PGHA_APP_PASSWORD is read by the post-bootstrap script and
+// HAPROXY_STATS_PASSWORD is expanded by HAProxy inside haproxy.cfg.
+const (
+	EnvSuperuserUsername   = "PATRONI_SUPERUSER_USERNAME"
+	EnvSuperuserPassword   = "PATRONI_SUPERUSER_PASSWORD"
+	EnvReplicationUsername = "PATRONI_REPLICATION_USERNAME"
+	EnvReplicationPassword = "PATRONI_REPLICATION_PASSWORD"
+	EnvRewindUsername      = "PATRONI_REWIND_USERNAME"
+	EnvRewindPassword      = "PATRONI_REWIND_PASSWORD"
+	EnvRestAPIUsername     = "PATRONI_RESTAPI_USERNAME"
+	EnvRestAPIPassword     = "PATRONI_RESTAPI_PASSWORD"
+	EnvAppPassword         = "PGHA_APP_PASSWORD"
+	EnvStatsPassword       = "HAPROXY_STATS_PASSWORD"
+)
+
+// CloudPaths is the layout of an EC2 node running Debian 12's packages.
+// TLS uses Debian's snakeoil pair from the ssl-cert package; postgres is in
+// the ssl-cert group, so PostgreSQL can read the key.
+func CloudPaths() Paths {
+	return Paths{
+		EtcdConfigFile:    "/etc/etcd/etcd.conf.yml",
+		EtcdDataDir:       "/var/lib/etcd/pgha",
+		PatroniConfigFile: "/etc/patroni/config.yml",
+		SecretsEnvFile:    "/etc/patroni/secrets.env",
+		PostBootstrap:     "/etc/patroni/post-bootstrap.sh",
+		PGDataDir:         "/var/lib/postgresql/15/pgha",
+		PGSocketDir:       "/var/run/postgresql",
+		PGPassFile:        "/var/lib/postgresql/.pgpass_patroni",
+		PGLogDir:          "/var/log/postgresql",
+		TLSCertFile:       "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+		TLSKeyFile:        "/etc/ssl/private/ssl-cert-snakeoil.key",
+		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
+	}
+}

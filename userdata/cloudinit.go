@@ -1,0 +1,94 @@
+package userdata
+
+import (
+	"github.com/pgha/pgha/topology"
+)
+
+// cloudFile is one write_files entry. Defer puts it after package
+// installation, when the postgres and etcd users exist and the units the
+// drop-ins extend are installed.
+type cloudFile struct {
+	File
+	Defer bool
+}
+
+// Boot-time paths on EC2; the lab does not use them.
+const (
+	bootScript    = "/usr/local/sbin/pgha-boot"
+	fetchSecrets  = "/usr/local/sbin/pgha-fetch-secrets"
+	readyDir      = "/var/lib/pgha"
+	createCluster = "/etc/postgresql-common/createcluster.conf"
+)
+
+// ReadyMarker is written on an EC2 node once its service is healthy; a
+// readiness check waits for it. On failure the boot script writes
+// FailedMarker with the reason instead.
+const (
+	ReadyMarker  = readyDir + "/ready"
+	FailedMarker = readyDir + "/failed"
+)
+
+var rolePackages = map[topology.Role][]string{
+	topology.RoleEtcd:    {"etcd-server", "etcd-client", "curl"},
+	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl"},
+	topology.RoleHAProxy: {"haproxy", "awscli", "curl"},
+}
+
+// RenderCloudInit renders the #cloud-config user data of one node. It embeds
+// NodeFiles(c, node, CloudPaths()) plus the boot script, systemd drop-ins and,
+// where the role needs passwords, a script that reads them from SSM with the
+// instance role. It holds no password.
+func RenderCloudInit(c Cluster, node string) ([]byte, error) {
+	p := CloudPaths()
+	files, err := NodeFiles(c, node, p)
+	if err != nil {
+		return nil, err
+	}
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy})
+	if err != nil {
+		return nil, err
+	}
+	role := d.Node.Role
+	d.Packages = rolePackages[role]
+	for _, e := range secretEntries(c) {
+		if e.For(role) {
+			d.Secrets = append(d.Secrets, e)
+		}
+	}
+
+	var cf []cloudFile
+	if role == topology.RolePatroni {
+		// Not deferred: it must exist before postgresql-common is installed,
+		// so Debian never creates and starts its own 15/main next to Patroni.
+		// cloud-init installs with --force-confold, which keeps this file.
+		b, err := execute("createcluster.conf.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: createCluster, Content: b, Owner: "root:root", Mode: 0o644}})
+	}
+	for _, f := range files {
+		cf = append(cf, cloudFile{File: f, Defer: true})
+	}
+	if len(d.Secrets) > 0 {
+		b, err := execute("fetch-secrets.sh.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: fetchSecrets, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+	}
+	dropIn, err := execute("dropin-"+string(role)+".conf.tmpl", d)
+	if err != nil {
+		return nil, err
+	}
+	cf = append(cf, cloudFile{File: File{
+		Path: "/etc/systemd/system/" + string(role) + ".service.d/pgha.conf", Content: dropIn, Owner: "root:root", Mode: 0o644,
+	}, Defer: true})
+	boot, err := execute("boot-"+string(role)+".sh.tmpl", d)
+	if err != nil {
+		return nil, err
+	}
+	cf = append(cf, cloudFile{File: File{Path: bootScript, Content: boot, Owner: "root:root", Mode: 0o755}, Defer: true})
+	d.Files = cf
+	return execute("cloud-config.yml.tmpl", d)
+}

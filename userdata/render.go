@@ -1,0 +1,315 @@
+package userdata
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"strings"
+	"text/template"
+
+	"github.com/pgha/pgha/topology"
+)
+
+//go:embed templates/*.tmpl
+var templateFS embed.FS
+
+// envNames lets templates name environment variables by the Go constant, so
+// the files and the secrets file can never disagree on a spelling.
+var envNames = map[string]string{
+	"SuperuserUsername":   EnvSuperuserUsername,
+	"SuperuserPassword":   EnvSuperuserPassword,
+	"ReplicationUsername": EnvReplicationUsername,
+	"ReplicationPassword": EnvReplicationPassword,
+	"RewindUsername":      EnvRewindUsername,
+	"RewindPassword":      EnvRewindPassword,
+	"RestAPIUsername":     EnvRestAPIUsername,
+	"RestAPIPassword":     EnvRestAPIPassword,
+	"AppPassword":         EnvAppPassword,
+	"StatsPassword":       EnvStatsPassword,
+}
+
+var templates = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+	"env": func(name string) (string, error) {
+		if v, ok := envNames[name]; ok {
+			return v, nil
+		}
+		return "", fmt.Errorf("template names unknown environment variable %q", name)
+	},
+	"dir":     path.Dir,
+	"charset": func() string { return PasswordCharset },
+	"indent":  indent,
+	"chomp":   blockHeader,
+	"mode":    func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
+}).ParseFS(templateFS, "templates/*.tmpl"))
+
+// data is what every template sees.
+type data struct {
+	Cluster Cluster
+	Node    topology.Node
+	Paths   Paths
+	Profile Profile
+	Etcd    []topology.Node
+	Patroni []topology.Node
+	HAProxy []topology.Node
+	Secrets []secretEntry // cloud-init only: what the boot script fetches
+	Files   []cloudFile   // cloud-init only
+	// Packages is the role's Debian packages (cloud-init only).
+	Packages []string
+}
+
+// prepare validates everything a renderer depends on before anything is
+// rendered, so bad input never yields a half-written file.
+func prepare(c Cluster, node string, p Paths, roles []topology.Role, paths ...[2]string) (data, error) {
+	if err := c.Validate(); err != nil {
+		return data{}, err
+	}
+	d := data{
+		Cluster: c, Paths: p,
+		Etcd:    c.Plan.ByRole(topology.RoleEtcd),
+		Patroni: c.Plan.ByRole(topology.RolePatroni),
+		HAProxy: c.Plan.ByRole(topology.RoleHAProxy),
+	}
+	d.Profile, _ = LookupProfile(c.Profile) // Validate checked it
+	var errs []error
+	if roles != nil {
+		n, err := c.node(node, roles...)
+		errs = append(errs, err)
+		d.Node = n
+	}
+	errs = append(errs, checkPaths(paths...))
+	if err := errors.Join(errs...); err != nil {
+		return data{}, err
+	}
+	return d, nil
+}
+
+func execute(name string, d data) ([]byte, error) {
+	var b bytes.Buffer
+	if err := templates.ExecuteTemplate(&b, name, d); err != nil {
+		// Only a defect in a template gets here; input was validated.
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+// RenderEtcdConfig renders the etcd 3.4 --config-file YAML of an etcd node.
+func RenderEtcdConfig(c Cluster, node string, p Paths) ([]byte, error) {
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd},
+		[2]string{"EtcdDataDir", p.EtcdDataDir})
+	if err != nil {
+		return nil, err
+	}
+	return execute("etcd.conf.yml.tmpl", d)
+}
+
+func patroniPaths(p Paths) [][2]string {
+	return [][2]string{
+		{"SecretsEnvFile", p.SecretsEnvFile},
+		{"PostBootstrap", p.PostBootstrap},
+		{"PGDataDir", p.PGDataDir},
+		{"PGSocketDir", p.PGSocketDir},
+		{"PGPassFile", p.PGPassFile},
+		{"PGLogDir", p.PGLogDir},
+		{"TLSCertFile", p.TLSCertFile},
+		{"TLSKeyFile", p.TLSKeyFile},
+	}
+}
+
+// RenderPatroniConfig renders patroni.yml of a Patroni node. It holds user
+// names but no password; Patroni takes those from its environment.
+func RenderPatroniConfig(c Cluster, node string, p Paths) ([]byte, error) {
+	d, err := prepare(c, node, p, []topology.Role{topology.RolePatroni}, patroniPaths(p)...)
+	if err != nil {
+		return nil, err
+	}
+	return execute("patroni.yml.tmpl", d)
+}
+
+// RenderPostBootstrap renders the script Patroni runs once after initdb. It
+// creates the application role and database, reading the role's password
+// from PGHA_APP_PASSWORD in its environment.
+func RenderPostBootstrap(c Cluster, p Paths) ([]byte, error) {
+	d, err := prepare(c, "", p, nil, [2]string{"SecretsEnvFile", p.SecretsEnvFile})
+	if err != nil {
+		return nil, err
+	}
+	return execute("post-bootstrap.sh.tmpl", d)
+}
+
+// RenderHAProxyConfig renders haproxy.cfg of an HAProxy node. The stats
+// password is left as "${HAPROXY_STATS_PASSWORD}", which HAProxy expands
+// from its environment at start.
+func RenderHAProxyConfig(c Cluster, node string, p Paths) ([]byte, error) {
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleHAProxy})
+	if err != nil {
+		return nil, err
+	}
+	return execute("haproxy.cfg.tmpl", d)
+}
+
+// secretEntry is one line of the secrets file. Either Value is fixed (a user
+// name, not secret) or Param names the SSM parameter holding the password.
+type secretEntry struct {
+	Key   string
+	Value string
+	Param string
+	Roles []topology.Role // nodes whose services read it
+}
+
+func (e secretEntry) For(r topology.Role) bool {
+	for _, x := range e.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+func secretEntries(c Cluster) []secretEntry {
+	pg := []topology.Role{topology.RolePatroni}
+	return []secretEntry{
+		{Key: EnvSuperuserUsername, Value: c.Users.Superuser, Roles: pg},
+		{Key: EnvSuperuserPassword, Param: c.Secrets.SuperuserPassword, Roles: pg},
+		{Key: EnvReplicationUsername, Value: c.Users.Replication, Roles: pg},
+		{Key: EnvReplicationPassword, Param: c.Secrets.ReplicationPassword, Roles: pg},
+		{Key: EnvRewindUsername, Value: c.Users.Rewind, Roles: pg},
+		{Key: EnvRewindPassword, Param: c.Secrets.RewindPassword, Roles: pg},
+		{Key: EnvRestAPIUsername, Value: c.Users.RestAPI, Roles: pg},
+		{Key: EnvRestAPIPassword, Param: c.Secrets.RestAPIPassword, Roles: pg},
+		{Key: EnvAppPassword, Param: c.Secrets.AppPassword, Roles: pg},
+		{Key: EnvStatsPassword, Param: c.Secrets.StatsPassword, Roles: []topology.Role{topology.RoleHAProxy}},
+	}
+}
+
+// PasswordCharset is what a password may contain: enough for 128+ bits in
+// 24 characters, and nothing that needs quoting in a systemd EnvironmentFile,
+// a shell, HAProxy or YAML. The boot script enforces the same set on values
+// it reads from SSM.
+const PasswordCharset = `A-Za-z0-9._~+=@%,:/^-`
+
+var passwordRe = regexp.MustCompile(`^[` + PasswordCharset + `]+$`)
+
+// RenderSecretsEnv renders the secrets file (KEY=VALUE lines, to be installed
+// with mode 0600 at Paths.SecretsEnvFile) with every key any role needs. The
+// lab writes it directly; on AWS the boot script writes the same keys, each
+// node only its role's, from SSM.
+func RenderSecretsEnv(c Cluster, pw Passwords) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	values := map[string]struct{ field, value string }{
+		EnvSuperuserPassword:   {"Superuser", pw.Superuser},
+		EnvReplicationPassword: {"Replication", pw.Replication},
+		EnvRewindPassword:      {"Rewind", pw.Rewind},
+		EnvRestAPIPassword:     {"RestAPI", pw.RestAPI},
+		EnvAppPassword:         {"App", pw.App},
+		EnvStatsPassword:       {"Stats", pw.Stats},
+	}
+	var errs []error
+	var b strings.Builder
+	b.WriteString("# pgha secrets: mode 0600, never commit or log this file.\n")
+	for _, e := range secretEntries(c) {
+		v := e.Value
+		if e.Param != "" {
+			f := values[e.Key]
+			v = f.value
+			switch {
+			case v == "":
+				errs = append(errs, fmt.Errorf("Passwords.%s is empty: set a password", f.field))
+				continue
+			case !passwordRe.MatchString(v):
+				// Never echo the value: it is a secret.
+				errs = append(errs, fmt.Errorf("Passwords.%s has characters outside [%s]: generate it from that set", f.field, PasswordCharset))
+				continue
+			}
+		}
+		fmt.Fprintf(&b, "%s=%s\n", e.Key, v)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return []byte(b.String()), nil
+}
+
+// NodeFiles renders every non-secret file a node's role needs, with the owner
+// and mode it must be installed with.
+func NodeFiles(c Cluster, node string, p Paths) ([]File, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	n, err := c.node(node, topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy)
+	if err != nil {
+		return nil, err
+	}
+	switch n.Role {
+	case topology.RoleEtcd:
+		if err := checkPaths([2]string{"EtcdConfigFile", p.EtcdConfigFile}); err != nil {
+			return nil, err
+		}
+		b, err := RenderEtcdConfig(c, node, p)
+		if err != nil {
+			return nil, err
+		}
+		return []File{{Path: p.EtcdConfigFile, Content: b, Owner: "root:root", Mode: 0o644}}, nil
+	case topology.RolePatroni:
+		if err := checkPaths([2]string{"PatroniConfigFile", p.PatroniConfigFile}); err != nil {
+			return nil, err
+		}
+		cfg, err := RenderPatroniConfig(c, node, p)
+		if err != nil {
+			return nil, err
+		}
+		script, err := RenderPostBootstrap(c, p)
+		if err != nil {
+			return nil, err
+		}
+		return []File{
+			{Path: p.PatroniConfigFile, Content: cfg, Owner: "postgres:postgres", Mode: 0o640},
+			{Path: p.PostBootstrap, Content: script, Owner: "root:root", Mode: 0o755},
+		}, nil
+	default:
+		if err := checkPaths([2]string{"HAProxyConfigFile", p.HAProxyConfigFile}); err != nil {
+			return nil, err
+		}
+		b, err := RenderHAProxyConfig(c, node, p)
+		if err != nil {
+			return nil, err
+		}
+		return []File{{Path: p.HAProxyConfigFile, Content: b, Owner: "root:root", Mode: 0o644}}, nil
+	}
+}
+
+// indent prefixes every non-empty line with n spaces and drops the final
+// newline, which the template supplies.
+func indent(n int, b []byte) string {
+	pad := strings.Repeat(" ", n)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	var out strings.Builder
+	for _, l := range lines {
+		if l == "" {
+			continue
+		}
+		if l != "\n" {
+			out.WriteString(pad)
+		}
+		out.WriteString(l)
+	}
+	return out.String()
+}
+
+// blockHeader picks the YAML literal block chomping that round-trips b.
+func blockHeader(b []byte) string {
+	s := string(b)
+	switch {
+	case !strings.HasSuffix(s, "\n"):
+		return "|-"
+	case strings.HasSuffix(s, "\n\n"):
+		return "|+"
+	default:
+		return "|"
+	}
+}
