@@ -92,6 +92,9 @@ type Node struct {
 	PrivateIP  string `json:"privateIp"`
 	PublicIP   string `json:"publicIp,omitempty"`
 	InstanceID string `json:"instanceId,omitempty"` // lab: empty
+	// HostKeys are the node's SSH host keys (authorized_keys format), as
+	// recorded at readiness time; faults that log in to the node check them.
+	HostKeys []string `json:"hostKeys,omitempty"`
 }
 
 // Access is the path from validate to private addresses.

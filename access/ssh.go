@@ -1,0 +1,452 @@
+package access
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/outputs"
+)
+
+// SSHConfig says how to reach a cluster's private addresses through its jump
+// host. On AWS every field comes from the stack outputs (see SSHConfigFromStack).
+type SSHConfig struct {
+	// Addr is the jump host's sshd as host:port.
+	Addr string
+	// User logs in with PrivateKey (PEM, as the stack's sshPrivateKey output).
+	User       string
+	PrivateKey []byte
+	// HostKeys are the jump host's public keys in authorized_keys format, as
+	// recorded by the stack at readiness time. A host that presents any other
+	// key is refused: the connection would carry database passwords.
+	HostKeys []string
+	// Dial reaches the jump host itself (default: Direct). The lab's tests
+	// use a namespace dialer here.
+	Dial DialFunc
+	// Timeout bounds the TCP connect plus SSH handshake (default 10s).
+	Timeout time.Duration
+	// KeepAlive is how often a dead jump connection is looked for (default
+	// 10s). A dead one is replaced on the next dial.
+	KeepAlive time.Duration
+}
+
+// SSHConfigFromStack takes the jump host, user, host keys and private key
+// from the stack outputs.
+func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
+	if s.Access.Kind != outputs.AccessSSH {
+		return SSHConfig{}, fmt.Errorf("output %q: kind is %q, not %q; this stack is not reached over SSH", outputs.KeyAccess, s.Access.Kind, outputs.AccessSSH)
+	}
+	if s.SSHPrivateKey == "" {
+		return SSHConfig{}, fmt.Errorf("output %q is empty; read the outputs with secrets shown (pulumi stack output --show-secrets)", outputs.KeySSHPrivateKey)
+	}
+	addr := s.Access.JumpHost
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(addr, "22")
+	}
+	return SSHConfig{
+		Addr:       addr,
+		User:       s.Access.JumpUser,
+		PrivateKey: []byte(s.SSHPrivateKey),
+		HostKeys:   s.Access.JumpHostKeys,
+	}, nil
+}
+
+// SSH returns a dial function that opens every connection through the jump
+// host. Use NewJump instead when the connection must be closed or commands
+// run on nodes.
+func SSH(cfg SSHConfig) (DialFunc, error) {
+	j, err := NewJump(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return j.DialContext, nil
+}
+
+// Jump keeps one SSH connection to the jump host and opens TCP channels and
+// command sessions over it. It is safe for concurrent use.
+type Jump struct {
+	cfg      SSHConfig
+	signer   ssh.Signer
+	hostKeys []ssh.PublicKey
+
+	mu     sync.Mutex
+	client *ssh.Client
+	closed bool
+}
+
+// NewJump checks the configuration; it connects lazily, on first use.
+func NewJump(cfg SSHConfig) (*Jump, error) {
+	if cfg.Addr == "" || cfg.User == "" {
+		return nil, errors.New("ssh jump: the jump host address and user are required (outputs access.jumpHost, access.jumpUser)")
+	}
+	signer, err := ssh.ParsePrivateKey(cfg.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("ssh jump: the private key (output %q) is not a usable unencrypted PEM key: %w", outputs.KeySSHPrivateKey, err)
+	}
+	keys, err := ParseHostKeys(cfg.HostKeys)
+	if err != nil {
+		return nil, fmt.Errorf("ssh jump: host keys of %s: %w", cfg.Addr, err)
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = Direct()
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Second
+	}
+	return &Jump{cfg: cfg, signer: signer, hostKeys: keys}, nil
+}
+
+// ParseHostKeys reads public keys in authorized_keys format. There must be at
+// least one: an empty list would mean accepting any host.
+func ParseHostKeys(lines []string) ([]ssh.PublicKey, error) {
+	var keys []ssh.PublicKey
+	for i, line := range lines {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("key %d is not in authorized_keys format (e.g. \"ssh-ed25519 AAAA...\"): %w", i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no host keys given; refusing to trust whatever key the host presents")
+	}
+	return keys, nil
+}
+
+// clientConfig pins the host keys and offers only their algorithms, so that a
+// host with several key types presents one we know.
+func clientConfig(user string, signer ssh.Signer, addr string, keys []ssh.PublicKey, timeout time.Duration) *ssh.ClientConfig {
+	var algos []string
+	seen := map[string]bool{}
+	add := func(a string) {
+		if !seen[a] {
+			seen[a] = true
+			algos = append(algos, a)
+		}
+	}
+	for _, k := range keys {
+		if k.Type() == ssh.KeyAlgoRSA {
+			// An ssh-rsa key signs with SHA-2 algorithms on modern servers.
+			add(ssh.KeyAlgoRSASHA512)
+			add(ssh.KeyAlgoRSASHA256)
+		}
+		add(k.Type())
+	}
+	return &ssh.ClientConfig{
+		User:              user,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback:   pinnedHostKeys(addr, keys),
+		HostKeyAlgorithms: algos,
+		Timeout:           timeout,
+	}
+}
+
+// HostKeyError says that a host presented a key the stack did not record.
+type HostKeyError struct {
+	Addr        string
+	Presented   string // type and SHA256 fingerprint
+	Recorded    []string
+	RecordedFor string
+}
+
+func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("ssh host key mismatch: %s presented %s, which is not among the %d key(s) recorded in %s (%s); refusing to connect. If the host was rebuilt, run `pulumi up` to record its new keys; otherwise someone may be intercepting the connection",
+		e.Addr, e.Presented, len(e.Recorded), e.RecordedFor, strings.Join(e.Recorded, ", "))
+}
+
+func pinnedHostKeys(addr string, keys []ssh.PublicKey) ssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		got := key.Marshal()
+		for _, k := range keys {
+			if bytes.Equal(got, k.Marshal()) {
+				return nil
+			}
+		}
+		var rec []string
+		for _, k := range keys {
+			rec = append(rec, k.Type()+" "+ssh.FingerprintSHA256(k))
+		}
+		return &HostKeyError{
+			Addr:        addr,
+			Presented:   key.Type() + " " + ssh.FingerprintSHA256(key),
+			Recorded:    rec,
+			RecordedFor: "the stack outputs",
+		}
+	}
+}
+
+// connect opens an SSH client over conn, bounded by ctx and the timeout.
+func connect(ctx context.Context, conn net.Conn, addr string, cc *ssh.ClientConfig) (*ssh.Client, error) {
+	deadline := time.Now().Add(cc.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = conn.SetDeadline(deadline)
+	// Closing conn is the only way to abort a handshake in progress.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cc)
+	stop()
+	if err != nil {
+		conn.Close()
+		var hk *HostKeyError
+		if errors.As(err, &hk) {
+			return nil, hk
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh to %s: %w", addr, ctx.Err())
+		}
+		return nil, fmt.Errorf("ssh to %s as %q: %w", addr, cc.User, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return ssh.NewClient(c, chans, reqs), nil
+}
+
+// Client returns the live connection to the jump host, connecting or
+// reconnecting as needed.
+func (j *Jump) Client(ctx context.Context) (*ssh.Client, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.closed {
+		return nil, errors.New("ssh jump: closed")
+	}
+	if j.client != nil {
+		return j.client, nil
+	}
+	conn, err := j.cfg.Dial(ctx, "tcp", j.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("ssh jump: reaching %s: %w", j.cfg.Addr, err)
+	}
+	c, err := connect(ctx, conn, j.cfg.Addr, clientConfig(j.cfg.User, j.signer, j.cfg.Addr, j.hostKeys, j.cfg.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("ssh jump: %w", err)
+	}
+	j.client = c
+	go j.watch(c)
+	return c, nil
+}
+
+// watch forgets a client once its connection ends, and probes it with
+// keepalives so that a silently dead connection (a stopped instance, a cut
+// link) also ends instead of hanging every later dial.
+func (j *Jump) watch(c *ssh.Client) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(j.cfg.KeepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				res := make(chan error, 1)
+				go func() {
+					_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+					res <- err
+				}()
+				select {
+				case err := <-res:
+					if err != nil {
+						c.Close()
+					}
+				case <-time.After(j.cfg.KeepAlive):
+					c.Close()
+				case <-done:
+					return
+				}
+			}
+		}
+	}()
+	_ = c.Wait()
+	close(done)
+	j.forget(c)
+}
+
+func (j *Jump) forget(c *ssh.Client) {
+	j.mu.Lock()
+	if j.client == c {
+		j.client = nil
+	}
+	j.mu.Unlock()
+}
+
+// DialContext opens a TCP connection from the jump host to addr. It has the
+// DialFunc signature, so pgx and net/http use it unchanged. When the
+// connection to the jump host has died, it reconnects once.
+func (j *Jump) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	for attempt := 0; ; attempt++ {
+		c, err := j.Client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := c.DialContext(ctx, network, addr)
+		if err == nil {
+			return withDeadlines(conn), nil
+		}
+		// The jump host answered but could not reach addr: that is the
+		// target's state (down, partitioned), not a broken jump.
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) || ctx.Err() != nil || attempt > 0 {
+			return nil, fmt.Errorf("dial %s via jump host %s: %w", addr, j.cfg.Addr, err)
+		}
+		c.Close()
+		j.forget(c)
+	}
+}
+
+// Close ends the connection to the jump host.
+func (j *Jump) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.closed = true
+	if j.client != nil {
+		err := j.client.Close()
+		j.client = nil
+		return err
+	}
+	return nil
+}
+
+// Host is a machine to run commands on through the jump host.
+type Host struct {
+	// Addr is its sshd as host:port. Empty means the jump host itself.
+	Addr string
+	// HostKeys are its keys in authorized_keys format (ignored for the jump
+	// host itself, whose keys are in SSHConfig).
+	HostKeys []string
+}
+
+// CommandError carries a remote command's output with its failure.
+type CommandError struct {
+	Host   string
+	Err    error
+	Output string
+}
+
+func (e *CommandError) Error() string {
+	out := strings.TrimSpace(e.Output)
+	if len(out) > 2000 {
+		out = "..." + out[len(out)-2000:]
+	}
+	if out == "" {
+		return fmt.Sprintf("on %s: %v", e.Host, e.Err)
+	}
+	return fmt.Sprintf("on %s: %v: %s", e.Host, e.Err, out)
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// Run runs cmd on host with stdin (may be nil) and returns its combined
+// output. The same user and key log in to the nodes as to the jump host;
+// each node's own host keys are checked. Cancelling ctx ends the session.
+func (j *Jump) Run(ctx context.Context, host Host, cmd string, stdin io.Reader) (string, error) {
+	jc, err := j.Client(ctx)
+	if err != nil {
+		return "", err
+	}
+	client := jc
+	name := j.cfg.Addr
+	if host.Addr != "" && host.Addr != j.cfg.Addr {
+		name = host.Addr
+		keys, err := ParseHostKeys(host.HostKeys)
+		if err != nil {
+			return "", fmt.Errorf("host keys of %s: %w", host.Addr, err)
+		}
+		conn, err := j.DialContext(ctx, "tcp", host.Addr)
+		if err != nil {
+			return "", err
+		}
+		client, err = connect(ctx, conn, host.Addr, clientConfig(j.cfg.User, j.signer, host.Addr, keys, j.cfg.Timeout))
+		if err != nil {
+			return "", err
+		}
+		defer client.Close()
+	}
+	sess, err := client.NewSession()
+	if err != nil {
+		return "", fmt.Errorf("ssh session on %s: %w", name, err)
+	}
+	defer sess.Close()
+	// stdout and stderr are copied by two goroutines: one lock keeps the
+	// combined output whole.
+	var out lockedBuffer
+	sess.Stdout = &out
+	sess.Stderr = &out
+	if stdin != nil {
+		sess.Stdin = stdin
+	}
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	if err := sess.Run(cmd); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return out.String(), &CommandError{Host: name, Err: err, Output: out.String()}
+	}
+	return out.String(), nil
+}
+
+// RunRoot runs a shell script as root on host: directly when the login user
+// is root, otherwise through non-interactive sudo. The script travels on
+// stdin, so it needs no quoting.
+func (j *Jump) RunRoot(ctx context.Context, host Host, script string) (string, error) {
+	const cmd = `if [ "$(id -u)" -eq 0 ]; then exec sh -s; else exec sudo -n sh -s; fi`
+	return j.Run(ctx, host, cmd, strings.NewReader(script))
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// deadlineConn gives an SSH channel the deadlines pgx and net/http rely on
+// to abandon a stuck read: the channel itself returns "deadline not
+// supported". net.Pipe has full deadline support, so the caller gets one end
+// of a pipe and two goroutines copy between the other end and the channel.
+type deadlineConn struct {
+	net.Conn // the caller's end of the pipe
+	local    net.Addr
+	remote   net.Addr
+}
+
+func (c *deadlineConn) LocalAddr() net.Addr  { return c.local }
+func (c *deadlineConn) RemoteAddr() net.Addr { return c.remote }
+
+func withDeadlines(ch net.Conn) net.Conn {
+	mine, theirs := net.Pipe()
+	go func() {
+		_, _ = io.Copy(ch, theirs)
+		ch.Close()
+	}()
+	go func() {
+		_, _ = io.Copy(theirs, ch)
+		theirs.Close()
+	}()
+	return &deadlineConn{Conn: mine, local: ch.LocalAddr(), remote: ch.RemoteAddr()}
+}
