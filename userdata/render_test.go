@@ -1,0 +1,275 @@
+package userdata
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgha/pgha/topology"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden from the renderers")
+
+// renderAll renders every file of the default cluster, keyed by its golden
+// path: <node>/<file name> and <node>/cloud-init.yml.
+func renderAll(t *testing.T, c Cluster) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, n := range c.Plan.Nodes {
+		files, err := NodeFiles(c, n.Name, CloudPaths())
+		require.NoError(t, err, n.Name)
+		for _, f := range files {
+			out[n.Name+"/"+path.Base(f.Path)] = f.Content
+		}
+		ci, err := RenderCloudInit(c, n.Name)
+		require.NoError(t, err, n.Name)
+		out[n.Name+"/cloud-init.yml"] = ci
+	}
+	return out
+}
+
+func TestGolden(t *testing.T) {
+	c := defaultCluster(t)
+	got := renderAll(t, c)
+	secrets, err := RenderSecretsEnv(c, testPasswords())
+	require.NoError(t, err)
+	got["secrets.env.example"] = secrets
+
+	dir := filepath.Join("testdata", "golden")
+	if *update {
+		require.NoError(t, os.RemoveAll(dir))
+		for name, b := range got {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+			require.NoError(t, os.WriteFile(p, b, 0o644))
+		}
+	}
+	// Every golden file must still be produced, and every produced file
+	// must have a golden file.
+	onDisk := map[string]bool{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		onDisk[filepath.ToSlash(rel)] = true
+		return nil
+	}))
+	for name := range onDisk {
+		_, ok := got[name]
+		assert.True(t, ok, "golden file %s is no longer rendered; run go test ./userdata -update", name)
+	}
+	for name, b := range got {
+		want, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if !assert.NoError(t, err, "missing golden file; run go test ./userdata -update") {
+			continue
+		}
+		assert.Equal(t, string(want), string(b), "%s differs from its golden file; review and run go test ./userdata -update", name)
+	}
+	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts,
+	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example.
+	assert.Len(t, got, 3+3*2+2+8+1)
+}
+
+func TestDeterministic(t *testing.T) {
+	c := defaultCluster(t)
+	a, b := renderAll(t, c), renderAll(t, c)
+	require.Equal(t, len(a), len(b))
+	for name := range a {
+		assert.True(t, bytes.Equal(a[name], b[name]), name)
+	}
+}
+
+// TestNoPasswordsOutsideSecretsFile renders everything a node receives with
+// real password values known and checks none of them appears anywhere but
+// in the secrets file.
+func TestNoPasswordsOutsideSecretsFile(t *testing.T) {
+	c := defaultCluster(t)
+	pw := testPasswords()
+	secrets, err := RenderSecretsEnv(c, pw)
+	require.NoError(t, err)
+	for _, v := range pw.all() {
+		require.Contains(t, string(secrets), v, "the secrets file must carry every password")
+	}
+	for name, b := range renderAll(t, c) {
+		for _, v := range pw.all() {
+			assert.NotContains(t, string(b), v, name)
+		}
+		// Nothing that looks like an assigned password either.
+		assert.NotRegexp(t, `(?mi)^\s*[a-z_]*password\s*[:=]`, string(b), name)
+	}
+}
+
+func TestSecretsEnv(t *testing.T) {
+	c := defaultCluster(t)
+	pw := testPasswords()
+	b, err := RenderSecretsEnv(c, pw)
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		require.True(t, ok, line)
+		env[k] = v
+	}
+	assert.Equal(t, map[string]string{
+		EnvSuperuserUsername: "postgres", EnvSuperuserPassword: pw.Superuser,
+		EnvReplicationUsername: "replicator", EnvReplicationPassword: pw.Replication,
+		EnvRewindUsername: "rewinder", EnvRewindPassword: pw.Rewind,
+		EnvRestAPIUsername: "patroni", EnvRestAPIPassword: pw.RestAPI,
+		EnvAppPassword: pw.App, EnvStatsPassword: pw.Stats,
+	}, env)
+}
+
+// TestCloudInitCarriesNodeFiles parses each cloud-config and checks that its
+// write_files hold NodeFiles byte for byte, with owner and mode, deferred
+// until the packages (and so the postgres and etcd users) exist.
+func TestCloudInitCarriesNodeFiles(t *testing.T) {
+	c := defaultCluster(t)
+	for _, n := range c.Plan.Nodes {
+		b, err := RenderCloudInit(c, n.Name)
+		require.NoError(t, err)
+		require.True(t, bytes.HasPrefix(b, []byte("#cloud-config\n")), n.Name)
+		var doc struct {
+			PackageUpdate bool     `yaml:"package_update"`
+			Packages      []string `yaml:"packages"`
+			WriteFiles    []struct {
+				Path        string `yaml:"path"`
+				Owner       string `yaml:"owner"`
+				Permissions string `yaml:"permissions"`
+				Defer       bool   `yaml:"defer"`
+				Content     string `yaml:"content"`
+			} `yaml:"write_files"`
+			RunCmd [][]string `yaml:"runcmd"`
+		}
+		require.NoError(t, yaml.Unmarshal(b, &doc), n.Name)
+		assert.True(t, doc.PackageUpdate)
+		assert.Equal(t, rolePackages[n.Role], doc.Packages)
+		assert.Equal(t, [][]string{{bootScript}}, doc.RunCmd)
+
+		byPath := map[string]int{}
+		for i, f := range doc.WriteFiles {
+			byPath[f.Path] = i
+			if f.Path == createCluster {
+				assert.False(t, f.Defer, "createcluster.conf must exist before postgresql-common installs")
+				assert.Contains(t, f.Content, "create_main_cluster = false")
+			} else {
+				assert.True(t, f.Defer, "%s on %s must wait for the packages", f.Path, n.Name)
+			}
+		}
+		files, err := NodeFiles(c, n.Name, CloudPaths())
+		require.NoError(t, err)
+		for _, f := range files {
+			i, ok := byPath[f.Path]
+			if !assert.True(t, ok, "%s: %s missing from write_files", n.Name, f.Path) {
+				continue
+			}
+			w := doc.WriteFiles[i]
+			assert.Equal(t, string(f.Content), w.Content, "%s: %s", n.Name, f.Path)
+			assert.Equal(t, f.Owner, w.Owner)
+			assert.Equal(t, fmt.Sprintf("%04o", f.Mode.Perm()), w.Permissions)
+		}
+		for _, p := range []string{bootScript, "/etc/systemd/system/" + string(n.Role) + ".service.d/pgha.conf"} {
+			_, ok := byPath[p]
+			assert.True(t, ok, "%s: %s missing", n.Name, p)
+		}
+		_, hasFetch := byPath[fetchSecrets]
+		assert.Equal(t, n.Role != topology.RoleEtcd, hasFetch, "%s: only roles with passwords fetch secrets", n.Name)
+		_, hasCC := byPath[createCluster]
+		assert.Equal(t, n.Role == topology.RolePatroni, hasCC, n.Name)
+	}
+}
+
+func TestNodeFilesPerRole(t *testing.T) {
+	c := defaultCluster(t)
+	p := CloudPaths()
+	want := map[string][]string{
+		"etcd-1":    {p.EtcdConfigFile},
+		"pg-2":      {p.PatroniConfigFile, p.PostBootstrap},
+		"haproxy-2": {p.HAProxyConfigFile},
+	}
+	for node, paths := range want {
+		files, err := NodeFiles(c, node, p)
+		require.NoError(t, err)
+		var got []string
+		for _, f := range files {
+			got = append(got, f.Path)
+			assert.NotEmpty(t, f.Owner)
+			assert.NotZero(t, f.Mode)
+		}
+		assert.Equal(t, paths, got, node)
+	}
+}
+
+func TestProfiles(t *testing.T) {
+	names := map[string]bool{}
+	for _, p := range Profiles() {
+		names[p.Name] = true
+		assert.NotEmpty(t, p.Summary)
+		// Patroni's rule: a leader must be able to retry a failed DCS
+		// update within one ttl.
+		assert.LessOrEqual(t, p.LoopWait+2*p.RetryTimeout, p.TTL, p.Name)
+		assert.Equal(t, 2, p.CheckRise, "%s: rise 1 lets a node back in while pg_rewind still restarts it", p.Name)
+		assert.GreaterOrEqual(t, p.CheckFall, 2, p.Name)
+		got, err := LookupProfile(p.Name)
+		require.NoError(t, err)
+		assert.Equal(t, p, got)
+	}
+	assert.Equal(t, map[string]bool{"fast": true, "balanced": true, "safe": true}, names)
+	fast, _ := LookupProfile("fast")
+	assert.Equal(t, []int{10, 2, 4, 1000, 2, 2}, []int{fast.TTL, fast.LoopWait, fast.RetryTimeout, fast.CheckInterMS, fast.CheckFall, fast.CheckRise})
+	safe, _ := LookupProfile("safe")
+	assert.Equal(t, []int{30, 10, 10, 2000, 3, 2}, []int{safe.TTL, safe.LoopWait, safe.RetryTimeout, safe.CheckInterMS, safe.CheckFall, safe.CheckRise})
+
+	_, err := LookupProfile("turbo")
+	require.Error(t, err)
+	assert.Equal(t, `unknown profile "turbo": use one of fast, balanced, safe`, err.Error())
+
+	// Profiles returns a copy: callers cannot change the built-ins.
+	Profiles()[0].TTL = 1
+	again, _ := LookupProfile("fast")
+	assert.Equal(t, 10, again.TTL)
+}
+
+// TestProfileReachesFiles checks that the profile's numbers land in the files.
+func TestProfileReachesFiles(t *testing.T) {
+	for _, p := range Profiles() {
+		c := defaultCluster(t)
+		c.Profile = p.Name
+		c.SynchronousMode = p.Name == "safe"
+		yml, err := RenderPatroniConfig(c, "pg-1", CloudPaths())
+		require.NoError(t, err)
+		var cfg struct {
+			Bootstrap struct {
+				DCS map[string]any `yaml:"dcs"`
+			} `yaml:"bootstrap"`
+		}
+		require.NoError(t, yaml.Unmarshal(yml, &cfg))
+		dcs := cfg.Bootstrap.DCS
+		assert.Equal(t, p.TTL, dcs["ttl"], p.Name)
+		assert.Equal(t, p.LoopWait, dcs["loop_wait"], p.Name)
+		assert.Equal(t, p.RetryTimeout, dcs["retry_timeout"], p.Name)
+		assert.Equal(t, p.PrimaryStartTimeout, dcs["primary_start_timeout"], p.Name)
+		assert.Equal(t, int(p.MaximumLagOnFailover), dcs["maximum_lag_on_failover"], p.Name)
+		assert.Equal(t, c.SynchronousMode, dcs["synchronous_mode"], p.Name)
+		assert.Equal(t, true, dcs["failsafe_mode"], p.Name)
+
+		cfgText, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
+		require.NoError(t, err)
+		line := "default-server inter " + strconv.Itoa(p.CheckInterMS) + "ms fall " + strconv.Itoa(p.CheckFall) + " rise " + strconv.Itoa(p.CheckRise) + " on-marked-down shutdown-sessions"
+		assert.Equal(t, 2, strings.Count(string(cfgText), line), p.Name)
+		assert.Contains(t, string(cfgText), "option httpchk OPTIONS /replica?lag="+strconv.Itoa(int(p.ReplicaMaxLagBytes)))
+	}
+}
