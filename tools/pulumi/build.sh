@@ -11,7 +11,10 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 tools=${PGHA_TOOLS:-${HOME:-/root}/.cache/pgha}
 bin="$tools/bin/pulumi"
-if [ -x "$bin" ] && "$bin" version >/dev/null 2>&1; then
+version=v3.274.1 # keep in step with go.mod
+# The Automation API refuses a CLI that does not report its version, and only
+# release builds stamp it; so the check compares it and the build stamps it.
+if [ -x "$bin" ] && [ "$("$bin" version 2>/dev/null)" = "$version" ]; then
 	echo "$bin"
 	exit 0
 fi
@@ -20,6 +23,8 @@ echo "building the pulumi CLI into $bin (several minutes when cold)..." >&2
 cd "$here"
 # Build to a temporary name first so an interrupted build never leaves a
 # half-written binary that the check above would accept.
-nice go build -trimpath -o "$bin.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+nice go build -trimpath -o "$bin.tmp" \
+	-ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version" \
+	github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 mv "$bin.tmp" "$bin"
 echo "$bin"
