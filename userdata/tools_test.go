@@ -1,0 +1,123 @@
+package userdata
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgha/pgha/topology"
+)
+
+// These tests hand the rendered files to the real consumers installed from
+// Debian 12: haproxy, cloud-init and bash. None needs root.
+
+func lookTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	require.NoError(t, err, "%s is not installed; .ci/run installs it", name)
+	return p
+}
+
+func TestHAProxyAcceptsConfig(t *testing.T) {
+	haproxy := lookTool(t, "haproxy")
+	for _, profile := range Profiles() {
+		c := defaultCluster(t)
+		c.Profile = profile.Name
+		for _, n := range c.Plan.ByRole(topology.RoleHAProxy) {
+			b, err := RenderHAProxyConfig(c, n.Name, CloudPaths())
+			require.NoError(t, err)
+			f := filepath.Join(t.TempDir(), "haproxy.cfg")
+			require.NoError(t, os.WriteFile(f, b, 0o644))
+			out, err := haproxyCheck(haproxy, f)
+			require.NoError(t, err, "%s/%s: %s", profile.Name, n.Name, out)
+			// Warnings are defects too: HAProxy prints them for settings it
+			// ignores.
+			assert.NotContains(t, out, "[WARNING]", "%s/%s", profile.Name, n.Name)
+			assert.NotContains(t, out, "[ALERT]", "%s/%s", profile.Name, n.Name)
+			assert.Contains(t, out, "Configuration file is valid")
+		}
+	}
+
+	// The check is not a rubber stamp: a backup server tracking a server
+	// that does not exist must be refused.
+	c := defaultCluster(t)
+	b, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
+	require.NoError(t, err)
+	bad := strings.Replace(string(b), "track primary/pg-1", "track primary/pg-9", 1)
+	require.NotEqual(t, string(b), bad)
+	f := filepath.Join(t.TempDir(), "haproxy.cfg")
+	require.NoError(t, os.WriteFile(f, []byte(bad), 0o644))
+	out, err := haproxyCheck(haproxy, f)
+	assert.Error(t, err, out)
+}
+
+func haproxyCheck(haproxy, cfg string) (string, error) {
+	cmd := exec.Command(haproxy, "-c", "-f", cfg)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", EnvStatsPassword + "=" + testPasswords().Stats}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestCloudInitSchema(t *testing.T) {
+	cloudInit := lookTool(t, "cloud-init")
+	dir := t.TempDir()
+	for _, sync := range []bool{false, true} {
+		c := defaultCluster(t)
+		c.SynchronousMode = sync
+		for _, n := range c.Plan.Nodes {
+			b, err := RenderCloudInit(c, n.Name)
+			require.NoError(t, err)
+			f := filepath.Join(dir, n.Name+".yml")
+			require.NoError(t, os.WriteFile(f, b, 0o644))
+			out, err := exec.Command(cloudInit, "schema", "--config-file", f).CombinedOutput()
+			require.NoError(t, err, "%s: %s", n.Name, out)
+			assert.Contains(t, string(out), "Valid cloud-config", n.Name)
+		}
+	}
+	// And it does reject what 22.4 does not know.
+	b, err := RenderCloudInit(defaultCluster(t), "pg-1")
+	require.NoError(t, err)
+	bad := strings.Replace(string(b), "    defer: true\n", "    deferred: true\n", 1)
+	f := filepath.Join(dir, "bad.yml")
+	require.NoError(t, os.WriteFile(f, []byte(bad), 0o644))
+	out, err := exec.Command(cloudInit, "schema", "--config-file", f).CombinedOutput()
+	assert.Error(t, err, string(out))
+}
+
+// TestScriptsParse runs bash -n on every script a node receives: the
+// post-bootstrap script, the boot script and the secrets fetcher.
+func TestScriptsParse(t *testing.T) {
+	bash := lookTool(t, "bash")
+	c := defaultCluster(t)
+	dir := t.TempDir()
+	scripts := 0
+	for _, n := range c.Plan.Nodes {
+		b, err := RenderCloudInit(c, n.Name)
+		require.NoError(t, err)
+		var doc struct {
+			WriteFiles []struct {
+				Path    string `yaml:"path"`
+				Content string `yaml:"content"`
+			} `yaml:"write_files"`
+		}
+		require.NoError(t, yaml.Unmarshal(b, &doc))
+		for _, wf := range doc.WriteFiles {
+			if !strings.HasPrefix(wf.Content, "#!/bin/bash\n") {
+				continue
+			}
+			scripts++
+			f := filepath.Join(dir, n.Name+"-"+filepath.Base(wf.Path))
+			require.NoError(t, os.WriteFile(f, []byte(wf.Content), 0o755))
+			out, err := exec.Command(bash, "-n", f).CombinedOutput()
+			assert.NoError(t, err, "%s %s: %s", n.Name, wf.Path, out)
+		}
+	}
+	// etcd: boot; patroni: post-bootstrap, fetch, boot; haproxy: fetch, boot.
+	assert.Equal(t, 3*1+3*3+2*2, scripts)
+}
