@@ -14,11 +14,26 @@ import (
 // against a real lab by validate's integration test.
 type recorder struct{ calls []string }
 
-func (r *recorder) Kill(n string) error      { r.calls = append(r.calls, "kill "+n); return nil }
-func (r *recorder) Stop(n string) error      { r.calls = append(r.calls, "stop "+n); return nil }
-func (r *recorder) Start(n string) error     { r.calls = append(r.calls, "start "+n); return nil }
-func (r *recorder) Partition(n string) error { r.calls = append(r.calls, "cut "+n); return nil }
-func (r *recorder) Heal(n string) error      { r.calls = append(r.calls, "heal "+n); return nil }
+func (r *recorder) Kill(_ context.Context, n string) error {
+	r.calls = append(r.calls, "kill "+n)
+	return nil
+}
+func (r *recorder) Stop(_ context.Context, n string) error {
+	r.calls = append(r.calls, "stop "+n)
+	return nil
+}
+func (r *recorder) Start(_ context.Context, n string) error {
+	r.calls = append(r.calls, "start "+n)
+	return nil
+}
+func (r *recorder) Partition(_ context.Context, n string) error {
+	r.calls = append(r.calls, "cut "+n)
+	return nil
+}
+func (r *recorder) Heal(_ context.Context, n string) error {
+	r.calls = append(r.calls, "heal "+n)
+	return nil
+}
 
 func TestLabSetWiring(t *testing.T) {
 	r := &recorder{}

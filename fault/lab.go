@@ -11,15 +11,14 @@ import (
 type LabControl interface {
 	// Kill SIGKILLs the node's daemons (for a Patroni node: Patroni and the
 	// postmaster), like a crash.
-	Kill(node string) error
+	Kill(ctx context.Context, node string) error
 	// Stop stops the node's daemons cleanly, like a shutdown of the host.
-	Stop(node string) error
-	// Start starts the node's daemons again after Kill or Stop. Starting a
-	// node that runs is a no-op.
-	Start(node string) error
+	Stop(ctx context.Context, node string) error
+	// Start starts the node's daemons again after Kill or Stop.
+	Start(ctx context.Context, node string) error
 	// Partition cuts the node's link; Heal restores it.
-	Partition(node string) error
-	Heal(node string) error
+	Partition(ctx context.Context, node string) error
+	Heal(ctx context.Context, node string) error
 }
 
 // openLab binds a stack written by the lab to the lab's control. It is set by

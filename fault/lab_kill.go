@@ -16,7 +16,7 @@ func (f labKill) Inject(ctx context.Context, n outputs.Node) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	return f.lc.Kill(n.Name)
+	return f.lc.Kill(ctx, n.Name)
 }
 
-func (f labKill) Restore(_ context.Context, n outputs.Node) error { return f.lc.Start(n.Name) }
+func (f labKill) Restore(ctx context.Context, n outputs.Node) error { return f.lc.Start(ctx, n.Name) }

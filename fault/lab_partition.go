@@ -17,7 +17,9 @@ func (f labPartition) Inject(ctx context.Context, n outputs.Node) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	return f.lc.Partition(n.Name)
+	return f.lc.Partition(ctx, n.Name)
 }
 
-func (f labPartition) Restore(_ context.Context, n outputs.Node) error { return f.lc.Heal(n.Name) }
+func (f labPartition) Restore(ctx context.Context, n outputs.Node) error {
+	return f.lc.Heal(ctx, n.Name)
+}

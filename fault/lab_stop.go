@@ -15,7 +15,7 @@ func (f labStop) Inject(ctx context.Context, n outputs.Node) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	return f.lc.Stop(n.Name)
+	return f.lc.Stop(ctx, n.Name)
 }
 
-func (f labStop) Restore(_ context.Context, n outputs.Node) error { return f.lc.Start(n.Name) }
+func (f labStop) Restore(ctx context.Context, n outputs.Node) error { return f.lc.Start(ctx, n.Name) }

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/report"
+)
+
+// check is one step of the runbook.
+type check struct {
+	name        string
+	title       string
+	destructive bool // breaks or moves something; refused on an unhealthy cluster
+	run         func(ctx context.Context, e *env, c *checkRun)
+}
+
+// checks in runbook order.
+var checks = []check{
+	{name: "etcd", title: "etcd: 3 healthy members, one leader", run: checkEtcd},
+	{name: "formation", title: "Patroni formation: 1 leader + 2 streaming replicas, one timeline", run: checkFormation},
+	{name: "routing", title: "routing: 5000 → leader, 5001 → replicas", run: checkRouting},
+	{name: "replication", title: "replication: a write reaches every replica", run: checkReplication},
+	{name: "switchover", title: "controlled switchover under traffic", destructive: true, run: checkSwitchover},
+	{name: "failover", title: "automatic failover under traffic", destructive: true, run: checkFailover},
+}
+
+func checkNames() []string {
+	var out []string
+	for _, c := range checks {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func checkByName(name string) (check, bool) {
+	for _, c := range checks {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return check{}, false
+}
+
+// checkRun collects one check's verdict and figures.
+type checkRun struct {
+	report.Check
+	e *env
+}
+
+func (c *checkRun) failf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	c.Problems = append(c.Problems, msg)
+	c.e.logf("  FAIL: %s", msg)
+}
+
+func (c *checkRun) notef(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	c.Notes = append(c.Notes, msg)
+	c.e.logf("  %s", msg)
+}
+
+func (c *checkRun) figure(key, label string, v float64, unit string) {
+	c.Figures = append(c.Figures, report.Figure{Key: key, Label: label, Value: v, Unit: unit})
+	c.e.logf("  %s: %s", label, c.Figures[len(c.Figures)-1])
+}
+
+func (c *checkRun) text(key, label, v string) {
+	c.Figures = append(c.Figures, report.Figure{Key: key, Label: label, Text: v})
+	c.e.logf("  %s: %s", label, v)
+}
+
+func (c *checkRun) seconds(key, label string, d time.Duration) {
+	c.figure(key, label, d.Seconds(), "s")
+}
+
+func (c *checkRun) event(kind, detail string) report.Event {
+	ev := report.Event{At: time.Now(), Kind: kind, Detail: detail}
+	if c.Timeline != nil {
+		c.Timeline.Events = append(c.Timeline.Events, ev)
+	}
+	c.e.logf("  event %s: %s", kind, detail)
+	return ev
+}
+
+// ---- 1. etcd ----
+
+func checkEtcd(ctx context.Context, e *env, c *checkRun) {
+	st := e.assessEtcd(ctx)
+	healthy := 0
+	for _, m := range st.members {
+		if m.healthy {
+			healthy++
+		}
+	}
+	c.figure("healthy_members", "healthy members", float64(healthy), "")
+	c.figure("listed_members", "members in the member list", float64(len(st.listed)), "")
+	if st.leader != "" {
+		c.text("leader", "leader", st.leader)
+	}
+	for _, m := range st.members {
+		if m.node.Name == st.leader {
+			c.text("raft_term", "raft term", m.term)
+			c.text("version", "etcd version", m.version)
+		}
+	}
+	for _, p := range st.problems {
+		c.failf("%s", p)
+	}
+	c.Summary = fmt.Sprintf("%d/3 healthy, leader %s", healthy, orNone(st.leader))
+}
+
+// ---- 2. formation ----
+
+func checkFormation(ctx context.Context, e *env, c *checkRun) {
+	// A cluster that has just started may still be attaching its replicas;
+	// give it a short while before judging.
+	f, _ := e.waitFormation(ctx, 10*time.Second, nil)
+	formationFigures(c, f)
+	for _, p := range f.problems {
+		c.failf("%s", p)
+	}
+	var reps []string
+	for _, r := range f.replicas {
+		reps = append(reps, r.Name+" "+f.repl[r.Name].state)
+	}
+	c.Summary = fmt.Sprintf("leader %s, replicas: %s, timeline %d", orNone(f.leader.Name), strings.Join(reps, ", "), f.timeline)
+	if f.sync != "" {
+		c.Summary += ", sync standby " + f.sync
+	}
+}
+
+func formationFigures(c *checkRun, f formation) {
+	c.text("leader", "leader", orNone(f.leader.Name))
+	streaming := 0
+	for _, r := range f.replicas {
+		if f.repl[r.Name].state == "streaming" {
+			streaming++
+		}
+	}
+	c.figure("streaming_replicas", "streaming replicas", float64(streaming), "")
+	c.figure("timeline", "timeline", float64(f.timeline), "")
+	if f.sync != "" {
+		c.text("sync_standby", "sync standby", f.sync)
+	}
+	var names []string
+	for n := range f.repl {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r := f.repl[n]
+		c.text("replication_"+n, "pg_stat_replication "+n, fmt.Sprintf("%s, %s, %d bytes behind", r.state, r.syncState, r.lagBytes))
+	}
+}
+
+// ---- 3. routing ----
+
+func checkRouting(ctx context.Context, e *env, c *checkRun) {
+	f := e.assessFormation(ctx)
+	if f.leader.Name == "" {
+		c.failf("cannot check routing without a leader: %s", f.problem())
+		return
+	}
+	var replicaIPs []string
+	for _, r := range f.replicas {
+		replicaIPs = append(replicaIPs, r.Host)
+	}
+	r := e.waitRouting(ctx, 10*time.Second, f.leader.Host, replicaIPs)
+	routingFigures(e, c, r)
+	for _, p := range r.problems {
+		c.failf("%s", p)
+	}
+	c.Summary = fmt.Sprintf("5000 → %s; 5001 → %s", f.leader.Name, strings.Join(replicaNames(f), " + "))
+	if !r.ok() {
+		c.Summary = r.problems[0]
+	}
+}
+
+func routingFigures(e *env, c *checkRun, r routing) {
+	var keys []string
+	for k := range r.writes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c.text("write_route_"+k, "write "+k+" reached", e.distribution(r.writes[k]))
+	}
+	keys = keys[:0]
+	for k := range r.reads {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c.text("read_route_"+k, "read "+k+" reached", e.distribution(r.reads[k]))
+	}
+}
+
+func replicaNames(f formation) []string {
+	var out []string
+	for _, r := range f.replicas {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

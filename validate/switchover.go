@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/patroni"
+)
+
+// ---- 5. controlled switchover ----
+
+// chooseCandidate picks the member to switch over to: the one asked for, or
+// the sync standby (Patroni refuses any other in synchronous mode), or the
+// streaming replica with the least lag.
+func (e *env) chooseCandidate(f formation) (patroni.Member, error) {
+	if name := e.opts.candidate; name != "" {
+		m, ok := f.cluster.Member(name)
+		if !ok {
+			return m, userErrorf("--candidate %q is not a member; members are %v", name, memberNames(f.cluster))
+		}
+		if m.IsLeader() {
+			return m, userErrorf("--candidate %q is already the leader", name)
+		}
+		return m, nil
+	}
+	var best patroni.Member
+	bestLag := int64(-1)
+	for _, r := range f.replicas {
+		if r.Name == f.sync {
+			return r, nil
+		}
+		row := f.repl[r.Name]
+		if row.state != "streaming" {
+			continue
+		}
+		if bestLag < 0 || row.lagBytes < bestLag {
+			best, bestLag = r, row.lagBytes
+		}
+	}
+	if best.Name == "" {
+		return best, fmt.Errorf("no streaming replica to switch over to")
+	}
+	return best, nil
+}
+
+func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
+	f, err := e.gate(ctx)
+	if err != nil {
+		c.failf("%v", err)
+		c.Summary = "refused: cluster unhealthy"
+		return
+	}
+	old := f.leader
+	cand, err := e.chooseCandidate(f)
+	if err != nil {
+		c.failf("%v", err)
+		return
+	}
+	c.text("old_leader", "old leader", old.Name)
+	c.text("candidate", "candidate", cand.Name)
+	c.figure("timeline_before", "timeline before", float64(f.timeline), "")
+	if err := e.announce(ctx, fmt.Sprintf("switching over: leader %s (%s) hands over to %s (%s)", old.Name, old.Host, cand.Name, cand.Host)); err != nil {
+		c.failf("interrupted before the switchover: %v", err)
+		return
+	}
+	s, err := e.startTraffic(ctx, c)
+	if err != nil {
+		c.failf("%v", err)
+		return
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			e.stopTraffic(s, c)
+		}
+	}
+	defer stop()
+	if err := e.baseline(ctx, s); err != nil {
+		c.failf("%v", err)
+		return
+	}
+
+	ev := c.event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
+	msg, err := e.slowPat.Switchover(ctx, old.Host, old.Name, cand.Name)
+	if err != nil {
+		c.failf("%v", err)
+		return
+	}
+	c.notef("Patroni answered: %s", msg)
+	c.seconds("api_seconds", "POST /switchover took", time.Since(ev.At))
+
+	var promotedAt time.Time
+	if _, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name == cand.Name }); ok {
+		promotedAt = c.event("promotion", cand.Name+" holds the leader key").At
+	} else {
+		c.failf("%s did not become the leader within %s", cand.Name, e.opts.failoverBound)
+	}
+	if !waitWritesOn(ctx, s, cand.Host, ev.At, e.opts.failoverBound) {
+		c.failf("no write was acknowledged by the new leader %s through %s within %s (last error: %s)",
+			cand.Name, e.stack.WriteEndpoint, e.opts.failoverBound, lastErr(s.Writer.Ops()))
+	}
+	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf formation) string {
+		if nf.leader.Name != cand.Name {
+			return fmt.Sprintf("leader is %s, want %s", nf.leader.Name, cand.Name)
+		}
+		if nf.timeline != f.timeline+1 {
+			return fmt.Sprintf("timeline is %d; want exactly %d (one more than before)", nf.timeline, f.timeline+1)
+		}
+		return ""
+	})
+	if ok {
+		c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.timeline))
+	} else {
+		c.failf("after the switchover: %s", nf.problem())
+	}
+	c.figure("timeline_after", "timeline after", float64(nf.timeline), "")
+	// A little traffic after the rejoin, so the timeline shows steady state.
+	_ = sleep(ctx, time.Second)
+	stop()
+
+	gap, err := history.Outage(c.Timeline.Writes, ev.At)
+	if err != nil {
+		c.failf("writes never resumed after the switchover")
+	} else {
+		c.seconds("write_gap_s", "write gap (last ack before → first ack after)", gap.Duration)
+		c.Timeline.Events = append(c.Timeline.Events, eventAt(gap.To, "resumed", "first write acknowledged after the gap"))
+	}
+	trafficFigures(c, ev.At)
+	e.splitBrain(c, old.Host, promotedAt)
+	lr := e.checkLoss(ctx, c, true)
+
+	r := e.waitRouting(ctx, e.opts.routingBound, cand.Host, hostsExcept(f, cand.Name))
+	routingFigures(e, c, r)
+	for _, p := range r.problems {
+		c.failf("after the switchover: %s", p)
+	}
+	if len(c.Problems) == 0 {
+		c.Summary = fmt.Sprintf("%s → %s, timeline %d → %d, write gap %.2fs, %d acked writes lost",
+			old.Name, cand.Name, f.timeline, nf.timeline, gap.Duration.Seconds(), len(lr.LostAnywhere))
+	} else {
+		c.Summary = c.Problems[0]
+	}
+}
+
+// hostsExcept lists the hosts of the Patroni members other than name.
+func hostsExcept(f formation, name string) []string {
+	var out []string
+	for _, m := range f.cluster.Members {
+		if m.Name != name {
+			out = append(out, m.Host)
+		}
+	}
+	return out
+}
+
+func memberNames(cl patroni.Cluster) []string {
+	var out []string
+	for _, m := range cl.Members {
+		out = append(out, m.Name)
+	}
+	return out
+}
