@@ -208,9 +208,13 @@ func (s Stack) Validate() error {
 	if _, err := netip.ParsePrefix(s.VPCCIDR); err != nil {
 		bad(KeyVPCCIDR, "%q is not a CIDR", s.VPCCIDR)
 	}
-	for key, e := range map[string]Endpoint{KeyWriteEndpoint: s.WriteEndpoint, KeyReadEndpoint: s.ReadEndpoint} {
-		if e.Host == "" || e.Port <= 0 || e.Port > 65535 {
-			bad(key, "needs a host and a port in 1-65535, got %q", e.String())
+	// Slices, not maps, so the same input always gives the same message.
+	for _, ep := range []struct {
+		key string
+		e   Endpoint
+	}{{KeyWriteEndpoint, s.WriteEndpoint}, {KeyReadEndpoint, s.ReadEndpoint}} {
+		if ep.e.Host == "" || ep.e.Port <= 0 || ep.e.Port > 65535 {
+			bad(ep.key, "needs a host and a port in 1-65535, got %q", ep.e.String())
 		}
 	}
 	counts := map[string]int{}
@@ -227,9 +231,12 @@ func (s Stack) Validate() error {
 			bad(KeyNodes, "node %q has privateIp %q, which is not an IP address", n.Name, n.PrivateIP)
 		}
 	}
-	for role, want := range map[string]int{"etcd": 3, "patroni": 3, "haproxy": 2} {
-		if counts[role] != want {
-			bad(KeyNodes, "has %d %s nodes; want %d", counts[role], role, want)
+	for _, rc := range []struct {
+		role string
+		want int
+	}{{"etcd", 3}, {"patroni", 3}, {"haproxy", 2}} {
+		if counts[rc.role] != rc.want {
+			bad(KeyNodes, "has %d %s nodes; want %d", counts[rc.role], rc.role, rc.want)
 		}
 	}
 	switch s.Access.Kind {
@@ -249,13 +256,13 @@ func (s Stack) Validate() error {
 		bad(KeyAccess, "kind is %q; want %q, %q or %q", s.Access.Kind, AccessSSH, AccessNetns, AccessDirect)
 	}
 	c := s.Credentials
-	for field, v := range map[string]string{
-		"superuserName": c.SuperuserName, "superuserPassword": c.SuperuserPassword,
-		"appName": c.AppName, "appPassword": c.AppPassword, "appDatabase": c.AppDatabase,
-		"restApiName": c.RestAPIName, "restApiPassword": c.RestAPIPassword,
+	for _, fv := range [][2]string{
+		{"superuserName", c.SuperuserName}, {"superuserPassword", c.SuperuserPassword},
+		{"appName", c.AppName}, {"appPassword", c.AppPassword}, {"appDatabase", c.AppDatabase},
+		{"restApiName", c.RestAPIName}, {"restApiPassword", c.RestAPIPassword},
 	} {
-		if v == "" {
-			bad(KeyCredentials, "%s is empty (read the outputs with --show-secrets)", field)
+		if fv[1] == "" {
+			bad(KeyCredentials, "%s is empty (read the outputs with --show-secrets)", fv[0])
 		}
 	}
 	if c.SuperuserPassword == "[secret]" || c.AppPassword == "[secret]" {
