@@ -1,0 +1,218 @@
+package components
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// ReadyNode is one node the readiness gate waits for.
+type ReadyNode struct {
+	Name string
+	// Host is the address to SSH to: the private IP behind the jump host,
+	// or the public IP of a jump host itself.
+	Host    pulumi.StringInput
+	ViaJump bool
+	// InstanceID re-runs the wait when the instance is replaced.
+	InstanceID pulumi.IDOutput
+	DependsOn  []pulumi.Resource
+}
+
+// ReadinessArgs describe how to reach the nodes and what to wait for.
+type ReadinessArgs struct {
+	Nodes    []ReadyNode
+	JumpHost pulumi.StringInput // public address of the jump host
+	User     string             // the AMI's login user
+	// PrivateKey is the generated SSH key. Nil means the operator's own key
+	// through ssh-agent (SSH_AUTH_SOCK), when sshPublicKey was configured.
+	PrivateKey pulumi.StringInput
+	// ReadyMarker and FailedMarker are the files the boot script writes.
+	ReadyMarker  string
+	FailedMarker string
+	// HostKeysNode is the jump host whose SSH host keys are recorded.
+	HostKeysNode string
+	// ClusterCheckNode is a Patroni node that polls Patroni's REST API at
+	// PatroniAPI (http://<its IP>:8008) until one leader streams to two
+	// replicas.
+	ClusterCheckNode string
+	PatroniAPI       string
+	TimeoutSeconds   int
+}
+
+// Readiness makes `pulumi up` end only when the cluster serves.
+type Readiness struct {
+	pulumi.ResourceState
+
+	// ClusterState is Patroni's /cluster document, plus the leader's
+	// replication list, as JSON text.
+	ClusterState pulumi.StringOutput
+	// JumpHostKeys is the jump host's public host keys, one per line, in
+	// authorized_keys format.
+	JumpHostKeys pulumi.StringOutput
+}
+
+// WaitScript waits for cloud-init and for the node's readiness marker; it
+// fails early, with the reason, when the boot script reported a failure.
+func WaitScript(node, ready, failed string, timeout int) string {
+	return fmt.Sprintf(`set -u
+if ! sudo cloud-init status --wait >/dev/null; then
+  sudo cloud-init status --long >&2
+  echo "%[1]s: cloud-init reported an error; see /var/log/cloud-init-output.log on the node" >&2
+  exit 1
+fi
+deadline=$(( $(date +%%s) + %[4]d ))
+until sudo test -e %[2]s; do
+  if sudo test -e %[3]s; then
+    echo "%[1]s: boot failed: $(sudo cat %[3]s)" >&2
+    exit 1
+  fi
+  if [ "$(date +%%s)" -ge "$deadline" ]; then
+    echo "%[1]s: not ready after %[4]d s (no %[2]s)" >&2
+    exit 1
+  fi
+  sleep 5
+done
+echo "%[1]s ready"
+`, node, ready, failed, timeout)
+}
+
+// HostKeysScript prints the node's public host keys without comments.
+const HostKeysScript = `for f in /etc/ssh/ssh_host_*_key.pub; do awk '{print $1" "$2}' "$f"; done`
+
+// ClusterCheckScript polls Patroni until exactly one leader and two
+// replicas exist and the leader reports both replicas as streaming in
+// pg_stat_replication (Patroni 3.0.2's /cluster says "running" for a
+// replica whether or not it streams). It prints the cluster document.
+func ClusterCheckScript(api string, timeout int) string {
+	return fmt.Sprintf(`python3 - <<'PY'
+import json, sys, time, urllib.request
+
+API = %q
+deadline = time.time() + %d
+last = "no answer from Patroni yet"
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+while True:
+    try:
+        c = get(API + "/cluster")
+        members = c.get("members", [])
+        leaders = [m for m in members if m.get("role") == "leader"]
+        replicas = [m for m in members if m.get("role") in ("replica", "sync_standby")]
+        if len(leaders) == 1 and len(replicas) == 2:
+            lead = leaders[0]
+            st = get(lead["api_url"])  # the leader's own /patroni
+            repl = st.get("replication", [])
+            streaming = {r.get("application_name") for r in repl if r.get("state") == "streaming"}
+            if all(r["name"] in streaming for r in replicas):
+                c["replication"] = repl
+                print(json.dumps(c, sort_keys=True))
+                sys.exit(0)
+            last = "leader %%s; streaming replicas: %%s" %% (lead["name"], sorted(streaming))
+        else:
+            last = "%%d leader(s), %%d replica(s): %%s" %% (len(leaders), len(replicas),
+                [(m.get("name"), m.get("role"), m.get("state")) for m in members])
+    except Exception as e:
+        last = "Patroni API: %%s" %% e
+    if time.time() > deadline:
+        print("cluster not formed after %d s: " + last, file=sys.stderr)
+        sys.exit(1)
+    time.sleep(3)
+PY
+`, api, timeout, timeout)
+}
+
+// NewReadiness creates the remote commands.
+func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ...pulumi.ResourceOption) (*Readiness, error) {
+	r := &Readiness{}
+	if err := ctx.RegisterComponentResource(TypeReadiness, name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	conn := func(n ReadyNode) remote.ConnectionArgs {
+		c := remote.ConnectionArgs{
+			Host: n.Host,
+			User: pulumi.String(args.User),
+			// Nodes boot for a minute or two before sshd answers.
+			DialErrorLimit: pulumi.Int(60),
+			PerDialTimeout: pulumi.Int(15),
+		}
+		if args.PrivateKey != nil {
+			c.PrivateKey = args.PrivateKey
+		}
+		if n.ViaJump {
+			p := remote.ProxyConnectionArgs{
+				Host:           args.JumpHost,
+				User:           pulumi.String(args.User),
+				DialErrorLimit: pulumi.Int(60),
+				PerDialTimeout: pulumi.Int(15),
+			}
+			if args.PrivateKey != nil {
+				p.PrivateKey = args.PrivateKey
+			}
+			c.Proxy = p
+		}
+		return c
+	}
+	byName := map[string]ReadyNode{}
+	waits := map[string]*remote.Command{}
+	var all []pulumi.Resource
+	for _, n := range args.Nodes {
+		byName[n.Name] = n
+		cmd, err := remote.NewCommand(ctx, name+"-wait-"+n.Name, &remote.CommandArgs{
+			Connection: conn(n),
+			Create:     pulumi.String(WaitScript(n.Name, args.ReadyMarker, args.FailedMarker, args.TimeoutSeconds)),
+			Triggers:   pulumi.Array{n.InstanceID},
+		}, parent, pulumi.DependsOn(n.DependsOn))
+		if err != nil {
+			return nil, err
+		}
+		waits[n.Name] = cmd
+		all = append(all, cmd)
+	}
+
+	hk, ok := byName[args.HostKeysNode]
+	if !ok {
+		return nil, fmt.Errorf("readiness: host-key node %q is not among the nodes", args.HostKeysNode)
+	}
+	keys, err := remote.NewCommand(ctx, name+"-hostkeys-"+hk.Name, &remote.CommandArgs{
+		Connection: conn(hk),
+		Create:     pulumi.String(HostKeysScript),
+		Triggers:   pulumi.Array{hk.InstanceID},
+	}, parent, pulumi.DependsOn([]pulumi.Resource{waits[hk.Name]}))
+	if err != nil {
+		return nil, err
+	}
+	r.JumpHostKeys = keys.Stdout
+
+	cn, ok := byName[args.ClusterCheckNode]
+	if !ok {
+		return nil, fmt.Errorf("readiness: cluster-check node %q is not among the nodes", args.ClusterCheckNode)
+	}
+	var triggers pulumi.Array
+	for _, n := range args.Nodes {
+		triggers = append(triggers, n.InstanceID)
+	}
+	check, err := remote.NewCommand(ctx, name+"-cluster", &remote.CommandArgs{
+		Connection: conn(cn),
+		Create:     pulumi.String(ClusterCheckScript(strings.TrimRight(args.PatroniAPI, "/"), args.TimeoutSeconds)),
+		// Any replaced node re-runs the check.
+		Triggers: triggers,
+	}, parent, pulumi.DependsOn(all))
+	if err != nil {
+		return nil, err
+	}
+	r.ClusterState = check.Stdout
+
+	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{
+		"clusterState": r.ClusterState,
+		"jumpHostKeys": r.JumpHostKeys,
+	}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}

@@ -1,0 +1,234 @@
+package components
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/vpc"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Security group names (tiers). The NLB group exists only with the load
+// balancer.
+const (
+	SGEtcd    = "etcd"
+	SGPatroni = "patroni"
+	SGHAProxy = "haproxy"
+	SGNLB     = "nlb"
+)
+
+// Service ports.
+const (
+	PortSSH        = 22
+	PortEtcdClient = 2379
+	PortEtcdPeer   = 2380
+	PortPostgres   = 5432
+	PortPatroniAPI = 8008
+	PortWrite      = 5000
+	PortRead       = 5001
+	PortStats      = 7000
+	PortHTTP       = 80
+	PortHTTPS      = 443
+)
+
+// SecurityArgs describe who may talk to whom.
+type SecurityArgs struct {
+	VpcID        pulumi.StringInput
+	AllowedCIDRs []string // operator networks: SQL, stats and SSH to the jump hosts
+	// LoadBalancer adds a group for the network load balancer, which then
+	// reaches HAProxy's 5000/5001 in place of the operator networks.
+	LoadBalancer bool
+	Tags         Tagger
+}
+
+// Security holds one security group per tier.
+type Security struct {
+	pulumi.ResourceState
+
+	Groups map[string]*ec2.SecurityGroup
+}
+
+// Rule is one line of the security table. Exactly one of Peer (a tier's
+// group) and CIDR is set.
+type Rule struct {
+	Group       string // the tier whose group holds the rule
+	Ingress     bool
+	Protocol    string // tcp
+	Port        int
+	Peer        string // source (ingress) or destination (egress) tier
+	CIDR        string
+	Description string
+}
+
+// Rules is the whole table. Each tier admits only what it needs:
+//
+//   - etcd: clients (2379) from Patroni and etcd, peers (2380) from etcd;
+//   - Patroni: PostgreSQL 5432 and the REST API 8008 from HAProxy (routing
+//     and health checks) and from Patroni (replication, pg_rewind, member
+//     checks during failover);
+//   - HAProxy: 5000/5001/7000 from the operator CIDRs (or 5000/5001 from the
+//     load balancer), SSH from the operator CIDRs: HAProxy nodes are the jump
+//     hosts;
+//   - SSH into etcd and Patroni only from the jump hosts.
+//
+// Egress is as narrow: HTTP and HTTPS out for apt (Debian mirrors), the
+// Debian and AWS package CDNs and the SSM API; the service ports only towards
+// the tier that serves them. DNS, NTP and the instance metadata service use
+// link-local addresses that security groups do not filter.
+func Rules(allowed []string, loadBalancer bool) []Rule {
+	var r []Rule
+	in := func(group string, port int, peer, desc string) {
+		r = append(r, Rule{Group: group, Ingress: true, Protocol: "tcp", Port: port, Peer: peer, Description: desc})
+	}
+	inCIDR := func(group string, port int, cidr, desc string) {
+		r = append(r, Rule{Group: group, Ingress: true, Protocol: "tcp", Port: port, CIDR: cidr, Description: desc})
+	}
+	out := func(group string, port int, peer, desc string) {
+		r = append(r, Rule{Group: group, Protocol: "tcp", Port: port, Peer: peer, Description: desc})
+	}
+	outCIDR := func(group string, port int, cidr, desc string) {
+		r = append(r, Rule{Group: group, Protocol: "tcp", Port: port, CIDR: cidr, Description: desc})
+	}
+
+	// etcd
+	in(SGEtcd, PortEtcdClient, SGPatroni, "etcd client API for Patroni's DCS")
+	in(SGEtcd, PortEtcdClient, SGEtcd, "etcd client API between members (health, etcdctl)")
+	in(SGEtcd, PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
+	in(SGEtcd, PortSSH, SGHAProxy, "SSH from the jump hosts")
+	out(SGEtcd, PortEtcdClient, SGEtcd, "etcd client API between members")
+	out(SGEtcd, PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
+
+	// Patroni / PostgreSQL
+	in(SGPatroni, PortPostgres, SGHAProxy, "PostgreSQL from HAProxy")
+	in(SGPatroni, PortPatroniAPI, SGHAProxy, "Patroni REST API health checks from HAProxy")
+	in(SGPatroni, PortPostgres, SGPatroni, "PostgreSQL replication and pg_rewind between members")
+	in(SGPatroni, PortPatroniAPI, SGPatroni, "Patroni REST API between members (failover checks)")
+	in(SGPatroni, PortSSH, SGHAProxy, "SSH from the jump hosts")
+	out(SGPatroni, PortEtcdClient, SGEtcd, "Patroni to etcd (DCS)")
+	out(SGPatroni, PortPostgres, SGPatroni, "replication and pg_rewind to other members")
+	out(SGPatroni, PortPatroniAPI, SGPatroni, "Patroni REST API of other members")
+
+	// HAProxy and jump hosts
+	for _, c := range allowed {
+		if loadBalancer {
+			inCIDR(SGNLB, PortWrite, c, "read-write SQL from operator network "+c)
+			inCIDR(SGNLB, PortRead, c, "read-only SQL from operator network "+c)
+		} else {
+			inCIDR(SGHAProxy, PortWrite, c, "read-write SQL from operator network "+c)
+			inCIDR(SGHAProxy, PortRead, c, "read-only SQL from operator network "+c)
+		}
+		inCIDR(SGHAProxy, PortStats, c, "HAProxy stats page from operator network "+c)
+		inCIDR(SGHAProxy, PortSSH, c, "SSH to the jump host from operator network "+c)
+	}
+	if loadBalancer {
+		in(SGHAProxy, PortWrite, SGNLB, "read-write SQL and health checks from the load balancer")
+		in(SGHAProxy, PortRead, SGNLB, "read-only SQL and health checks from the load balancer")
+		out(SGNLB, PortWrite, SGHAProxy, "load balancer to HAProxy read-write port")
+		out(SGNLB, PortRead, SGHAProxy, "load balancer to HAProxy read-only port")
+	}
+	out(SGHAProxy, PortPostgres, SGPatroni, "HAProxy to PostgreSQL")
+	out(SGHAProxy, PortPatroniAPI, SGPatroni, "HAProxy health checks of Patroni")
+	out(SGHAProxy, PortSSH, SGEtcd, "jump host SSH to etcd nodes")
+	out(SGHAProxy, PortSSH, SGPatroni, "jump host SSH to Patroni nodes")
+
+	// Package installation and SSM, for every node tier.
+	for _, g := range []string{SGEtcd, SGPatroni, SGHAProxy} {
+		outCIDR(g, PortHTTPS, "0.0.0.0/0", "HTTPS for apt mirrors and the SSM API")
+		outCIDR(g, PortHTTP, "0.0.0.0/0", "HTTP for Debian apt mirrors (packages are signed)")
+	}
+	return r
+}
+
+// Name is a stable resource name for the rule.
+func (r Rule) Name(prefix string) string {
+	dir := "out"
+	if r.Ingress {
+		dir = "in"
+	}
+	peer := r.Peer
+	if r.CIDR != "" {
+		peer = strings.NewReplacer(".", "-", "/", "-").Replace(r.CIDR)
+	}
+	return fmt.Sprintf("%s-%s-%s-%d-%s", prefix, r.Group, dir, r.Port, peer)
+}
+
+// NewSecurity creates the groups and every rule of Rules.
+func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...pulumi.ResourceOption) (*Security, error) {
+	s := &Security{Groups: map[string]*ec2.SecurityGroup{}}
+	if err := ctx.RegisterComponentResource(TypeSecurity, name, s, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(s)
+	groups := []string{SGEtcd, SGPatroni, SGHAProxy}
+	if args.LoadBalancer {
+		groups = append(groups, SGNLB)
+	}
+	descs := map[string]string{
+		SGEtcd:    "pgha etcd members",
+		SGPatroni: "pgha Patroni and PostgreSQL members",
+		SGHAProxy: "pgha HAProxy nodes and SSH jump hosts",
+		SGNLB:     "pgha network load balancer",
+	}
+	for _, g := range groups {
+		// No inline rules: the provider then removes AWS's default
+		// allow-all egress, and every rule below is its own resource.
+		sg, err := ec2.NewSecurityGroup(ctx, name+"-"+g, &ec2.SecurityGroupArgs{
+			VpcId:       args.VpcID,
+			Description: pulumi.String(descs[g]),
+			Tags:        args.Tags.Tags(g, "sg-"+g),
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		s.Groups[g] = sg
+	}
+	for _, r := range Rules(args.AllowedCIDRs, args.LoadBalancer) {
+		sg := s.Groups[r.Group]
+		tags := args.Tags.Tags(r.Group, r.Name("sg"))
+		var peerID pulumi.StringPtrInput
+		var cidr pulumi.StringPtrInput
+		if r.Peer != "" {
+			peerID = s.Groups[r.Peer].ID().ToStringOutput().ToStringPtrOutput()
+		} else {
+			cidr = pulumi.String(r.CIDR)
+		}
+		if r.Ingress {
+			_, err := vpc.NewSecurityGroupIngressRule(ctx, r.Name(name), &vpc.SecurityGroupIngressRuleArgs{
+				SecurityGroupId:           sg.ID(),
+				IpProtocol:                pulumi.String(r.Protocol),
+				FromPort:                  pulumi.Int(r.Port),
+				ToPort:                    pulumi.Int(r.Port),
+				ReferencedSecurityGroupId: peerID,
+				CidrIpv4:                  cidr,
+				Description:               pulumi.String(r.Description),
+				Tags:                      tags,
+			}, parent)
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		_, err := vpc.NewSecurityGroupEgressRule(ctx, r.Name(name), &vpc.SecurityGroupEgressRuleArgs{
+			SecurityGroupId:           sg.ID(),
+			IpProtocol:                pulumi.String(r.Protocol),
+			FromPort:                  pulumi.Int(r.Port),
+			ToPort:                    pulumi.Int(r.Port),
+			ReferencedSecurityGroupId: peerID,
+			CidrIpv4:                  cidr,
+			Description:               pulumi.String(r.Description),
+			Tags:                      tags,
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+	}
+	outs := pulumi.Map{}
+	for g, sg := range s.Groups {
+		outs[g+"GroupId"] = sg.ID()
+	}
+	if err := ctx.RegisterResourceOutputs(s, outs); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

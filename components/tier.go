@@ -1,0 +1,244 @@
+package components
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/pgha/pgha/topology"
+)
+
+// TierArgs describe one tier of nodes (etcd, Patroni or HAProxy). The tier
+// gets one instance per plan node of its role, each at its planned address.
+type TierArgs struct {
+	Nodes []topology.Node // this tier's nodes, from the IP plan
+	Zones []string        // AZ names by AZ index
+	// SubnetIDs by AZ index: the public subnets for HAProxy, the private
+	// ones for the others.
+	SubnetIDs       []pulumi.IDOutput
+	SecurityGroupID pulumi.IDOutput
+	AMI             string
+	InstanceType    string
+	VolumeSize      int // GiB, encrypted gp3 root volume
+	KeyName         pulumi.StringInput
+	// UserData is each node's #cloud-config document, by node name. It
+	// holds no secret; the node fetches its passwords from SSM.
+	UserData map[string]string
+	// SecretParameterARNs are the SSM parameters this tier's services need,
+	// and all its instance role may read: Patroni nodes read the database
+	// and REST API passwords, HAProxy nodes the stats password, etcd none.
+	SecretParameterARNs []string
+	Region              string
+	Partition           string
+	AccountID           string
+	// Public gives each node an Elastic IP: the HAProxy endpoints and SSH
+	// jump hosts keep their address across a stop and start.
+	Public bool
+	// DependsOn must hold the network (NAT and routes), the security rules
+	// and the secrets: cloud-init installs packages and reads SSM at first
+	// boot, and runs only once.
+	DependsOn []pulumi.Resource
+	Tags      Tagger
+}
+
+// Tier is what the three node components share.
+type Tier struct {
+	Instances []*ec2.Instance
+	// PublicIPs holds the Elastic IP address of each node when Public.
+	PublicIPs []pulumi.StringOutput
+	Role      *iam.Role
+}
+
+// EtcdCluster is the 3-member etcd cluster that Patroni uses as its DCS.
+type EtcdCluster struct {
+	pulumi.ResourceState
+	Tier
+}
+
+// PatroniCluster is the 3 PostgreSQL 15 nodes managed by Patroni.
+type PatroniCluster struct {
+	pulumi.ResourceState
+	Tier
+}
+
+// HAProxyTier is the HAProxy pair; its nodes are also the SSH jump hosts.
+type HAProxyTier struct {
+	pulumi.ResourceState
+	Tier
+}
+
+// NewEtcdCluster creates the etcd tier.
+func NewEtcdCluster(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*EtcdCluster, error) {
+	c := &EtcdCluster{}
+	if err := ctx.RegisterComponentResource(TypeEtcd, name, c, opts...); err != nil {
+		return nil, err
+	}
+	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RoleEtcd), args)
+}
+
+// NewPatroniCluster creates the Patroni/PostgreSQL tier.
+func NewPatroniCluster(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*PatroniCluster, error) {
+	c := &PatroniCluster{}
+	if err := ctx.RegisterComponentResource(TypePatroni, name, c, opts...); err != nil {
+		return nil, err
+	}
+	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RolePatroni), args)
+}
+
+// NewHAProxyTier creates the HAProxy tier.
+func NewHAProxyTier(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*HAProxyTier, error) {
+	c := &HAProxyTier{}
+	if err := ctx.RegisterComponentResource(TypeHAProxy, name, c, opts...); err != nil {
+		return nil, err
+	}
+	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RoleHAProxy), args)
+}
+
+// AssumeRolePolicy lets EC2 assume the instance role.
+func AssumeRolePolicy() string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Service": "ec2.amazonaws.com"},
+			"Action":    "sts:AssumeRole",
+		}},
+	})
+}
+
+// SecretsReadPolicy lets a node read the listed SecureString parameters of
+// its own cluster and nothing else. kms:Decrypt is limited to calls made
+// through SSM in this region and account, which is how the aws/ssm key is
+// used.
+func SecretsReadPolicy(parameterARNs []string, partition, region, account string) string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid":      "ReadOwnClusterParameters",
+				"Effect":   "Allow",
+				"Action":   []string{"ssm:GetParameter", "ssm:GetParameters"},
+				"Resource": parameterARNs,
+			},
+			map[string]any{
+				"Sid":      "DecryptThroughSSMOnly",
+				"Effect":   "Allow",
+				"Action":   "kms:Decrypt",
+				"Resource": fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account),
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService": fmt.Sprintf("ssm.%s.amazonaws.com", region),
+				}},
+			},
+		},
+	})
+}
+
+func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, role string, args *TierArgs) error {
+	parent := pulumi.Parent(parentRes)
+	if len(args.Nodes) == 0 {
+		return fmt.Errorf("%s: no nodes in the plan", name)
+	}
+	iamRole, err := iam.NewRole(ctx, name+"-role", &iam.RoleArgs{
+		AssumeRolePolicy: pulumi.String(AssumeRolePolicy()),
+		Description:      pulumi.String("pgha " + role + " nodes of stack " + args.Tags.Stack),
+		Tags:             args.Tags.Tags(role, role+"-role"),
+	}, parent)
+	if err != nil {
+		return err
+	}
+	t.Role = iamRole
+	if len(args.SecretParameterARNs) > 0 {
+		if _, err := iam.NewRolePolicy(ctx, name+"-secrets", &iam.RolePolicyArgs{
+			Role:   iamRole.Name,
+			Policy: pulumi.String(SecretsReadPolicy(args.SecretParameterARNs, args.Partition, args.Region, args.AccountID)),
+		}, parent); err != nil {
+			return err
+		}
+	}
+	profile, err := iam.NewInstanceProfile(ctx, name+"-profile", &iam.InstanceProfileArgs{
+		Role: iamRole.Name,
+		Tags: args.Tags.Tags(role, role+"-profile"),
+	}, parent)
+	if err != nil {
+		return err
+	}
+
+	for _, n := range args.Nodes {
+		if n.AZIndex < 0 || n.AZIndex >= len(args.SubnetIDs) || n.AZIndex >= len(args.Zones) {
+			return fmt.Errorf("%s: node %s is in AZ index %d, which has no subnet", name, n.Name, n.AZIndex)
+		}
+		ud, ok := args.UserData[n.Name]
+		if !ok || ud == "" {
+			return fmt.Errorf("%s: no user data for node %s", name, n.Name)
+		}
+		tags := args.Tags.Tags(role, n.Name)
+		inst, err := ec2.NewInstance(ctx, name+"-"+n.Name, &ec2.InstanceArgs{
+			Ami:                      pulumi.String(args.AMI),
+			InstanceType:             pulumi.String(args.InstanceType),
+			SubnetId:                 args.SubnetIDs[n.AZIndex],
+			AvailabilityZone:         pulumi.String(args.Zones[n.AZIndex]),
+			PrivateIp:                pulumi.String(n.IP.String()),
+			VpcSecurityGroupIds:      pulumi.StringArray{args.SecurityGroupID},
+			IamInstanceProfile:       profile.Name,
+			KeyName:                  args.KeyName,
+			AssociatePublicIpAddress: pulumi.Bool(args.Public),
+			UserData:                 pulumi.String(ud),
+			// A changed configuration means a new node: cloud-init runs
+			// only at first boot, so an in-place update would change nothing.
+			UserDataReplaceOnChange: pulumi.Bool(true),
+			MetadataOptions: ec2.InstanceMetadataOptionsArgs{
+				HttpEndpoint: pulumi.String("enabled"),
+				HttpTokens:   pulumi.String("required"), // IMDSv2 only
+				// 1 hop: containers or forwarded traffic on the node cannot
+				// reach the role's credentials.
+				HttpPutResponseHopLimit: pulumi.Int(1),
+			},
+			RootBlockDevice: ec2.InstanceRootBlockDeviceArgs{
+				VolumeType:          pulumi.String("gp3"),
+				VolumeSize:          pulumi.Int(args.VolumeSize),
+				Encrypted:           pulumi.Bool(true),
+				DeleteOnTermination: pulumi.Bool(true),
+			},
+			// Default tags do not reach EBS volumes; the teardown check
+			// looks for volumes by these tags.
+			VolumeTags: tags,
+			Tags:       tags,
+		}, parent, pulumi.DependsOn(append([]pulumi.Resource{profile}, args.DependsOn...)))
+		if err != nil {
+			return err
+		}
+		t.Instances = append(t.Instances, inst)
+		if args.Public {
+			eip, err := ec2.NewEip(ctx, name+"-"+n.Name+"-eip", &ec2.EipArgs{
+				Domain:   pulumi.String("vpc"),
+				Instance: inst.ID(),
+				Tags:     args.Tags.Tags(role, n.Name+"-eip"),
+			}, parent)
+			if err != nil {
+				return err
+			}
+			t.PublicIPs = append(t.PublicIPs, eip.PublicIp)
+		}
+	}
+
+	outs := pulumi.Map{"roleArn": iamRole.Arn}
+	for i, inst := range t.Instances {
+		outs[args.Nodes[i].Name+"-instanceId"] = inst.ID()
+		outs[args.Nodes[i].Name+"-privateIp"] = inst.PrivateIp
+	}
+	for i, ip := range t.PublicIPs {
+		outs[args.Nodes[i].Name+"-publicIp"] = ip
+	}
+	return ctx.RegisterResourceOutputs(parentRes, outs)
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only static maps are marshalled here
+	}
+	return string(b)
+}

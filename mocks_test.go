@@ -1,0 +1,243 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Values the mocks hand out, so tests can look for them where they must
+// never appear.
+const (
+	mockAccount     = "123456789012"
+	mockAMI         = "ami-0123456789abcdef0"
+	mockPrivateKey  = "-----BEGIN OPENSSH PRIVATE KEY-----\nMOCKPRIVATEKEYMATERIAL\n-----END OPENSSH PRIVATE KEY-----\n"
+	mockPublicKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockPublicKey"
+	mockHostKeys    = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOne\necdsa-sha2-nistp256 AAAAE2VjZHNhHostKeyTwo\n"
+	mockRandomStart = "MockRandomPw"
+)
+
+// registered is one resource the program registered.
+type registered struct {
+	Type     string
+	Name     string
+	Inputs   resource.PropertyMap
+	Provider string
+	Parent   string
+	Custom   bool
+}
+
+// mocks records every registration behind a mutex and answers the invokes
+// the program makes.
+type mocks struct {
+	mu        sync.Mutex
+	resources []registered
+	invokes   []string
+	zones     []string
+}
+
+func newMocks() *mocks {
+	return &mocks{zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}}
+}
+
+func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	r := registered{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, Provider: args.Provider, Custom: args.Custom}
+	if args.RegisterRPC != nil {
+		r.Parent = args.RegisterRPC.GetParent()
+	}
+	m.mu.Lock()
+	m.resources = append(m.resources, r)
+	m.mu.Unlock()
+
+	outs := args.Inputs.Copy()
+	id := args.Name + "_id"
+	set := func(k string, v resource.PropertyValue) { outs[resource.PropertyKey(k)] = v }
+	str := resource.NewStringProperty
+	switch args.TypeToken {
+	case "aws:ec2/instance:Instance":
+		set("arn", str("arn:aws:ec2:eu-west-1:"+mockAccount+":instance/"+id))
+	case "aws:ec2/eip:Eip":
+		// A stable fake public address per EIP, from the documentation range.
+		set("publicIp", str(fmt.Sprintf("198.51.100.%d", 10+len(args.Name)%200)))
+		if strings.Contains(args.Name, "haproxy-2") {
+			set("publicIp", str("198.51.100.202"))
+		} else if strings.Contains(args.Name, "haproxy-1") {
+			set("publicIp", str("198.51.100.201"))
+		}
+	case "aws:lb/loadBalancer:LoadBalancer":
+		set("dnsName", str("pgha-nlb-0123.elb.eu-west-1.amazonaws.com"))
+		set("arn", str("arn:aws:elasticloadbalancing:eu-west-1:"+mockAccount+":loadbalancer/net/"+id))
+	case "aws:lb/targetGroup:TargetGroup":
+		set("arn", str("arn:aws:elasticloadbalancing:eu-west-1:"+mockAccount+":targetgroup/"+id))
+	case "aws:iam/role:Role":
+		set("name", str(args.Name+"-1234567"))
+		set("arn", str("arn:aws:iam::"+mockAccount+":role/"+args.Name))
+	case "aws:iam/instanceProfile:InstanceProfile":
+		set("name", str(args.Name+"-1234567"))
+	case "aws:ec2/keyPair:KeyPair":
+		set("keyName", str(args.Name+"-1234567"))
+	case "tls:index/privateKey:PrivateKey":
+		set("privateKeyOpenssh", resource.MakeSecret(str(mockPrivateKey)))
+		set("publicKeyOpenssh", str(mockPublicKey))
+	case "random:index/randomPassword:RandomPassword":
+		set("result", resource.MakeSecret(str(mockRandomStart+args.Name)))
+	case "command:remote:Command":
+		switch {
+		case strings.Contains(args.Name, "hostkeys"):
+			set("stdout", str(mockHostKeys))
+		case strings.HasSuffix(args.Name, "-cluster"):
+			set("stdout", str(mockClusterState))
+		default:
+			set("stdout", str("ready\n"))
+		}
+	}
+	return id, outs, nil
+}
+
+const mockClusterState = `{"members":[{"name":"pg-1","role":"leader","state":"running","timeline":1},` +
+	`{"name":"pg-2","role":"sync_standby","state":"running","timeline":1},` +
+	`{"name":"pg-3","role":"replica","state":"running","timeline":1}],` +
+	`"replication":[{"application_name":"pg-2","state":"streaming"},{"application_name":"pg-3","state":"streaming"}]}`
+
+func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	m.mu.Lock()
+	m.invokes = append(m.invokes, args.Token)
+	m.mu.Unlock()
+	switch args.Token {
+	case "aws:index/getAvailabilityZones:getAvailabilityZones":
+		var names, ids []any
+		for i, z := range m.zones {
+			names = append(names, z)
+			ids = append(ids, fmt.Sprintf("euw1-az%d", i+1))
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": ids, "id": "eu-west-1"}), nil
+	case "aws:ec2/getAmi:getAmi":
+		return resource.NewPropertyMapFromMap(map[string]any{"id": mockAMI, "name": "debian-12-amd64-20250101-1234"}), nil
+	case "aws:index/getCallerIdentity:getCallerIdentity":
+		return resource.NewPropertyMapFromMap(map[string]any{
+			"accountId": mockAccount, "arn": "arn:aws:iam::" + mockAccount + ":user/test", "userId": "AIDAEXAMPLE", "id": mockAccount,
+		}), nil
+	case "aws:index/getPartition:getPartition":
+		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
+	}
+	return nil, fmt.Errorf("unexpected invoke %s", args.Token)
+}
+
+func (m *mocks) snapshot() []registered {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]registered(nil), m.resources...)
+}
+
+// byType returns the registered resources of one type token.
+func (m *mocks) byType(token string) []registered {
+	var out []registered
+	for _, r := range m.snapshot() {
+		if r.Type == token {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// run is the result of one program run under mocks.
+type run struct {
+	mocks   *mocks
+	err     error
+	outputs map[string]pulumi.Output
+	values  map[string]any // the awaited output values
+	secret  map[string]bool
+}
+
+// baseConfig is a minimal valid stack configuration.
+func baseConfig() map[string]string {
+	return map[string]string{
+		"aws:region":        "eu-west-1",
+		"pgha:allowedCidrs": `["203.0.113.0/24"]`,
+	}
+}
+
+// runProgram runs the whole program under mocks with the given config and
+// awaits every output.
+func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mocks) *run {
+	t.Helper()
+	if mk == nil {
+		mk = newMocks()
+	}
+	r := &run{mocks: mk, values: map[string]any{}, secret: map[string]bool{}}
+	var mu sync.Mutex
+	r.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
+		outs, err := build(ctx)
+		if err != nil {
+			return err
+		}
+		r.outputs = outs
+		for k, o := range outs {
+			ctx.Export(k, o)
+			k := k
+			pulumi.All(o).ApplyT(func(vs []any) any {
+				mu.Lock()
+				r.values[k] = vs[0]
+				mu.Unlock()
+				return nil
+			})
+		}
+		return nil
+	}, pulumi.WithMocks("pgha", "dev", mk), func(info *pulumi.RunInfo) {
+		info.Config = cfg
+		info.ConfigSecretKeys = secretKeys
+	})
+	for k, o := range r.outputs {
+		r.secret[k] = pulumi.IsSecret(o)
+	}
+	return r
+}
+
+// stackJSON is the awaited outputs as `pulumi stack output --json
+// --show-secrets` would print them.
+func (r *run) stackJSON(t *testing.T) []byte {
+	t.Helper()
+	b, err := json.Marshal(r.values)
+	if err != nil {
+		t.Fatalf("marshal outputs: %v", err)
+	}
+	return b
+}
+
+// str reads a string input, unwrapping secrets; "" when absent.
+func str(m resource.PropertyMap, key string) string {
+	v, ok := m[resource.PropertyKey(key)]
+	if !ok {
+		return ""
+	}
+	if v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if v.IsString() {
+		return v.StringValue()
+	}
+	if v.IsNumber() {
+		return fmt.Sprint(v.NumberValue())
+	}
+	if v.IsBool() {
+		return fmt.Sprint(v.BoolValue())
+	}
+	return ""
+}
+
+// obj reads a nested object input.
+func obj(m resource.PropertyMap, key string) resource.PropertyMap {
+	v, ok := m[resource.PropertyKey(key)]
+	if ok && v.IsSecret() {
+		v = v.SecretValue().Element
+	}
+	if !ok || !v.IsObject() {
+		return resource.PropertyMap{}
+	}
+	return v.ObjectValue()
+}

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
+	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/pgha/pgha/components"
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/stackconfig"
+	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/userdata"
+)
+
+// Debian's official AMIs: the account Debian publishes from and the name
+// pattern of Debian 12 (bookworm) on x86_64.
+const (
+	debianOwner   = "136693071363"
+	debianAMIName = "debian-12-amd64-*"
+	// The Debian AMI's login user, with passwordless sudo.
+	loginUser = "admin"
+	// readinessTimeout bounds each wait of `pulumi up` (seconds).
+	readinessTimeout = 1200
+)
+
+// Secret names (SSM parameter leaf names) by config key.
+var secretNames = map[string]string{
+	stackconfig.KeySuperuserPassword:   "superuser-password",
+	stackconfig.KeyReplicationPassword: "replication-password",
+	stackconfig.KeyRewindPassword:      "rewind-password",
+	stackconfig.KeyAppPassword:         "app-password",
+	stackconfig.KeyRestAPIPassword:     "restapi-password",
+	stackconfig.KeyStatsPassword:       "stats-password",
+}
+
+// program is the whole stack; tests run it under pulumi.WithMocks.
+func program(ctx *pulumi.Context) error {
+	outs, err := build(ctx)
+	if err != nil {
+		return err
+	}
+	for k, v := range outs {
+		ctx.Export(k, v)
+	}
+	return nil
+}
+
+// build registers every resource and returns the stack outputs, keyed by
+// the outputs.Key* names. Nothing is registered before the whole config is
+// checked and every node's user data is rendered.
+func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
+	cfg, err := stackconfig.Load(ctx.Stack(), ctx.GetConfig, ctx.IsConfigSecret)
+	if err != nil {
+		return nil, err
+	}
+
+	// Look-ups are invokes, not resources; they use the default provider,
+	// which reads the same aws:region.
+	zones, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{
+		State: pulumi.StringRef("available"),
+		// Plain AZs only: Local Zones lack most instance types and NAT.
+		Filters: []aws.GetAvailabilityZonesFilter{{Name: "opt-in-status", Values: []string{"opt-in-not-required"}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot list the Availability Zones of %q (check the region name and your AWS credentials): %w",
+			stackconfig.RegionKey, cfg.Region, err)
+	}
+	if err := stackconfig.CheckZones(cfg.Region, zones.Names); err != nil {
+		return nil, err
+	}
+	azs := append([]string(nil), zones.Names...)
+	sort.Strings(azs)
+	azs = azs[:topology.AZCount]
+
+	ami := cfg.AMI
+	if ami == "" {
+		img, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
+			Owners:     []string{debianOwner},
+			MostRecent: pulumi.BoolRef(true),
+			Filters: []ec2.GetAmiFilter{
+				{Name: "name", Values: []string{debianAMIName}},
+				{Name: "architecture", Values: []string{"x86_64"}},
+				{Name: "virtualization-type", Values: []string{"hvm"}},
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: no Debian 12 AMI found in %s (%v); fix: pulumi config set %s ami-...",
+				stackconfig.Full(stackconfig.KeyAMI), cfg.Region, err, stackconfig.Full(stackconfig.KeyAMI))
+		}
+		ami = img.Id
+	}
+	ident, err := aws.GetCallerIdentity(ctx, &aws.GetCallerIdentityArgs{})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the AWS account (are AWS credentials set?): %w", err)
+	}
+	part, err := aws.GetPartition(ctx, &aws.GetPartitionArgs{})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the AWS partition: %w", err)
+	}
+
+	// SSM parameter names are fixed strings, so the user data can be
+	// rendered (and checked) before anything exists.
+	paramPrefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, ctx.Stack())
+	param := func(key string) string { return components.ParameterName(paramPrefix, secretNames[key]) }
+	cluster := userdata.Cluster{
+		Name:            cfg.ClusterName,
+		Plan:            cfg.Plan,
+		Profile:         cfg.Profile,
+		SynchronousMode: cfg.SynchronousMode,
+		Region:          cfg.Region,
+		Users:           userdata.DefaultUsers(),
+		Secrets: userdata.SecretParams{
+			SuperuserPassword:   param(stackconfig.KeySuperuserPassword),
+			ReplicationPassword: param(stackconfig.KeyReplicationPassword),
+			RewindPassword:      param(stackconfig.KeyRewindPassword),
+			AppPassword:         param(stackconfig.KeyAppPassword),
+			RestAPIPassword:     param(stackconfig.KeyRestAPIPassword),
+			StatsPassword:       param(stackconfig.KeyStatsPassword),
+		},
+	}
+	if err := cluster.Validate(); err != nil {
+		return nil, fmt.Errorf("node configuration: %w", err)
+	}
+	userData := map[string]string{}
+	for _, n := range cfg.Plan.Nodes {
+		doc, err := userdata.RenderCloudInit(cluster, n.Name)
+		if err != nil {
+			return nil, fmt.Errorf("rendering the user data of %s: %w", n.Name, err)
+		}
+		userData[n.Name] = string(doc)
+	}
+	arn := func(key string) string {
+		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", part.Partition, cfg.Region, ident.AccountId, param(key))
+	}
+	// What each tier's services read at boot (see userdata's secrets file).
+	tierParams := map[topology.Role][]string{
+		topology.RolePatroni: {
+			arn(stackconfig.KeySuperuserPassword), arn(stackconfig.KeyReplicationPassword),
+			arn(stackconfig.KeyRewindPassword), arn(stackconfig.KeyAppPassword), arn(stackconfig.KeyRestAPIPassword),
+		},
+		topology.RoleHAProxy: {arn(stackconfig.KeyStatsPassword)},
+	}
+
+	// ---- resources from here on ----
+	tagger := components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}
+	prov, err := aws.NewProvider(ctx, "aws", &aws.ProviderArgs{
+		Region:      pulumi.String(cfg.Region),
+		DefaultTags: aws.ProviderDefaultTagsArgs{Tags: tagger.Default()},
+	})
+	if err != nil {
+		return nil, err
+	}
+	withAWS := pulumi.Providers(prov)
+
+	network, err := components.NewNetwork(ctx, "network", &components.NetworkArgs{
+		Plan: cfg.Plan, Zones: azs, PerAZNAT: cfg.NATGateways == stackconfig.NATPerAZ, Tags: tagger,
+	}, withAWS)
+	if err != nil {
+		return nil, err
+	}
+	security, err := components.NewSecurity(ctx, "security", &components.SecurityArgs{
+		VpcID:        network.VpcID.ToStringOutput(),
+		AllowedCIDRs: cfg.AllowedCIDRs,
+		LoadBalancer: cfg.NetworkLoadBalancer,
+		Tags:         tagger,
+	}, withAWS)
+	if err != nil {
+		return nil, err
+	}
+
+	var specs []components.SecretSpec
+	for _, key := range stackconfig.PasswordKeys {
+		specs = append(specs, components.SecretSpec{Name: secretNames[key], Value: cfg.Passwords[key]})
+	}
+	secrets, err := components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
+		ParameterPrefix: paramPrefix, Secrets: specs, Tags: tagger,
+	}, withAWS)
+	if err != nil {
+		return nil, err
+	}
+
+	// SSH: the operator's key, or a generated ED25519 key exported as a secret.
+	var privateKey pulumi.StringInput
+	var publicKey pulumi.StringInput = pulumi.String(cfg.SSHPublicKey)
+	if cfg.SSHPublicKey == "" {
+		key, err := tls.NewPrivateKey(ctx, "ssh-key", &tls.PrivateKeyArgs{Algorithm: pulumi.String("ED25519")})
+		if err != nil {
+			return nil, err
+		}
+		privateKey = key.PrivateKeyOpenssh
+		publicKey = key.PublicKeyOpenssh
+	}
+	keyPair, err := ec2.NewKeyPair(ctx, "ssh", &ec2.KeyPairArgs{
+		PublicKey: publicKey,
+		Tags:      tagger.Tags(components.RoleSecurity, "ssh-key"),
+	}, pulumi.Provider(prov))
+	if err != nil {
+		return nil, err
+	}
+
+	boot := []pulumi.Resource{network, security, secrets}
+	tierArgs := func(role topology.Role, tier topology.Tier, itype string, size int) *components.TierArgs {
+		subnets := network.PrivateSubnetIDs
+		if tier == topology.Public {
+			subnets = network.PublicSubnetIDs
+		}
+		return &components.TierArgs{
+			Nodes: cfg.Plan.ByRole(role), Zones: azs, SubnetIDs: subnets,
+			SecurityGroupID: security.Groups[string(role)].ID(),
+			AMI:             ami, InstanceType: itype, VolumeSize: size,
+			KeyName: keyPair.KeyName, UserData: userData,
+			SecretParameterARNs: tierParams[role],
+			Region:              cfg.Region, Partition: part.Partition, AccountID: ident.AccountId,
+			Public:    tier == topology.Public,
+			DependsOn: boot,
+			Tags:      tagger,
+		}
+	}
+	etcd, err := components.NewEtcdCluster(ctx, "etcd",
+		tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), withAWS)
+	if err != nil {
+		return nil, err
+	}
+	patroni, err := components.NewPatroniCluster(ctx, "patroni",
+		tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), withAWS)
+	if err != nil {
+		return nil, err
+	}
+	haproxy, err := components.NewHAProxyTier(ctx, "haproxy",
+		tierArgs(topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize), withAWS)
+	if err != nil {
+		return nil, err
+	}
+	jumpIP := haproxy.PublicIPs[0]
+
+	writeHost, readHost := jumpIP, jumpIP
+	if cfg.NetworkLoadBalancer {
+		nlb, err := components.NewLoadBalancer(ctx, "endpoint", &components.LoadBalancerArgs{
+			VpcID: network.VpcID, SubnetIDs: network.PublicSubnetIDs,
+			SecurityGroupID: security.Groups[components.SGNLB].ID(),
+			Targets:         haproxy.Instances,
+			Ports:           []int{components.PortWrite, components.PortRead},
+			Tags:            tagger,
+		}, withAWS)
+		if err != nil {
+			return nil, err
+		}
+		writeHost, readHost = nlb.DNSName, nlb.DNSName
+	}
+
+	// Every node, in plan order, with its instance.
+	type placed struct {
+		node     topology.Node
+		inst     *ec2.Instance
+		publicIP pulumi.StringOutput
+	}
+	var nodes []placed
+	for _, t := range []struct {
+		role topology.Role
+		tier *components.Tier
+	}{{topology.RoleEtcd, &etcd.Tier}, {topology.RolePatroni, &patroni.Tier}, {topology.RoleHAProxy, &haproxy.Tier}} {
+		for i, n := range cfg.Plan.ByRole(t.role) {
+			p := placed{node: n, inst: t.tier.Instances[i]}
+			if i < len(t.tier.PublicIPs) {
+				p.publicIP = t.tier.PublicIPs[i]
+			}
+			nodes = append(nodes, p)
+		}
+	}
+
+	var ready []components.ReadyNode
+	for _, p := range nodes {
+		rn := components.ReadyNode{
+			Name: p.node.Name, Host: pulumi.String(p.node.IP.String()), ViaJump: true,
+			InstanceID: p.inst.ID(), DependsOn: []pulumi.Resource{p.inst, security},
+		}
+		if p.node.Tier == topology.Public {
+			rn.Host, rn.ViaJump = p.publicIP, false
+		}
+		ready = append(ready, rn)
+	}
+	pg1 := cfg.Plan.ByRole(topology.RolePatroni)[0]
+	readiness, err := components.NewReadiness(ctx, "readiness", &components.ReadinessArgs{
+		Nodes: ready, JumpHost: jumpIP, User: loginUser, PrivateKey: privateKey,
+		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
+		HostKeysNode:     cfg.Plan.ByRole(topology.RoleHAProxy)[0].Name,
+		ClusterCheckNode: pg1.Name,
+		PatroniAPI:       fmt.Sprintf("http://%s:%d", pg1.IP, components.PortPatroniAPI),
+		TimeoutSeconds:   readinessTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// ---- outputs: exactly the outputs.Stack contract ----
+	var nodeOuts pulumi.Array
+	for _, p := range nodes {
+		m := pulumi.Map{
+			"name":       pulumi.String(p.node.Name),
+			"role":       pulumi.String(string(p.node.Role)),
+			"az":         pulumi.String(azs[p.node.AZIndex]),
+			"privateIp":  pulumi.String(p.node.IP.String()),
+			"instanceId": p.inst.ID(),
+		}
+		if p.node.Tier == topology.Public {
+			m["publicIp"] = p.publicIP
+		}
+		nodeOuts = append(nodeOuts, m)
+	}
+	endpoint := func(host pulumi.StringOutput, port int) pulumi.Output {
+		return pulumi.Map{"host": host, "port": pulumi.Int(port)}.ToMapOutput()
+	}
+	users := userdata.DefaultUsers()
+	pw := secrets.Values
+	creds := pulumi.Map{
+		"superuserName": pulumi.String(users.Superuser), "superuserPassword": pw[secretNames[stackconfig.KeySuperuserPassword]],
+		"replicationName": pulumi.String(users.Replication), "replicationPassword": pw[secretNames[stackconfig.KeyReplicationPassword]],
+		"appName": pulumi.String(users.App), "appPassword": pw[secretNames[stackconfig.KeyAppPassword]],
+		"appDatabase": pulumi.String(users.AppDatabase),
+		"restApiName": pulumi.String(users.RestAPI), "restApiPassword": pw[secretNames[stackconfig.KeyRestAPIPassword]],
+		"statsName": pulumi.String(users.Stats), "statsPassword": pw[secretNames[stackconfig.KeyStatsPassword]],
+	}
+	hostKeys := readiness.JumpHostKeys.ApplyT(func(s string) []string {
+		var keys []string
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				keys = append(keys, l)
+			}
+		}
+		return keys
+	}).(pulumi.StringArrayOutput)
+	clusterState := readiness.ClusterState.ApplyT(func(s string) (any, error) {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nil, fmt.Errorf("the readiness check printed no JSON cluster state: %w", err)
+		}
+		return v, nil
+	}).(pulumi.AnyOutput)
+
+	outs := map[string]pulumi.Output{
+		outputs.KeyTarget:          pulumi.String(outputs.TargetAWS).ToStringOutput(),
+		outputs.KeyClusterName:     pulumi.String(cfg.ClusterName).ToStringOutput(),
+		outputs.KeyRegion:          pulumi.String(cfg.Region).ToStringOutput(),
+		outputs.KeyProfile:         pulumi.String(cfg.Profile).ToStringOutput(),
+		outputs.KeySynchronousMode: pulumi.Bool(cfg.SynchronousMode).ToBoolOutput(),
+		outputs.KeyVPCCIDR:         pulumi.String(cfg.Plan.VPC.String()).ToStringOutput(),
+		outputs.KeyWriteEndpoint:   endpoint(writeHost, components.PortWrite),
+		outputs.KeyReadEndpoint:    endpoint(readHost, components.PortRead),
+		outputs.KeyStatsEndpoint:   endpoint(jumpIP, components.PortStats),
+		outputs.KeyNodes:           nodeOuts.ToArrayOutput(),
+		outputs.KeyAccess: pulumi.Map{
+			"kind":         pulumi.String(outputs.AccessSSH),
+			"jumpHost":     pulumi.Sprintf("%s:22", jumpIP),
+			"jumpUser":     pulumi.String(loginUser),
+			"jumpHostKeys": hostKeys,
+		}.ToMapOutput(),
+		outputs.KeyCredentials:  pulumi.ToSecret(creds),
+		outputs.KeyClusterState: clusterState,
+	}
+	if privateKey != nil {
+		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)
+	}
+	return outs, nil
+}

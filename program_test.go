@@ -1,0 +1,578 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/topology"
+)
+
+const (
+	tInstance   = "aws:ec2/instance:Instance"
+	tSubnet     = "aws:ec2/subnet:Subnet"
+	tSG         = "aws:ec2/securityGroup:SecurityGroup"
+	tIngress    = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+	tEgress     = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+	tRolePolicy = "aws:iam/rolePolicy:RolePolicy"
+	tRouteTable = "aws:ec2/routeTable:RouteTable"
+	tProvider   = "pulumi:providers:aws"
+)
+
+func TestDefaultStackResourceCounts(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	counts := map[string]int{}
+	for _, res := range r.mocks.snapshot() {
+		counts[res.Type]++
+	}
+	want := map[string]int{
+		tProvider:                                 1,
+		"pgha:index:Network":                      1,
+		"pgha:index:Security":                     1,
+		"pgha:index:Secrets":                      1,
+		"pgha:index:EtcdCluster":                  1,
+		"pgha:index:PatroniCluster":               1,
+		"pgha:index:HAProxyTier":                  1,
+		"pgha:index:Readiness":                    1,
+		"aws:ec2/vpc:Vpc":                         1,
+		"aws:ec2/internetGateway:InternetGateway": 1,
+		tSubnet:     6,
+		tRouteTable: 4, // 1 public + 1 per private subnet
+		"aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
+		"aws:ec2/eip:Eip":               3, // 1 NAT + 2 HAProxy
+		"aws:ec2/natGateway:NatGateway": 1,
+		tSG:                             3,
+		tIngress:                        13,
+		tEgress:                         15,
+		tInstance:                       8,
+		"aws:iam/role:Role":             3,
+		tRolePolicy:                     2, // etcd reads no secret
+		"aws:iam/instanceProfile:InstanceProfile":    3,
+		"aws:ssm/parameter:Parameter":                6,
+		"random:index/randomPassword:RandomPassword": 6,
+		"tls:index/privateKey:PrivateKey":            1,
+		"aws:ec2/keyPair:KeyPair":                    1,
+		"command:remote:Command":                     10, // 8 waits, host keys, cluster check
+	}
+	assert.Equal(t, want, counts)
+}
+
+func TestThreeDistinctAZsAndPlannedIPs(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	plan, err := topology.New(topology.DefaultVPCCIDR)
+	require.NoError(t, err)
+	zones := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
+
+	subnetAZ := map[string]string{}
+	subnetCIDR := map[string]string{}
+	azSet := map[string]bool{}
+	for _, s := range r.mocks.byType(tSubnet) {
+		subnetAZ[s.Name+"_id"] = str(s.Inputs, "availabilityZone")
+		subnetCIDR[s.Name+"_id"] = str(s.Inputs, "cidrBlock")
+		azSet[str(s.Inputs, "availabilityZone")] = true
+		assert.Equal(t, "false", str(s.Inputs, "mapPublicIpOnLaunch"), "subnet %s must not hand out public IPs", s.Name)
+	}
+	assert.Len(t, azSet, 3, "subnets must span 3 distinct AZs")
+
+	insts := map[string]registered{}
+	for _, i := range r.mocks.byType(tInstance) {
+		insts[i.Name[strings.Index(i.Name, "-")+1:]] = i
+	}
+	roleAZs := map[topology.Role]map[string]bool{}
+	for _, n := range plan.Nodes {
+		inst, ok := insts[n.Name]
+		require.True(t, ok, "no instance for plan node %s (have %v)", n.Name, keys(insts))
+		assert.Equal(t, n.IP.String(), str(inst.Inputs, "privateIp"), "%s private IP", n.Name)
+		assert.Equal(t, zones[n.AZIndex], str(inst.Inputs, "availabilityZone"), "%s AZ", n.Name)
+		sub := str(inst.Inputs, "subnetId")
+		assert.Equal(t, zones[n.AZIndex], subnetAZ[sub], "%s subnet AZ", n.Name)
+		assert.Equal(t, plan.SubnetOf(n).CIDR.String(), subnetCIDR[sub], "%s subnet", n.Name)
+		assert.Equal(t, n.Tier == topology.Public, str(inst.Inputs, "associatePublicIpAddress") == "true", "%s public address", n.Name)
+		if roleAZs[n.Role] == nil {
+			roleAZs[n.Role] = map[string]bool{}
+		}
+		roleAZs[n.Role][str(inst.Inputs, "availabilityZone")] = true
+	}
+	assert.Len(t, roleAZs[topology.RoleEtcd], 3, "etcd members in 3 AZs")
+	assert.Len(t, roleAZs[topology.RolePatroni], 3, "Patroni members in 3 AZs")
+	assert.Len(t, roleAZs[topology.RoleHAProxy], 2, "HAProxy nodes in 2 AZs")
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ruleLines renders the registered rules as "group in|out tcp port peer".
+func ruleLines(t *testing.T, r *run) []string {
+	t.Helper()
+	groupOf := map[string]string{}
+	for _, sg := range r.mocks.byType(tSG) {
+		groupOf[sg.Name+"_id"] = strings.TrimPrefix(sg.Name, "security-")
+	}
+	var lines []string
+	for _, kind := range []string{tIngress, tEgress} {
+		dir := "in"
+		if kind == tEgress {
+			dir = "out"
+		}
+		for _, rule := range r.mocks.byType(kind) {
+			in := rule.Inputs
+			assert.NotEmpty(t, str(in, "description"), "rule %s has no description", rule.Name)
+			assert.Equal(t, str(in, "fromPort"), str(in, "toPort"), "rule %s must open a single port", rule.Name)
+			peer := "cidr:" + str(in, "cidrIpv4")
+			if ref := str(in, "referencedSecurityGroupId"); ref != "" {
+				require.Empty(t, str(in, "cidrIpv4"), "rule %s has both a CIDR and a group", rule.Name)
+				peer = "sg:" + groupOf[ref]
+			}
+			group, ok := groupOf[str(in, "securityGroupId")]
+			require.True(t, ok, "rule %s is on an unknown group %q", rule.Name, str(in, "securityGroupId"))
+			lines = append(lines, fmt.Sprintf("%s %s %s %s %s", group, dir, str(in, "ipProtocol"), str(in, "fromPort"), peer))
+		}
+	}
+	sort.Strings(lines)
+	return lines
+}
+
+// expectedRules is the security table of the issue, written out by hand.
+func expectedRules(cidrs []string, nlb bool) []string {
+	want := []string{
+		"etcd in tcp 2379 sg:patroni",
+		"etcd in tcp 2379 sg:etcd",
+		"etcd in tcp 2380 sg:etcd",
+		"etcd in tcp 22 sg:haproxy",
+		"patroni in tcp 5432 sg:haproxy",
+		"patroni in tcp 8008 sg:haproxy",
+		"patroni in tcp 5432 sg:patroni",
+		"patroni in tcp 8008 sg:patroni",
+		"patroni in tcp 22 sg:haproxy",
+		"etcd out tcp 2379 sg:etcd",
+		"etcd out tcp 2380 sg:etcd",
+		"etcd out tcp 443 cidr:0.0.0.0/0",
+		"etcd out tcp 80 cidr:0.0.0.0/0",
+		"patroni out tcp 2379 sg:etcd",
+		"patroni out tcp 5432 sg:patroni",
+		"patroni out tcp 8008 sg:patroni",
+		"patroni out tcp 443 cidr:0.0.0.0/0",
+		"patroni out tcp 80 cidr:0.0.0.0/0",
+		"haproxy out tcp 5432 sg:patroni",
+		"haproxy out tcp 8008 sg:patroni",
+		"haproxy out tcp 22 sg:etcd",
+		"haproxy out tcp 22 sg:patroni",
+		"haproxy out tcp 443 cidr:0.0.0.0/0",
+		"haproxy out tcp 80 cidr:0.0.0.0/0",
+	}
+	sqlGroup := "haproxy"
+	if nlb {
+		sqlGroup = "nlb"
+		want = append(want,
+			"haproxy in tcp 5000 sg:nlb",
+			"haproxy in tcp 5001 sg:nlb",
+			"nlb out tcp 5000 sg:haproxy",
+			"nlb out tcp 5001 sg:haproxy",
+		)
+	}
+	for _, c := range cidrs {
+		want = append(want,
+			sqlGroup+" in tcp 5000 cidr:"+c,
+			sqlGroup+" in tcp 5001 cidr:"+c,
+			"haproxy in tcp 7000 cidr:"+c,
+			"haproxy in tcp 22 cidr:"+c,
+		)
+	}
+	sort.Strings(want)
+	return want
+}
+
+func TestSecurityRulesMatchTheTable(t *testing.T) {
+	for _, nlb := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nlb=%v", nlb), func(t *testing.T) {
+			cfg := baseConfig()
+			cfg["pgha:allowedCidrs"] = `["203.0.113.0/24", "198.51.100.7/32"]`
+			cfg["pgha:networkLoadBalancer"] = fmt.Sprint(nlb)
+			r := runProgram(t, cfg, nil, nil)
+			require.NoError(t, r.err)
+			cidrs := []string{"198.51.100.7/32", "203.0.113.0/24"}
+			assert.Equal(t, expectedRules(cidrs, nlb), ruleLines(t, r))
+		})
+	}
+}
+
+// TestNothingElseReachableFromOutside checks the property, independent of
+// the table: every ingress from an address range (rather than a group of
+// this VPC) is an operator CIDR, on an HAProxy-facing port, and SSH only on
+// the jump hosts.
+func TestNothingElseReachableFromOutside(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:allowedCidrs"] = `["203.0.113.0/24", "198.51.100.7/32"]`
+	allowed := map[string]bool{"203.0.113.0/24": true, "198.51.100.7/32": true}
+	for _, nlb := range []string{"false", "true"} {
+		cfg["pgha:networkLoadBalancer"] = nlb
+		r := runProgram(t, cfg, nil, nil)
+		require.NoError(t, r.err)
+		groupOf := map[string]string{}
+		for _, sg := range r.mocks.byType(tSG) {
+			groupOf[sg.Name+"_id"] = strings.TrimPrefix(sg.Name, "security-")
+		}
+		n := 0
+		for _, rule := range r.mocks.byType(tIngress) {
+			in := rule.Inputs
+			assert.Equal(t, "tcp", str(in, "ipProtocol"), "rule %s", rule.Name)
+			if str(in, "referencedSecurityGroupId") != "" {
+				continue
+			}
+			n++
+			cidr, port, group := str(in, "cidrIpv4"), str(in, "fromPort"), groupOf[str(in, "securityGroupId")]
+			assert.True(t, allowed[cidr], "rule %s opens %s, which is not an allowed CIDR", rule.Name, cidr)
+			switch port {
+			case "5000", "5001":
+				assert.Contains(t, []string{"haproxy", "nlb"}, group, "rule %s", rule.Name)
+			case "7000", "22":
+				assert.Equal(t, "haproxy", group, "rule %s: only the HAProxy/jump hosts face the outside", rule.Name)
+			default:
+				t.Errorf("rule %s opens port %s of %s to %s", rule.Name, port, group, cidr)
+			}
+		}
+		assert.Equal(t, 8, n, "4 outside-facing ports x 2 CIDRs")
+	}
+}
+
+func TestInstancesAreHardened(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	insts := r.mocks.byType(tInstance)
+	require.Len(t, insts, 8)
+	for _, i := range insts {
+		md := obj(i.Inputs, "metadataOptions")
+		assert.Equal(t, "required", str(md, "httpTokens"), "%s: IMDSv2", i.Name)
+		assert.Equal(t, "enabled", str(md, "httpEndpoint"), "%s", i.Name)
+		assert.Equal(t, "1", str(md, "httpPutResponseHopLimit"), "%s", i.Name)
+		root := obj(i.Inputs, "rootBlockDevice")
+		assert.Equal(t, "true", str(root, "encrypted"), "%s: encrypted root volume", i.Name)
+		assert.Equal(t, "gp3", str(root, "volumeType"), "%s", i.Name)
+		assert.Empty(t, i.Inputs["ebsBlockDevices"].V, "%s: no unencrypted extra volumes", i.Name)
+		assert.Equal(t, "true", str(i.Inputs, "userDataReplaceOnChange"), "%s", i.Name)
+		assert.Equal(t, mockAMI, str(i.Inputs, "ami"), "%s: the Debian 12 AMI", i.Name)
+		assert.True(t, strings.HasPrefix(str(i.Inputs, "userData"), "#cloud-config"), "%s: user data is a cloud-config", i.Name)
+		assert.NotEmpty(t, str(i.Inputs, "iamInstanceProfile"), "%s", i.Name)
+	}
+}
+
+func TestNoPasswordInUserDataOrPlainInputs(t *testing.T) {
+	cfg := baseConfig()
+	const fromConfig = "ConfiguredSuperuser-0123456789"
+	cfg["pgha:superuserPassword"] = fromConfig
+	r := runProgram(t, cfg, []string{"pgha:superuserPassword"}, nil)
+	require.NoError(t, r.err)
+
+	passwords := []string{fromConfig}
+	for _, p := range r.mocks.byType("random:index/randomPassword:RandomPassword") {
+		passwords = append(passwords, mockRandomStart+p.Name)
+	}
+	require.Len(t, passwords, 6, "1 configured + 5 generated passwords")
+
+	// The SSM parameters carry the values, as secrets.
+	params := r.mocks.byType("aws:ssm/parameter:Parameter")
+	require.Len(t, params, 6)
+	stored := map[string]bool{}
+	for _, p := range params {
+		assert.Equal(t, "SecureString", str(p.Inputs, "type"), p.Name)
+		assert.True(t, p.Inputs["value"].ContainsSecrets(), "%s: value must be a secret", p.Name)
+		stored[str(p.Inputs, "value")] = true
+		assert.True(t, strings.HasPrefix(str(p.Inputs, "name"), "/pgha/dev/"), p.Name)
+	}
+	for _, pw := range passwords {
+		assert.True(t, stored[pw], "password %q is not stored in SSM", pw)
+	}
+
+	// No password anywhere outside a secret: not in user data, not in any
+	// other plain input of any resource.
+	for _, res := range r.mocks.snapshot() {
+		for k, v := range res.Inputs {
+			if v.ContainsSecrets() {
+				continue
+			}
+			b, err := json.Marshal(v.Mappable())
+			require.NoError(t, err)
+			for _, pw := range passwords {
+				assert.NotContains(t, string(b), pw, "%s input %s holds a password in plain text", res.Name, k)
+			}
+		}
+	}
+	for _, i := range r.mocks.byType(tInstance) {
+		ud := str(i.Inputs, "userData")
+		require.NotEmpty(t, ud)
+		for _, pw := range passwords {
+			assert.NotContains(t, ud, pw, "%s user data", i.Name)
+		}
+	}
+}
+
+func TestSecretOutputsAreSecret(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	for _, k := range outputs.SecretKeys {
+		_, ok := r.outputs[k]
+		require.True(t, ok, "output %s missing (a key is generated by default)", k)
+		assert.True(t, r.secret[k], "output %s must be secret", k)
+	}
+	for k := range r.outputs {
+		if k != outputs.KeyCredentials && k != outputs.KeySSHPrivateKey {
+			assert.False(t, r.secret[k], "output %s should not be secret", k)
+		}
+	}
+	// The private key itself never appears in a plain output.
+	for k, v := range r.values {
+		if r.secret[k] {
+			continue
+		}
+		b, _ := json.Marshal(v)
+		assert.NotContains(t, string(b), "MOCKPRIVATEKEYMATERIAL", k)
+		assert.NotContains(t, string(b), mockRandomStart, k)
+	}
+}
+
+func TestOwnSSHKeyExportsNoPrivateKey(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKvbhMHVfjyBqRBm2Bq9ljXj4b4S4QGhFyZ7lD3+Vxjf me@laptop"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	assert.NotContains(t, r.outputs, outputs.KeySSHPrivateKey)
+	assert.Empty(t, r.mocks.byType("tls:index/privateKey:PrivateKey"))
+	kp := r.mocks.byType("aws:ec2/keyPair:KeyPair")
+	require.Len(t, kp, 1)
+	assert.Equal(t, cfg["pgha:sshPublicKey"], str(kp[0].Inputs, "publicKey"))
+}
+
+func TestOutputsFollowTheContract(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	want := []string{
+		outputs.KeyTarget, outputs.KeyClusterName, outputs.KeyRegion, outputs.KeyProfile,
+		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
+		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
+		outputs.KeySSHPrivateKey, outputs.KeyClusterState,
+	}
+	sort.Strings(want)
+	assert.Equal(t, want, keys(r.values))
+
+	s, err := outputs.Parse(r.stackJSON(t))
+	require.NoError(t, err, "the exported outputs must parse and validate as outputs.Stack")
+	assert.Equal(t, outputs.TargetAWS, s.Target)
+	assert.Equal(t, "eu-west-1", s.Region)
+	assert.Equal(t, "fast", s.Profile)
+	assert.True(t, s.SynchronousMode)
+	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 5000}, s.WriteEndpoint)
+	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 5001}, s.ReadEndpoint)
+	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 7000}, s.StatsEndpoint)
+	assert.Equal(t, outputs.Access{
+		Kind: outputs.AccessSSH, JumpHost: "198.51.100.201:22", JumpUser: "admin",
+		JumpHostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOne", "ecdsa-sha2-nistp256 AAAAE2VjZHNhHostKeyTwo"},
+	}, s.Access)
+	assert.Equal(t, mockPrivateKey, s.SSHPrivateKey)
+	require.Len(t, s.Nodes, 8)
+	pg2, ok := s.NodeByName("pg-2")
+	require.True(t, ok)
+	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id"}, pg2)
+	h2, _ := s.NodeByName("haproxy-2")
+	assert.Equal(t, "198.51.100.202", h2.PublicIP)
+	assert.Equal(t, "postgres", s.Credentials.SuperuserName)
+	assert.True(t, strings.HasPrefix(s.Credentials.SuperuserPassword, mockRandomStart), s.Credentials.SuperuserPassword)
+	cs, ok := s.ClusterState.(map[string]any)
+	require.True(t, ok, "clusterState is the parsed /cluster document")
+	assert.Len(t, cs["members"], 3)
+}
+
+func TestLoadBalancerEndpoint(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:networkLoadBalancer"] = "true"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	counts := map[string]int{}
+	for _, res := range r.mocks.snapshot() {
+		counts[res.Type]++
+	}
+	assert.Equal(t, 1, counts["aws:lb/loadBalancer:LoadBalancer"])
+	assert.Equal(t, 2, counts["aws:lb/targetGroup:TargetGroup"])
+	assert.Equal(t, 2, counts["aws:lb/listener:Listener"])
+	assert.Equal(t, 4, counts["aws:lb/targetGroupAttachment:TargetGroupAttachment"])
+	assert.Equal(t, 4, counts[tSG])
+	lb := r.mocks.byType("aws:lb/loadBalancer:LoadBalancer")[0]
+	assert.Equal(t, "network", str(lb.Inputs, "loadBalancerType"))
+	assert.Len(t, lb.Inputs["subnets"].ArrayValue(), 3, "the NLB spans the 3 public subnets")
+	s, err := outputs.Parse(r.stackJSON(t))
+	require.NoError(t, err)
+	assert.Equal(t, "pgha-nlb-0123.elb.eu-west-1.amazonaws.com", s.WriteEndpoint.Host)
+	assert.Equal(t, 5001, s.ReadEndpoint.Port)
+}
+
+func TestNATPerAZ(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:natGateways"] = "perAz"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	nats := r.mocks.byType("aws:ec2/natGateway:NatGateway")
+	require.Len(t, nats, 3)
+	natSubnets := map[string]bool{}
+	for _, n := range nats {
+		natSubnets[str(n.Inputs, "subnetId")] = true
+	}
+	assert.Len(t, natSubnets, 3, "one NAT gateway in each public subnet")
+	used := map[string]bool{}
+	for _, rt := range r.mocks.byType(tRouteTable) {
+		for _, route := range rt.Inputs["routes"].ArrayValue() {
+			if nat := str(route.ObjectValue(), "natGatewayId"); nat != "" {
+				used[nat] = true
+			}
+		}
+	}
+	assert.Len(t, used, 3, "each private route table uses its own AZ's NAT gateway")
+}
+
+func TestSecretsAccessIsPerTier(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	prefix := "arn:aws:ssm:eu-west-1:" + mockAccount + ":parameter/pgha/dev/"
+	got := map[string][]string{}
+	for _, p := range r.mocks.byType(tRolePolicy) {
+		var doc struct {
+			Statement []struct {
+				Action    any
+				Resource  any
+				Condition map[string]map[string]string
+			}
+		}
+		require.NoError(t, json.Unmarshal([]byte(str(p.Inputs, "policy")), &doc))
+		tier := strings.TrimSuffix(p.Name, "-secrets")
+		for _, st := range doc.Statement {
+			switch res := st.Resource.(type) {
+			case []any:
+				for _, x := range res {
+					arn := x.(string)
+					assert.True(t, strings.HasPrefix(arn, prefix), "%s may read %s, outside its cluster", tier, arn)
+					got[tier] = append(got[tier], strings.TrimPrefix(arn, prefix))
+				}
+			case string:
+				assert.Equal(t, "kms:Decrypt", st.Action, tier)
+				assert.Equal(t, "ssm.eu-west-1.amazonaws.com", st.Condition["StringEquals"]["kms:ViaService"], tier)
+			}
+		}
+	}
+	for k := range got {
+		sort.Strings(got[k])
+	}
+	assert.Equal(t, map[string][]string{
+		"patroni": {"app-password", "replication-password", "restapi-password", "rewind-password", "superuser-password"},
+		"haproxy": {"stats-password"},
+	}, got)
+
+	// Every parameter a node's boot script reads is one its role may read;
+	// otherwise the node would fail at boot.
+	paramRE := regexp.MustCompile(`/pgha/dev/[a-z-]+`)
+	for _, i := range r.mocks.byType(tInstance) {
+		tier := i.Name[:strings.Index(i.Name, "-")]
+		for _, p := range paramRE.FindAllString(str(i.Inputs, "userData"), -1) {
+			assert.Contains(t, got[tier], strings.TrimPrefix(p, "/pgha/dev/"), "%s reads %s but its role may not", i.Name, p)
+		}
+	}
+}
+
+// Resources that carry no tags in the AWS API.
+var untaggable = map[string]bool{
+	"aws:ec2/routeTableAssociation:RouteTableAssociation": true,
+	tRolePolicy: true,
+	"aws:lb/targetGroupAttachment:TargetGroupAttachment": true,
+}
+
+func TestTagsAndProviderOnEveryAWSResource(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:networkLoadBalancer"] = "true"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	provs := r.mocks.byType(tProvider)
+	require.Len(t, provs, 1)
+	dt := obj(obj(provs[0].Inputs, "defaultTags"), "tags")
+	assert.Equal(t, "pgha", str(dt, outputs.TagProject))
+	assert.Equal(t, "dev", str(dt, outputs.TagStack))
+	assert.Equal(t, "eu-west-1", str(provs[0].Inputs, "region"))
+
+	n := 0
+	for _, res := range r.mocks.snapshot() {
+		if !strings.HasPrefix(res.Type, "aws:") {
+			continue
+		}
+		n++
+		assert.Contains(t, res.Provider, "pulumi:providers:aws::aws::", "%s %s must use the explicit provider with default tags", res.Type, res.Name)
+		if untaggable[res.Type] {
+			continue
+		}
+		tags := obj(res.Inputs, "tags")
+		assert.Equal(t, "pgha", str(tags, outputs.TagProject), "%s %s", res.Type, res.Name)
+		assert.Equal(t, "dev", str(tags, outputs.TagStack), "%s %s", res.Type, res.Name)
+		assert.NotEmpty(t, str(tags, outputs.TagRole), "%s %s", res.Type, res.Name)
+		if res.Type == tInstance {
+			vt := obj(res.Inputs, "volumeTags")
+			assert.Equal(t, "dev", str(vt, outputs.TagStack), "%s volumes", res.Name)
+			assert.Equal(t, str(tags, outputs.TagRole), str(vt, outputs.TagRole), "%s volumes", res.Name)
+		}
+	}
+	assert.Greater(t, n, 60)
+}
+
+func TestChildrenAreParentedAndPrefixed(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	topLevel := map[string]bool{tProvider: true, "tls:index/privateKey:PrivateKey": true, "aws:ec2/keyPair:KeyPair": true, "pulumi:pulumi:Stack": true}
+	for _, res := range r.mocks.snapshot() {
+		if topLevel[res.Type] || strings.HasPrefix(res.Type, "pgha:index:") {
+			continue
+		}
+		require.Contains(t, res.Parent, "pgha:index:", "%s %s must be parented to a component", res.Type, res.Name)
+		comp := res.Parent[strings.LastIndex(res.Parent, "::")+2:]
+		assert.True(t, strings.HasPrefix(res.Name, comp+"-"), "%s is not prefixed with its component %s", res.Name, comp)
+	}
+}
+
+func TestReadinessGoesThroughTheJumpHost(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	cmds := r.mocks.byType("command:remote:Command")
+	require.Len(t, cmds, 10)
+	for _, c := range cmds {
+		conn := obj(c.Inputs, "connection")
+		assert.Equal(t, "admin", str(conn, "user"), c.Name)
+		assert.True(t, c.Inputs["connection"].ContainsSecrets(), "%s: the private key travels as a secret", c.Name)
+		assert.Equal(t, mockPrivateKey, str(conn, "privateKey"), c.Name)
+		host := str(conn, "host")
+		proxy := obj(conn, "proxy")
+		if strings.Contains(c.Name, "haproxy") {
+			assert.True(t, strings.HasPrefix(host, "198.51.100."), "%s connects to the public address, got %s", c.Name, host)
+			assert.Empty(t, proxy, c.Name)
+			continue
+		}
+		assert.True(t, strings.HasPrefix(host, "10.42."), "%s connects to the private address, got %s", c.Name, host)
+		assert.Equal(t, "198.51.100.201", str(proxy, "host"), "%s goes through haproxy-1", c.Name)
+	}
+	var check registered
+	for _, c := range cmds {
+		if strings.HasSuffix(c.Name, "-cluster") {
+			check = c
+		}
+	}
+	require.NotEmpty(t, check.Name)
+	assert.Equal(t, "10.42.4.20", str(obj(check.Inputs, "connection"), "host"), "the cluster check runs on pg-1")
+	assert.Contains(t, str(check.Inputs, "create"), "http://10.42.4.20:8008")
+}
