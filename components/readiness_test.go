@@ -1,0 +1,194 @@
+package components
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// runScript runs a readiness script with bash, as the remote command does.
+func runScript(t *testing.T, script string, env []string, bound time.Duration) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// fakePatroni serves /cluster and the leader's /patroni the way Patroni
+// 3.0.2 does, moving through formation stages as it is polled.
+func fakePatroni(t *testing.T, stages int) *httptest.Server {
+	var polls atomic.Int32
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stage := int(polls.Load())
+		switch r.URL.Path {
+		case "/cluster":
+			polls.Add(1)
+			members := []map[string]any{
+				{"name": "pg-1", "role": "leader", "state": "running", "api_url": srv.URL + "/patroni", "timeline": 1},
+				{"name": "pg-2", "role": "sync_standby", "state": "running", "timeline": 1},
+			}
+			if stage >= 1 {
+				members = append(members, map[string]any{"name": "pg-3", "role": "replica", "state": "running", "timeline": 1})
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"members": members, "scope": "pgha"})
+		case "/patroni":
+			repl := []map[string]any{{"application_name": "pg-2", "state": "streaming", "sync_state": "sync"}}
+			if stage >= stages {
+				repl = append(repl, map[string]any{"application_name": "pg-3", "state": "streaming", "sync_state": "async"})
+			} else {
+				repl = append(repl, map[string]any{"application_name": "pg-3", "state": "startup"})
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"state": "running", "role": "master", "replication": repl})
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestClusterCheckWaitsForTwoStreamingReplicas(t *testing.T) {
+	srv := fakePatroni(t, 2)
+	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, 120), nil, 3*time.Minute)
+	require.NoError(t, err, errOut)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), "stdout must be the JSON cluster state: %q", out)
+	assert.Len(t, doc["members"], 3)
+	repl, _ := doc["replication"].([]any)
+	assert.Len(t, repl, 2)
+}
+
+func TestClusterCheckGivesUpWithTheReason(t *testing.T) {
+	srv := fakePatroni(t, 1_000_000) // pg-3 never streams
+	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, 4), nil, 2*time.Minute)
+	require.Error(t, err)
+	assert.Empty(t, out)
+	assert.Contains(t, errOut, "cluster not formed after 4 s")
+	assert.Contains(t, errOut, "streaming replicas: ['pg-2']")
+}
+
+func TestClusterCheckReportsAnUnreachableAPI(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close() // nothing listens there any more
+	_, errOut, err := runScript(t, ClusterCheckScript(url, 2), nil, 2*time.Minute)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "Patroni API:")
+}
+
+// TestWaitScript runs the wait with sudo and cloud-init replaced by shims
+// on PATH (the script, not those tools, is under test here).
+func TestWaitScript(t *testing.T) {
+	bin := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "sudo"), []byte("#!/bin/sh\nexec \"$@\"\n"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "cloud-init"),
+		[]byte("#!/bin/sh\n[ \"$2\" = --long ] && echo 'status: error'\nexit ${CLOUD_INIT_RC:-0}\n"), 0o755))
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+
+	cases := []struct {
+		name      string
+		ready     bool
+		failed    string
+		cloudInit string
+		timeout   int
+		wantErr   string
+	}{
+		{name: "ready", ready: true},
+		{name: "boot failed", failed: "patroni did not start", wantErr: "pg-1: boot failed: patroni did not start"},
+		{name: "cloud-init error", cloudInit: "1", ready: true, wantErr: "cloud-init reported an error"},
+		{name: "never ready", timeout: 1, wantErr: "not ready after 1 s"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ready, failed := filepath.Join(dir, "ready"), filepath.Join(dir, "failed")
+			if tc.ready {
+				require.NoError(t, os.WriteFile(ready, nil, 0o644))
+			}
+			if tc.failed != "" {
+				require.NoError(t, os.WriteFile(failed, []byte(tc.failed), 0o644))
+			}
+			timeout := tc.timeout
+			if timeout == 0 {
+				timeout = 60
+			}
+			e := append(env, "CLOUD_INIT_RC="+tc.cloudInit)
+			out, errOut, err := runScript(t, WaitScript("pg-1", ready, failed, timeout), e, time.Minute)
+			if tc.wantErr == "" {
+				require.NoError(t, err, errOut)
+				assert.Equal(t, "pg-1 ready\n", out)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, errOut, tc.wantErr)
+		})
+	}
+}
+
+// TestHostKeysScript runs the host-key command against this machine's own
+// sshd keys: every line must be a public key validate can pin.
+func TestHostKeysScript(t *testing.T) {
+	files, _ := filepath.Glob("/etc/ssh/ssh_host_*_key.pub")
+	if len(files) == 0 {
+		t.Skip("no sshd host keys here (openssh-server is not installed)")
+	}
+	out, errOut, err := runScript(t, HostKeysScript, nil, time.Minute)
+	require.NoError(t, err, errOut)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, len(files))
+	for i, l := range lines {
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(l))
+		require.NoError(t, err, l)
+		want, err := os.ReadFile(files[i])
+		require.NoError(t, err)
+		wk, _, _, _, err := ssh.ParseAuthorizedKey(want)
+		require.NoError(t, err)
+		assert.Equal(t, wk.Marshal(), k.Marshal(), files[i])
+	}
+}
+
+func TestPolicies(t *testing.T) {
+	var trust map[string]any
+	require.NoError(t, json.Unmarshal([]byte(AssumeRolePolicy()), &trust))
+	st := trust["Statement"].([]any)[0].(map[string]any)
+	assert.Equal(t, "ec2.amazonaws.com", st["Principal"].(map[string]any)["Service"])
+
+	arns := []string{"arn:aws:ssm:eu-west-1:123456789012:parameter/pgha/dev/stats-password"}
+	var pol struct {
+		Statement []struct {
+			Effect    string
+			Action    any
+			Resource  any
+			Condition map[string]map[string]string
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(SecretsReadPolicy(arns, "aws", "eu-west-1", "123456789012")), &pol))
+	require.Len(t, pol.Statement, 2)
+	assert.Equal(t, []any{"ssm:GetParameter", "ssm:GetParameters"}, pol.Statement[0].Action)
+	assert.Equal(t, []any{arns[0]}, pol.Statement[0].Resource)
+	assert.Equal(t, "kms:Decrypt", pol.Statement[1].Action)
+	assert.Equal(t, "ssm.eu-west-1.amazonaws.com", pol.Statement[1].Condition["StringEquals"]["kms:ViaService"])
+	for _, s := range pol.Statement {
+		assert.Equal(t, "Allow", s.Effect)
+		assert.NotContains(t, s.Action, "*")
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/workspace"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+
+	"github.com/pgha/pgha/stackconfig"
+)
+
+// allKeys is every key stackconfig reads, with the default it applies
+// ("" for none).
+var allKeys = map[string]any{
+	stackconfig.KeyClusterName:         stackconfig.DefaultClusterName,
+	stackconfig.KeyVPCCIDR:             "10.42.0.0/16",
+	stackconfig.KeyAllowedCIDRs:        nil, // required
+	stackconfig.KeyAllowWorldAccess:    false,
+	stackconfig.KeyProfile:             stackconfig.DefaultProfile,
+	stackconfig.KeySynchronousMode:     stackconfig.DefaultSynchronousMode,
+	stackconfig.KeyNATGateways:         stackconfig.DefaultNATGateways,
+	stackconfig.KeyEtcdInstanceType:    stackconfig.DefaultEtcdInstanceType,
+	stackconfig.KeyPatroniInstanceType: stackconfig.DefaultPatroniInstanceType,
+	stackconfig.KeyHAProxyInstanceType: stackconfig.DefaultHAProxyInstanceType,
+	stackconfig.KeyEtcdVolumeSize:      stackconfig.DefaultEtcdVolumeSize,
+	stackconfig.KeyPatroniVolumeSize:   stackconfig.DefaultPatroniVolumeSize,
+	stackconfig.KeyHAProxyVolumeSize:   stackconfig.DefaultHAProxyVolumeSize,
+	stackconfig.KeyNetworkLoadBalancer: false,
+	stackconfig.KeySSHPublicKey:        "",
+	stackconfig.KeyAMI:                 "",
+}
+
+func init() {
+	for _, k := range stackconfig.PasswordKeys {
+		allKeys[k] = ""
+	}
+}
+
+// TestProjectSchema loads Pulumi.yaml with Pulumi's own project loader
+// (which validates it against Pulumi's project JSON schema) and checks that
+// it declares exactly the keys the program reads, each with a description
+// and the same default.
+func TestProjectSchema(t *testing.T) {
+	proj, err := workspace.LoadProject("Pulumi.yaml")
+	require.NoError(t, err)
+	require.NoError(t, proj.Validate())
+	assert.Equal(t, "pgha", proj.Name.String())
+	assert.Equal(t, "go", proj.Runtime.Name())
+
+	var declared []string
+	for k, ct := range proj.Config {
+		declared = append(declared, k)
+		assert.NotEmpty(t, ct.Description, "%s needs a description", k)
+		require.True(t, ct.IsExplicitlyTyped(), "%s needs a type", k)
+		want, known := allKeys[k]
+		require.True(t, known, "Pulumi.yaml declares %s, which the program does not read", k)
+		if want == nil {
+			assert.Nil(t, ct.Default, "%s is required and must have no default", k)
+			continue
+		}
+		require.NotNil(t, ct.Default, "%s needs a default", k)
+		assert.Equal(t, fmt.Sprint(want), fmt.Sprint(ct.Default), "%s: Pulumi.yaml and the program disagree on the default", k)
+		assert.False(t, ct.Secret, "%s: a secret key cannot have a default in Pulumi's schema", k)
+	}
+	var want []string
+	for k := range allKeys {
+		want = append(want, k)
+	}
+	sort.Strings(want)
+	sort.Strings(declared)
+	assert.Equal(t, want, declared, "every key the program reads is declared")
+}
+
+// TestExampleStack checks Pulumi.dev.yaml against the schema types (as the
+// CLI does before `up`) and then through the program's own validation.
+func TestExampleStack(t *testing.T) {
+	proj, err := workspace.LoadProject("Pulumi.yaml")
+	require.NoError(t, err)
+	raw, err := os.ReadFile("Pulumi.dev.yaml")
+	require.NoError(t, err)
+	var stack struct {
+		Config map[string]any `yaml:"config"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &stack))
+	require.Contains(t, stack.Config, "aws:region")
+
+	values := map[string]string{}
+	for k, v := range stack.Config {
+		if k == stackconfig.RegionKey {
+			values[k] = v.(string)
+			continue
+		}
+		short := k[len("pgha:"):]
+		ct, ok := proj.Config[short]
+		require.True(t, ok, "%s is not declared in Pulumi.yaml", k)
+		assert.True(t, workspace.ValidateConfigValue(*ct.Type, ct.Items, v), "%s=%v is not a %s", k, v, *ct.Type)
+		switch v.(type) {
+		case string:
+			values[k] = v.(string)
+		default:
+			b, _ := json.Marshal(v) // structured values reach the program as JSON
+			values[k] = string(b)
+		}
+	}
+	get := func(k string) (string, bool) { v, ok := values[k]; return v, ok }
+	cfg, err := stackconfig.Load("dev", get, func(string) bool { return false })
+	require.NoError(t, err)
+	assert.Equal(t, []string{"203.0.113.0/24"}, cfg.AllowedCIDRs)
+	assert.Equal(t, "eu-west-1", cfg.Region)
+}
