@@ -169,7 +169,7 @@ func checkRouting(ctx context.Context, e *env, c *checkRun) {
 	for _, r := range f.replicas {
 		replicaIPs = append(replicaIPs, r.Host)
 	}
-	r := e.waitRouting(ctx, 10*time.Second, f.leader.Host, replicaIPs)
+	r := e.waitRouting(ctx, e.opts.routingBound, f.leader.Host, replicaIPs)
 	routingFigures(e, c, r)
 	for _, p := range r.problems {
 		c.failf("%s", p)

@@ -52,8 +52,12 @@ func (e *env) startTraffic(ctx context.Context, c *checkRun) (*traffic.Session, 
 	if err := traffic.Setup(ctx, e.writeTarget()); err != nil {
 		return nil, err
 	}
-	w := &traffic.Writer{Target: e.writeTarget(), RunID: e.runID + "-" + c.Name, Interval: e.opts.writeInterval}
-	r := &traffic.Reader{Target: e.readTarget(), Interval: e.opts.readInterval, WantReplica: false}
+	// Traffic uses short timeouts: a client that waits long on a dead
+	// server blurs the measured gap.
+	wt, rt := e.writeTarget(), e.readTarget()
+	wt.ConnectTimeout, rt.ConnectTimeout = e.opts.opTimeout, e.opts.opTimeout
+	w := &traffic.Writer{Target: wt, RunID: e.runID + "-" + c.Name, Interval: e.opts.writeInterval, OpTimeout: e.opts.opTimeout}
+	r := &traffic.Reader{Target: rt, Interval: e.opts.readInterval, OpTimeout: e.opts.opTimeout}
 	c.Timeline = &report.Timeline{Check: c.Name, Start: time.Now()}
 	return traffic.Start(ctx, w, r), nil
 }

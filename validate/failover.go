@@ -75,8 +75,13 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	}
 	c.seconds("inject_seconds", "fault took effect after", time.Since(fev.At))
 
+	// On Ctrl-C, stop here: the deferred restores put the node back, and a
+	// half-measured figure would only mislead.
 	var promotedAt time.Time
 	newLeader, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name != old.Name }, old.Name)
+	if ctx.Err() != nil {
+		return
+	}
 	if ok {
 		promotedAt = c.event("promotion", newLeader.Name+" holds the leader key").At
 		c.text("new_leader", "new leader", newLeader.Name)
@@ -89,6 +94,9 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 			newLeader.Name, e.stack.WriteEndpoint, e.opts.failoverBound, lastErr(s.Writer.Ops()))
 	}
 
+	if ctx.Err() != nil {
+		return
+	}
 	rev := c.event("restore", fmt.Sprintf("undo %s of %s", flt.Name(), old.Name))
 	if err := restore(); err != nil {
 		c.failf("%v", err)
@@ -99,6 +107,9 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 		}
 		return ""
 	})
+	if ctx.Err() != nil {
+		return
+	}
 	if ok {
 		rj := c.event("rejoin", fmt.Sprintf("%s streams from %s on timeline %d", old.Name, nf.leader.Name, nf.timeline))
 		c.seconds("rejoin_s", "restore → old leader streaming again", rj.At.Sub(rev.At))

@@ -19,6 +19,7 @@ type options struct {
 	yes         bool
 
 	writeInterval    time.Duration
+	opTimeout        time.Duration
 	readInterval     time.Duration
 	replicationBound time.Duration
 	routingBound     time.Duration
@@ -41,6 +42,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.candidate, "candidate", "", "switch over to this member (default: the sync standby, else the replica with the least lag)")
 	fs.BoolVar(&o.yes, "yes", false, "against a non-lab target, do not pause before breaking anything")
 	fs.DurationVar(&o.writeInterval, "write-interval", 50*time.Millisecond, "time between inserts of the writer")
+	fs.DurationVar(&o.opTimeout, "op-timeout", time.Second, "traffic: a connect or statement slower than this counts as failed")
 	fs.DurationVar(&o.readInterval, "read-interval", 100*time.Millisecond, "time between reads of the reader")
 	fs.DurationVar(&o.replicationBound, "replication-bound", 10*time.Second, "a row must reach every replica within this")
 	fs.DurationVar(&o.routingBound, "routing-bound", 20*time.Second, "after a leader change, HAProxy must route correctly within this")
@@ -60,7 +62,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, userErrorf("use either --outputs or --stack, not both")
 	}
 	for name, d := range map[string]time.Duration{
-		"--write-interval": o.writeInterval, "--read-interval": o.readInterval,
+		"--write-interval": o.writeInterval, "--read-interval": o.readInterval, "--op-timeout": o.opTimeout,
 		"--replication-bound": o.replicationBound, "--routing-bound": o.routingBound,
 		"--failover-bound": o.failoverBound, "--rejoin-bound": o.rejoinBound,
 	} {

@@ -93,7 +93,11 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	c.seconds("api_seconds", "POST /switchover took", time.Since(ev.At))
 
 	var promotedAt time.Time
-	if _, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name == cand.Name }); ok {
+	_, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name == cand.Name })
+	if ctx.Err() != nil {
+		return
+	}
+	if ok {
 		promotedAt = c.event("promotion", cand.Name+" holds the leader key").At
 	} else {
 		c.failf("%s did not become the leader within %s", cand.Name, e.opts.failoverBound)
@@ -101,6 +105,9 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	if !waitWritesOn(ctx, s, cand.Host, ev.At, e.opts.failoverBound) {
 		c.failf("no write was acknowledged by the new leader %s through %s within %s (last error: %s)",
 			cand.Name, e.stack.WriteEndpoint, e.opts.failoverBound, lastErr(s.Writer.Ops()))
+	}
+	if ctx.Err() != nil {
+		return
 	}
 	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf formation) string {
 		if nf.leader.Name != cand.Name {
@@ -111,6 +118,9 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		}
 		return ""
 	})
+	if ctx.Err() != nil {
+		return
+	}
 	if ok {
 		c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.timeline))
 	} else {
