@@ -29,6 +29,7 @@ type registered struct {
 	Inputs   resource.PropertyMap
 	Provider string
 	Parent   string
+	Deps     []string // URNs from dependsOn, expanded
 	Custom   bool
 }
 
@@ -49,6 +50,7 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	r := registered{Type: args.TypeToken, Name: args.Name, Inputs: args.Inputs, Provider: args.Provider, Custom: args.Custom}
 	if args.RegisterRPC != nil {
 		r.Parent = args.RegisterRPC.GetParent()
+		r.Deps = args.RegisterRPC.GetDependencies()
 	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)

@@ -576,3 +576,49 @@ func TestReadinessGoesThroughTheJumpHost(t *testing.T) {
 	assert.Equal(t, "10.42.4.20", str(obj(check.Inputs, "connection"), "host"), "the cluster check runs on pg-1")
 	assert.Contains(t, str(check.Inputs, "create"), "http://10.42.4.20:8008")
 }
+
+// dependsOnName reports whether deps holds the URN of a resource by name.
+func dependsOnName(deps []string, name string) bool {
+	for _, d := range deps {
+		if strings.HasSuffix(d, "::"+name) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBootOrder: cloud-init runs once, at first boot, and installs packages
+// and reads SSM then. So every instance must wait for its NAT route, every
+// security rule and every SSM parameter; and the cluster check must wait
+// for every node.
+func TestBootOrder(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	var needed []string
+	for _, typ := range []string{"aws:ec2/natGateway:NatGateway", "aws:ec2/routeTableAssociation:RouteTableAssociation",
+		tEgress, tIngress, "aws:ssm/parameter:Parameter"} {
+		for _, res := range r.mocks.byType(typ) {
+			needed = append(needed, res.Name)
+		}
+	}
+	require.NotEmpty(t, needed)
+	for _, i := range r.mocks.byType(tInstance) {
+		for _, n := range needed {
+			assert.True(t, dependsOnName(i.Deps, n), "instance %s does not wait for %s", i.Name, n)
+		}
+	}
+	var check registered
+	var waits []string
+	for _, c := range r.mocks.byType("command:remote:Command") {
+		if strings.HasSuffix(c.Name, "-cluster") {
+			check = c
+		}
+		if strings.Contains(c.Name, "-wait-") {
+			waits = append(waits, c.Name)
+		}
+	}
+	require.Len(t, waits, 8)
+	for _, w := range waits {
+		assert.True(t, dependsOnName(check.Deps, w), "the cluster check does not wait for %s", w)
+	}
+}
