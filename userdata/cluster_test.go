@@ -1,0 +1,494 @@
+package userdata
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/topology"
+)
+
+// TestRealCluster runs the rendered files with the real daemons inside a
+// throwaway network namespace that holds every node address on its loopback:
+//   - three etcd members from the rendered etcd configs must form a cluster;
+//   - `patroni --validate-config` must accept every patroni.yml with nothing
+//     to say (its port and etcd checks pass because the addresses are real);
+//   - pg-1 bootstraps from its patroni.yml (the post-bootstrap script creates
+//     the app role and database), pg-2 joins as a streaming replica over
+//     TLS, and HAProxy routes 5000 to the leader and 5001 to the replica, or
+//     to the leader while no replica is up.
+//
+// It needs root for the namespace and to run PostgreSQL as postgres.
+func TestRealCluster(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates a network namespace and runs daemons as postgres")
+	}
+	for _, tool := range []string{"ip", "setpriv", "etcd", "etcdctl", "patroni", "haproxy"} {
+		lookTool(t, tool)
+	}
+	c := defaultCluster(t)
+	pw := testPasswords()
+	secrets, err := RenderSecretsEnv(c, pw)
+	require.NoError(t, err)
+	env := parseEnv(t, secrets)
+
+	base := rootDir(t)
+	ns := netns(t, c)
+	dial, err := access.Netns(ns)
+	require.NoError(t, err)
+	client := &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 5 * time.Second}
+
+	// etcd: three members from the rendered files.
+	var endpoints []string
+	for _, n := range c.Plan.ByRole(topology.RoleEtcd) {
+		p := labPaths(base, n.Name)
+		files, err := NodeFiles(c, n.Name, p)
+		require.NoError(t, err)
+		install(t, files, "")
+		start(t, base, n.Name, ns, nil, "etcd", "--config-file", p.EtcdConfigFile)
+		endpoints = append(endpoints, fmt.Sprintf("http://%s:2379", n.IP))
+	}
+	t.Run("etcd forms a cluster", func(t *testing.T) {
+		eventually(t, 60*time.Second, "etcd endpoint health", func() error {
+			_, err := run(ns, nil, "etcdctl", "--endpoints="+strings.Join(endpoints, ","), "--command-timeout=3s", "endpoint", "health")
+			return err
+		})
+		out, err := run(ns, nil, "etcdctl", "--endpoints="+endpoints[0], "member", "list", "-w", "simple")
+		require.NoError(t, err, out)
+		for i, n := range c.Plan.ByRole(topology.RoleEtcd) {
+			assert.Contains(t, out, fmt.Sprintf(", started, %s, http://%s:2380, %s", n.Name, n.IP, endpoints[i]))
+		}
+		assert.Equal(t, 3, strings.Count(out, ", started, "), out)
+		// Patroni's etcd3 client uses the JSON gateway, not gRPC.
+		resp, err := client.Post(endpoints[1]+"/v3/cluster/member/list", "application/json", strings.NewReader("{}"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "etcd's gRPC gateway must be on for Patroni")
+	})
+
+	t.Run("patroni --validate-config", func(t *testing.T) {
+		for _, n := range c.Plan.ByRole(topology.RolePatroni) {
+			p := labPaths(base, n.Name)
+			cfg, err := RenderPatroniConfig(c, n.Name, p)
+			require.NoError(t, err)
+			f := filepath.Join(base, n.Name+"-validate.yml")
+			require.NoError(t, os.WriteFile(f, cfg, 0o644))
+			out, err := run(ns, env, "patroni", "--validate-config", f)
+			require.NoError(t, err, "%s: %s", n.Name, out)
+			// No tolerated messages: the environment is real, so anything
+			// the validator says is a defect of the file.
+			assert.Empty(t, out, n.Name)
+		}
+		// And it does check: a member whose etcd hosts are all wrong fails.
+		p := labPaths(base, "pg-1")
+		cfg, err := RenderPatroniConfig(c, "pg-1", p)
+		require.NoError(t, err)
+		bad := strings.ReplaceAll(string(cfg), ":2379", ":2390")
+		f := filepath.Join(base, "bad-validate.yml")
+		require.NoError(t, os.WriteFile(f, []byte(bad), 0o644))
+		out, err := run(ns, env, "patroni", "--validate-config", f)
+		assert.Error(t, err)
+		assert.Contains(t, out, "is not reachable")
+	})
+
+	pg1, _ := c.Plan.Node("pg-1")
+	pg2, _ := c.Plan.Node("pg-2")
+	startPatroni := func(n topology.Node) {
+		p := labPaths(base, n.Name)
+		files, err := NodeFiles(c, n.Name, p)
+		require.NoError(t, err)
+		install(t, files, "postgres")
+		for _, d := range []string{p.PGSocketDir, p.PGLogDir, filepath.Dir(p.PGDataDir)} {
+			require.NoError(t, os.MkdirAll(d, 0o750))
+			chownPostgres(t, d)
+		}
+		chownPostgres(t, filepath.Join(base, n.Name))
+		start(t, base, n.Name, ns, env, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+			"env", "HOME="+filepath.Join(base, n.Name), "patroni", p.PatroniConfigFile)
+	}
+
+	t.Run("leader bootstraps", func(t *testing.T) {
+		startPatroni(pg1)
+		eventually(t, 120*time.Second, "pg-1 /primary", func() error {
+			return wantStatus(client, "OPTIONS", pg1, "/primary", nil, http.StatusOK)
+		})
+		ctx := context.Background()
+
+		// The post-bootstrap script created app and its database; app logs
+		// in with its password over TLS from inside the VPC.
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw.App, "require")
+		var user string
+		var ssl bool
+		require.NoError(t, app.QueryRow(ctx, `SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&user, &ssl))
+		assert.Equal(t, "app", user)
+		assert.True(t, ssl)
+		var owner string
+		require.NoError(t, app.QueryRow(ctx, `SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'`).Scan(&owner))
+		assert.Equal(t, "app", owner)
+		_, err := app.Exec(ctx, `CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)`)
+		require.NoError(t, err)
+
+		// Non-TLS connections from the VPC are refused by pg_hba.
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", pw.App, "disable")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "no pg_hba.conf entry")
+		// A wrong password is refused.
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", "wrong-password", "require")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "password authentication failed")
+
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw.Superuser, "require")
+		settings := map[string]string{}
+		for _, name := range []string{"data_checksums", "password_encryption", "wal_level", "wal_log_hints", "ssl", "server_encoding", "wal_retrieve_retry_interval"} {
+			var v string
+			require.NoError(t, su.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v))
+			settings[name] = v
+		}
+		assert.Equal(t, map[string]string{
+			"data_checksums": "on", "password_encryption": "scram-sha-256", "wal_level": "replica",
+			"wal_log_hints": "on", "ssl": "on", "server_encoding": "UTF8", "wal_retrieve_retry_interval": "1s",
+		}, settings)
+		roles := map[string]bool{}
+		rows, err := su.Query(ctx, `SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app')`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var name string
+			var repl bool
+			require.NoError(t, rows.Scan(&name, &repl))
+			roles[name] = repl
+		}
+		require.NoError(t, rows.Err())
+		assert.Equal(t, map[string]bool{"replicator": true, "rewinder": false, "app": false}, roles)
+		var scram int
+		require.NoError(t, su.QueryRow(ctx, `SELECT count(*) FROM pg_authid WHERE rolpassword LIKE 'SCRAM-SHA-256$%'`).Scan(&scram))
+		assert.Equal(t, 4, scram, "postgres, replicator, rewinder and app all have SCRAM secrets")
+
+		// The profile reached the DCS.
+		var dcs map[string]any
+		require.NoError(t, getJSON(client, pg1, "/config", &dcs))
+		assert.EqualValues(t, 10, dcs["ttl"])
+		assert.EqualValues(t, 2, dcs["loop_wait"])
+		assert.EqualValues(t, 4, dcs["retry_timeout"])
+		assert.Equal(t, true, dcs["failsafe_mode"])
+
+		// Unsafe REST endpoints need the REST API credentials.
+		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", nil, http.StatusUnauthorized))
+		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", "wrong"}, http.StatusUnauthorized))
+		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", pw.RestAPI}, http.StatusAccepted))
+	})
+
+	// HAProxy from the rendered file, with the stats password in its
+	// environment only.
+	hp := labPaths(base, "haproxy-1")
+	files, err := NodeFiles(c, "haproxy-1", hp)
+	require.NoError(t, err)
+	install(t, files, "")
+	start(t, base, "haproxy-1", ns, env, "haproxy", "-db", "-f", hp.HAProxyConfigFile)
+	role := func(port int) (string, error) {
+		conn, err := connectErr(dial, "127.0.0.1", port, "app", "app", pw.App, "require")
+		if err != nil {
+			return "", err
+		}
+		defer conn.Close(context.Background())
+		var addr string
+		var replica bool
+		err = conn.QueryRow(context.Background(), `SELECT host(inet_server_addr()), pg_is_in_recovery()`).Scan(&addr, &replica)
+		return fmt.Sprintf("%s replica=%v", addr, replica), err
+	}
+	want := func(port int, what string) func() error {
+		return func() error {
+			got, err := role(port)
+			if err != nil {
+				return err
+			}
+			if got != what {
+				return fmt.Errorf("port %d reached %s, want %s", port, got, what)
+			}
+			return nil
+		}
+	}
+	leader := pg1.IP.String() + " replica=false"
+	replica := pg2.IP.String() + " replica=true"
+
+	t.Run("haproxy routes to the leader, and reads to it while no replica is up", func(t *testing.T) {
+		eventually(t, 30*time.Second, "5000 to the leader", want(5000, leader))
+		eventually(t, 30*time.Second, "5001 to the leader as backup", want(5001, leader))
+		// Stats page: credentials required, and they work.
+		stats := func(cred *[2]string) (int, error) {
+			req, _ := http.NewRequest("GET", "http://127.0.0.1:7000/;csv", nil)
+			if cred != nil {
+				req.SetBasicAuth(cred[0], cred[1])
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		code, err := stats(nil)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusUnauthorized, code)
+		code, err = stats(&[2]string{"stats", pw.Stats})
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, code)
+	})
+
+	t.Run("replica joins over TLS and takes the reads", func(t *testing.T) {
+		startPatroni(pg2)
+		eventually(t, 120*time.Second, "pg-2 /replica", func() error {
+			return wantStatus(client, "OPTIONS", pg2, "/replica", nil, http.StatusOK)
+		})
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw.Superuser, "require")
+		eventually(t, 60*time.Second, "pg-2 streaming over TLS", func() error {
+			var state string
+			var ssl bool
+			err := su.QueryRow(context.Background(), `SELECT r.state, s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.application_name = 'pg-2'`).Scan(&state, &ssl)
+			if err != nil {
+				return err
+			}
+			if state != "streaming" || !ssl {
+				return fmt.Errorf("state %s ssl %v", state, ssl)
+			}
+			return nil
+		})
+		var slot string
+		require.NoError(t, su.QueryRow(context.Background(), `SELECT slot_name FROM pg_replication_slots WHERE active`).Scan(&slot))
+		assert.Equal(t, "pg_2", slot)
+		eventually(t, 60*time.Second, "5001 to the replica", want(5001, replica))
+		eventually(t, 10*time.Second, "5000 still to the leader", want(5000, leader))
+		// The row written on the leader is on the replica.
+		app := connect(t, dial, pg2.IP.String(), 5432, "app", "app", pw.App, "require")
+		var n int
+		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
+		assert.Equal(t, 1, n)
+	})
+}
+
+// labPaths is a per-node layout under base, the way the lab lays nodes out.
+func labPaths(base, node string) Paths {
+	d := filepath.Join(base, node)
+	return Paths{
+		EtcdConfigFile:    filepath.Join(d, "etcd.conf.yml"),
+		EtcdDataDir:       filepath.Join(d, "etcd-data"),
+		PatroniConfigFile: filepath.Join(d, "patroni.yml"),
+		SecretsEnvFile:    filepath.Join(d, "secrets.env"),
+		PostBootstrap:     filepath.Join(d, "post-bootstrap.sh"),
+		PGDataDir:         filepath.Join(d, "pg", "data"),
+		PGSocketDir:       filepath.Join(d, "run"),
+		PGPassFile:        filepath.Join(d, "pgpass"),
+		PGLogDir:          filepath.Join(d, "log"),
+		TLSCertFile:       CloudPaths().TLSCertFile,
+		TLSKeyFile:        CloudPaths().TLSKeyFile,
+		HAProxyConfigFile: filepath.Join(d, "haproxy.cfg"),
+	}
+}
+
+// rootDir is a scratch directory that the postgres user can traverse
+// (t.TempDir is 0700 root).
+func rootDir(t *testing.T) string {
+	d, err := os.MkdirTemp("", "pgha-ud-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(d, 0o755))
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// netns creates a namespace with every node address on its loopback and
+// deletes it when the test ends.
+func netns(t *testing.T, c Cluster) string {
+	name := fmt.Sprintf("pgha-ud-%d", os.Getpid())
+	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("deleting namespace %s: %v %s", name, err, out)
+		}
+	})
+	cmds := [][]string{{"link", "set", "lo", "up"}}
+	for _, n := range c.Plan.Nodes {
+		cmds = append(cmds, []string{"addr", "add", n.IP.String() + "/32", "dev", "lo"})
+	}
+	for _, a := range cmds {
+		out, err := exec.Command("ip", append([]string{"-n", name}, a...)...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", a, out)
+	}
+	return name
+}
+
+func install(t *testing.T, files []File, owner string) {
+	for _, f := range files {
+		require.NoError(t, os.MkdirAll(filepath.Dir(f.Path), 0o755))
+		require.NoError(t, os.WriteFile(f.Path, f.Content, f.Mode))
+		require.NoError(t, os.Chmod(f.Path, f.Mode))
+		if owner != "" && strings.HasPrefix(f.Owner, owner+":") {
+			chownPostgres(t, f.Path)
+		}
+	}
+}
+
+func chownPostgres(t *testing.T, path string) {
+	u, err := user.Lookup("postgres")
+	require.NoError(t, err)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	require.NoError(t, os.Chown(path, uid, gid))
+}
+
+func parseEnv(t *testing.T, b []byte) []string {
+	var env []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		require.Contains(t, line, "=")
+		env = append(env, line)
+	}
+	return env
+}
+
+// baseEnv is a clean environment: no HOME of root's, no stray PATRONI_*.
+func baseEnv(extra []string) []string {
+	return append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8"}, extra...)
+}
+
+// run executes a command inside the namespace and returns its output.
+func run(ns string, env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd.Env = baseEnv(env)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// start runs a daemon inside the namespace (`ip netns exec`, setpriv and env
+// all exec, so the PID is the daemon's) and stops that PID at cleanup.
+func start(t *testing.T, base, name, ns string, env []string, argv ...string) {
+	logPath := filepath.Join(base, name+".log")
+	logf, err := os.Create(logPath)
+	require.NoError(t, err)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...)
+	cmd.Env = baseEnv(env)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(done) }()
+	t.Cleanup(func() {
+		stop(t, cmd.Process.Pid, done)
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("--- %s log (last 3000 bytes) ---\n%s", name, tail(b, 3000))
+		}
+	})
+}
+
+// stop sends SIGTERM (Patroni then stops PostgreSQL cleanly), waits, and
+// only then SIGKILLs the process; it also makes sure a postmaster left
+// behind by a killed Patroni goes too.
+func stop(t *testing.T, pid int, done chan struct{}) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-done:
+		return
+	case <-time.After(30 * time.Second):
+	}
+	t.Errorf("pid %d ignored SIGTERM for 30 s; killing it", pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	<-done
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func wantStatus(client *http.Client, method string, n topology.Node, path string, cred *[2]string, want int) error {
+	req, err := http.NewRequest(method, fmt.Sprintf("http://%s:8008%s", n.IP, path), nil)
+	if err != nil {
+		return err
+	}
+	if cred != nil {
+		req.SetBasicAuth(cred[0], cred[1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s on %s: status %d, want %d", method, path, n.Name, resp.StatusCode, want)
+	}
+	return nil
+}
+
+func getJSON(client *http.Client, n topology.Node, path string, v any) error {
+	resp, err := client.Get(fmt.Sprintf("http://%s:8008%s", n.IP, path))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func connectErr(dial access.DialFunc, host string, port int, user, db, password, sslmode string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=5", host, port, user, db, sslmode))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Password = password
+	cfg.DialFunc = pgconn.DialFunc(dial)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+func connect(t *testing.T, dial access.DialFunc, host string, port int, user, db, password, sslmode string) *pgx.Conn {
+	t.Helper()
+	conn, err := connectErr(dial, host, port, user, db, password, sslmode)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
