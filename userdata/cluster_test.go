@@ -86,17 +86,22 @@ func TestRealCluster(t *testing.T) {
 	})
 
 	t.Run("patroni --validate-config", func(t *testing.T) {
-		for _, n := range c.Plan.ByRole(topology.RolePatroni) {
-			p := labPaths(base, n.Name)
-			cfg, err := RenderPatroniConfig(c, n.Name, p)
-			require.NoError(t, err)
-			f := filepath.Join(base, n.Name+"-validate.yml")
-			require.NoError(t, os.WriteFile(f, cfg, 0o644))
-			out, err := run(ns, env, "patroni", "--validate-config", f)
-			require.NoError(t, err, "%s: %s", n.Name, out)
-			// No tolerated messages: the environment is real, so anything
-			// the validator says is a defect of the file.
-			assert.Empty(t, out, n.Name)
+		for _, profile := range Profiles() {
+			pc := c
+			pc.Profile = profile.Name
+			pc.SynchronousMode = profile.Name != "fast"
+			for _, n := range pc.Plan.ByRole(topology.RolePatroni) {
+				p := labPaths(base, n.Name)
+				cfg, err := RenderPatroniConfig(pc, n.Name, p)
+				require.NoError(t, err)
+				f := filepath.Join(base, n.Name+"-"+profile.Name+"-validate.yml")
+				require.NoError(t, os.WriteFile(f, cfg, 0o644))
+				out, err := run(ns, env, "patroni", "--validate-config", f)
+				require.NoError(t, err, "%s/%s: %s", profile.Name, n.Name, out)
+				// No tolerated messages: the environment is real, so
+				// anything the validator says is a defect of the file.
+				assert.Empty(t, out, "%s/%s", profile.Name, n.Name)
+			}
 		}
 		// And it does check: a member whose etcd hosts are all wrong fails.
 		p := labPaths(base, "pg-1")

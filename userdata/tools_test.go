@@ -121,3 +121,47 @@ func TestScriptsParse(t *testing.T) {
 	// etcd: boot; patroni: post-bootstrap, fetch, boot; haproxy: fetch, boot.
 	assert.Equal(t, 3*1+3*3+2*2, scripts)
 }
+
+// TestSystemdDropIns checks each role's drop-in against the unit Debian's
+// package installs, with systemd's own parser: an unknown key or a bad
+// directive is reported, and reports fail the test.
+func TestSystemdDropIns(t *testing.T) {
+	analyze := lookTool(t, "systemd-analyze")
+	c := defaultCluster(t)
+	verify := func(unit, dropIn string) (string, error) {
+		dir := t.TempDir()
+		pkg, err := os.ReadFile(filepath.Join("/lib/systemd/system", unit))
+		require.NoError(t, err, "the package that ships %s is not installed", unit)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, unit), pkg, 0o644))
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, unit+".d"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, unit+".d", "pgha.conf"), []byte(dropIn), 0o644))
+		out, err := exec.Command(analyze, "verify", "--man=no", filepath.Join(dir, unit)).CombinedOutput()
+		return string(out), err
+	}
+	for _, node := range []string{"etcd-1", "pg-1", "haproxy-1"} {
+		n, _ := c.Plan.Node(node)
+		unit := string(n.Role) + ".service"
+		b, err := RenderCloudInit(c, node)
+		require.NoError(t, err)
+		var doc struct {
+			WriteFiles []struct {
+				Path    string `yaml:"path"`
+				Content string `yaml:"content"`
+			} `yaml:"write_files"`
+		}
+		require.NoError(t, yaml.Unmarshal(b, &doc))
+		var dropIn string
+		for _, wf := range doc.WriteFiles {
+			if wf.Path == "/etc/systemd/system/"+unit+".d/pgha.conf" {
+				dropIn = wf.Content
+			}
+		}
+		require.NotEmpty(t, dropIn, "%s: no drop-in for %s", node, unit)
+		out, err := verify(unit, dropIn)
+		require.NoError(t, err, "%s: %s", unit, out)
+		assert.Empty(t, out, unit)
+
+		out, _ = verify(unit, dropIn+"NoSuchSetting=1\n")
+		assert.Contains(t, out, "Unknown key", "systemd-analyze must notice a bad drop-in")
+	}
+}
