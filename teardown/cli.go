@@ -92,6 +92,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.Region == "" {
 		return fail(errors.New("no AWS region: pass --region, set aws:region on the stack, or set AWS_REGION"))
 	}
+	// Credentials are resolved lazily by the SDK; asking once up front turns
+	// "none found" into one clear line instead of an error per service.
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return fail(errors.New("no usable AWS credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, for an identity with the read-only permissions in docs/validate-aws.md"))
+	}
 	rep, err := Check(ctx, cfg, *project, *stack)
 	if err != nil {
 		return fail(err)

@@ -143,7 +143,7 @@ func Check(ctx context.Context, cfg aws.Config, project, stack string) (Report, 
 // Check lists everything of the stack that is left.
 func (c Clients) Check(ctx context.Context, region, project, stack string) (Report, error) {
 	if project == "" || stack == "" {
-		return Report{}, fmt.Errorf("teardown: the project and the stack are required (--project, --stack)")
+		return Report{}, fmt.Errorf("the project and the stack are required (--project, --stack)")
 	}
 	f := finder{c: c, project: project, stack: stack}
 	r := Report{Project: project, Stack: stack, Region: region}
@@ -160,7 +160,7 @@ func (c Clients) Check(ctx context.Context, region, project, stack string) (Repo
 	for _, s := range steps {
 		got, err := s.fn(ctx)
 		if err != nil {
-			return Report{}, fmt.Errorf("teardown: listing %s: %w", s.what, err)
+			return Report{}, fmt.Errorf("listing %s: %w", s.what, err)
 		}
 		r.Leftovers = append(r.Leftovers, got...)
 	}
@@ -175,7 +175,7 @@ func (c Clients) Check(ctx context.Context, region, project, stack string) (Repo
 	}
 	enis, err := f.networkInterfaces(ctx, vpcIDs)
 	if err != nil {
-		return Report{}, fmt.Errorf("teardown: listing network interfaces: %w", err)
+		return Report{}, fmt.Errorf("listing network interfaces: %w", err)
 	}
 	r.Leftovers = append(r.Leftovers, enis...)
 	sortLeftovers(r.Leftovers)

@@ -230,4 +230,14 @@ func TestMainExitStatus(t *testing.T) {
 	require.Equal(t, ExitError, code)
 	require.Contains(t, errs, "Pulumi.yaml")
 	require.Equal(t, 1, strings.Count(errs, "\n"), "one line: %q", errs)
+
+	// No credentials anywhere (and the instance metadata service off, so
+	// nothing leaves this machine): one line saying what to set.
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_PROFILE", "")
+	code, _, errs = run("--project", "pgha", "--stack", "dev", "--region", "eu-west-1")
+	require.Equal(t, ExitError, code)
+	require.Contains(t, errs, "no usable AWS credentials")
+	require.Equal(t, 1, strings.Count(errs, "\n"), "one line: %q", errs)
 }
