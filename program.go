@@ -25,8 +25,9 @@ const (
 	debianAMIName = "debian-12-amd64-*"
 	// The Debian AMI's login user, with passwordless sudo.
 	loginUser = "admin"
-	// readinessTimeout bounds each wait of `pulumi up` (seconds).
-	readinessTimeout = 1200
+	// readinessTimeout bounds each wait of `pulumi up` (seconds); it matches
+	// the boot script's own bound for Patroni to become healthy.
+	readinessTimeout = 1800
 )
 
 // Secret names (SSM parameter leaf names) by config key.

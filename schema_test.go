@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pgha/pgha/components"
+	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/stackconfig"
 )
 
@@ -113,4 +115,42 @@ func TestExampleStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"203.0.113.0/24"}, cfg.AllowedCIDRs)
 	assert.Equal(t, "eu-west-1", cfg.Region)
+}
+
+// TestDocsCoverEveryKey keeps the docs in step with the code: every config
+// key, component and output key is documented.
+func TestDocsCoverEveryKey(t *testing.T) {
+	read := func(p string) string {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		return string(b)
+	}
+	conf := read("docs/configuration.md")
+	for k := range allKeys {
+		assert.Contains(t, conf, "`pgha:"+k+"`", "docs/configuration.md does not describe pgha:%s", k)
+	}
+	assert.Contains(t, conf, "`aws:region`")
+
+	outs := read("docs/outputs.md")
+	for _, k := range []string{
+		outputs.KeyTarget, outputs.KeyClusterName, outputs.KeyRegion, outputs.KeyProfile,
+		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
+		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
+		outputs.KeySSHPrivateKey, outputs.KeyClusterState,
+	} {
+		assert.Contains(t, outs, "| `"+k+"` |", "docs/outputs.md does not describe output %s", k)
+	}
+
+	arch := read("docs/architecture.md")
+	for _, tok := range []string{
+		components.TypeNetwork, components.TypeSecurity, components.TypeSecrets, components.TypeEtcd,
+		components.TypePatroni, components.TypeHAProxy, components.TypeEndpoint, components.TypeReadiness,
+	} {
+		name := tok[len("pgha:index:"):]
+		assert.Contains(t, arch, name, "docs/architecture.md does not describe %s", tok)
+	}
+	run := read("docs/runbook.md")
+	for _, phase := range []string{"etcd health", "Patroni bootstrap", "switchover with the timeline check", "HAProxy routing", "failover", "teardown"} {
+		assert.Contains(t, run, phase)
+	}
 }
