@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -272,4 +273,56 @@ func TestProfileReachesFiles(t *testing.T) {
 		assert.Equal(t, 2, strings.Count(string(cfgText), line), p.Name)
 		assert.Contains(t, string(cfgText), "option httpchk OPTIONS /replica?lag="+strconv.Itoa(int(p.ReplicaMaxLagBytes)))
 	}
+}
+
+// TestCloudInitFitsEC2 keeps every document under EC2's 16 KiB user-data
+// limit (before base64), so no compression step is needed.
+func TestCloudInitFitsEC2(t *testing.T) {
+	c := defaultCluster(t)
+	for _, n := range c.Plan.Nodes {
+		b, err := RenderCloudInit(c, n.Name)
+		require.NoError(t, err)
+		assert.LessOrEqual(t, len(b), 16384, n.Name)
+	}
+}
+
+// TestOnlyPathsDiffer renders every node's files with a lab layout and with
+// CloudPaths: after swapping the path strings the bytes must be identical,
+// so what the lab runs is what EC2 gets.
+func TestOnlyPathsDiffer(t *testing.T) {
+	c := defaultCluster(t)
+	cloud := CloudPaths()
+	for _, n := range c.Plan.Nodes {
+		lab := labPaths("/srv/lab/nodes", n.Name)
+		labFiles, err := NodeFiles(c, n.Name, lab)
+		require.NoError(t, err)
+		cloudFiles, err := NodeFiles(c, n.Name, cloud)
+		require.NoError(t, err)
+		require.Len(t, labFiles, len(cloudFiles))
+
+		// Longest lab path first, so a directory never replaces part of a
+		// file path below it.
+		var pairs [][2]string
+		lv, cv := pathValues(lab), pathValues(cloud)
+		for i := range lv {
+			if lv[i] != cv[i] {
+				pairs = append(pairs, [2]string{lv[i], cv[i]})
+			}
+		}
+		sort.Slice(pairs, func(i, j int) bool { return len(pairs[i][0]) > len(pairs[j][0]) })
+		for i := range labFiles {
+			got := string(labFiles[i].Content)
+			for _, p := range pairs {
+				got = strings.ReplaceAll(got, p[0], p[1])
+			}
+			assert.Equal(t, string(cloudFiles[i].Content), got, "%s %s", n.Name, cloudFiles[i].Path)
+			assert.Equal(t, cloudFiles[i].Owner, labFiles[i].Owner)
+			assert.Equal(t, cloudFiles[i].Mode, labFiles[i].Mode)
+		}
+	}
+}
+
+func pathValues(p Paths) []string {
+	return []string{p.EtcdConfigFile, p.EtcdDataDir, p.PatroniConfigFile, p.SecretsEnvFile, p.PostBootstrap,
+		p.PGDataDir, p.PGSocketDir, p.PGPassFile, p.PGLogDir, p.TLSCertFile, p.TLSKeyFile, p.HAProxyConfigFile}
 }
