@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/lab/cluster"
+)
+
+const benchHeading = "## Lab start-up"
+
+func bench(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) int {
+	if runs < 1 {
+		fmt.Fprintln(os.Stderr, "lab bench: --runs must be at least 1")
+		return 2
+	}
+	if l.Exists() {
+		fmt.Fprintf(os.Stderr, "lab bench: lab %q exists; bench builds and removes its own, so pick another name (e.g. --name pghabench) or run: go run ./lab down --name %s\n", l.Name, l.Name)
+		return 1
+	}
+	fmt.Printf("bench: %d up/down cycles of lab %q, profile %s\n", runs, l.Name, profile)
+	res, err := l.Bench(ctx, runs, cluster.UpOptions{Profile: profile})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab bench:", err)
+		return 1
+	}
+	section := benchSection(res, l.Name, profile)
+	fmt.Println()
+	fmt.Print(section)
+	if doc != "" {
+		if err := writeSection(doc, section); err != nil {
+			fmt.Fprintln(os.Stderr, "lab bench:", err)
+			return 1
+		}
+		fmt.Printf("\nwritten to %s\n", doc)
+	}
+	return 0
+}
+
+func benchSection(runs []cluster.BenchRun, name, profile string) string {
+	var up, ready, down []time.Duration
+	var mem []int64
+	for _, r := range runs {
+		up, ready, down = append(up, r.Up), append(ready, r.Ready), append(down, r.Down)
+		mem = append(mem, r.PSSKiB)
+	}
+	sort.Slice(mem, func(i, j int) bool { return mem[i] < mem[j] })
+	secs := func(ds []time.Duration) string {
+		var s []string
+		for _, d := range ds {
+			s = append(s, fmt.Sprintf("%.1f", d.Seconds()))
+		}
+		return strings.Join(s, ", ")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n\n", benchHeading)
+	fmt.Fprintf(&b, "Measured %s on this repository's lab (%d CPUs, %s/%s), profile `%s`, %d runs.\n", time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, profile, len(runs))
+	b.WriteString("Start-up is from nothing (no namespace, no data) to one Patroni leader with two replicas\n")
+	b.WriteString("streaming from it (checked in the leader's `pg_stat_replication`); \"ready\" adds both HAProxies\n")
+	b.WriteString("routing port 5000 to the leader. Down includes the teardown verification. Memory is the\n")
+	b.WriteString("PSS sum over every lab process (etcd, Patroni, every PostgreSQL process, HAProxy), idle.\n\n")
+	b.WriteString("| measure | median | runs |\n|---|---|---|\n")
+	fmt.Fprintf(&b, "| start-up: nothing → leader + 2 streaming | %.1f s | %s |\n", cluster.Median(up).Seconds(), secs(up))
+	fmt.Fprintf(&b, "| ready: + HAProxy 5000 → leader | %.1f s | %s |\n", cluster.Median(ready).Seconds(), secs(ready))
+	fmt.Fprintf(&b, "| down (stop, remove, verify) | %.1f s | %s |\n", cluster.Median(down).Seconds(), secs(down))
+	fmt.Fprintf(&b, "| memory, whole cluster (PSS) | %d MiB | %d–%d MiB |\n\n", mem[len(mem)/2]/1024, mem[0]/1024, mem[len(mem)-1]/1024)
+	b.WriteString("Phases of the last run:\n\n| phase | seconds |\n|---|---|\n")
+	for _, p := range runs[len(runs)-1].Phases {
+		fmt.Fprintf(&b, "| %s | %.2f |\n", p.Name, p.Duration.Seconds())
+	}
+	fmt.Fprintf(&b, "\nReproduce (as root): `go run ./lab bench --runs %d --name %s --profile %s --doc docs/benchmarks.md`\n", len(runs), name, profile)
+	return b.String()
+}
+
+// writeSection replaces (or appends) this section of the markdown file and
+// leaves every other section as it was.
+func writeSection(path, section string) error {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		b = []byte("# Benchmarks\n")
+	} else if err != nil {
+		return err
+	}
+	doc := string(b)
+	start := strings.Index(doc, benchHeading+"\n")
+	if start < 0 {
+		doc = strings.TrimRight(doc, "\n") + "\n\n" + section
+	} else {
+		end := len(doc)
+		if i := strings.Index(doc[start+len(benchHeading):], "\n## "); i >= 0 {
+			end = start + len(benchHeading) + i + 1
+		}
+		doc = doc[:start] + section + "\n" + strings.TrimLeft(doc[end:], "\n")
+		doc = strings.TrimRight(doc, "\n") + "\n"
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(doc), 0o644)
+}

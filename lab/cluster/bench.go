@@ -1,0 +1,63 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// BenchRun is one up/down cycle.
+type BenchRun struct {
+	Up       time.Duration // nothing → leader + 2 streaming replicas
+	Ready    time.Duration // ... and HAProxy routing 5000 to the leader
+	Down     time.Duration // down, including its verification
+	PSSKiB   int64         // whole cluster, idle, right after up
+	Procs    int
+	Phases   []Phase
+	Profile  string
+	Finished time.Time
+}
+
+// Bench runs up and down n times on this lab and returns every run.
+func (l *Lab) Bench(ctx context.Context, n int, o UpOptions) ([]BenchRun, error) {
+	var runs []BenchRun
+	for i := 0; i < n; i++ {
+		res, err := l.Up(ctx, o)
+		if err != nil {
+			return runs, fmt.Errorf("run %d: up: %w", i+1, err)
+		}
+		r := BenchRun{Ready: res.Total, Phases: res.Phases, Profile: o.Profile}
+		// Start-up proper ends when the replicas stream, before HAProxy.
+		for _, p := range res.Phases {
+			if p.Name != "haproxy: 5000 routes to leader" {
+				r.Up += p.Duration
+			}
+		}
+		r.PSSKiB, r.Procs, _ = l.Memory()
+		t := time.Now()
+		rep, err := l.Down(ctx)
+		r.Down = time.Since(t)
+		if err != nil {
+			return runs, fmt.Errorf("run %d: down: %w", i+1, err)
+		}
+		_ = rep
+		r.Finished = time.Now().UTC()
+		runs = append(runs, r)
+		l.logf("run %d/%d: start-up %.2fs, ready %.2fs, down %.2fs, %d MiB PSS", i+1, n, r.Up.Seconds(), r.Ready.Seconds(), r.Down.Seconds(), r.PSSKiB/1024)
+	}
+	return runs, nil
+}
+
+// Median of durations.
+func Median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

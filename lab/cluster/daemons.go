@@ -1,0 +1,186 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgha/pgha/lab/proc"
+	"github.com/pgha/pgha/topology"
+)
+
+// pgBinDir is Debian's PostgreSQL 15 location (Patroni's bin_dir).
+const pgBinDir = "/usr/lib/postgresql/15/bin"
+
+const basePath = pgBinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// readEnvFile parses KEY=VALUE lines (the secrets env file).
+func readEnvFile(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if !strings.Contains(line, "=") {
+			return nil, fmt.Errorf("%s: line without '=': the secrets file is damaged", path)
+		}
+		env = append(env, line)
+	}
+	return env, sc.Err()
+}
+
+// daemonSpec is how a node's daemon is launched: inside the node's network
+// namespace, as the daemon's user, with a clean environment (HOME is never
+// /root) plus the node's secrets, logging to the node's own file.
+func (l *Lab) daemonSpec(n topology.Node) (proc.Spec, error) {
+	p := l.Paths(n.Name)
+	ns := l.Namespace(n.Name)
+	env := []string{"PATH=" + basePath, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"}
+	secrets, err := readEnvFile(p.SecretsEnvFile)
+	if err != nil {
+		return proc.Spec{}, err
+	}
+	asUser := func(u string) []string {
+		return []string{"setpriv", "--reuid=" + u, "--regid=" + u, "--init-groups", "--"}
+	}
+	s := proc.Spec{Env: env, Log: l.DaemonLog(n.Name), Dir: "/"}
+	switch n.Role {
+	case topology.RoleEtcd:
+		s.Env = append(s.Env, "HOME="+p.EtcdDataDir)
+		s.Argv = append(append([]string{"ip", "netns", "exec", ns}, asUser("etcd")...), "etcd", "--config-file", p.EtcdConfigFile)
+		s.Marker = p.EtcdConfigFile
+	case topology.RolePatroni:
+		s.Env = append(append(s.Env, "HOME="+l.NodeDir(n.Name)+"/home", "USER=postgres"), secrets...)
+		s.Argv = append(append([]string{"ip", "netns", "exec", ns}, asUser("postgres")...), "patroni", p.PatroniConfigFile)
+		s.Marker = p.PatroniConfigFile
+		s.Dir = l.NodeDir(n.Name) + "/home"
+	case topology.RoleHAProxy:
+		s.Env = append(append(s.Env, "HOME=/"), secrets...)
+		// -db: stay in the foreground, so the recorded PID is HAProxy's.
+		s.Argv = []string{"ip", "netns", "exec", ns, "haproxy", "-db", "-f", p.HAProxyConfigFile}
+		s.Marker = p.HAProxyConfigFile
+	}
+	return s, nil
+}
+
+// startDaemon starts a node's daemon unless it already runs.
+func (l *Lab) startDaemon(n topology.Node) error {
+	recs, err := l.records()
+	if err != nil {
+		return err
+	}
+	if r, ok := recs[n.Name]; ok && r.Alive() {
+		return fmt.Errorf("%s is already running (pid %d)", n.Name, r.PID)
+	}
+	if n.Role == topology.RolePatroni {
+		// A postmaster left from a kill of Patroni alone must not meet a
+		// second one on the same data directory.
+		if pm, ok := l.postmaster(n.Name); ok {
+			return fmt.Errorf("%s: PostgreSQL (pid %d) still runs without Patroni; stop it first with: go run ./lab kill --name %s %s", n.Name, pm.PID, l.Name, n.Name)
+		}
+	}
+	s, err := l.daemonSpec(n)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logAppender(s.Log), "---- %s lab: starting %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(s.Argv, " "))
+	r, err := proc.Start(s)
+	if err != nil {
+		return err
+	}
+	return l.saveRecord(n.Name, r)
+}
+
+type appendFile string
+
+func (a appendFile) Write(p []byte) (int, error) {
+	f, err := os.OpenFile(string(a), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Write(p)
+}
+
+func logAppender(path string) appendFile { return appendFile(path) }
+
+// postmaster finds the node's running postmaster from postmaster.pid; the
+// data directory in its command line proves it is this node's.
+func (l *Lab) postmaster(node string) (proc.Record, bool) {
+	dd := l.Paths(node).PGDataDir
+	pid, err := proc.PostmasterPID(dd)
+	if err != nil {
+		return proc.Record{}, false
+	}
+	r, err := proc.Adopt(pid, dd)
+	if err != nil {
+		return proc.Record{}, false
+	}
+	return r, true
+}
+
+// nodeRecords are the processes of a node that are alive: its daemon and,
+// on PostgreSQL nodes, the postmaster.
+func (l *Lab) nodeRecords(node string) []proc.Record {
+	var out []proc.Record
+	recs, _ := l.records()
+	if r, ok := recs[node]; ok && r.Alive() {
+		out = append(out, r)
+	}
+	if pm, ok := l.postmaster(node); ok {
+		out = append(out, pm)
+	}
+	return out
+}
+
+// Running reports whether the node's daemon runs.
+func (l *Lab) Running(node string) bool {
+	recs, _ := l.records()
+	r, ok := recs[node]
+	return ok && r.Alive()
+}
+
+// stopNode stops a node cleanly: SIGTERM to the daemon (Patroni then stops
+// PostgreSQL itself), SIGKILL after grace; then any postmaster left over.
+func (l *Lab) stopNode(node string, grace time.Duration) error {
+	recs, _ := l.records()
+	var errs []string
+	if r, ok := recs[node]; ok {
+		if err := r.Stop(grace); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if pm, ok := l.postmaster(node); ok {
+		if err := pm.Stop(grace); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// killNode is a crash: SIGKILL the daemon and the postmaster at once.
+func (l *Lab) killNode(node string) error {
+	rs := l.nodeRecords(node)
+	for _, r := range rs {
+		_ = r.Signal(syscall.SIGKILL)
+	}
+	for _, r := range rs {
+		if err := r.Kill(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,244 @@
+package cluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/userdata"
+)
+
+// secretNames are the lab's stand-ins for the SSM parameters: one 0600 file
+// each under <state>/secrets.
+var secretNames = []string{"superuser", "replication", "rewind", "app", "restapi", "stats"}
+
+func (l *Lab) secretsDir() string { return filepath.Join(l.Dir, "secrets") }
+
+// generateSecrets writes a fresh random password per secret.
+func (l *Lab) generateSecrets() error {
+	if err := os.MkdirAll(l.secretsDir(), 0o700); err != nil {
+		return err
+	}
+	for _, n := range secretNames {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		// URL-safe base64 has no ':' or '\', which pgpass would need escaped.
+		if err := os.WriteFile(filepath.Join(l.secretsDir(), n), []byte(base64.RawURLEncoding.EncodeToString(b)), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Passwords reads the lab's secrets.
+func (l *Lab) Passwords() (userdata.Passwords, error) {
+	v := map[string]string{}
+	for _, n := range secretNames {
+		b, err := os.ReadFile(filepath.Join(l.secretsDir(), n))
+		if err != nil {
+			return userdata.Passwords{}, fmt.Errorf("lab secret %q: %w", n, err)
+		}
+		v[n] = strings.TrimSpace(string(b))
+	}
+	return userdata.Passwords{
+		Superuser: v["superuser"], Replication: v["replication"], Rewind: v["rewind"],
+		App: v["app"], RestAPI: v["restapi"], Stats: v["stats"],
+	}, nil
+}
+
+// Credentials are the outputs' credentials, from the secrets.
+func (l *Lab) Credentials() (outputs.Credentials, error) {
+	p, err := l.Passwords()
+	if err != nil {
+		return outputs.Credentials{}, err
+	}
+	u := userdata.DefaultUsers()
+	return outputs.Credentials{
+		SuperuserName: u.Superuser, SuperuserPassword: p.Superuser,
+		ReplicationName: u.Replication, ReplicationPassword: p.Replication,
+		AppName: u.App, AppPassword: p.App, AppDatabase: u.AppDatabase,
+		RestAPIName: u.RestAPI, RestAPIPassword: p.RestAPI,
+		StatsName: u.Stats, StatsPassword: p.Stats,
+	}, nil
+}
+
+// daemonUser is who runs a role's daemon, as on EC2 under systemd. HAProxy
+// starts as root and drops to its own user from haproxy.cfg, as on EC2.
+func daemonUser(r topology.Role) string {
+	switch r {
+	case topology.RoleEtcd:
+		return "etcd"
+	case topology.RolePatroni:
+		return "postgres"
+	default:
+		return "root"
+	}
+}
+
+// writeNodeFiles lays out one node's directory: the rendered files, the
+// secrets env file, and for PostgreSQL nodes a TLS pair standing in for
+// Debian's snakeoil certificate.
+func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
+	spec := l.Spec()
+	paths := l.Paths(n.Name)
+	owner := daemonUser(n.Role)
+	dir := l.NodeDir(n.Name)
+	// The node directory itself stays root's; the daemon owns what it writes.
+	if err := mkdirOwned(dir, "root", 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"etc", "log"} {
+		if err := mkdirOwned(filepath.Join(dir, d), "root", 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mkdirOwned(filepath.Join(dir, "secrets"), owner, 0o700); err != nil {
+		return err
+	}
+	switch n.Role {
+	case topology.RoleEtcd:
+		if err := mkdirOwned(paths.EtcdDataDir, owner, 0o700); err != nil {
+			return err
+		}
+	case topology.RolePatroni:
+		for _, d := range []string{filepath.Join(dir, "home"), paths.PGSocketDir, paths.PGLogDir, filepath.Join(dir, "tls")} {
+			if err := mkdirOwned(d, owner, 0o755); err != nil {
+				return err
+			}
+		}
+		// initdb creates the data directory itself; its parent is the node
+		// directory, so create it empty with the mode PostgreSQL insists on.
+		if err := mkdirOwned(paths.PGDataDir, owner, 0o700); err != nil {
+			return err
+		}
+		if err := writeTLS(n, paths, owner); err != nil {
+			return err
+		}
+	}
+	files, err := userdata.NodeFiles(spec, n.Name, paths)
+	if err != nil {
+		return fmt.Errorf("rendering %s: %w", n.Name, err)
+	}
+	for _, f := range files {
+		// A file outside the node's directory would land on the host itself
+		// (a systemd unit, say); the lab runs its daemons without those.
+		if !strings.HasPrefix(f.Path, dir+"/") {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return err
+		}
+		if err := writeOwned(f.Path, f.Content, f.Owner, f.Mode); err != nil {
+			return err
+		}
+	}
+	env, err := userdata.RenderSecretsEnv(spec, pw)
+	if err != nil {
+		return err
+	}
+	return writeOwned(paths.SecretsEnvFile, env, owner, 0o600)
+}
+
+// writeTLS makes a self-signed server certificate for the node.
+func writeTLS(n topology.Node, p userdata.Paths, owner string) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: n.Name},
+		DNSNames:     []string{n.Name},
+		IPAddresses:  []net.IP{n.IP.AsSlice()},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeOwned(p.TLSCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), owner+":"+owner, 0o644); err != nil {
+		return err
+	}
+	return writeOwned(p.TLSKeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), owner+":"+owner, 0o600)
+}
+
+// ids resolves "user" or "user:group".
+func ids(owner string) (int, int, error) {
+	u, g, _ := strings.Cut(owner, ":")
+	if g == "" {
+		g = u
+	}
+	uu, err := user.Lookup(u)
+	if err != nil {
+		return 0, 0, fmt.Errorf("user %q is missing (install the Debian packages: apt-get install -y etcd-server patroni postgresql-15 haproxy)", u)
+	}
+	gg, err := user.LookupGroup(g)
+	if err != nil {
+		return 0, 0, fmt.Errorf("group %q is missing", g)
+	}
+	uid, _ := strconv.Atoi(uu.Uid)
+	gid, _ := strconv.Atoi(gg.Gid)
+	return uid, gid, nil
+}
+
+func mkdirOwned(path, owner string, mode os.FileMode) error {
+	if err := os.MkdirAll(path, mode); err != nil {
+		return err
+	}
+	uid, gid, err := ids(owner)
+	if err != nil {
+		return err
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
+}
+
+func writeOwned(path string, content []byte, owner string, mode os.FileMode) error {
+	if owner == "" {
+		owner = "root"
+	}
+	uid, gid, err := ids(owner)
+	if err != nil {
+		return err
+	}
+	if mode == 0 {
+		mode = 0o644
+	}
+	if err := os.WriteFile(path, content, mode); err != nil {
+		return err
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
+}

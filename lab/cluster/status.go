@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pgha/pgha/lab/proc"
+	"github.com/pgha/pgha/topology"
+)
+
+// NodeStatus is one row of `status`.
+type NodeStatus struct {
+	Name     string
+	Role     string
+	IP       string
+	Process  string // running (pid N) | stopped
+	Link     string // up | cut
+	PGRole   string // Patroni role: leader, replica, sync_standby
+	PGState  string // Patroni state: running, streaming, ...
+	Timeline string
+	Lag      string
+	Log      string
+}
+
+// Status collects every node's process, link and Patroni state.
+func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
+	if !l.Exists() {
+		return nil, fmt.Errorf("lab %q is not up; start it with: go run ./lab up --name %s", l.Name, l.Name)
+	}
+	recs, err := l.records()
+	if err != nil {
+		return nil, err
+	}
+	members := map[string]PatroniMember{}
+	if ms, _, err := l.PatroniCluster(ctx); err == nil {
+		for _, m := range ms {
+			members[m.Name] = m
+		}
+	}
+	var out []NodeStatus
+	for _, n := range l.Plan.Nodes {
+		s := NodeStatus{Name: n.Name, Role: string(n.Role), IP: n.IP.String(), Process: "stopped", Link: "up", Log: l.DaemonLog(n.Name)}
+		if r, ok := recs[n.Name]; ok && r.Alive() {
+			s.Process = fmt.Sprintf("running (pid %d)", r.PID)
+		}
+		if n.Role == topology.RolePatroni {
+			if pm, ok := l.postmaster(n.Name); ok && s.Process == "stopped" {
+				s.Process = fmt.Sprintf("postgres only (pid %d)", pm.PID)
+			}
+		}
+		if cut, err := l.Net.IsCut(n.Name); err == nil && cut {
+			s.Link = "cut"
+		}
+		if m, ok := members[n.Name]; ok {
+			s.PGRole, s.PGState, s.Lag = m.Role, m.State, m.LagString()
+			if m.Timeline > 0 {
+				s.Timeline = strconv.Itoa(m.Timeline)
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// PrintStatus writes the status table.
+func PrintStatus(w io.Writer, rows []NodeStatus) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tROLE\tIP\tPROCESS\tLINK\tPATRONI\tSTATE\tTL\tLAG\tLOG")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Role, r.IP, r.Process, r.Link,
+			dash(r.PGRole), dash(r.PGState), dash(r.Timeline), dash(r.Lag), r.Log)
+	}
+	tw.Flush()
+}
+
+// Memory is the proportional set size of every process of the lab, the
+// PostgreSQL backends included, in KiB.
+func (l *Lab) Memory() (int64, int, error) {
+	recs, err := l.records()
+	if err != nil {
+		return 0, 0, err
+	}
+	var roots []int
+	for _, r := range recs {
+		if r.Alive() {
+			roots = append(roots, r.PID)
+		}
+	}
+	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
+		if pm, ok := l.postmaster(n.Name); ok {
+			roots = append(roots, pm.PID)
+		}
+	}
+	pids := proc.WithDescendants(roots)
+	var total int64
+	for _, p := range pids {
+		kb, err := proc.PSSKiB(p)
+		if err == nil {
+			total += kb
+		}
+	}
+	return total, len(pids), nil
+}
+
+// ConnectHelp is what a person types to reach the cluster.
+func (l *Lab) ConnectHelp() string {
+	h := l.Plan.ByRole(topology.RoleHAProxy)[0].IP
+	ns := l.ClientNamespace()
+	sec := l.secretsDir()
+	var b strings.Builder
+	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) ip netns exec %s psql \"host=%s port=5000 user=app dbname=app sslmode=require\"\n", sec, ns, h)
+	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) ip netns exec %s psql \"host=%s port=5001 user=app dbname=app sslmode=require\"\n", sec, ns, h)
+	fmt.Fprintf(&b, "  patroni:          ip netns exec %s curl -s http://%s:8008/cluster\n", ns, l.Plan.ByRole(topology.RolePatroni)[0].IP)
+	fmt.Fprintf(&b, "  haproxy stats:    ip netns exec %s curl -su stats:$(cat %s/stats) http://%s:7000/\n", ns, sec, h)
+	return b.String()
+}
