@@ -184,7 +184,7 @@ func (l *Lab) Spec() userdata.Cluster {
 		// Only the cloud-init documents use the region (to fetch SSM
 		// parameters); the lab's files do not mention it.
 		Region: "us-east-1",
-		Users:           userdata.DefaultUsers(),
+		Users:  userdata.DefaultUsers(),
 		// On AWS these name SSM parameters; the lab's stand-ins are files.
 		Secrets: userdata.SecretParams{
 			SuperuserPassword:   "lab/superuser",
