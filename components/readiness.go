@@ -57,7 +57,14 @@ type Readiness struct {
 // fails early, with the reason, when the boot script reported a failure.
 func WaitScript(node, ready, failed string, timeout int) string {
 	return fmt.Sprintf(`set -u
-if ! sudo cloud-init status --wait >/dev/null; then
+rc=0
+sudo cloud-init status --wait >/dev/null || rc=$?
+# The boot script runs inside cloud-init: its own reason beats cloud-init's.
+if sudo test -e %[3]s; then
+  echo "%[1]s: boot failed: $(sudo cat %[3]s)" >&2
+  exit 1
+fi
+if [ "$rc" -ne 0 ]; then
   sudo cloud-init status --long >&2
   echo "%[1]s: cloud-init reported an error; see /var/log/cloud-init-output.log on the node" >&2
   exit 1

@@ -114,6 +114,7 @@ func TestWaitScript(t *testing.T) {
 	}{
 		{name: "ready", ready: true},
 		{name: "boot failed", failed: "patroni did not start", wantErr: "pg-1: boot failed: patroni did not start"},
+		{name: "boot failed inside cloud-init", cloudInit: "1", failed: "etcd never healthy", wantErr: "pg-1: boot failed: etcd never healthy"},
 		{name: "cloud-init error", cloudInit: "1", ready: true, wantErr: "cloud-init reported an error"},
 		{name: "never ready", timeout: 1, wantErr: "not ready after 1 s"},
 	}
