@@ -117,7 +117,7 @@ func TestRealCluster(t *testing.T) {
 
 	pg1, _ := c.Plan.Node("pg-1")
 	pg2, _ := c.Plan.Node("pg-2")
-	startPatroni := func(n topology.Node) {
+	startPatroni := func(n topology.Node, logName string) *daemon {
 		p := labPaths(base, n.Name)
 		files, err := NodeFiles(c, n.Name, p)
 		require.NoError(t, err)
@@ -127,12 +127,13 @@ func TestRealCluster(t *testing.T) {
 			chownPostgres(t, d)
 		}
 		chownPostgres(t, filepath.Join(base, n.Name))
-		start(t, base, n.Name, ns, env, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+		return start(t, base, logName, ns, env, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
 			"env", "HOME="+filepath.Join(base, n.Name), "patroni", p.PatroniConfigFile)
 	}
 
+	var pg1Daemon *daemon
 	t.Run("leader bootstraps", func(t *testing.T) {
-		startPatroni(pg1)
+		pg1Daemon = startPatroni(pg1, "pg-1")
 		eventually(t, 120*time.Second, "pg-1 /primary", func() error {
 			return wantStatus(client, "OPTIONS", pg1, "/primary", nil, http.StatusOK)
 		})
@@ -259,7 +260,7 @@ func TestRealCluster(t *testing.T) {
 	})
 
 	t.Run("replica joins over TLS and takes the reads", func(t *testing.T) {
-		startPatroni(pg2)
+		startPatroni(pg2, "pg-2")
 		eventually(t, 120*time.Second, "pg-2 /replica", func() error {
 			return wantStatus(client, "OPTIONS", pg2, "/replica", nil, http.StatusOK)
 		})
@@ -286,6 +287,47 @@ func TestRealCluster(t *testing.T) {
 		var n int
 		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
 		assert.Equal(t, 1, n)
+	})
+
+	// A hard leader failure: the replica takes over within the profile's
+	// ttl, HAProxy follows, and the old leader rejoins as a replica (through
+	// pg_rewind when its timeline diverged, which needs the rewind role's
+	// pg_hba entry and TLS).
+	t.Run("failover and rejoin", func(t *testing.T) {
+		require.NotNil(t, pg1Daemon)
+		p1 := labPaths(base, "pg-1")
+		pidFile, err := os.ReadFile(filepath.Join(p1.PGDataDir, "postmaster.pid"))
+		require.NoError(t, err)
+		postmaster, err := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+		require.NoError(t, err)
+		require.NoError(t, syscall.Kill(pg1Daemon.pid, syscall.SIGKILL))
+		<-pg1Daemon.done
+		require.NoError(t, syscall.Kill(postmaster, syscall.SIGKILL))
+
+		eventually(t, 90*time.Second, "pg-2 promoted", func() error {
+			return wantStatus(client, "OPTIONS", pg2, "/primary", nil, http.StatusOK)
+		})
+		newLeader := pg2.IP.String() + " replica=false"
+		eventually(t, 30*time.Second, "5000 to the new leader", want(5000, newLeader))
+		eventually(t, 30*time.Second, "5001 to the new leader as backup", want(5001, newLeader))
+
+		startPatroni(pg1, "pg-1-rejoin")
+		eventually(t, 120*time.Second, "pg-1 rejoined as a replica", func() error {
+			return wantStatus(client, "OPTIONS", pg1, "/replica", nil, http.StatusOK)
+		})
+		eventually(t, 60*time.Second, "5001 to the rejoined replica", want(5001, pg1.IP.String()+" replica=true"))
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw.App, "require")
+		var n int
+		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
+		assert.Equal(t, 1, n, "the row written before the failover survived")
+		// Informational: whether this run needed pg_rewind.
+		if b, err := os.ReadFile(filepath.Join(base, "pg-1-rejoin.log")); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.Contains(line, "rewind") {
+					t.Log(line)
+				}
+			}
+		}
 	})
 }
 
@@ -390,7 +432,12 @@ func run(ns string, env []string, name string, args ...string) (string, error) {
 
 // start runs a daemon inside the namespace (`ip netns exec`, setpriv and env
 // all exec, so the PID is the daemon's) and stops that PID at cleanup.
-func start(t *testing.T, base, name, ns string, env []string, argv ...string) {
+type daemon struct {
+	pid  int
+	done chan struct{}
+}
+
+func start(t *testing.T, base, name, ns string, env []string, argv ...string) *daemon {
 	logPath := filepath.Join(base, name+".log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
@@ -408,6 +455,7 @@ func start(t *testing.T, base, name, ns string, env []string, argv ...string) {
 			t.Logf("--- %s log (last 3000 bytes) ---\n%s", name, tail(b, 3000))
 		}
 	})
+	return &daemon{pid: cmd.Process.Pid, done: done}
 }
 
 // stop sends SIGTERM (Patroni then stops PostgreSQL cleanly), waits, and
