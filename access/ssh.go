@@ -51,12 +51,22 @@ func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, "22")
 	}
-	return SSHConfig{
+	cfg := SSHConfig{
 		Addr:       addr,
 		User:       s.Access.JumpUser,
 		PrivateKey: []byte(s.SSHPrivateKey),
 		HostKeys:   s.Access.JumpHostKeys,
-	}, nil
+	}
+	// The lab's SSH mode puts its jump host inside the lab network: the
+	// jump host itself is then reached from the lab's client namespace.
+	if s.Access.Namespace != "" {
+		d, err := Netns(s.Access.Namespace)
+		if err != nil {
+			return SSHConfig{}, err
+		}
+		cfg.Dial = d
+	}
+	return cfg, nil
 }
 
 // SSH returns a dial function that opens every connection through the jump

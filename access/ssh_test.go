@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/sshdtest"
+	"github.com/pgha/pgha/outputs"
 )
 
 // echoServer answers each line with "echo: " + line, so a test can tell that
@@ -191,3 +192,27 @@ func TestSSHConfigErrors(t *testing.T) {
 func testKey(t *testing.T) []byte { return sshdtest.NewPrivateKeyPEM(t) }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+func TestSSHConfigFromStack(t *testing.T) {
+	s := outputs.Stack{
+		Access:        outputs.Access{Kind: outputs.AccessSSH, JumpHost: "203.0.113.7", JumpUser: "admin", JumpHostKeys: []string{"k"}},
+		SSHPrivateKey: "pem",
+	}
+	cfg, err := SSHConfigFromStack(s)
+	require.NoError(t, err)
+	require.Equal(t, "203.0.113.7:22", cfg.Addr, "port 22 by default")
+	require.Nil(t, cfg.Dial)
+
+	s.Access.Namespace = "no-such-namespace-pgha"
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, "network namespace")
+
+	s.Access.Namespace = ""
+	s.SSHPrivateKey = ""
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, "--show-secrets")
+
+	s.Access.Kind = outputs.AccessNetns
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, "not reached over SSH")
+}
