@@ -32,6 +32,15 @@ const (
 	PortHTTPS      = 443
 )
 
+// GroupDescriptions describe each tier's group (AWS shows them in the
+// console; they cannot change without replacing the group).
+var GroupDescriptions = map[string]string{
+	SGEtcd:    "pgha etcd members",
+	SGPatroni: "pgha Patroni and PostgreSQL members",
+	SGHAProxy: "pgha HAProxy nodes and SSH jump hosts",
+	SGNLB:     "pgha network load balancer",
+}
+
 // SecurityArgs describe who may talk to whom.
 type SecurityArgs struct {
 	VpcID        pulumi.StringInput
@@ -92,7 +101,7 @@ func Rules(allowed []string, loadBalancer bool) []Rule {
 	}
 
 	// etcd
-	in(SGEtcd, PortEtcdClient, SGPatroni, "etcd client API for Patroni's DCS")
+	in(SGEtcd, PortEtcdClient, SGPatroni, "etcd client API for the Patroni DCS")
 	in(SGEtcd, PortEtcdClient, SGEtcd, "etcd client API between members (health, etcdctl)")
 	in(SGEtcd, PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
 	in(SGEtcd, PortSSH, SGHAProxy, "SSH from the jump hosts")
@@ -164,18 +173,12 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 	if args.LoadBalancer {
 		groups = append(groups, SGNLB)
 	}
-	descs := map[string]string{
-		SGEtcd:    "pgha etcd members",
-		SGPatroni: "pgha Patroni and PostgreSQL members",
-		SGHAProxy: "pgha HAProxy nodes and SSH jump hosts",
-		SGNLB:     "pgha network load balancer",
-	}
 	for _, g := range groups {
 		// No inline rules: the provider then removes AWS's default
 		// allow-all egress, and every rule below is its own resource.
 		sg, err := ec2.NewSecurityGroup(ctx, name+"-"+g, &ec2.SecurityGroupArgs{
 			VpcId:       args.VpcID,
-			Description: pulumi.String(descs[g]),
+			Description: pulumi.String(GroupDescriptions[g]),
 			Tags:        args.Tags.Tags(g, "sg-"+g),
 		}, parent)
 		if err != nil {
