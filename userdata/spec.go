@@ -3,6 +3,12 @@
 // them to EC2. Renderers are pure functions of a Cluster spec, a node name and
 // a Paths layout: the AWS program calls them with CloudPaths(), the lab with
 // its own directories, and nothing else differs.
+//
+// Tests: `go test ./userdata`. They hand every rendered file to the real
+// consumers (haproxy -c, cloud-init schema, systemd-analyze verify, bash -n,
+// patroni --validate-config, and, as root, a live etcd + Patroni + HAProxy
+// cluster in a throwaway network namespace). `go test ./userdata -update`
+// rewrites the golden files under testdata/golden for review.
 package userdata
 
 import (
