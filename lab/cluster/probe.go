@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -283,6 +285,66 @@ func (l *Lab) ServerAddr(ctx context.Context, haproxyIP string, port int) (strin
 		return "", err
 	}
 	return addr, nil
+}
+
+// HAProxyServer is one row of HAProxy's stats CSV.
+type HAProxyServer struct {
+	Proxy, Name, Status, CheckStatus string
+}
+
+// Checked reports whether a health check has run on the server.
+func (s HAProxyServer) Checked() bool {
+	c := strings.TrimSpace(strings.TrimPrefix(s.CheckStatus, "* "))
+	return c != "" && c != "INI"
+}
+
+// HAProxyServers reads the stats page (port 7000, basic auth) as CSV.
+func (l *Lab) HAProxyServers(ctx context.Context, ip string) ([]HAProxyServer, error) {
+	dial, err := l.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	creds, err := l.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, "7000")+"/;csv", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(creds.StatsName, creds.StatsPassword)
+	resp, err := access.HTTPClient(dial, 3*time.Second).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("stats page: %s", resp.Status)
+	}
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("stats page is empty")
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[strings.TrimPrefix(h, "# ")] = i
+	}
+	for _, c := range []string{"pxname", "svname", "status", "check_status"} {
+		if _, ok := col[c]; !ok {
+			return nil, fmt.Errorf("stats CSV has no %s column", c)
+		}
+	}
+	var out []HAProxyServer
+	for _, r := range rows[1:] {
+		if len(r) <= col["check_status"] {
+			continue
+		}
+		out = append(out, HAProxyServer{Proxy: r[col["pxname"]], Name: r[col["svname"]], Status: r[col["status"]], CheckStatus: r[col["check_status"]]})
+	}
+	return out, nil
 }
 
 // waitFor polls f until it returns nil or the timeout passes; the error

@@ -255,6 +255,24 @@ func (l *Lab) Routed(ctx context.Context) error {
 		return errors.New("no Patroni leader")
 	}
 	for _, h := range l.Plan.ByRole(topology.RoleHAProxy) {
+		// HAProxy counts every server up until its first check, so one
+		// lucky connection proves nothing: require that each server of
+		// "primary" has been checked and only the leader passed.
+		srvs, err := l.HAProxyServers(ctx, h.IP.String())
+		if err != nil {
+			return fmt.Errorf("%s stats: %w", h.Name, err)
+		}
+		for _, s := range srvs {
+			if s.Proxy != "primary" || s.Name == "FRONTEND" || s.Name == "BACKEND" {
+				continue
+			}
+			if !s.Checked() {
+				return fmt.Errorf("%s has not checked primary/%s yet", h.Name, s.Name)
+			}
+			if up := s.Status == "UP"; up != (s.Name == leader.Name) {
+				return fmt.Errorf("%s: primary/%s is %s while the leader is %s", h.Name, s.Name, s.Status, leader.Name)
+			}
+		}
 		addr, err := l.ServerAddr(ctx, h.IP.String(), 5000)
 		if err != nil {
 			return fmt.Errorf("%s:5000: %w", h.Name, err)

@@ -1,0 +1,262 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/lab/netlab"
+	"github.com/pgha/pgha/lab/proc"
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/topology"
+)
+
+// TestLabLifecycle is the lab's end-to-end proof with the real daemons: it
+// brings a lab of its own up (a unique name, so a user's lab is never
+// touched), checks etcd health and Patroni formation, writes through 5000
+// and reads the row back through 5001 from both replicas, kills the leader
+// and sees a new one elected and routed to, restarts the killed node and
+// sees it stream again, then takes the lab down and checks nothing is left.
+//
+// It needs root and the Debian packages (etcd-server, etcd-client, patroni,
+// postgresql-15, haproxy) and takes about 40-60 s on a 2-core machine; run
+// it with go test -timeout 10m ./lab/...
+func TestLabLifecycle(t *testing.T) {
+	l := testLab(t)
+	ctx := context.Background()
+
+	res, err := l.Up(ctx, UpOptions{Profile: "fast"})
+	require.NoError(t, err)
+	t.Logf("up in %s, leader %s", res.Total, res.Leader)
+
+	t.Run("a second up is refused and leaves the first alone", func(t *testing.T) {
+		before, err := l.records()
+		require.NoError(t, err)
+		_, err = l.Up(ctx, UpOptions{Profile: "fast"})
+		require.ErrorIs(t, err, ErrPrerequisites)
+		assert.Contains(t, err.Error(), "already up")
+		after, err := l.records()
+		require.NoError(t, err)
+		assert.Equal(t, before, after)
+		for name, r := range after {
+			assert.True(t, r.Alive(), "%s stopped after the refused up", name)
+		}
+	})
+
+	t.Run("outputs", func(t *testing.T) {
+		s, err := outputs.Load(l.OutputsFile())
+		require.NoError(t, err)
+		assert.Equal(t, outputs.TargetLab, s.Target)
+		assert.Equal(t, outputs.AccessNetns, s.Access.Kind)
+		assert.Equal(t, l.ClientNamespace(), s.Access.Namespace)
+		assert.Equal(t, "10.42.0.30:5000", s.WriteEndpoint.String())
+		st, err := os.Stat(l.OutputsFile())
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "the outputs hold passwords")
+		back, err := FromOutputs(s)
+		require.NoError(t, err)
+		assert.Equal(t, l.Dir, back.Dir)
+	})
+
+	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
+		require.NoError(t, EtcdReady(l.EtcdHealth(ctx)))
+		// etcd's own client agrees, from the client namespace.
+		out, err := exec.Command("ip", "netns", "exec", l.ClientNamespace(), "etcdctl",
+			"--endpoints=http://10.42.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Equal(t, 3, strings.Count(string(out), ", started, "), "%s", out)
+	})
+
+	var leader PatroniMember
+	t.Run("patroni: 1 leader, 2 replicas streaming", func(t *testing.T) {
+		var err error
+		leader, err = l.Formed(ctx)
+		require.NoError(t, err)
+		ms, _, err := l.PatroniCluster(ctx)
+		require.NoError(t, err)
+		roles := map[string]int{}
+		for _, m := range ms {
+			roles[m.Role]++
+		}
+		assert.Equal(t, map[string]int{"leader": 1, "replica": 2}, roles)
+	})
+	require.NotEmpty(t, leader.Name)
+
+	t.Run("write through 5000, read on both replicas through 5001", func(t *testing.T) {
+		writeAndReadBack(t, l, leader, "before failover")
+	})
+
+	var newLeader PatroniMember
+	t.Run("killing the leader elects a new one", func(t *testing.T) {
+		killed := time.Now()
+		require.NoError(t, l.Kill(ctx, leader.Name))
+		assert.False(t, l.Running(leader.Name))
+		_, pmAlive := l.postmaster(leader.Name)
+		assert.False(t, pmAlive, "the postmaster must die with Patroni")
+		require.NoError(t, waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
+			ms, _, err := l.PatroniCluster(ctx)
+			if err != nil {
+				return err
+			}
+			m, ok := Leader(ms)
+			if !ok || m.Name == leader.Name {
+				return errors.New("no new leader yet")
+			}
+			if m.Timeline <= leader.Timeline {
+				return fmt.Errorf("new leader %s still on timeline %d", m.Name, m.Timeline)
+			}
+			newLeader = m
+			return nil
+		}))
+		require.NoError(t, waitFor(ctx, 30*time.Second, l.Routed))
+		t.Logf("new leader %s on timeline %d, routed %s after the kill", newLeader.Name, newLeader.Timeline, time.Since(killed).Round(100*time.Millisecond))
+	})
+	require.NotEmpty(t, newLeader.Name)
+
+	t.Run("the killed node rejoins as a streaming replica", func(t *testing.T) {
+		require.NoError(t, l.Start(ctx, leader.Name))
+		require.Error(t, l.Start(ctx, leader.Name), "a running node must not be started twice")
+		require.NoError(t, waitFor(ctx, 90*time.Second, func(ctx context.Context) error {
+			m, err := l.Formed(ctx)
+			if err != nil {
+				return err
+			}
+			if m.Name != newLeader.Name {
+				return fmt.Errorf("leader is %s, want %s", m.Name, newLeader.Name)
+			}
+			return nil
+		}))
+		writeAndReadBack(t, l, newLeader, "after rejoin")
+	})
+
+	t.Run("down leaves nothing", func(t *testing.T) {
+		var pids []int
+		for _, n := range l.Plan.Nodes {
+			for _, r := range l.nodeRecords(n.Name) {
+				pids = append(pids, r.PID)
+			}
+		}
+		require.NotEmpty(t, pids)
+		rep, err := l.Down(ctx)
+		require.NoError(t, err)
+		assert.True(t, rep.Clean())
+		assert.Empty(t, netlab.Existing(l.Name))
+		assert.NoDirExists(t, l.Dir)
+		for _, pid := range pids {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+			assert.True(t, os.IsNotExist(err) || !isLive(pid), "pid %d survived down", pid)
+		}
+		// Idempotent.
+		rep, err = l.Down(ctx)
+		require.NoError(t, err)
+		assert.True(t, rep.Clean())
+	})
+}
+
+func isLive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i > 0 && !strings.HasPrefix(string(b)[i+2:], "Z")
+}
+
+// writeAndReadBack inserts a row through haproxy-1:5000 (which must be the
+// leader) and reads it through haproxy-1:5001 until both replicas have
+// served it; 5001 must never hand out the leader while replicas are up.
+func writeAndReadBack(t *testing.T, l *Lab, leader PatroniMember, tag string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h := l.Plan.ByRole(topology.RoleHAProxy)[0].IP.String()
+	value := fmt.Sprintf("%s %d", tag, time.Now().UnixNano())
+
+	w, err := l.App(ctx, h, 5000)
+	require.NoError(t, err)
+	var addr string
+	require.NoError(t, w.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&addr))
+	assert.Equal(t, leader.Host, addr, "5000 must reach the leader")
+	_, err = w.Exec(ctx, "CREATE TABLE IF NOT EXISTS lab_probe (id bigserial PRIMARY KEY, v text NOT NULL)")
+	require.NoError(t, err)
+	var id int64
+	require.NoError(t, w.QueryRow(ctx, "INSERT INTO lab_probe (v) VALUES ($1) RETURNING id", value).Scan(&id))
+	_ = w.Close(ctx)
+
+	replicas := map[string]bool{}
+	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
+		if n.IP.String() != leader.Host {
+			replicas[n.IP.String()] = false
+		}
+	}
+	require.Len(t, replicas, 2)
+	for attempt := 0; ; attempt++ {
+		done := true
+		for _, seen := range replicas {
+			done = done && seen
+		}
+		if done {
+			break
+		}
+		require.NoError(t, ctx.Err(), "row %d not read back from every replica; seen: %v", id, replicas)
+		r, err := l.App(ctx, h, 5001)
+		if err != nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		var got string
+		var inRecovery bool
+		err = r.QueryRow(ctx, "SELECT host(inet_server_addr()), pg_is_in_recovery()").Scan(&addr, &inRecovery)
+		require.NoError(t, err)
+		assert.True(t, inRecovery, "5001 reached %s, which is not a replica", addr)
+		_, isReplica := replicas[addr]
+		assert.True(t, isReplica, "5001 reached %s, which is not one of the replicas", addr)
+		if err := r.QueryRow(ctx, "SELECT v FROM lab_probe WHERE id = $1", id).Scan(&got); err == nil {
+			assert.Equal(t, value, got)
+			replicas[addr] = true
+		}
+		_ = r.Close(ctx)
+	}
+}
+
+// testLab names a lab after the test process, so parallel packages and a
+// user's own lab never clash, and removes it whatever happens.
+func testLab(t *testing.T) *Lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces, daemons as postgres)")
+	}
+	for _, b := range []string{"ip", "setpriv", "etcd", "etcdctl", "patroni", "haproxy", pgBinDir + "/postgres"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s is not installed: %s", b, aptFix)
+		}
+	}
+	l, err := New(fmt.Sprintf("pghatest%d", os.Getpid()))
+	require.NoError(t, err)
+	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
+	l.Log = testWriter{t}
+	t.Cleanup(func() {
+		if _, err := l.Down(context.Background()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		// Nothing may survive, even when the test failed half-way.
+		assert.Empty(t, netlab.Existing(l.Name))
+		assert.Empty(t, proc.CmdlineContains(l.Dir+"/"))
+	})
+	return l
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
