@@ -165,3 +165,113 @@ func TestSystemdDropIns(t *testing.T) {
 		assert.Contains(t, out, "Unknown key", "systemd-analyze must notice a bad drop-in")
 	}
 }
+
+// cloudFileContent returns one write_files entry of a node's cloud-config.
+func cloudFileContent(t *testing.T, c Cluster, node, path string) string {
+	t.Helper()
+	b, err := RenderCloudInit(c, node)
+	require.NoError(t, err)
+	var doc struct {
+		WriteFiles []struct {
+			Path    string `yaml:"path"`
+			Content string `yaml:"content"`
+		} `yaml:"write_files"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &doc))
+	for _, wf := range doc.WriteFiles {
+		if wf.Path == path {
+			return wf.Content
+		}
+	}
+	t.Fatalf("%s: no %s in write_files", node, path)
+	return ""
+}
+
+// TestFetchSecretsScript runs the boot-time SSM reader with a stand-in for
+// the aws CLI (there is no AWS here): it must write exactly the role's keys
+// into a 0600 file, and refuse a value that would need quoting without
+// leaving a partial file behind.
+func TestFetchSecretsScript(t *testing.T) {
+	c := defaultCluster(t)
+	cases := []struct {
+		node string
+		keys []string
+	}{
+		{"pg-1", []string{EnvSuperuserUsername, EnvSuperuserPassword, EnvReplicationUsername, EnvReplicationPassword,
+			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword}},
+		{"haproxy-1", []string{EnvStatsPassword}},
+	}
+	for _, tc := range cases {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "etc", "secrets.env")
+		script := cloudFileContent(t, c, tc.node, fetchSecrets)
+		orig := "out=" + CloudPaths().SecretsEnvFile + "\n"
+		require.Contains(t, script, orig)
+		script = strings.Replace(script, orig, "out="+out+"\n", 1)
+		scriptPath := filepath.Join(dir, "fetch")
+		require.NoError(t, os.WriteFile(scriptPath, []byte(script), 0o755))
+
+		// aws ssm get-parameter ... --name N ...: prints a value derived
+		// from N, or BAD_VALUE for the parameter named in $BAD_PARAM.
+		bin := filepath.Join(dir, "bin")
+		require.NoError(t, os.MkdirAll(bin, 0o755))
+		stub := `#!/bin/bash
+while [ $# -gt 0 ]; do case "$1" in --name) name=$2; shift;; --region) region=$2; shift;; esac; shift; done
+[ "$region" = eu-west-1 ] || { echo "wrong region $region" >&2; exit 2; }
+if [ "$name" = "${BAD_PARAM:-}" ]; then echo 'has space'; exit 0; fi
+echo "v${name//\//_}"
+`
+		require.NoError(t, os.WriteFile(filepath.Join(bin, "aws"), []byte(stub), 0o755))
+		runFetch := func(extra ...string) (string, error) {
+			cmd := exec.Command("bash", scriptPath)
+			cmd.Env = append([]string{"PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin"}, extra...)
+			b, err := cmd.CombinedOutput()
+			return string(b), err
+		}
+
+		msg, err := runFetch()
+		require.NoError(t, err, msg)
+		st, err := os.Stat(out)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), tc.node)
+		b, err := os.ReadFile(out)
+		require.NoError(t, err)
+		var keys []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			keys = append(keys, k)
+			assert.NotEmpty(t, v, line)
+		}
+		assert.Equal(t, tc.keys, keys, tc.node)
+		if tc.node == "pg-1" {
+			assert.Contains(t, string(b), EnvAppPassword+"=v_pgha_dev_app-password\n")
+		}
+
+		// A value with a space is refused, and the old file stays as it was.
+		msg, err = runFetch("BAD_PARAM=" + c.Secrets.StatsPassword)
+		if tc.node == "haproxy-1" {
+			require.Error(t, err)
+			assert.Contains(t, msg, "SSM parameter /pgha/dev/stats-password is empty or has characters outside")
+			after, _ := os.ReadFile(out)
+			assert.Equal(t, string(b), string(after))
+			left, _ := filepath.Glob(out + ".*")
+			assert.Empty(t, left, "no temporary file left behind")
+		} else {
+			require.NoError(t, err, "pg-1 never reads the stats password: %s", msg)
+		}
+	}
+}
+
+// TestPostBootstrapNeedsPassword: without PGHA_APP_PASSWORD the script stops
+// before touching the database, with a message saying what to set.
+func TestPostBootstrapNeedsPassword(t *testing.T) {
+	b, err := RenderPostBootstrap(defaultCluster(t), CloudPaths())
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), "post-bootstrap.sh")
+	require.NoError(t, os.WriteFile(f, b, 0o755))
+	cmd := exec.Command("bash", f, "host=/nonexistent dbname=postgres")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Equal(t, "post-bootstrap: PGHA_APP_PASSWORD is not set; add it to /etc/patroni/secrets.env\n", string(out))
+}
