@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -73,6 +74,10 @@ func (l *Lab) daemonSpec(n topology.Node) (proc.Spec, error) {
 	return s, nil
 }
 
+// ErrRunning is returned by Start for a node whose daemon already runs;
+// restoring code can treat it as success with errors.Is.
+var ErrRunning = errors.New("already running")
+
 // startDaemon starts a node's daemon unless it already runs.
 func (l *Lab) startDaemon(n topology.Node) error {
 	recs, err := l.records()
@@ -80,7 +85,7 @@ func (l *Lab) startDaemon(n topology.Node) error {
 		return err
 	}
 	if r, ok := recs[n.Name]; ok && r.Alive() {
-		return fmt.Errorf("%s is already running (pid %d)", n.Name, r.PID)
+		return fmt.Errorf("%s: %w (pid %d)", n.Name, ErrRunning, r.PID)
 	}
 	if n.Role == topology.RolePatroni {
 		// A postmaster left from a kill of Patroni alone must not meet a

@@ -123,7 +123,7 @@ func TestLabLifecycle(t *testing.T) {
 
 	t.Run("the killed node rejoins as a streaming replica", func(t *testing.T) {
 		require.NoError(t, l.Start(ctx, leader.Name))
-		require.Error(t, l.Start(ctx, leader.Name), "a running node must not be started twice")
+		require.ErrorIs(t, l.Start(ctx, leader.Name), ErrRunning, "a running node must not be started twice")
 		require.NoError(t, waitFor(ctx, 90*time.Second, func(ctx context.Context) error {
 			m, err := l.Formed(ctx)
 			if err != nil {
@@ -159,6 +159,23 @@ func TestLabLifecycle(t *testing.T) {
 		require.NoError(t, err)
 		assert.True(t, rep.Clean())
 	})
+}
+
+// A start-up that fails half-way (here: cut short while etcd is still
+// electing) removes everything it made. A few seconds, as root.
+func TestFailedUpCleansUp(t *testing.T) {
+	l := testLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := l.Up(ctx, UpOptions{Profile: "fast"})
+	require.Error(t, err)
+	assert.False(t, l.Exists(), "a failed up must remove its namespaces and state")
+	assert.Empty(t, proc.CmdlineContains(l.Dir+"/"), "a failed up must stop what it started")
+
+	// Bad input is refused before anything is made.
+	_, err = l.Up(context.Background(), UpOptions{Profile: "reckless"})
+	require.ErrorContains(t, err, "unknown profile")
+	assert.False(t, l.Exists())
 }
 
 func isLive(pid int) bool {

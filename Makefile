@@ -1,0 +1,24 @@
+# Shortcuts for the lab. Every target runs as root: the lab puts each node
+# in its own network namespace.
+NAME ?= pgha
+PROFILE ?= fast
+
+.PHONY: demo lab-up lab-down lab-status lab-bench
+
+# Install the packages, start the lab, validate it, print the report's
+# location, take the lab down.
+demo:
+	PGHA_LAB_NAME=$(NAME) scripts/demo.sh
+
+lab-up:
+	go run ./lab up --name $(NAME) --profile $(PROFILE)
+
+lab-down:
+	go run ./lab down --name $(NAME)
+
+lab-status:
+	go run ./lab status --name $(NAME)
+
+# Start-up, down time and memory, median of 5 runs, into docs/benchmarks.md.
+lab-bench:
+	go run ./lab bench --runs 5 --name pghabench --profile $(PROFILE) --doc docs/benchmarks.md
