@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   postgresql-15 postgresql-client-15 patroni etcd-server etcd-client haproxy
   cloud-init openssh-server openssh-client nftables iproute2 util-linux ssl-cert
-  procps ca-certificates
+  procps ca-certificates systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
