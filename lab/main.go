@@ -167,6 +167,7 @@ func status(ctx context.Context, l *cluster.Lab) int {
 	}
 	fmt.Printf("lab %q (profile %s, synchronous_mode %v), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Dir)
 	cluster.PrintStatus(os.Stdout, rows)
+	fmt.Printf("\nPostgreSQL's own logs: %s/nodes/pg-N/log/postgresql/\n", l.Dir)
 	if kb, n, err := l.Memory(); err == nil {
 		fmt.Printf("\nmemory: %.0f MiB PSS over %d processes\n", float64(kb)/1024, n)
 	}

@@ -269,6 +269,11 @@ func (l *Lab) Formed(ctx context.Context) (PatroniMember, error) {
 		if !got[m.Name] {
 			return leader, fmt.Errorf("replica %s is not streaming from %s yet (state %s)", m.Name, leader.Name, m.State)
 		}
+		// PostgreSQL may stream before Patroni has noticed; until then
+		// /cluster says "starting" with no timeline, which is not formed.
+		if (m.State != "running" && m.State != "streaming") || m.Timeline != leader.Timeline {
+			return leader, fmt.Errorf("Patroni reports replica %s as %q on timeline %d (leader: %d)", m.Name, m.State, m.Timeline, leader.Timeline)
+		}
 	}
 	return leader, nil
 }

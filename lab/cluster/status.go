@@ -36,9 +36,19 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		return nil, err
 	}
 	members := map[string]PatroniMember{}
+	streaming := map[string]bool{}
 	if ms, _, err := l.PatroniCluster(ctx); err == nil {
 		for _, m := range ms {
 			members[m.Name] = m
+		}
+		// Patroni 3.0.2 says "running" for a replica; the leader's
+		// pg_stat_replication says whether it really streams.
+		if leader, ok := Leader(ms); ok {
+			if names, err := l.Streaming(ctx, leader.Host); err == nil {
+				for _, n := range names {
+					streaming[n] = true
+				}
+			}
 		}
 	}
 	var out []NodeStatus
@@ -57,6 +67,9 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		}
 		if m, ok := members[n.Name]; ok {
 			s.PGRole, s.PGState, s.Lag = m.Role, m.State, m.LagString()
+			if streaming[n.Name] {
+				s.PGState += ", streaming"
+			}
 			if m.Timeline > 0 {
 				s.Timeline = strconv.Itoa(m.Timeline)
 			}

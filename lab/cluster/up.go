@@ -136,7 +136,7 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	}); err != nil {
 		return res, err
 	}
-	if err := phase("haproxy: 5000 routes to leader", func() error { return l.startHAProxy(ctx) }); err != nil {
+	if err := phase("haproxy: 5000 routes to leader", func() error { return l.waitHAProxy(ctx) }); err != nil {
 		return res, err
 	}
 	if err := l.WriteOutputs(ctx); err != nil {
@@ -221,6 +221,11 @@ func (l *Lab) startPatroni(ctx context.Context) (string, error) {
 	if err := l.startRole(topology.RolePatroni); err != nil {
 		return "", err
 	}
+	// HAProxy needs nothing but addresses; started now, its health checks
+	// have settled by the time the replicas stream.
+	if err := l.startRole(topology.RoleHAProxy); err != nil {
+		return "", err
+	}
 	var leader string
 	err := waitFor(ctx, 120*time.Second, func(ctx context.Context) error {
 		m, err := l.Formed(ctx)
@@ -233,10 +238,7 @@ func (l *Lab) startPatroni(ctx context.Context) (string, error) {
 	return leader, nil
 }
 
-func (l *Lab) startHAProxy(ctx context.Context) error {
-	if err := l.startRole(topology.RoleHAProxy); err != nil {
-		return err
-	}
+func (l *Lab) waitHAProxy(ctx context.Context) error {
 	err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return l.Routed(ctx) })
 	if err != nil {
 		return l.failing(topology.RoleHAProxy, err)
