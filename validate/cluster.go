@@ -315,12 +315,19 @@ func (e *env) replicationOn(ctx context.Context, host string) (map[string]replRo
 // waitFormation polls until the formation is healthy and pred holds.
 func (e *env) waitFormation(ctx context.Context, bound time.Duration, pred func(formation) string, skip ...string) (formation, bool) {
 	var last formation
+	shown, start := "", time.Now()
 	ok := poll(ctx, bound, 500*time.Millisecond, func() bool {
 		last = e.assessFormation(ctx, skip...)
 		if pred != nil && last.leader.Name != "" {
 			if p := pred(last); p != "" {
 				last.problems = append(last.problems, p)
 			}
+		}
+		// Say what is being waited for, once per change, so a slow rejoin
+		// is visible while it happens rather than only as a figure.
+		if p := last.problem(); p != "" && p != shown && time.Since(start) > 2*time.Second && ctx.Err() == nil {
+			e.logf("  waiting: %s", p)
+			shown = p
 		}
 		return last.ok()
 	})

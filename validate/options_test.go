@@ -59,7 +59,7 @@ func TestBadInputIsOneLine(t *testing.T) {
 	}{
 		{[]string{"--outputs", filepath.Join(dir, "missing.json")}, "reading stack outputs"},
 		{[]string{"--outputs", bad}, `output "clusterName": is empty`},
-		{[]string{"--stack", "dev"}, "pass --outputs"},
+		{[]string{"--stack", "pghaval-no-such-stack"}, ""}, // wording is the Pulumi reader's
 		{[]string{"frobnicate"}, `unknown subcommand "frobnicate"`},
 	} {
 		var out, errb bytes.Buffer
@@ -68,6 +68,10 @@ func TestBadInputIsOneLine(t *testing.T) {
 		require.Contains(t, errb.String(), tc.want)
 		require.NotContains(t, errb.String(), "goroutine")
 		require.True(t, strings.HasPrefix(errb.String(), "validate: "), errb.String())
+		// One line per problem; further lines each name an output.
+		for _, line := range strings.Split(strings.TrimSpace(errb.String()), "\n")[1:] {
+			require.True(t, strings.HasPrefix(line, "output "), "line %q", line)
+		}
 	}
 }
 

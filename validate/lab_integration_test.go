@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/report"
+)
+
+// TestValidateAgainstLab brings up a real lab (3 etcd, 3 Patroni/PostgreSQL,
+// 2 HAProxy in network namespaces), runs the full validate against its
+// outputs, and then breaks the lab on purpose to see validate fail with a
+// message that names the problem. One lab serves every subtest; it is
+// always taken down.
+func TestValidateAgainstLab(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces)")
+	}
+	for _, bin := range []string{"etcd", "patroni", "haproxy", "ip", "/usr/lib/postgresql/15/bin/postgres"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2)", bin)
+		}
+	}
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	bin := t.TempDir()
+	build := func(pkg string) string {
+		out := filepath.Join(bin, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+		cmd.Dir = root
+		b, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build %s: %s", pkg, b)
+		return out
+	}
+	labBin, validateBin := build("lab"), build("validate")
+
+	name := fmt.Sprintf("pghavt%d", os.Getpid()%100000)
+	lab := func(timeout time.Duration, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, labBin, append(args, "--name", name)...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		out, err := lab(3*time.Minute, "down")
+		if err != nil {
+			t.Errorf("lab down: %v\n%s", err, out)
+		}
+	})
+	// Synchronous mode: then "no acknowledged write lost" is a guarantee
+	// the failover check must hold, not a matter of luck.
+	out, err := lab(5*time.Minute, "up", "--sync")
+	require.NoError(t, err, "lab up: %s", out)
+	l, err := cluster.New(name)
+	require.NoError(t, err)
+	outputsFile := l.OutputsFile()
+
+	validate := func(t *testing.T, dir string, args ...string) (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, validateBin, append([]string{"--outputs", outputsFile, "--report-dir", dir}, args...)...)
+		cmd.Dir = root
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return buf.String(), code
+	}
+	// waitHealthy waits until formation passes again after a subtest broke it.
+	waitHealthy := func(t *testing.T) {
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			out, code := validate(t, t.TempDir(), "--only", "etcd,formation,routing")
+			if code == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the lab did not become healthy again:\n%s", out)
+			}
+			time.Sleep(2 * time.Second)
+		}
+	}
+
+	t.Run("full run passes and reports", func(t *testing.T) {
+		dir := t.TempDir()
+		out, code := validate(t, dir)
+		t.Log(out)
+		require.Equal(t, 0, code, "validate failed against a healthy lab")
+		require.Contains(t, out, "RESULT: PASS")
+
+		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+		require.NoError(t, err)
+		var r report.Report
+		require.NoError(t, json.Unmarshal(b, &r), "report.json")
+		require.True(t, r.Passed)
+		require.Equal(t, checkNames(), namesOf(r.Checks))
+		for _, name := range []string{"switchover", "failover"} {
+			c, ok := r.Check(name)
+			require.True(t, ok)
+			lost, ok := c.Figure("lost_writes")
+			require.True(t, ok, "%s reports lost writes", name)
+			require.Zero(t, lost.Value, "%s lost acknowledged writes", name)
+			acked, _ := c.Figure("acked_writes")
+			require.Positive(t, acked.Value, "%s had write traffic", name)
+			gap, ok := c.Figure("write_gap_s")
+			require.True(t, ok)
+			require.Positive(t, gap.Value, "%s measured a write gap", name)
+			require.NotNil(t, c.Timeline)
+			require.NotEmpty(t, c.Timeline.Writes)
+			require.NotEmpty(t, c.Timeline.Reads)
+		}
+		fo, _ := r.Check("failover")
+		rto, ok := fo.Figure("rto_s")
+		require.True(t, ok)
+		require.Positive(t, rto.Value)
+		require.Less(t, rto.Value, 60.0)
+		_, ok = fo.Figure("rejoin_s")
+		require.True(t, ok)
+		var kinds []string
+		for _, e := range fo.Timeline.Events {
+			kinds = append(kinds, e.Kind)
+		}
+		for _, k := range []string{"fault", "promotion", "restore", "rejoin", "resumed"} {
+			require.Contains(t, kinds, k)
+		}
+
+		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+		require.NoError(t, err)
+		for _, want := range []string{"# pgha validate: PASS", "## Cluster before", "## Cluster after",
+			"## switchover: PASS", "## failover: PASS", "RTO (fault → first acknowledged write)", "go run ./validate --outputs"} {
+			require.Contains(t, string(md), want)
+		}
+		svg, err := os.ReadFile(filepath.Join(dir, "timeline.svg"))
+		require.NoError(t, err)
+		requireWellFormedXML(t, svg)
+		require.Contains(t, string(svg), "promotion +")
+	})
+
+	t.Run("a replica that does not stream fails formation and refuses the failover", func(t *testing.T) {
+		f := currentFormation(t, outputsFile)
+		victim := f.replicas[0].Name
+		out, err := lab(time.Minute, "kill", victim)
+		require.NoError(t, err, out)
+		defer func() {
+			out, err := lab(time.Minute, "start", victim)
+			require.NoError(t, err, out)
+			waitHealthy(t)
+		}()
+		out, code := validate(t, t.TempDir(), "--only", "formation")
+		t.Log(out)
+		require.Equal(t, 1, code, out)
+		require.Contains(t, out, "formation  FAIL")
+		require.Regexp(t, regexp.MustCompile(`(replica `+victim+` is not streaming|member `+victim+` is missing|`+victim+` is in state)`), out)
+
+		out, code = validate(t, t.TempDir(), "--only", "failover")
+		t.Log(out)
+		require.Equal(t, 1, code, out)
+		require.Contains(t, out, "refused: the cluster is unhealthy")
+		require.NotContains(t, out, "event fault", "a refused check must not break anything")
+	})
+
+	t.Run("5001 routing to the leader fails routing", func(t *testing.T) {
+		// A plausible mistake: checking /health (any running member) instead
+		// of /replica on the read port, so the leader takes reads too.
+		var restores []func()
+		defer func() {
+			for _, r := range restores {
+				r()
+			}
+			waitHealthy(t)
+		}()
+		for _, n := range l.Plan.ByRole("haproxy") {
+			cfg := l.Paths(n.Name).HAProxyConfigFile
+			orig, err := os.ReadFile(cfg)
+			require.NoError(t, err)
+			st, err := os.Stat(cfg)
+			require.NoError(t, err)
+			broken := regexp.MustCompile(`OPTIONS /replica\S*`).ReplaceAll(orig, []byte("OPTIONS /health"))
+			require.NotEqual(t, orig, broken, "the read check is not where this test expects it")
+			require.NoError(t, os.WriteFile(cfg, broken, st.Mode()))
+			restartNode := func() {
+				out, err := lab(time.Minute, "stop", n.Name)
+				require.NoError(t, err, out)
+				out, err = lab(time.Minute, "start", n.Name)
+				require.NoError(t, err, out)
+			}
+			restores = append(restores, func() {
+				require.NoError(t, os.WriteFile(cfg, orig, st.Mode()))
+				restartNode()
+			})
+			restartNode()
+		}
+		out, code := validate(t, t.TempDir(), "--only", "routing", "--routing-bound", "5s")
+		t.Log(out)
+		require.Equal(t, 1, code, out)
+		require.Contains(t, out, "routing  FAIL")
+		require.Contains(t, out, "it must reach only replicas")
+	})
+}
+
+func namesOf(cs []report.Check) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func requireWellFormedXML(t *testing.T, b []byte) {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	for {
+		_, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		require.NoError(t, err, "timeline.svg is not well-formed XML")
+	}
+}
+
+// currentFormation reads the lab's formation the way validate does.
+func currentFormation(t *testing.T, outputsFile string) formation {
+	t.Helper()
+	o := &options{outputsFile: outputsFile}
+	s, err := loadStack(context.Background(), o)
+	require.NoError(t, err)
+	dial, err := dialerFor(s)
+	require.NoError(t, err)
+	e := newEnv(s, o, dial, io.Discard)
+	f := e.assessFormation(context.Background())
+	require.True(t, f.ok(), f.problem())
+	return f
+}
