@@ -155,3 +155,9 @@ func (f *awsPartition) Restore(ctx context.Context, n outputs.Node) error {
 	}
 	return nil
 }
+
+// NewAWSPartition is the partition fault with its own spec and login
+// mapping, for running it on hosts other than a stack's (the lab's tests).
+func NewAWSPartition(r Remote, host func(outputs.Node) access.Host, spec PartitionSpec) Fault {
+	return &awsPartition{remote: r, host: host, spec: spec}
+}

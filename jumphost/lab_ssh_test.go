@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/fault"
 	"github.com/pgha/pgha/jumphost"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/outputs"
@@ -146,6 +148,10 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	require.Equal(t, vd, vs, "the same verdicts over SSH as direct")
 	require.Contains(t, srv.Log(), "Accepted publickey for "+srv.User, "validate really logged in to the jump host")
 
+	t.Run("the AWS partition fault heals a lab node by itself", func(t *testing.T) {
+		partitionHealsItself(t, l, srv, clientDial)
+	})
+
 	// A jump host that presents another key is refused, before anything runs.
 	other, _, err := jumphost.NewKey()
 	require.NoError(t, err)
@@ -156,4 +162,69 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	t.Log(out)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, out, "host key mismatch")
+}
+
+// partitionHealsItself runs the AWS partition fault on a private lab node
+// (etcd-3, whose loss leaves quorum intact) the way it runs on EC2: an sshd
+// on the node, reached through the jump host with the node's own host key
+// checked. The node is cut, and heals after the bound with nothing done.
+func partitionHealsItself(t *testing.T, l *cluster.Lab, jump *jumphost.Server, clientDial access.DialFunc) {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not found: apt-get install -y nftables")
+	}
+	target := l.Plan.ByRole("etcd")[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodeSSHD, err := jumphost.Start(ctx, jumphost.Options{
+		Dir:    t.TempDir(),
+		Listen: []string{net.JoinHostPort(target.IP.String(), "22")},
+		Netns:  l.Namespace(target.Name),
+		Dial:   clientDial,
+	})
+	require.NoError(t, err)
+	defer nodeSSHD.Stop()
+	// The node trusts the jump host's client key, as every EC2 node trusts
+	// the stack's key pair.
+	require.NoError(t, os.WriteFile(filepath.Join(nodeSSHD.Dir, "authorized_keys"), []byte(authorizedFromPEM(t, jump.ClientKeyPEM)), 0o600))
+
+	j, err := access.NewJump(access.SSHConfig{Addr: jump.Addr, User: jump.User, PrivateKey: jump.ClientKeyPEM,
+		HostKeys: []string{jump.HostKey}, Dial: clientDial})
+	require.NoError(t, err)
+	defer j.Close()
+	host := access.Host{Addr: nodeSSHD.Addr, HostKeys: []string{nodeSSHD.HostKey}}
+	spec := fault.PartitionSpec{Table: "pgha_partition", Bound: 8 * time.Second, StateDir: t.TempDir()}
+	f := fault.NewAWSPartition(j, func(outputs.Node) access.Host { return host }, spec)
+	node := outputs.Node{Name: target.Name, Role: "etcd", PrivateIP: target.IP.String()}
+
+	etcd := net.JoinHostPort(target.IP.String(), "2379")
+	reachable := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		c, err := clientDial(ctx, "tcp", etcd)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	require.True(t, reachable(), "etcd on %s is reachable before", target.Name)
+	start := time.Now()
+	require.NoError(t, f.Inject(ctx, node))
+	require.False(t, reachable(), "etcd on %s is cut off", target.Name)
+	out, err := j.Run(ctx, host, "nft list table inet pgha_partition", nil)
+	require.NoError(t, err, "SSH through the jump host still reaches the node")
+	require.Contains(t, out, "saddr "+l.Plan.ByRole("haproxy")[0].IP.String(), "SSH is allowed from the jump host's address")
+
+	time.Sleep(time.Until(start.Add(spec.Bound + 4*time.Second)))
+	require.True(t, reachable(), "healed by itself after the bound")
+	_, err = j.Run(ctx, host, "nft list table inet pgha_partition", nil)
+	require.Error(t, err, "the table is gone")
+	// Restore after a self-heal is harmless.
+	require.NoError(t, f.Restore(ctx, node))
+}
+
+func authorizedFromPEM(t *testing.T, pemKey []byte) string {
+	signer, err := ssh.ParsePrivateKey(pemKey)
+	require.NoError(t, err)
+	return string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
 }
