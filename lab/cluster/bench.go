@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -30,7 +31,7 @@ func (l *Lab) Bench(ctx context.Context, n int, o UpOptions) ([]BenchRun, error)
 		r := BenchRun{Ready: res.Total, Phases: res.Phases, Profile: o.Profile}
 		// Start-up proper ends when the replicas stream, before HAProxy.
 		for _, p := range res.Phases {
-			if p.Name != "haproxy: 5000 routes to leader" {
+			if !strings.HasPrefix(p.Name, "haproxy") {
 				r.Up += p.Duration
 			}
 		}

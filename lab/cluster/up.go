@@ -136,7 +136,7 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	}); err != nil {
 		return res, err
 	}
-	if err := phase("haproxy: 5000 routes to leader", func() error { return l.waitHAProxy(ctx) }); err != nil {
+	if err := phase("haproxy: 5000 → leader, 5001 → replicas", func() error { return l.waitHAProxy(ctx) }); err != nil {
 		return res, err
 	}
 	if err := l.WriteOutputs(ctx); err != nil {
@@ -246,7 +246,8 @@ func (l *Lab) waitHAProxy(ctx context.Context) error {
 	return nil
 }
 
-// Routed checks that port 5000 of every HAProxy reaches the Patroni leader.
+// Routed checks that every HAProxy sends 5000 to the Patroni leader and
+// 5001 to the replicas, by its stats page and by a real session on 5000.
 func (l *Lab) Routed(ctx context.Context) error {
 	ms, _, err := l.PatroniCluster(ctx)
 	if err != nil {
@@ -264,15 +265,25 @@ func (l *Lab) Routed(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s stats: %w", h.Name, err)
 		}
+		// Likewise "replicas" (5001): each replica's own server up, the
+		// leader's down, so reads are not still falling back to the leader.
+		members := map[string]bool{}
+		for _, m := range ms {
+			members[m.Name] = true
+		}
 		for _, s := range srvs {
-			if s.Proxy != "primary" || s.Name == "FRONTEND" || s.Name == "BACKEND" {
+			if (s.Proxy != "primary" && s.Proxy != "replicas") || !members[s.Name] {
 				continue
 			}
 			if !s.Checked() {
-				return fmt.Errorf("%s has not checked primary/%s yet", h.Name, s.Name)
+				return fmt.Errorf("%s has not checked %s/%s yet", h.Name, s.Proxy, s.Name)
 			}
-			if up := s.Status == "UP"; up != (s.Name == leader.Name) {
-				return fmt.Errorf("%s: primary/%s is %s while the leader is %s", h.Name, s.Name, s.Status, leader.Name)
+			wantUp := s.Name == leader.Name
+			if s.Proxy == "replicas" {
+				wantUp = !wantUp
+			}
+			if up := s.Status == "UP"; up != wantUp {
+				return fmt.Errorf("%s: %s/%s is %s while the leader is %s", h.Name, s.Proxy, s.Name, s.Status, leader.Name)
 			}
 		}
 		addr, err := l.ServerAddr(ctx, h.IP.String(), 5000)
