@@ -56,6 +56,29 @@ func program(ctx *pulumi.Context) error {
 // the outputs.Key* names. Nothing is registered before the whole config is
 // checked and every node's user data is rendered.
 func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
+	p, err := prepare(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return deploy(ctx, p)
+}
+
+// prepared is everything known before the first resource: the checked
+// config, the AWS look-ups and every node's rendered user data.
+type prepared struct {
+	cfg         stackconfig.Config
+	azs         []string // the 3 AZs, by plan AZ index
+	ami         string
+	account     string
+	partition   string
+	paramPrefix string            // "/pgha/<stack>/"
+	userData    map[string]string // by node name
+	tierParams  map[topology.Role][]string
+}
+
+// prepare checks the config, asks AWS what it needs and renders the user
+// data. It registers no resource, so any error here leaves nothing behind.
+func prepare(ctx *pulumi.Context) (*prepared, error) {
 	cfg, err := stackconfig.Load(ctx.Stack(), ctx.GetConfig, ctx.IsConfigSecret)
 	if err != nil {
 		return nil, err
@@ -148,7 +171,15 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 		topology.RoleHAProxy: {arn(stackconfig.KeyStatsPassword)},
 	}
 
-	// ---- resources from here on ----
+	return &prepared{
+		cfg: cfg, azs: azs, ami: ami, account: ident.AccountId, partition: part.Partition,
+		paramPrefix: paramPrefix, userData: userData, tierParams: tierParams,
+	}, nil
+}
+
+// deploy registers the resources and returns the stack outputs.
+func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) {
+	cfg, azs := p.cfg, p.azs
 	tagger := components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}
 	prov, err := aws.NewProvider(ctx, "aws", &aws.ProviderArgs{
 		Region:      pulumi.String(cfg.Region),
@@ -180,7 +211,7 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 		specs = append(specs, components.SecretSpec{Name: secretNames[key], Value: cfg.Passwords[key]})
 	}
 	secrets, err := components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
-		ParameterPrefix: paramPrefix, Secrets: specs, Tags: tagger,
+		ParameterPrefix: p.paramPrefix, Secrets: specs, Tags: tagger,
 	}, withAWS)
 	if err != nil {
 		return nil, err
@@ -205,7 +236,11 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 		return nil, err
 	}
 
-	boot := []pulumi.Resource{network, security, secrets}
+	// Explicit resources, not the components: see components.Dependencies.
+	var boot []pulumi.Resource
+	boot = append(boot, network.Egress...)
+	boot = append(boot, security.Rules...)
+	boot = append(boot, secrets.Parameters...)
 	tierArgs := func(role topology.Role, tier topology.Tier, itype string, size int) *components.TierArgs {
 		subnets := network.PrivateSubnetIDs
 		if tier == topology.Public {
@@ -214,10 +249,10 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 		return &components.TierArgs{
 			Nodes: cfg.Plan.ByRole(role), Zones: azs, SubnetIDs: subnets,
 			SecurityGroupID: security.Groups[string(role)].ID(),
-			AMI:             ami, InstanceType: itype, VolumeSize: size,
-			KeyName: keyPair.KeyName, UserData: userData,
-			SecretParameterARNs: tierParams[role],
-			Region:              cfg.Region, Partition: part.Partition, AccountID: ident.AccountId,
+			AMI:             p.ami, InstanceType: itype, VolumeSize: size,
+			KeyName: keyPair.KeyName, UserData: p.userData,
+			SecretParameterARNs: p.tierParams[role],
+			Region:              cfg.Region, Partition: p.partition, AccountID: p.account,
 			Public:    tier == topology.Public,
 			DependsOn: boot,
 			Tags:      tagger,
@@ -256,11 +291,6 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 	}
 
 	// Every node, in plan order, with its instance.
-	type placed struct {
-		node     topology.Node
-		inst     *ec2.Instance
-		publicIP pulumi.StringOutput
-	}
 	var nodes []placed
 	for _, t := range []struct {
 		role topology.Role
@@ -279,7 +309,7 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 	for _, p := range nodes {
 		rn := components.ReadyNode{
 			Name: p.node.Name, Host: pulumi.String(p.node.IP.String()), ViaJump: true,
-			InstanceID: p.inst.ID(), DependsOn: []pulumi.Resource{p.inst, security},
+			InstanceID: p.inst.ID(), DependsOn: append([]pulumi.Resource{p.inst}, security.Rules...),
 		}
 		if p.node.Tier == topology.Public {
 			rn.Host, rn.ViaJump = p.publicIP, false
@@ -299,7 +329,21 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 		return nil, err
 	}
 
-	// ---- outputs: exactly the outputs.Stack contract ----
+	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, secrets, readiness, privateKey), nil
+}
+
+// placed is one plan node with its instance.
+type placed struct {
+	node     topology.Node
+	inst     *ec2.Instance
+	publicIP pulumi.StringOutput // HAProxy nodes only
+}
+
+// stackOutputs shapes the outputs exactly as outputs.Stack; the secret ones
+// only through pulumi.ToSecret.
+func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulumi.StringOutput,
+	secrets *components.Secrets, readiness *components.Readiness, privateKey pulumi.StringInput) map[string]pulumi.Output {
+	cfg, azs := p.cfg, p.azs
 	var nodeOuts pulumi.Array
 	for _, p := range nodes {
 		m := pulumi.Map{
@@ -367,5 +411,5 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 	if privateKey != nil {
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)
 	}
-	return outs, nil
+	return outs
 }

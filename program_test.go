@@ -590,7 +590,8 @@ func dependsOnName(deps []string, name string) bool {
 // TestBootOrder: cloud-init runs once, at first boot, and installs packages
 // and reads SSM then. So every instance must wait for its NAT route, every
 // security rule and every SSM parameter; and the cluster check must wait
-// for every node.
+// for every node. (Depending on a component is not enough: the Go SDK adds
+// children to a component asynchronously, and this test caught the race.)
 func TestBootOrder(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
@@ -615,6 +616,11 @@ func TestBootOrder(t *testing.T) {
 		}
 		if strings.Contains(c.Name, "-wait-") {
 			waits = append(waits, c.Name)
+			// The SSH path (22 from the operator to the jump host, and on
+			// to the node) must exist before the wait dials it.
+			for _, rule := range r.mocks.byType(tIngress) {
+				assert.True(t, dependsOnName(c.Deps, rule.Name), "%s does not wait for %s", c.Name, rule.Name)
+			}
 		}
 	}
 	require.Len(t, waits, 8)

@@ -28,6 +28,9 @@ type Network struct {
 	// Subnet IDs indexed by AZ index (0..2).
 	PublicSubnetIDs  []pulumi.IDOutput
 	PrivateSubnetIDs []pulumi.IDOutput
+	// Egress is what a node needs before it boots: the gateways, route
+	// tables and their associations.
+	Egress Dependencies
 }
 
 // NewNetwork builds the VPC, subnets, internet gateway, NAT and routes.
@@ -60,6 +63,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	if err != nil {
 		return nil, err
 	}
+	n.Egress = append(n.Egress, igw)
 
 	subnets := map[topology.Tier][]*ec2.Subnet{}
 	for _, s := range args.Plan.Subnets {
@@ -96,13 +100,16 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 	if err != nil {
 		return nil, err
 	}
+	n.Egress = append(n.Egress, publicRT)
 	for az, sn := range subnets[topology.Public] {
-		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-public-rta-%d", name, az+1), &ec2.RouteTableAssociationArgs{
+		rta, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-public-rta-%d", name, az+1), &ec2.RouteTableAssociationArgs{
 			SubnetId:     sn.ID(),
 			RouteTableId: publicRT.ID(),
-		}, parent); err != nil {
+		}, parent)
+		if err != nil {
 			return nil, err
 		}
+		n.Egress = append(n.Egress, rta)
 	}
 
 	natCount := 1
@@ -127,6 +134,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 			return nil, err
 		}
 		nats = append(nats, nat)
+		n.Egress = append(n.Egress, nat)
 	}
 
 	// One private route table per AZ even with a single NAT, so switching
@@ -147,12 +155,14 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		if err != nil {
 			return nil, err
 		}
-		if _, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-private-rta-%d", name, az+1), &ec2.RouteTableAssociationArgs{
+		rta, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-private-rta-%d", name, az+1), &ec2.RouteTableAssociationArgs{
 			SubnetId:     sn.ID(),
 			RouteTableId: rt.ID(),
-		}, parent); err != nil {
+		}, parent)
+		if err != nil {
 			return nil, err
 		}
+		n.Egress = append(n.Egress, rt, rta)
 	}
 
 	outs := pulumi.Map{"vpcId": vpc.ID()}

@@ -31,6 +31,8 @@ type Secrets struct {
 	// Values and ParameterNames are keyed by SecretSpec.Name.
 	Values         map[string]pulumi.StringOutput
 	ParameterNames map[string]string
+	// Parameters must exist before a node boots and reads them.
+	Parameters Dependencies
 }
 
 // ParameterName is the SSM name of one secret.
@@ -61,15 +63,17 @@ func NewSecrets(ctx *pulumi.Context, name string, args *SecretsArgs, opts ...pul
 			value = pw.Result // already secret
 		}
 		paramName := ParameterName(args.ParameterPrefix, spec.Name)
-		if _, err := ssm.NewParameter(ctx, name+"-"+spec.Name+"-param", &ssm.ParameterArgs{
+		param, err := ssm.NewParameter(ctx, name+"-"+spec.Name+"-param", &ssm.ParameterArgs{
 			Name:        pulumi.String(paramName),
 			Type:        pulumi.String("SecureString"), // encrypted with the account's aws/ssm key
 			Value:       value,
 			Description: pulumi.String(fmt.Sprintf("pgha %s of stack %s", spec.Name, args.Tags.Stack)),
 			Tags:        args.Tags.Tags(RoleSecrets, "param-"+spec.Name),
-		}, parent); err != nil {
+		}, parent)
+		if err != nil {
 			return nil, err
 		}
+		s.Parameters = append(s.Parameters, param)
 		s.Values[spec.Name] = value
 		s.ParameterNames[spec.Name] = paramName
 		outs[spec.Name+"-parameter"] = pulumi.String(paramName)

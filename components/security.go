@@ -56,6 +56,9 @@ type Security struct {
 	pulumi.ResourceState
 
 	Groups map[string]*ec2.SecurityGroup
+	// Rules is every group and rule: nodes must not boot before their
+	// egress to apt and SSM, or the SSH path of the readiness checks, exists.
+	Rules Dependencies
 }
 
 // Rule is one line of the security table. Exactly one of Peer (a tier's
@@ -185,6 +188,7 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 			return nil, err
 		}
 		s.Groups[g] = sg
+		s.Rules = append(s.Rules, sg)
 	}
 	for _, r := range Rules(args.AllowedCIDRs, args.LoadBalancer) {
 		sg := s.Groups[r.Group]
@@ -197,7 +201,7 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 			cidr = pulumi.String(r.CIDR)
 		}
 		if r.Ingress {
-			_, err := vpc.NewSecurityGroupIngressRule(ctx, r.Name(name), &vpc.SecurityGroupIngressRuleArgs{
+			rule, err := vpc.NewSecurityGroupIngressRule(ctx, r.Name(name), &vpc.SecurityGroupIngressRuleArgs{
 				SecurityGroupId:           sg.ID(),
 				IpProtocol:                pulumi.String(r.Protocol),
 				FromPort:                  pulumi.Int(r.Port),
@@ -210,9 +214,10 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 			if err != nil {
 				return nil, err
 			}
+			s.Rules = append(s.Rules, rule)
 			continue
 		}
-		_, err := vpc.NewSecurityGroupEgressRule(ctx, r.Name(name), &vpc.SecurityGroupEgressRuleArgs{
+		rule, err := vpc.NewSecurityGroupEgressRule(ctx, r.Name(name), &vpc.SecurityGroupEgressRuleArgs{
 			SecurityGroupId:           sg.ID(),
 			IpProtocol:                pulumi.String(r.Protocol),
 			FromPort:                  pulumi.Int(r.Port),
@@ -225,6 +230,7 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 		if err != nil {
 			return nil, err
 		}
+		s.Rules = append(s.Rules, rule)
 	}
 	outs := pulumi.Map{}
 	for g, sg := range s.Groups {

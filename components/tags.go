@@ -23,6 +23,12 @@ const (
 	TypeReadiness = "pgha:index:Readiness"
 )
 
+// Dependencies is the custom resources a component created. Depend on
+// these, not on the component: the Go SDK expands a component into its
+// children asynchronously, so a dependency on the component itself can
+// miss children that are still registering.
+type Dependencies []pulumi.Resource
+
 // Roles used in the role tag besides the node roles etcd/patroni/haproxy.
 const (
 	RoleNetwork  = "network"
