@@ -122,7 +122,8 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		return
 	}
 	if ok {
-		c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.timeline))
+		rj := c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.timeline))
+		c.seconds("rejoin_s", "switchover → every replica streaming on the new timeline", rj.At.Sub(ev.At))
 	} else {
 		c.failf("after the switchover: %s", nf.problem())
 	}
