@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/outputs"
 )
 
 func TestSelectChecks(t *testing.T) {
@@ -77,8 +79,8 @@ func TestBadInputIsOneLine(t *testing.T) {
 
 func TestReproduceCommands(t *testing.T) {
 	o := &options{outputsFile: "/var/lib/pgha-lab/x/outputs.json", fault: "kill", selected: []string{"etcd", "failover"}}
-	cmds := reproduce(o, "lab")
-	require.Equal(t, "go run ./lab up --name x    # if it is not up", cmds[0])
+	cmds := reproduce(o, outputs.Stack{Target: "lab", Profile: "fast", SynchronousMode: true})
+	require.Equal(t, "go run ./lab up --name x --profile fast --sync    # if it is not up", cmds[0])
 	require.Equal(t, "go run ./validate --outputs /var/lib/pgha-lab/x/outputs.json --only etcd,failover", cmds[1])
 	require.Contains(t, cmds, "go run ./validate --outputs /var/lib/pgha-lab/x/outputs.json --only failover")
 }

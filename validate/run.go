@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/report"
 )
 
@@ -47,7 +48,7 @@ func runChecks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		SynchronousMode: s.SynchronousMode, Access: s.Access.Kind,
 		WriteEndpoint: s.WriteEndpoint.String(), ReadEndpoint: s.ReadEndpoint.String(),
 		Command:   "validate " + strings.Join(args, " "),
-		Reproduce: reproduce(o, s.Target),
+		Reproduce: reproduce(o, s),
 	}
 	e.logf("validating %s cluster %q (profile %s, synchronous mode %v) via %s access; checks: %s",
 		s.Target, s.ClusterName, s.Profile, s.SynchronousMode, s.Access.Kind, strings.Join(o.selected, ", "))
@@ -127,15 +128,21 @@ func runChecks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // reproduce gives the commands that rerun this validation.
-func reproduce(o *options, target string) []string {
+func reproduce(o *options, s outputs.Stack) []string {
 	src := "--stack " + orDefault(o.stack, "<stack>")
 	if o.outputsFile != "" {
 		src = "--outputs " + o.outputsFile
 	}
 	var cmds []string
-	if target == "lab" && o.outputsFile != "" {
-		name := filepath.Base(filepath.Dir(o.outputsFile))
-		cmds = append(cmds, "go run ./lab up --name "+name+"    # if it is not up")
+	if s.Target == outputs.TargetLab && o.outputsFile != "" {
+		up := "go run ./lab up --name " + filepath.Base(filepath.Dir(o.outputsFile))
+		if s.Profile != "" {
+			up += " --profile " + s.Profile
+		}
+		if s.SynchronousMode {
+			up += " --sync"
+		}
+		cmds = append(cmds, up+"    # if it is not up")
 	}
 	full := "go run ./validate " + src
 	if o.fault != "kill" {
