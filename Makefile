@@ -21,4 +21,4 @@ lab-status:
 
 # Start-up, down time and memory, median of 5 runs, into docs/benchmarks.md.
 lab-bench:
-	go run ./lab bench --runs 5 --name pghabench --profile $(PROFILE) --doc docs/benchmarks.md
+	go run ./lab bench --runs 5 --name labbench --profile $(PROFILE) --doc docs/benchmarks.md

@@ -46,7 +46,9 @@ func bench(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) i
 func benchSection(runs []cluster.BenchRun, name, profile string) string {
 	var up, ready, down []time.Duration
 	var mem []int64
+	var loads []string
 	for _, r := range runs {
+		loads = append(loads, fmt.Sprintf("%.1f", r.Load1))
 		up, ready, down = append(up, r.Up), append(ready, r.Ready), append(down, r.Down)
 		mem = append(mem, r.PSSKiB)
 	}
@@ -65,9 +67,10 @@ func benchSection(runs []cluster.BenchRun, name, profile string) string {
 	b.WriteString("streaming from it (checked in the leader's `pg_stat_replication`); \"ready\" adds both HAProxies\n")
 	b.WriteString("routing port 5000 to the leader. Down includes the teardown verification. Memory is the\n")
 	b.WriteString("PSS sum over every lab process (etcd, Patroni, every PostgreSQL process, HAProxy), idle.\n\n")
+	fmt.Fprintf(&b, "The 1-minute load average when each run began was %s; other work on the machine\nlengthens start-up, so a quiet machine does at least as well.\n\n", strings.Join(loads, ", "))
 	b.WriteString("| measure | median | runs |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| start-up: nothing → leader + 2 streaming | %.1f s | %s |\n", cluster.Median(up).Seconds(), secs(up))
-	fmt.Fprintf(&b, "| ready: + HAProxy 5000 → leader | %.1f s | %s |\n", cluster.Median(ready).Seconds(), secs(ready))
+	fmt.Fprintf(&b, "| ready: + both HAProxies route 5000 → leader, 5001 → replicas | %.1f s | %s |\n", cluster.Median(ready).Seconds(), secs(ready))
 	fmt.Fprintf(&b, "| down (stop, remove, verify) | %.1f s | %s |\n", cluster.Median(down).Seconds(), secs(down))
 	fmt.Fprintf(&b, "| memory, whole cluster (PSS) | %d MiB | %d–%d MiB |\n\n", mem[len(mem)/2]/1024, mem[0]/1024, mem[len(mem)-1]/1024)
 	b.WriteString("Phases of the last run:\n\n| phase | seconds |\n|---|---|\n")

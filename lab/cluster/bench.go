@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -18,17 +19,31 @@ type BenchRun struct {
 	Phases   []Phase
 	Profile  string
 	Finished time.Time
+	// Load1 is the 1-minute load average when the run began: other work on
+	// the machine slows start-up, and the figures should say so.
+	Load1 float64
+}
+
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var v float64
+	fmt.Sscanf(string(b), "%f", &v)
+	return v
 }
 
 // Bench runs up and down n times on this lab and returns every run.
 func (l *Lab) Bench(ctx context.Context, n int, o UpOptions) ([]BenchRun, error) {
 	var runs []BenchRun
 	for i := 0; i < n; i++ {
+		load := loadAvg()
 		res, err := l.Up(ctx, o)
 		if err != nil {
 			return runs, fmt.Errorf("run %d: up: %w", i+1, err)
 		}
-		r := BenchRun{Ready: res.Total, Phases: res.Phases, Profile: o.Profile}
+		r := BenchRun{Ready: res.Total, Phases: res.Phases, Profile: o.Profile, Load1: load}
 		// Start-up proper ends when the replicas stream, before HAProxy.
 		for _, p := range res.Phases {
 			if !strings.HasPrefix(p.Name, "haproxy") {
@@ -45,7 +60,7 @@ func (l *Lab) Bench(ctx context.Context, n int, o UpOptions) ([]BenchRun, error)
 		_ = rep
 		r.Finished = time.Now().UTC()
 		runs = append(runs, r)
-		l.logf("run %d/%d: start-up %.2fs, ready %.2fs, down %.2fs, %d MiB PSS", i+1, n, r.Up.Seconds(), r.Ready.Seconds(), r.Down.Seconds(), r.PSSKiB/1024)
+		l.logf("run %d/%d: start-up %.2fs, ready %.2fs, down %.2fs, %d MiB PSS, load %.1f", i+1, n, r.Up.Seconds(), r.Ready.Seconds(), r.Down.Seconds(), r.PSSKiB/1024, r.Load1)
 	}
 	return runs, nil
 }

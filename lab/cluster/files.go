@@ -123,8 +123,9 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 				return err
 			}
 		}
-		// initdb creates the data directory itself; its parent is the node
-		// directory, so create it empty with the mode PostgreSQL insists on.
+		if err := mkdirOwned(filepath.Dir(paths.PGDataDir), owner, 0o700); err != nil {
+			return err
+		}
 		if err := mkdirOwned(paths.PGDataDir, owner, 0o700); err != nil {
 			return err
 		}

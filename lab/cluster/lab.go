@@ -144,7 +144,10 @@ func NodePaths(labDir, node string) userdata.Paths {
 		PatroniConfigFile: filepath.Join(d, "etc", "patroni.yml"),
 		SecretsEnvFile:    filepath.Join(d, "secrets", "secrets.env"),
 		PostBootstrap:     filepath.Join(d, "etc", "post-bootstrap.sh"),
-		PGDataDir:         filepath.Join(d, "pgdata"),
+		// The data directory's parent belongs to postgres, as
+		// /var/lib/postgresql/15 does on EC2: Patroni removes and recreates
+		// the data directory when pg_rewind fails, and needs to write there.
+		PGDataDir:         filepath.Join(d, "pgsql", "data"),
 		PGSocketDir:       filepath.Join(d, "run"),
 		PGPassFile:        filepath.Join(d, "home", ".pgpass_patroni"),
 		PGLogDir:          filepath.Join(d, "log", "postgresql"),
