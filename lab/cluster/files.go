@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -154,7 +155,25 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 	if err != nil {
 		return err
 	}
-	return writeOwned(paths.SecretsEnvFile, env, owner, 0o600)
+	return writeOwned(paths.SecretsEnvFile, forRole(env, n.Role), owner, 0o600)
+}
+
+// forRole keeps the secrets a role's daemon reads, as the boot script does
+// on AWS: an etcd node holds no password, an HAProxy node only the stats one.
+func forRole(env []byte, r topology.Role) []byte {
+	var out bytes.Buffer
+	for _, line := range strings.SplitAfter(string(env), "\n") {
+		key, _, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			out.WriteString(line)
+			continue
+		}
+		stats := key == userdata.EnvStatsPassword
+		if (r == topology.RoleHAProxy && stats) || (r == topology.RolePatroni && !stats) {
+			out.WriteString(line)
+		}
+	}
+	return out.Bytes()
 }
 
 // writeTLS makes a self-signed server certificate for the node.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pgha/pgha/lab/netlab"
@@ -225,6 +226,17 @@ func (l *Lab) records() (map[string]proc.Record, error) { return proc.Load(l.pid
 func (l *Lab) saveRecord(node string, r proc.Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// validate (in its own process) and a person at the CLI may restart
+	// nodes at the same time; the lock file serialises them.
+	lf, err := os.OpenFile(filepath.Join(l.Dir, "pids.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
 	recs, err := l.records()
 	if err != nil {
 		return err

@@ -171,3 +171,28 @@ func TestLabFilesDifferFromCloudOnlyInPaths(t *testing.T) {
 		})
 	}
 }
+
+// Each node's secrets file holds only what its daemon reads.
+func TestSecretsForRole(t *testing.T) {
+	l, err := New("pghaunit")
+	require.NoError(t, err)
+	pw := userdata.Passwords{Superuser: "su1", Replication: "re2", Rewind: "rw3", App: "ap4", RestAPI: "ra5", Stats: "st6"}
+	env, err := userdata.RenderSecretsEnv(l.Spec(), pw)
+	require.NoError(t, err)
+
+	etcd := string(forRole(env, topology.RoleEtcd))
+	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "st6"} {
+		assert.NotContains(t, etcd, v)
+	}
+	ha := string(forRole(env, topology.RoleHAProxy))
+	assert.Contains(t, ha, userdata.EnvStatsPassword+"=st6\n")
+	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5"} {
+		assert.NotContains(t, ha, v)
+	}
+	pg := string(forRole(env, topology.RolePatroni))
+	for _, kv := range []string{userdata.EnvSuperuserPassword + "=su1", userdata.EnvReplicationPassword + "=re2",
+		userdata.EnvRewindPassword + "=rw3", userdata.EnvAppPassword + "=ap4", userdata.EnvRestAPIPassword + "=ra5"} {
+		assert.Contains(t, pg, kv+"\n")
+	}
+	assert.NotContains(t, pg, "st6")
+}
