@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/userdata"
 )
 
 const usage = `usage: go run ./lab COMMAND [flags] [NODE]
@@ -112,6 +113,10 @@ func run(args []string) int {
 }
 
 func up(ctx context.Context, l *cluster.Lab, o cluster.UpOptions) int {
+	if _, err := userdata.LookupProfile(o.Profile); err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 2
+	}
 	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v)\n", l.Name, o.Profile, o.SynchronousMode)
 	res, err := l.Up(ctx, o)
 	if err != nil {

@@ -65,7 +65,7 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 	// HAProxy first, then Patroni (which stops PostgreSQL cleanly on
 	// SIGTERM), then etcd, so no tier loses its DCS while stopping.
 	for _, r := range []topology.Role{topology.RoleHAProxy, topology.RolePatroni, topology.RoleEtcd} {
-		t := time.Now()
+		t, before := time.Now(), rep.Stopped
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		for _, n := range l.Plan.ByRole(r) {
@@ -92,7 +92,9 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 			}()
 		}
 		wg.Wait()
-		l.logf("  stopped %-8s %6.2fs", r, time.Since(t).Seconds())
+		if n := rep.Stopped - before; n > 0 {
+			l.logf("  stopped %-8s %6.2fs (%d processes)", r, time.Since(t).Seconds(), n)
+		}
 	}
 	// Anything still inside our namespaces was started by us (PostgreSQL
 	// backends outliving a killed postmaster, say): it lives in a namespace
