@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -89,13 +90,15 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "random:index/randomPassword:RandomPassword":
 		set("result", resource.MakeSecret(str(mockRandomStart+args.Name)))
 	case "command:remote:Command":
+		// Like the real provider, stdout is secret because the connection
+		// carries the private key.
 		switch {
 		case strings.Contains(args.Name, "hostkeys"):
-			set("stdout", str(mockHostKeys))
+			set("stdout", resource.MakeSecret(str(mockHostKeys)))
 		case strings.HasSuffix(args.Name, "-cluster"):
-			set("stdout", str(mockClusterState))
+			set("stdout", resource.MakeSecret(str(mockClusterState)))
 		default:
-			set("stdout", str("ready\n"))
+			set("stdout", resource.MakeSecret(str("ready\n")))
 		}
 	}
 	return id, outs, nil
@@ -173,6 +176,9 @@ func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mo
 	}
 	r := &run{mocks: mk, values: map[string]any{}, secret: map[string]bool{}}
 	var mu sync.Mutex
+	// Outputs made from plain values are not tracked by the run, so their
+	// applies may finish after RunErr returns: wait for each one.
+	var wg sync.WaitGroup
 	r.err = pulumi.RunErr(func(ctx *pulumi.Context) error {
 		outs, err := build(ctx)
 		if err != nil {
@@ -182,7 +188,9 @@ func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mo
 		for k, o := range outs {
 			ctx.Export(k, o)
 			k := k
+			wg.Add(1)
 			pulumi.All(o).ApplyT(func(vs []any) any {
+				defer wg.Done()
 				mu.Lock()
 				r.values[k] = vs[0]
 				mu.Unlock()
@@ -194,6 +202,13 @@ func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mo
 		info.Config = cfg
 		info.ConfigSecretKeys = secretKeys
 	})
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("outputs did not resolve within 30 s")
+	}
 	for k, o := range r.outputs {
 		r.secret[k] = pulumi.IsSecret(o)
 	}

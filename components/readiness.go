@@ -194,7 +194,10 @@ func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
-	r.JumpHostKeys = keys.Stdout
+	// pulumi-command marks stdout secret when the connection holds a secret
+	// (the private key). Public host keys and the cluster's membership are
+	// not secret, and the outputs contract exports them in the clear.
+	r.JumpHostKeys = pulumi.Unsecret(keys.Stdout).(pulumi.StringOutput)
 
 	cn, ok := byName[args.ClusterCheckNode]
 	if !ok {
@@ -213,7 +216,7 @@ func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ..
 	if err != nil {
 		return nil, err
 	}
-	r.ClusterState = check.Stdout
+	r.ClusterState = pulumi.Unsecret(check.Stdout).(pulumi.StringOutput)
 
 	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{
 		"clusterState": r.ClusterState,
