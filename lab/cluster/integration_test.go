@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -256,6 +257,7 @@ func testLab(t *testing.T) *Lab {
 			t.Skipf("%s is not installed: %s", b, aptFix)
 		}
 	}
+	sweepOrphanTestLabs(t)
 	l, err := New(fmt.Sprintf("pghatest%d", os.Getpid()))
 	require.NoError(t, err)
 	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
@@ -269,6 +271,34 @@ func testLab(t *testing.T) *Lab {
 		assert.Empty(t, proc.CmdlineContains(l.Dir+"/"))
 	})
 	return l
+}
+
+// sweepOrphanTestLabs removes labs this test left behind when its process
+// was killed before its cleanup ran (a CI timeout, say): a lab named
+// pghatest<pid> whose pid is gone belongs to nobody any more.
+func sweepOrphanTestLabs(t *testing.T) {
+	ents, _ := os.ReadDir(StateRoot)
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), "pghatest")
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(rest)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // its test still runs
+		}
+		l, err := New(e.Name())
+		if err != nil {
+			continue
+		}
+		t.Logf("removing lab %s left by an interrupted test run", l.Name)
+		if _, err := l.Down(context.Background()); err != nil {
+			t.Logf("removing %s: %v", l.Name, err)
+		}
+	}
 }
 
 type testWriter struct{ t *testing.T }
