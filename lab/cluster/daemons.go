@@ -80,6 +80,11 @@ var ErrRunning = errors.New("already running")
 
 // startDaemon starts a node's daemon unless it already runs.
 func (l *Lab) startDaemon(n topology.Node) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	recs, err := l.records()
 	if err != nil {
 		return err

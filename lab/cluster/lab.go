@@ -223,20 +223,30 @@ func (l *Lab) logf(format string, a ...any) {
 
 func (l *Lab) records() (map[string]proc.Record, error) { return proc.Load(l.pidsFile()) }
 
-func (l *Lab) saveRecord(node string, r proc.Record) error {
+// lock serialises changes to the node processes: validate (in its own
+// process) and a person at the CLI may start nodes at the same time, and a
+// node must never get a second daemon.
+func (l *Lab) lock() (func(), error) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	// validate (in its own process) and a person at the CLI may restart
-	// nodes at the same time; the lock file serialises them.
 	lf, err := os.OpenFile(filepath.Join(l.Dir, "pids.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return err
+		l.mu.Unlock()
+		return nil, err
 	}
-	defer lf.Close()
 	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return err
+		lf.Close()
+		l.mu.Unlock()
+		return nil, err
 	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	return func() {
+		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+		lf.Close()
+		l.mu.Unlock()
+	}, nil
+}
+
+// saveRecord stores a node's daemon record; the caller holds lock().
+func (l *Lab) saveRecord(node string, r proc.Record) error {
 	recs, err := l.records()
 	if err != nil {
 		return err

@@ -96,11 +96,23 @@ func (r Record) Alive() bool {
 	if err != nil || st != r.Start || state == "Z" || state == "X" {
 		return false
 	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", r.PID))
-	if err != nil {
-		return false
+	return r.Marker == "" || strings.Contains(cmdline(r.PID), r.Marker)
+}
+
+// cmdline reads /proc/PID/cmdline. It is briefly empty while a process is
+// inside execve (exec.Cmd.Start returns at that point), so an empty answer
+// is retried for a moment before it is believed.
+func cmdline(pid int) string {
+	for i := 0; ; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			return ""
+		}
+		if len(b) > 0 || i == 40 {
+			return string(b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	return r.Marker == "" || strings.Contains(string(cmd), r.Marker)
 }
 
 // Signal sends sig if the process is alive and still ours.
