@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -10,6 +12,9 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/components"
 )
 
 // Values the mocks hand out, so tests can look for them where they must
@@ -19,7 +24,6 @@ const (
 	mockAMI         = "ami-0123456789abcdef0"
 	mockPrivateKey  = "-----BEGIN OPENSSH PRIVATE KEY-----\nMOCKPRIVATEKEYMATERIAL\n-----END OPENSSH PRIVATE KEY-----\n"
 	mockPublicKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockPublicKey"
-	mockHostKeys    = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOne\necdsa-sha2-nistp256 AAAAE2VjZHNhHostKeyTwo\n"
 	mockRandomStart = "MockRandomPw"
 )
 
@@ -92,16 +96,38 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "command:remote:Command":
 		// Like the real provider, stdout is secret because the connection
 		// carries the private key.
-		switch {
-		case strings.Contains(args.Name, "hostkeys"):
-			set("stdout", resource.MakeSecret(str(mockHostKeys)))
-		case strings.HasSuffix(args.Name, "-cluster"):
+		// A wait prints what components.ReadyScript prints on a node:
+		// the ready line, the marker, then that node's own host keys (with
+		// a comment, which the program must strip).
+		if _, node, ok := strings.Cut(args.Name, "-wait-"); ok {
+			out := node + " ready\n" + components.HostKeysMarker + "\n"
+			for _, k := range mockNodeHostKeys(node) {
+				out += k + " root@" + node + "\n"
+			}
+			set("stdout", resource.MakeSecret(str(out)))
+		} else if strings.HasSuffix(args.Name, "-cluster") {
 			set("stdout", resource.MakeSecret(str(mockClusterState)))
-		default:
-			set("stdout", resource.MakeSecret(str("ready\n")))
+		} else {
+			set("stdout", resource.MakeSecret(str("ok\n")))
 		}
 	}
 	return id, outs, nil
+}
+
+// mockNodeHostKeys are a node's host public keys: real ed25519 keys from a
+// seed of the node's name, so each node's differ and parse as SSH keys.
+func mockNodeHostKeys(node string) []string {
+	var keys []string
+	for _, kind := range []string{"a", "b"} {
+		seed := sha256.Sum256([]byte("host key " + kind + " " + node))
+		pub := ed25519.NewKeyFromSeed(seed[:]).Public()
+		k, err := ssh.NewPublicKey(pub)
+		if err != nil {
+			panic(err)
+		}
+		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+	}
+	return keys
 }
 
 const mockClusterState = `{"members":[{"name":"pg-1","role":"leader","state":"running","timeline":1},` +

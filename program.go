@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -356,6 +355,11 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		if p.node.Tier == topology.Public {
 			m["publicIp"] = p.publicIP
 		}
+		// Read over the node's readiness session; the faults that log in
+		// to a node refuse one without them.
+		if k, ok := readiness.HostKeys[p.node.Name]; ok {
+			m["hostKeys"] = k
+		}
 		nodeOuts = append(nodeOuts, m)
 	}
 	endpoint := func(host pulumi.StringOutput, port int) pulumi.Output {
@@ -371,15 +375,6 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		"restApiName": pulumi.String(users.RestAPI), "restApiPassword": pw[secretNames[stackconfig.KeyRestAPIPassword]],
 		"statsName": pulumi.String(users.Stats), "statsPassword": pw[secretNames[stackconfig.KeyStatsPassword]],
 	}
-	hostKeys := readiness.JumpHostKeys.ApplyT(func(s string) []string {
-		var keys []string
-		for _, l := range strings.Split(s, "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				keys = append(keys, l)
-			}
-		}
-		return keys
-	}).(pulumi.StringArrayOutput)
 	clusterState := readiness.ClusterState.ApplyT(func(s string) (any, error) {
 		var v any
 		if err := json.Unmarshal([]byte(s), &v); err != nil {
@@ -403,7 +398,7 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 			"kind":         pulumi.String(outputs.AccessSSH),
 			"jumpHost":     pulumi.Sprintf("%s:22", jumpIP),
 			"jumpUser":     pulumi.String(loginUser),
-			"jumpHostKeys": hostKeys,
+			"jumpHostKeys": readiness.JumpHostKeys,
 		}.ToMapOutput(),
 		outputs.KeyCredentials:  pulumi.ToSecret(creds),
 		outputs.KeyClusterState: clusterState,

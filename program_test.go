@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/components"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/topology"
 )
@@ -60,7 +62,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"random:index/randomPassword:RandomPassword": 6,
 		"tls:index/privateKey:PrivateKey":            1,
 		"aws:ec2/keyPair:KeyPair":                    1,
-		"command:remote:Command":                     10, // 8 waits, host keys, cluster check
+		"command:remote:Command":                     9, // 8 waits (each also reads its node's host keys), cluster check
 	}
 	assert.Equal(t, want, counts)
 }
@@ -380,13 +382,14 @@ func TestOutputsFollowTheContract(t *testing.T) {
 	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 7000}, s.StatsEndpoint)
 	assert.Equal(t, outputs.Access{
 		Kind: outputs.AccessSSH, JumpHost: "198.51.100.201:22", JumpUser: "admin",
-		JumpHostKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHostKeyOne", "ecdsa-sha2-nistp256 AAAAE2VjZHNhHostKeyTwo"},
+		JumpHostKeys: mockNodeHostKeys("haproxy-1"),
 	}, s.Access)
 	assert.Equal(t, mockPrivateKey, s.SSHPrivateKey)
 	require.Len(t, s.Nodes, 8)
 	pg2, ok := s.NodeByName("pg-2")
 	require.True(t, ok)
-	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id"}, pg2)
+	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id",
+		HostKeys: mockNodeHostKeys("pg-2")}, pg2)
 	h2, _ := s.NodeByName("haproxy-2")
 	assert.Equal(t, "198.51.100.202", h2.PublicIP)
 	assert.Equal(t, "postgres", s.Credentials.SuperuserName)
@@ -394,6 +397,42 @@ func TestOutputsFollowTheContract(t *testing.T) {
 	cs, ok := s.ClusterState.(map[string]any)
 	require.True(t, ok, "clusterState is the parsed /cluster document")
 	assert.Len(t, cs["members"], 3)
+}
+
+// TestEveryNodeHasItsOwnHostKeys: the kill and partition faults log in to
+// private nodes and refuse one without recorded keys, so every node in the
+// nodes output carries the keys its own readiness session read, stripped
+// of comments, usable by access, and not secret (pulumi-command marks the
+// stdout they come from secret).
+func TestEveryNodeHasItsOwnHostKeys(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	assert.False(t, r.secret[outputs.KeyNodes], "the nodes output must not be secret")
+	assert.False(t, r.secret[outputs.KeyAccess], "the access output must not be secret")
+
+	s, err := outputs.Parse(r.stackJSON(t))
+	require.NoError(t, err)
+	require.Len(t, s.Nodes, 8)
+	for _, n := range s.Nodes {
+		require.NotEmpty(t, n.HostKeys, "node %s has no host keys", n.Name)
+		assert.Equal(t, mockNodeHostKeys(n.Name), n.HostKeys, "node %s carries another node's keys, or comments", n.Name)
+		_, err := access.ParseHostKeys(n.HostKeys)
+		assert.NoError(t, err, n.Name)
+	}
+	h1, _ := s.NodeByName("haproxy-1")
+	assert.Equal(t, h1.HostKeys, s.Access.JumpHostKeys, "the jump host's keys are haproxy-1's")
+
+	// Each node's keys come from its own wait command, after it is ready.
+	waits := 0
+	for _, c := range r.mocks.byType("command:remote:Command") {
+		if strings.Contains(c.Name, "-wait-") {
+			waits++
+			create := str(c.Inputs, "create")
+			assert.Contains(t, create, components.HostKeysScript, c.Name)
+			assert.Less(t, strings.Index(create, " ready\""), strings.Index(create, components.HostKeysMarker), c.Name)
+		}
+	}
+	assert.Equal(t, 8, waits)
 }
 
 func TestLoadBalancerEndpoint(t *testing.T) {
@@ -550,7 +589,7 @@ func TestReadinessGoesThroughTheJumpHost(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
 	cmds := r.mocks.byType("command:remote:Command")
-	require.Len(t, cmds, 10)
+	require.Len(t, cmds, 9)
 	for _, c := range cmds {
 		conn := obj(c.Inputs, "connection")
 		assert.Equal(t, "admin", str(conn, "user"), c.Name)

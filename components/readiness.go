@@ -6,6 +6,7 @@ import (
 
 	"github.com/pulumi/pulumi-command/sdk/go/command/remote"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"golang.org/x/crypto/ssh"
 )
 
 // ReadyNode is one node the readiness gate waits for.
@@ -31,7 +32,8 @@ type ReadinessArgs struct {
 	// ReadyMarker and FailedMarker are the files the boot script writes.
 	ReadyMarker  string
 	FailedMarker string
-	// HostKeysNode is the jump host whose SSH host keys are recorded.
+	// HostKeysNode is the jump host: its host keys are also exported as
+	// the jump host's (access.jumpHostKeys).
 	HostKeysNode string
 	// ClusterCheckNode is a Patroni node that polls Patroni's REST API at
 	// PatroniAPI (http://<its IP>:8008) until one leader streams to two
@@ -48,9 +50,12 @@ type Readiness struct {
 	// ClusterState is Patroni's /cluster document, plus the leader's
 	// replication list, as JSON text.
 	ClusterState pulumi.StringOutput
-	// JumpHostKeys is the jump host's public host keys, one per line, in
-	// authorized_keys format.
-	JumpHostKeys pulumi.StringOutput
+	// HostKeys are each node's public SSH host keys in authorized_keys
+	// format ("type base64"), by node name, read by the node's own wait
+	// command once the node is ready. Faults that log in to a node pin them.
+	HostKeys map[string]pulumi.StringArrayOutput
+	// JumpHostKeys are HostKeysNode's keys; validate pins them for the jump.
+	JumpHostKeys pulumi.StringArrayOutput
 }
 
 // WaitScript waits for cloud-init and for the node's readiness marker; it
@@ -87,6 +92,46 @@ echo "%[1]s ready"
 
 // HostKeysScript prints the node's public host keys without comments.
 const HostKeysScript = `for f in /etc/ssh/ssh_host_*_key.pub; do awk '{print $1" "$2}' "$f"; done`
+
+// HostKeysMarker separates the wait's own output from the host keys in
+// ReadyScript's output.
+const HostKeysMarker = "--- ssh host keys ---"
+
+// ReadyScript is what each node's wait command runs: WaitScript, then, once
+// the node is ready, its public host keys after HostKeysMarker. The keys
+// come over the same SSH session as the wait, so no node needs a second
+// command; ParseReadyOutput reads them back.
+func ReadyScript(node, ready, failed string, timeout int) string {
+	return WaitScript(node, ready, failed, timeout) +
+		"echo '" + HostKeysMarker + "'\n" +
+		HostKeysScript + "\n"
+}
+
+// ParseReadyOutput returns the host keys ReadyScript printed, each checked
+// and reduced to "type base64". A node must have at least one: an empty
+// list would later mean "log in to whatever answers".
+func ParseReadyOutput(node, stdout string) ([]string, error) {
+	_, after, ok := strings.Cut(stdout, HostKeysMarker+"\n")
+	if !ok {
+		return nil, fmt.Errorf("readiness of %s: its output has no %q line, so it holds no SSH host keys", node, HostKeysMarker)
+	}
+	var keys []string
+	for _, line := range strings.Split(after, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			return nil, fmt.Errorf("readiness of %s: %q is not an SSH public key: %w", node, line, err)
+		}
+		keys = append(keys, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("readiness of %s: no SSH host keys in /etc/ssh/ssh_host_*_key.pub", node)
+	}
+	return keys, nil
+}
 
 // ClusterCheckScript polls Patroni until exactly one leader and two
 // replicas exist and the leader reports both replicas as streaming in
@@ -165,39 +210,33 @@ func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ..
 		}
 		return c
 	}
+	// pulumi-command marks stdout secret when the connection holds a secret
+	// (the private key). Public host keys and the cluster's membership are
+	// not secret, and the outputs contract exports them in the clear.
 	byName := map[string]ReadyNode{}
-	waits := map[string]*remote.Command{}
+	r.HostKeys = map[string]pulumi.StringArrayOutput{}
 	var all []pulumi.Resource
 	for _, n := range args.Nodes {
 		byName[n.Name] = n
 		cmd, err := remote.NewCommand(ctx, name+"-wait-"+n.Name, &remote.CommandArgs{
 			Connection: conn(n),
-			Create:     pulumi.String(WaitScript(n.Name, args.ReadyMarker, args.FailedMarker, args.TimeoutSeconds)),
+			Create:     pulumi.String(ReadyScript(n.Name, args.ReadyMarker, args.FailedMarker, args.TimeoutSeconds)),
 			Triggers:   pulumi.Array{n.InstanceID},
 		}, parent, pulumi.DependsOn(n.DependsOn))
 		if err != nil {
 			return nil, err
 		}
-		waits[n.Name] = cmd
+		node := n.Name
+		r.HostKeys[node] = pulumi.Unsecret(cmd.Stdout).(pulumi.StringOutput).ApplyT(func(out string) ([]string, error) {
+			return ParseReadyOutput(node, out)
+		}).(pulumi.StringArrayOutput)
 		all = append(all, cmd)
 	}
-
-	hk, ok := byName[args.HostKeysNode]
+	jk, ok := r.HostKeys[args.HostKeysNode]
 	if !ok {
 		return nil, fmt.Errorf("readiness: host-key node %q is not among the nodes", args.HostKeysNode)
 	}
-	keys, err := remote.NewCommand(ctx, name+"-hostkeys-"+hk.Name, &remote.CommandArgs{
-		Connection: conn(hk),
-		Create:     pulumi.String(HostKeysScript),
-		Triggers:   pulumi.Array{hk.InstanceID},
-	}, parent, pulumi.DependsOn([]pulumi.Resource{waits[hk.Name]}))
-	if err != nil {
-		return nil, err
-	}
-	// pulumi-command marks stdout secret when the connection holds a secret
-	// (the private key). Public host keys and the cluster's membership are
-	// not secret, and the outputs contract exports them in the clear.
-	r.JumpHostKeys = pulumi.Unsecret(keys.Stdout).(pulumi.StringOutput)
+	r.JumpHostKeys = jk
 
 	cn, ok := byName[args.ClusterCheckNode]
 	if !ok {
@@ -218,9 +257,14 @@ func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ..
 	}
 	r.ClusterState = pulumi.Unsecret(check.Stdout).(pulumi.StringOutput)
 
+	hostKeys := pulumi.StringArrayMap{}
+	for n, k := range r.HostKeys {
+		hostKeys[n] = k
+	}
 	if err := ctx.RegisterResourceOutputs(r, pulumi.Map{
 		"clusterState": r.ClusterState,
 		"jumpHostKeys": r.JumpHostKeys,
+		"hostKeys":     hostKeys,
 	}); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package components
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -164,6 +166,73 @@ func TestHostKeysScript(t *testing.T) {
 		wk, _, _, _, err := ssh.ParseAuthorizedKey(want)
 		require.NoError(t, err)
 		assert.Equal(t, wk.Marshal(), k.Marshal(), files[i])
+	}
+}
+
+// TestReadyScriptReadsTheHostKeys runs a node's whole readiness command
+// (the wait, then the host keys) with sudo and cloud-init shimmed as in
+// TestWaitScript, against this machine's real sshd keys, and parses its
+// output as the program does.
+func TestReadyScriptReadsTheHostKeys(t *testing.T) {
+	files, _ := filepath.Glob("/etc/ssh/ssh_host_*_key.pub")
+	if len(files) == 0 {
+		t.Skip("no sshd host keys here (openssh-server is not installed)")
+	}
+	bin := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "sudo"), []byte("#!/bin/sh\nexec \"$@\"\n"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "cloud-init"), []byte("#!/bin/sh\nexit 0\n"), 0o755))
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	dir := t.TempDir()
+	ready, failed := filepath.Join(dir, "ready"), filepath.Join(dir, "failed")
+	require.NoError(t, os.WriteFile(ready, nil, 0o644))
+
+	out, errOut, err := runScript(t, ReadyScript("etcd-2", ready, failed, 60), env, time.Minute)
+	require.NoError(t, err, errOut)
+	require.True(t, strings.HasPrefix(out, "etcd-2 ready\n"), out)
+	keys, err := ParseReadyOutput("etcd-2", out)
+	require.NoError(t, err)
+	require.Len(t, keys, len(files))
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		want, _, _, _, err := ssh.ParseAuthorizedKey(b)
+		require.NoError(t, err)
+		assert.Equal(t, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(want))), keys[i], f)
+	}
+
+	// A node that never gets ready prints no keys: the wait's failure is
+	// the error, not a missing key.
+	require.NoError(t, os.Remove(ready))
+	require.NoError(t, os.WriteFile(failed, []byte("etcd never healthy"), 0o644))
+	out, errOut, err = runScript(t, ReadyScript("etcd-2", ready, failed, 60), env, time.Minute)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "etcd-2: boot failed: etcd never healthy")
+	assert.NotContains(t, out, HostKeysMarker)
+}
+
+func TestParseReadyOutput(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	sk, err := ssh.NewPublicKey(pub)
+	require.NoError(t, err)
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sk)))
+
+	keys, err := ParseReadyOutput("pg-1", "pg-1 ready\n"+HostKeysMarker+"\n"+key+" root@pg-1\n\n")
+	require.NoError(t, err)
+	assert.Equal(t, []string{key}, keys, "the comment is dropped")
+
+	for name, tc := range map[string]struct{ out, want string }{
+		"no marker": {"pg-1 ready\n" + key + "\n", "has no"},
+		"no keys":   {"pg-1 ready\n" + HostKeysMarker + "\n", "no SSH host keys"},
+		"not a key": {"pg-1 ready\n" + HostKeysMarker + "\nawk: cannot open file\n", "is not an SSH public key"},
+		"empty":     {"", "has no"},
+		"truncated": {"pg-1 ready\n" + HostKeysMarker + "\n" + key[:20] + "\n", "is not an SSH public key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := ParseReadyOutput("pg-1", tc.out)
+			require.ErrorContains(t, err, tc.want)
+			assert.Contains(t, err.Error(), "pg-1")
+		})
 	}
 }
 
