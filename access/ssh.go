@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/pgha/pgha/outputs"
 )
@@ -21,9 +23,19 @@ import (
 type SSHConfig struct {
 	// Addr is the jump host's sshd as host:port.
 	Addr string
-	// User logs in with PrivateKey (PEM, as the stack's sshPrivateKey output).
-	User       string
+	// User logs in to the jump host and the nodes with the first of these
+	// that is set: PrivateKey, KeyFile, AgentSocket (see NewJump).
+	User string
+	// PrivateKey is an unencrypted PEM key, as the stack's sshPrivateKey
+	// output (present when the stack generated the key).
 	PrivateKey []byte
+	// KeyFile is a private key file (unencrypted), for a stack built with
+	// the operator's own pgha:sshPublicKey. SSHConfigFromStack sets it
+	// from $PGHA_SSH_KEY.
+	KeyFile string
+	// AgentSocket is an ssh-agent's socket that holds the key.
+	// SSHConfigFromStack sets it from $SSH_AUTH_SOCK.
+	AgentSocket string
 	// HostKeys are the jump host's public keys in authorized_keys format, as
 	// recorded by the stack at readiness time. A host that presents any other
 	// key is refused: the connection would carry database passwords.
@@ -38,14 +50,32 @@ type SSHConfig struct {
 	KeepAlive time.Duration
 }
 
+// Environment variables SSHConfigFromStack reads when the stack has no
+// sshPrivateKey output (it was built with the operator's own public key).
+const (
+	EnvSSHKey   = "PGHA_SSH_KEY"  // path of the private key file
+	EnvSSHAgent = "SSH_AUTH_SOCK" // ssh-agent's socket, as ssh-add uses it
+)
+
+// ErrNoSSHKey says that none of the three ways to give the private key was
+// used. Its text lists them.
+var ErrNoSSHKey = fmt.Errorf("no SSH private key to log in with: the stack has no %q output (it was built with your own pgha:sshPublicKey, or the outputs were read without secrets). "+
+	"Give the matching private key one of three ways: "+
+	"(1) %s=/path/to/private/key (an unencrypted key file); "+
+	"(2) an ssh-agent holding the key (ssh-add /path/to/key, with %s set); "+
+	"(3) for a stack that generated its key, read the outputs with secrets shown (pulumi stack output --json --show-secrets)",
+	outputs.KeySSHPrivateKey, EnvSSHKey, EnvSSHAgent)
+
 // SSHConfigFromStack takes the jump host, user, host keys and private key
-// from the stack outputs.
+// from the stack outputs. A stack built with the operator's own public key
+// has no private key output: the key then comes from the file named by
+// $PGHA_SSH_KEY, or else from the ssh-agent at $SSH_AUTH_SOCK.
 func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 	if s.Access.Kind != outputs.AccessSSH {
 		return SSHConfig{}, fmt.Errorf("output %q: kind is %q, not %q; this stack is not reached over SSH", outputs.KeyAccess, s.Access.Kind, outputs.AccessSSH)
 	}
-	if s.SSHPrivateKey == "" {
-		return SSHConfig{}, fmt.Errorf("output %q is empty; read the outputs with secrets shown (pulumi stack output --show-secrets)", outputs.KeySSHPrivateKey)
+	if s.SSHPrivateKey == "[secret]" {
+		return SSHConfig{}, fmt.Errorf("output %q reads \"[secret]\"; read the outputs with secrets shown (pulumi stack output --json --show-secrets)", outputs.KeySSHPrivateKey)
 	}
 	addr := s.Access.JumpHost
 	if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -56,6 +86,14 @@ func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 		User:       s.Access.JumpUser,
 		PrivateKey: []byte(s.SSHPrivateKey),
 		HostKeys:   s.Access.JumpHostKeys,
+	}
+	if s.SSHPrivateKey == "" {
+		cfg.PrivateKey = nil
+		cfg.KeyFile = os.Getenv(EnvSSHKey)
+		cfg.AgentSocket = os.Getenv(EnvSSHAgent)
+		if cfg.KeyFile == "" && cfg.AgentSocket == "" {
+			return SSHConfig{}, ErrNoSSHKey
+		}
 	}
 	// The lab's SSH mode puts its jump host inside the lab network: the
 	// jump host itself is then reached from the lab's client namespace.
@@ -84,7 +122,7 @@ func SSH(cfg SSHConfig) (DialFunc, error) {
 // command sessions over it. It is safe for concurrent use.
 type Jump struct {
 	cfg      SSHConfig
-	signer   ssh.Signer
+	login    login
 	hostKeys []ssh.PublicKey
 
 	mu     sync.Mutex
@@ -92,14 +130,16 @@ type Jump struct {
 	closed bool
 }
 
-// NewJump checks the configuration; it connects lazily, on first use.
+// NewJump checks the configuration; it connects lazily, on first use. The
+// private key is the first of cfg.PrivateKey, cfg.KeyFile and the agent at
+// cfg.AgentSocket that is set; with none, the error is ErrNoSSHKey.
 func NewJump(cfg SSHConfig) (*Jump, error) {
 	if cfg.Addr == "" || cfg.User == "" {
 		return nil, errors.New("ssh jump: the jump host address and user are required (outputs access.jumpHost, access.jumpUser)")
 	}
-	signer, err := ssh.ParsePrivateKey(cfg.PrivateKey)
+	lg, err := newLogin(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ssh jump: the private key (output %q) is not a usable unencrypted PEM key: %w", outputs.KeySSHPrivateKey, err)
+		return nil, fmt.Errorf("ssh jump: %w", err)
 	}
 	keys, err := ParseHostKeys(cfg.HostKeys)
 	if err != nil {
@@ -114,7 +154,81 @@ func NewJump(cfg SSHConfig) (*Jump, error) {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 10 * time.Second
 	}
-	return &Jump{cfg: cfg, signer: signer, hostKeys: keys}, nil
+	return &Jump{cfg: cfg, login: lg, hostKeys: keys}, nil
+}
+
+// login is how the client proves who it is: a fixed key, or an ssh-agent
+// asked afresh for every connection (so one agent connection is never
+// shared by concurrent handshakes, nor kept open between them).
+type login struct {
+	signer ssh.Signer
+	agent  string // socket path, when signer is nil
+}
+
+// newLogin picks the key source and checks that it can sign now, so a
+// missing or wrong key fails before anything else runs.
+func newLogin(cfg SSHConfig) (login, error) {
+	switch {
+	case len(cfg.PrivateKey) > 0:
+		s, err := ssh.ParsePrivateKey(cfg.PrivateKey)
+		if err != nil {
+			return login{}, fmt.Errorf("the private key (output %q) is not a usable unencrypted PEM key: %w", outputs.KeySSHPrivateKey, err)
+		}
+		return login{signer: s}, nil
+	case cfg.KeyFile != "":
+		b, err := os.ReadFile(cfg.KeyFile)
+		if err != nil {
+			return login{}, fmt.Errorf("private key file %s (%s): %w", cfg.KeyFile, EnvSSHKey, err)
+		}
+		s, err := ssh.ParsePrivateKey(b)
+		var pm *ssh.PassphraseMissingError
+		if errors.As(err, &pm) {
+			return login{}, fmt.Errorf("private key file %s (%s) is encrypted; load it into ssh-agent instead (ssh-add %s) and unset %s", cfg.KeyFile, EnvSSHKey, cfg.KeyFile, EnvSSHKey)
+		}
+		if err != nil {
+			return login{}, fmt.Errorf("private key file %s (%s) is not an OpenSSH or PEM private key: %w", cfg.KeyFile, EnvSSHKey, err)
+		}
+		return login{signer: s}, nil
+	case cfg.AgentSocket != "":
+		lg := login{agent: cfg.AgentSocket}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, ag, err := lg.dialAgent(ctx)
+		if err != nil {
+			return login{}, err
+		}
+		defer conn.Close()
+		keys, err := ag.List()
+		if err != nil {
+			return login{}, fmt.Errorf("ssh-agent at %s (%s): listing keys: %w", cfg.AgentSocket, EnvSSHAgent, err)
+		}
+		if len(keys) == 0 {
+			return login{}, fmt.Errorf("ssh-agent at %s (%s) holds no keys; add the key that matches pgha:sshPublicKey with ssh-add, or set %s to its file", cfg.AgentSocket, EnvSSHAgent, EnvSSHKey)
+		}
+		return lg, nil
+	}
+	return login{}, ErrNoSSHKey
+}
+
+func (l login) dialAgent(ctx context.Context) (net.Conn, agent.ExtendedAgent, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", l.agent)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ssh-agent at %s (%s) does not answer: %w; start one (eval $(ssh-agent)) and ssh-add the key, or set %s to the key file", l.agent, EnvSSHAgent, err, EnvSSHKey)
+	}
+	return conn, agent.NewClient(conn), nil
+}
+
+// auth returns the method for one handshake, and what to close after it.
+func (l login) auth(ctx context.Context) (ssh.AuthMethod, func(), error) {
+	if l.signer != nil {
+		return ssh.PublicKeys(l.signer), func() {}, nil
+	}
+	conn, ag, err := l.dialAgent(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ssh.PublicKeysCallback(ag.Signers), func() { conn.Close() }, nil
 }
 
 // ParseHostKeys reads public keys in authorized_keys format. There must be at
@@ -140,7 +254,7 @@ func ParseHostKeys(lines []string) ([]ssh.PublicKey, error) {
 
 // clientConfig pins the host keys and offers only their algorithms, so that a
 // host with several key types presents one we know.
-func clientConfig(user string, signer ssh.Signer, addr string, keys []ssh.PublicKey, timeout time.Duration) *ssh.ClientConfig {
+func clientConfig(user string, auth ssh.AuthMethod, addr string, keys []ssh.PublicKey, timeout time.Duration) *ssh.ClientConfig {
 	var algos []string
 	seen := map[string]bool{}
 	add := func(a string) {
@@ -159,7 +273,7 @@ func clientConfig(user string, signer ssh.Signer, addr string, keys []ssh.Public
 	}
 	return &ssh.ClientConfig{
 		User:              user,
-		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		Auth:              []ssh.AuthMethod{auth},
 		HostKeyCallback:   pinnedHostKeys(addr, keys),
 		HostKeyAlgorithms: algos,
 		Timeout:           timeout,
@@ -237,11 +351,17 @@ func (j *Jump) Client(ctx context.Context) (*ssh.Client, error) {
 	if j.client != nil {
 		return j.client, nil
 	}
+	auth, done, err := j.login.auth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ssh jump: %w", err)
+	}
 	conn, err := j.cfg.Dial(ctx, "tcp", j.cfg.Addr)
 	if err != nil {
+		done()
 		return nil, fmt.Errorf("ssh jump: reaching %s: %w", j.cfg.Addr, err)
 	}
-	c, err := connect(ctx, conn, j.cfg.Addr, clientConfig(j.cfg.User, j.signer, j.cfg.Addr, j.hostKeys, j.cfg.Timeout))
+	c, err := connect(ctx, conn, j.cfg.Addr, clientConfig(j.cfg.User, auth, j.cfg.Addr, j.hostKeys, j.cfg.Timeout))
+	done() // authentication is over once the handshake returns
 	if err != nil {
 		return nil, fmt.Errorf("ssh jump: %w", err)
 	}
@@ -376,11 +496,17 @@ func (j *Jump) Run(ctx context.Context, host Host, cmd string, stdin io.Reader) 
 		if err != nil {
 			return "", fmt.Errorf("host keys of %s: %w", host.Addr, err)
 		}
+		auth, done, err := j.login.auth(ctx)
+		if err != nil {
+			return "", fmt.Errorf("ssh to %s: %w", host.Addr, err)
+		}
 		conn, err := j.DialContext(ctx, "tcp", host.Addr)
 		if err != nil {
+			done()
 			return "", err
 		}
-		client, err = connect(ctx, conn, host.Addr, clientConfig(j.cfg.User, j.signer, host.Addr, keys, j.cfg.Timeout))
+		client, err = connect(ctx, conn, host.Addr, clientConfig(j.cfg.User, auth, host.Addr, keys, j.cfg.Timeout))
+		done()
 		if err != nil {
 			return "", err
 		}

@@ -194,6 +194,7 @@ func testKey(t *testing.T) []byte { return sshdtest.NewPrivateKeyPEM(t) }
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
 
 func TestSSHConfigFromStack(t *testing.T) {
+	noKeyEnv(t)
 	s := outputs.Stack{
 		Access:        outputs.Access{Kind: outputs.AccessSSH, JumpHost: "203.0.113.7", JumpUser: "admin", JumpHostKeys: []string{"k"}},
 		SSHPrivateKey: "pem",
@@ -210,6 +211,7 @@ func TestSSHConfigFromStack(t *testing.T) {
 	s.Access.Namespace = ""
 	s.SSHPrivateKey = ""
 	_, err = SSHConfigFromStack(s)
+	require.ErrorIs(t, err, ErrNoSSHKey)
 	require.ErrorContains(t, err, "--show-secrets")
 
 	s.Access.Kind = outputs.AccessNetns

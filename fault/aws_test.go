@@ -209,6 +209,9 @@ func TestPartitionScriptShape(t *testing.T) {
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func TestAWSProviderOffersEveryFault(t *testing.T) {
+	// Only the stack's key, not whatever this shell offers.
+	t.Setenv(access.EnvSSHKey, "")
+	t.Setenv(access.EnvSSHAgent, "")
 	s := outputs.Stack{
 		Target: outputs.TargetAWS, Region: "eu-west-1",
 		Access: outputs.Access{Kind: outputs.AccessSSH, JumpHost: "203.0.113.7:22", JumpUser: "admin",
@@ -223,7 +226,17 @@ func TestAWSProviderOffersEveryFault(t *testing.T) {
 	require.Equal(t, access.Host{}, hosts(outputs.Node{PublicIP: "203.0.113.7", PrivateIP: "10.0.1.5"}), "the jump host itself")
 	require.Equal(t, access.Host{Addr: "10.0.2.5:22", HostKeys: []string{"k"}}, hosts(outputs.Node{PrivateIP: "10.0.2.5", HostKeys: []string{"k"}}))
 
+	// A stack built with the operator's own public key has no private key
+	// output: the faults then need the key from a file or an agent.
 	s.SSHPrivateKey = ""
 	_, err = ForTarget(s)
-	require.ErrorContains(t, err, "sshPrivateKey")
+	require.ErrorIs(t, err, access.ErrNoSSHKey)
+	require.ErrorContains(t, err, access.EnvSSHKey)
+
+	keyFile := filepath.Join(t.TempDir(), "id_ed25519")
+	require.NoError(t, os.WriteFile(keyFile, sshdtest.NewPrivateKeyPEM(t), 0o600))
+	t.Setenv(access.EnvSSHKey, keyFile)
+	set, err = ForTarget(s)
+	require.NoError(t, err)
+	require.Equal(t, []string{Kill, Partition, Stop}, set.Names())
 }
