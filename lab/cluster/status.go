@@ -51,6 +51,10 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 			}
 		}
 	}
+	etcd := map[string]EtcdMember{}
+	for _, m := range l.EtcdHealth(ctx) {
+		etcd[m.Name] = m
+	}
 	var out []NodeStatus
 	for _, n := range l.Plan.Nodes {
 		s := NodeStatus{Name: n.Name, Role: string(n.Role), IP: n.IP.String(), Process: "stopped", Link: "up", Log: l.DaemonLog(n.Name)}
@@ -65,6 +69,18 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		if cut, err := l.Net.IsCut(n.Name); err == nil && cut {
 			s.Link = "cut"
 		}
+		switch n.Role {
+		case topology.RoleEtcd:
+			if m := etcd[n.Name]; m.Healthy && m.IsLeader {
+				s.PGState = "healthy, leader"
+			} else if m.Healthy {
+				s.PGState = "healthy"
+			} else {
+				s.PGState = "unreachable"
+			}
+		case topology.RoleHAProxy:
+			s.PGState = l.routes(ctx, n.IP.String())
+		}
 		if m, ok := members[n.Name]; ok {
 			s.PGRole, s.PGState, s.Lag = m.Role, m.State, m.LagString()
 			if streaming[n.Name] {
@@ -77,6 +93,38 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// routes says where an HAProxy sends each port, from its stats page.
+func (l *Lab) routes(ctx context.Context, ip string) string {
+	srvs, err := l.HAProxyServers(ctx, ip)
+	if err != nil {
+		return "unreachable"
+	}
+	up := map[string][]string{}
+	var backup []string
+	for _, s := range srvs {
+		if s.Status != "UP" || s.Name == "FRONTEND" || s.Name == "BACKEND" {
+			continue
+		}
+		// "<member>-leader" in replicas is the leader as a backup for reads.
+		if m, ok := strings.CutSuffix(s.Name, "-leader"); ok && s.Proxy == "replicas" {
+			backup = append(backup, m)
+			continue
+		}
+		up[s.Proxy] = append(up[s.Proxy], s.Name)
+	}
+	dash := func(v []string) string {
+		if len(v) == 0 {
+			return "none"
+		}
+		return strings.Join(v, ",")
+	}
+	out := fmt.Sprintf("5000→%s 5001→%s", dash(up["primary"]), dash(up["replicas"]))
+	if len(backup) > 0 {
+		out += " (backup " + strings.Join(backup, ",") + ")"
+	}
+	return out
 }
 
 // PrintStatus writes the status table.
