@@ -18,6 +18,7 @@ import (
 	"github.com/pgha/pgha/lab/proc"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/userdata"
 )
 
 // TestLabLifecycle is the lab's end-to-end proof with the real daemons: it
@@ -65,6 +66,30 @@ func TestLabLifecycle(t *testing.T) {
 		back, err := FromOutputs(s)
 		require.NoError(t, err)
 		assert.Equal(t, l.Dir, back.Dir)
+	})
+
+	t.Run("the daemons run the rendered files", func(t *testing.T) {
+		recs, err := l.records()
+		require.NoError(t, err)
+		for _, n := range l.Plan.Nodes {
+			files, err := userdata.NodeFiles(l.Spec(), n.Name, l.Paths(n.Name))
+			require.NoError(t, err)
+			installed := 0
+			for _, f := range files {
+				if !strings.HasPrefix(f.Path, l.NodeDir(n.Name)+"/") {
+					continue // systemd-only files
+				}
+				b, err := os.ReadFile(f.Path)
+				require.NoError(t, err)
+				assert.Equal(t, string(f.Content), string(b), f.Path)
+				installed++
+			}
+			assert.NotZero(t, installed, n.Name)
+			// The daemon's command line names its config file.
+			cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", recs[n.Name].PID))
+			require.NoError(t, err)
+			assert.Contains(t, string(cmd), recs[n.Name].Marker, n.Name)
+		}
 	})
 
 	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
