@@ -10,10 +10,11 @@ go build -o bin/lab ./lab
 go build -o bin/validate ./validate
 
 name="${PGHA_LAB_NAME:-pgha}"
-cleanup() { bin/lab down --name "$name" || true; }
-trap cleanup EXIT
-
+# Take down only a lab this script started: a running one is refused by
+# `up` and left alone.
 bin/lab up --name "$name"
+cleanup() { bin/lab down --name "$name" || true; }
+trap cleanup EXIT INT TERM
 bin/lab status --name "$name"
 report_dir="report/$(date -u +%Y%m%dT%H%M%SZ)"
 status=0
