@@ -111,6 +111,9 @@ func checkEtcd(ctx context.Context, e *env, c *checkRun) {
 		c.failf("%s", p)
 	}
 	c.Summary = fmt.Sprintf("%d/3 healthy, leader %s", healthy, orNone(st.leader))
+	if !st.ok() {
+		c.Summary = st.problems[0]
+	}
 }
 
 // ---- 2. formation ----
@@ -130,6 +133,9 @@ func checkFormation(ctx context.Context, e *env, c *checkRun) {
 	c.Summary = fmt.Sprintf("leader %s, replicas: %s, timeline %d", orNone(f.leader.Name), strings.Join(reps, ", "), f.timeline)
 	if f.sync != "" {
 		c.Summary += ", sync standby " + f.sync
+	}
+	if !f.ok() {
+		c.Summary = f.problems[0]
 	}
 }
 
