@@ -27,6 +27,7 @@ var eventColors = map[string]string{
 	"promotion":  "#8e44ad",
 	"restore":    "#d68910",
 	"rejoin":     "#117a65",
+	"resumed":    "#2e7d32",
 }
 
 // SVG renders every timeline as one panel: a row of writes and a row of
