@@ -23,8 +23,16 @@ type Profile struct {
 
 	// HAProxy health checks.
 	CheckInterMS int // interval between checks
-	CheckFall    int // failed checks before a server is marked down
-	CheckRise    int // passed checks before a server is marked up again
+	// CheckFastInterMS is the interval while a server is changing state
+	// (after its first failed check, or first passed one): it shortens
+	// fall and rise without checking a steady server more often.
+	CheckFastInterMS int
+	// CheckDownInterMS is the interval for a server that is down (the
+	// replicas in the primary listener): how soon a new leader's first
+	// passed check comes.
+	CheckDownInterMS int
+	CheckFall        int // failed checks before a server is marked down
+	CheckRise        int // passed checks before a server is marked up again
 	// ReplicaMaxLagBytes is the ?lag= bound of the replica check on 5001.
 	ReplicaMaxLagBytes int64
 }
@@ -37,7 +45,7 @@ var profiles = []Profile{
 		Summary: "fail over in about 10 s; tolerates etcd or network stalls of only a few seconds",
 		TTL:     10, LoopWait: 2, RetryTimeout: 4, PrimaryStartTimeout: 10,
 		MaximumLagOnFailover: 1 * mib,
-		CheckInterMS:         1000, CheckFall: 2, CheckRise: 2,
+		CheckInterMS:         1000, CheckFastInterMS: 200, CheckDownInterMS: 300, CheckFall: 2, CheckRise: 2,
 		ReplicaMaxLagBytes: 1 * mib,
 	},
 	{
@@ -45,7 +53,7 @@ var profiles = []Profile{
 		Summary: "fail over in about 20 s; rides out stalls of several seconds",
 		TTL:     20, LoopWait: 5, RetryTimeout: 7, PrimaryStartTimeout: 30,
 		MaximumLagOnFailover: 1 * mib,
-		CheckInterMS:         1000, CheckFall: 3, CheckRise: 2,
+		CheckInterMS:         1000, CheckFastInterMS: 300, CheckDownInterMS: 500, CheckFall: 3, CheckRise: 2,
 		ReplicaMaxLagBytes: 4 * mib,
 	},
 	{
@@ -53,7 +61,7 @@ var profiles = []Profile{
 		Summary: "Patroni's defaults: fail over in about 30 s; fewest needless failovers",
 		TTL:     30, LoopWait: 10, RetryTimeout: 10, PrimaryStartTimeout: 300,
 		MaximumLagOnFailover: 1 * mib,
-		CheckInterMS:         2000, CheckFall: 3, CheckRise: 2,
+		CheckInterMS:         2000, CheckFastInterMS: 2000, CheckDownInterMS: 2000, CheckFall: 3, CheckRise: 2,
 		ReplicaMaxLagBytes: 16 * mib,
 	},
 }

@@ -224,6 +224,11 @@ func TestProfiles(t *testing.T) {
 		assert.LessOrEqual(t, p.LoopWait+2*p.RetryTimeout, p.TTL, p.Name)
 		assert.Equal(t, 2, p.CheckRise, "%s: rise 1 lets a node back in while pg_rewind still restarts it", p.Name)
 		assert.GreaterOrEqual(t, p.CheckFall, 2, p.Name)
+		// Faster transition checks must not make a steady server checked
+		// less often than inter.
+		assert.LessOrEqual(t, p.CheckFastInterMS, p.CheckInterMS, p.Name)
+		assert.LessOrEqual(t, p.CheckDownInterMS, p.CheckInterMS, p.Name)
+		assert.Positive(t, p.CheckFastInterMS, p.Name)
 		got, err := LookupProfile(p.Name)
 		require.NoError(t, err)
 		assert.Equal(t, p, got)
@@ -269,7 +274,7 @@ func TestProfileReachesFiles(t *testing.T) {
 
 		cfgText, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
 		require.NoError(t, err)
-		line := "default-server inter " + strconv.Itoa(p.CheckInterMS) + "ms fall " + strconv.Itoa(p.CheckFall) + " rise " + strconv.Itoa(p.CheckRise) + " on-marked-down shutdown-sessions"
+		line := "default-server inter " + strconv.Itoa(p.CheckInterMS) + "ms fastinter " + strconv.Itoa(p.CheckFastInterMS) + "ms downinter " + strconv.Itoa(p.CheckDownInterMS) + "ms fall " + strconv.Itoa(p.CheckFall) + " rise " + strconv.Itoa(p.CheckRise) + " on-marked-down shutdown-sessions"
 		assert.Equal(t, 2, strings.Count(string(cfgText), line), p.Name)
 		assert.Contains(t, string(cfgText), "option httpchk OPTIONS /replica?lag="+strconv.Itoa(int(p.ReplicaMaxLagBytes)))
 	}
