@@ -48,6 +48,8 @@ func AWSSet(s outputs.Stack, jump *access.Jump, ec2c func(context.Context) (*ec2
 		Kill:      &awsKill{remote: r, host: hosts, paths: userdata.CloudPaths()},
 		Stop:      &awsStop{ec2: ec2c},
 		Partition: &awsPartition{remote: r, host: hosts, spec: DefaultPartitionSpec()},
+		// PostgreSQL alone crashing, for the resilience scenarios.
+		KillPostgres: &awsKillPostgres{remote: r, host: hosts, paths: userdata.CloudPaths()},
 	}
 }
 

@@ -220,7 +220,7 @@ func TestAWSProviderOffersEveryFault(t *testing.T) {
 	}
 	set, err := ForTarget(s)
 	require.NoError(t, err)
-	require.Equal(t, []string{Kill, Partition, Stop}, set.Names())
+	require.Equal(t, []string{Kill, KillPostgres, Partition, Stop}, set.Names())
 
 	hosts := stackHosts(s)
 	require.Equal(t, access.Host{}, hosts(outputs.Node{PublicIP: "203.0.113.7", PrivateIP: "10.0.1.5"}), "the jump host itself")
@@ -238,5 +238,5 @@ func TestAWSProviderOffersEveryFault(t *testing.T) {
 	t.Setenv(access.EnvSSHKey, keyFile)
 	set, err = ForTarget(s)
 	require.NoError(t, err)
-	require.Equal(t, []string{Kill, Partition, Stop}, set.Names())
+	require.Equal(t, []string{Kill, KillPostgres, Partition, Stop}, set.Names())
 }

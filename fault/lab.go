@@ -48,6 +48,7 @@ func LabSet(lc LabControl, accessKind string) Set {
 	if accessKind == outputs.AccessNetns {
 		set[Partition] = labPartition{lc}
 	}
+	addLabKillPostgres(set, lc)
 	return set
 }
 
