@@ -1,0 +1,162 @@
+// Package bench holds the failover benchmark's data, statistics and
+// rendering: the trials `validate bench` ran (switchover, leader kill,
+// partition, per failure-time profile), their min/median/p95/max, the goals
+// of the project judged against them, the HAProxy throughput cost, and the
+// markdown section and SVG chart written to docs/benchmarks.md.
+//
+// The measuring itself lives in validate, which owns the checks that are
+// repeated here; this package only judges and renders what they measured,
+// so it can be tested without a cluster.
+package bench
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// The kinds of trial, in the order they run and are shown.
+const (
+	Switchover = "switchover" // POST /switchover to the sync standby
+	Kill       = "kill"       // SIGKILL of the leader's Patroni and PostgreSQL
+	Partition  = "partition"  // the leader's link cut
+)
+
+// Kinds lists every trial kind in run order.
+func Kinds() []string { return []string{Switchover, Kill, Partition} }
+
+// Trial is one repetition of one kind on one profile.
+type Trial struct {
+	Profile string    `json:"profile"`
+	Kind    string    `json:"kind"`
+	Run     int       `json:"run"` // 1-based
+	At      time.Time `json:"at"`
+	Load1   float64   `json:"load1"` // 1-minute load average when it began
+	// Problems are the check's failures; a trial with problems still
+	// contributes the figures it measured, and the page lists them.
+	Problems []string `json:"problems,omitempty"`
+
+	// Outage is what the goal is about: the write gap (last acknowledged
+	// write on the old leader → first on the new) for a switchover, the RTO
+	// (fault → first acknowledged write) for a failover. Seconds; NaN when
+	// writes never resumed.
+	Outage float64 `json:"outage_s"`
+	// WriteGap is last ack before → first ack after, for every kind.
+	WriteGap    float64 `json:"write_gap_s"`
+	ReadsFailed float64 `json:"reads_failed"`
+	ReadsTotal  float64 `json:"reads_total"`
+	// Rejoin: switchover → every replica streaming on the new timeline; for
+	// a failover, restore of the old leader → it streams again.
+	Rejoin float64 `json:"rejoin_s"`
+	Acked  float64 `json:"acked_writes"`
+	Lost   float64 `json:"lost_writes"`
+	// SplitBrain counts poll instants at which two or more nodes answered
+	// /primary with 200; SplitBrainPolls is how many instants were polled.
+	SplitBrain      int `json:"split_brain_instants"`
+	SplitBrainPolls int `json:"split_brain_polls"`
+}
+
+// OK says whether the check behind the trial passed.
+func (t Trial) OK() bool { return len(t.Problems) == 0 }
+
+// Cost is one pgbench comparison: the same workload through HAProxy's 5000
+// and straight to the leader's 5432.
+type Cost struct {
+	Workload string    `json:"workload"` // "select-only (-S)" or "TPC-B-like (default)"
+	Clients  int       `json:"clients"`
+	Threads  int       `json:"threads"`
+	Seconds  int       `json:"seconds"`
+	Via      []float64 `json:"via_haproxy_tps"` // one per round
+	Direct   []float64 `json:"direct_tps"`
+	Load1    float64   `json:"load1"`
+}
+
+// Ratio is the median throughput through HAProxy over the median direct.
+func (c Cost) Ratio() float64 {
+	d := Summarise(c.Direct).Median
+	if d == 0 || math.IsNaN(d) {
+		return math.NaN()
+	}
+	return Summarise(c.Via).Median / d
+}
+
+// Machine describes where the numbers were taken.
+type Machine struct {
+	CPUs       int        `json:"cpus"`
+	Kernel     string     `json:"kernel"`
+	LoadBefore [3]float64 `json:"load_before"`
+	LoadAfter  [3]float64 `json:"load_after"`
+}
+
+// Result is one whole bench run.
+type Result struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Machine  Machine   `json:"machine"`
+	Command  string    `json:"command"`
+	Sync     bool      `json:"synchronous_mode"`
+	Runs     int       `json:"runs"`
+	Profiles []string  `json:"profiles"`
+	Trials   []Trial   `json:"trials"`
+	Costs    []Cost    `json:"costs,omitempty"`
+	// CostProfile is the profile whose lab the pgbench comparison ran on.
+	CostProfile string `json:"cost_profile,omitempty"`
+	// Notes are caveats the run itself found (e.g. a lab that failed to
+	// come up); they are printed on the page.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Select returns the trials of one profile and kind, in run order.
+func (r Result) Select(profile, kind string) []Trial {
+	var out []Trial
+	for _, t := range r.Trials {
+		if t.Profile == profile && t.Kind == kind {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Stats are the order statistics of one measure.
+type Stats struct {
+	N                     int
+	Min, Median, P95, Max float64
+}
+
+// Summarise computes min, median, p95 and max, skipping NaN (a trial that
+// could not measure). The median of an even count is the mean of the middle
+// two; p95 is the nearest-rank percentile (the ⌈0.95·n⌉-th smallest), so with
+// fewer than 20 values it is the maximum: no interpolation invents a value
+// that no run produced.
+func Summarise(xs []float64) Stats {
+	var v []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			v = append(v, x)
+		}
+	}
+	if len(v) == 0 {
+		nan := math.NaN()
+		return Stats{Min: nan, Median: nan, P95: nan, Max: nan}
+	}
+	sort.Float64s(v)
+	n := len(v)
+	s := Stats{N: n, Min: v[0], Max: v[n-1]}
+	if n%2 == 1 {
+		s.Median = v[n/2]
+	} else {
+		s.Median = (v[n/2-1] + v[n/2]) / 2
+	}
+	rank := int(math.Ceil(0.95 * float64(n)))
+	s.P95 = v[rank-1]
+	return s
+}
+
+// column picks one measure out of trials.
+func column(ts []Trial, f func(Trial) float64) []float64 {
+	out := make([]float64, len(ts))
+	for i, t := range ts {
+		out[i] = f(t)
+	}
+	return out
+}

@@ -1,0 +1,246 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"math"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestSummarise(t *testing.T) {
+	s := Summarise([]float64{3, 1, 2, 5, 4})
+	assert.Equal(t, Stats{N: 5, Min: 1, Median: 3, P95: 5, Max: 5}, s)
+
+	// Even count: the mean of the middle two.
+	s = Summarise([]float64{4, 1, 3, 2})
+	assert.Equal(t, 2.5, s.Median)
+	assert.Equal(t, 4.0, s.P95)
+
+	// 20 values 1..20: nearest rank ⌈0.95·20⌉ = 19th.
+	var xs []float64
+	for i := 20; i >= 1; i-- {
+		xs = append(xs, float64(i))
+	}
+	s = Summarise(xs)
+	assert.Equal(t, 19.0, s.P95)
+	assert.Equal(t, 10.5, s.Median)
+	assert.Equal(t, 1.0, s.Min)
+	assert.Equal(t, 20.0, s.Max)
+
+	// NaN (a run that could not measure) is skipped, not counted as zero.
+	s = Summarise([]float64{math.NaN(), 7, math.NaN()})
+	assert.Equal(t, Stats{N: 1, Min: 7, Median: 7, P95: 7, Max: 7}, s)
+
+	s = Summarise(nil)
+	assert.Equal(t, 0, s.N)
+	assert.True(t, math.IsNaN(s.Median))
+
+	// The input is not reordered.
+	in := []float64{3, 1, 2}
+	Summarise(in)
+	assert.Equal(t, []float64{3, 1, 2}, in)
+}
+
+func trials(profile, kind string, outages ...float64) []Trial {
+	var ts []Trial
+	for i, o := range outages {
+		ts = append(ts, Trial{Profile: profile, Kind: kind, Run: i + 1, Outage: o, WriteGap: o, Rejoin: 5, Acked: 100,
+			ReadsFailed: 2, SplitBrainPolls: 50, Load1: 1.5})
+	}
+	return ts
+}
+
+func sample() Result {
+	r := Result{
+		Started: time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 26, 3, 20, 0, 0, time.UTC),
+		Machine: Machine{CPUs: 2, Kernel: "6.1.0", LoadBefore: [3]float64{1, 2, 3}, LoadAfter: [3]float64{2, 2, 2}},
+		Command: "go run ./validate bench --profiles fast,safe --runs 5", Sync: true, Runs: 5,
+		Profiles: []string{"fast", "safe"},
+	}
+	r.Trials = append(r.Trials, trials("fast", Switchover, 2.1, 2.2, 2.0, 2.4, 3.0)...)
+	r.Trials = append(r.Trials, trials("fast", Kill, 9.5, 10.5, 11, 10.8, 10.9)...)
+	r.Trials = append(r.Trials, trials("fast", Partition, 11, 11.5, 12.5)...)
+	r.Trials = append(r.Trials, trials("safe", Kill, 30, 31)...)
+	r.Costs = []Cost{{Workload: "select-only (-S)", Clients: 4, Threads: 2, Seconds: 15, Via: []float64{900, 950}, Direct: []float64{1000, 1000}}}
+	r.CostProfile = "fast"
+	return r
+}
+
+func goalByName(gs []Goal, prefix string) Goal {
+	for _, g := range gs {
+		if strings.HasPrefix(g.Name, prefix) {
+			return g
+		}
+	}
+	return Goal{}
+}
+
+func TestGoals(t *testing.T) {
+	r := sample()
+	gs := Goals(r)
+	assert.Equal(t, Met, goalByName(gs, "switchover").Verdict, "median 2.2 ≤ 2.5")
+	kill := goalByName(gs, "leader kill")
+	assert.Equal(t, Missed, kill.Verdict, "median 10.8 > 10")
+	assert.NotEmpty(t, kill.Why, "a missed goal says why")
+	assert.Contains(t, kill.Measured, "10.80")
+	assert.Equal(t, NotMeasured, goalByName(gs, "partition").Verdict, "3 runs are fewer than 5")
+	assert.Equal(t, NotMeasured, goalByName(gs, "PostgreSQL-only").Verdict)
+	assert.Equal(t, Met, goalByName(gs, "acknowledged").Verdict)
+	assert.Equal(t, Met, goalByName(gs, "split-brain").Verdict)
+	ratio := goalByName(gs, "HAProxy")
+	assert.Equal(t, Met, ratio.Verdict, "925/1000")
+	assert.Equal(t, "0.93", ratio.Measured)
+
+	// One lost write anywhere, or one double-primary instant, misses.
+	r.Trials[7].Lost = 1
+	r.Trials[2].SplitBrain = 1
+	r.Costs[0].Via = []float64{500}
+	gs = Goals(r)
+	assert.Equal(t, Missed, goalByName(gs, "acknowledged").Verdict)
+	assert.Equal(t, Missed, goalByName(gs, "split-brain").Verdict)
+	assert.Equal(t, Missed, goalByName(gs, "HAProxy").Verdict)
+
+	// Nothing measured: nothing is claimed.
+	for _, g := range Goals(Result{}) {
+		assert.Equal(t, NotMeasured, g.Verdict, g.Name)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	r := sample()
+	r.Trials[3].Problems = []string{"no write was acknowledged"}
+	md := Markdown(r, "benchmarks.svg")
+	assert.True(t, strings.HasPrefix(md, Heading+"\n"))
+	for _, want := range []string{
+		"2 CPUs", "1.00/2.00/3.00 before", "synchronous mode on", r.Command,
+		"| leader kill: writes back | median ≤ 10.0 s | median 10.80 s of 5 (max 11.00 s) | **MISSED** |",
+		"| switchover write gap | median ≤ 2.5 s | median 2.20 s of 5 (max 3.00 s) | **MET** |",
+		"| Amazon RDS Multi-AZ (instance) | 60–120 s |", "| Amazon Aurora | ~30 s |", "| Pigsty `fast` mode | ~23 s |",
+		"| pgha `fast`, leader kill (SIGKILL) | median 10.80 s (max 11.00 s) | measured here, 5 runs |",
+		"### Profile `fast`", "### Profile `safe`",
+		"| switchover: write gap | 5 | 2.00 | 2.20 | 3.00 | 3.00 | 2.10, 2.20, 2.00, 2.40, 3.00 |",
+		"| leader kill (SIGKILL): RTO | 2 | 30.00 | 30.50 | 31.00 | 31.00 | 30.00, 31.00 |",
+		"| select-only (-S) | 4 / 2 / 15 | 900, 950 | 1000, 1000 | 0.93 |",
+		"![Distribution of write outage per profile and kind](benchmarks.svg)",
+		"- `fast` switchover run 4: no write was acknowledged",
+	} {
+		assert.Contains(t, md, want)
+	}
+	// Every table row has the same number of cells as its header.
+	var cols int
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			cols = 0
+			continue
+		}
+		n := strings.Count(line, "|")
+		if cols == 0 {
+			cols = n
+		}
+		assert.Equal(t, cols, n, line)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# Benchmarks\n\n## Lab start-up\n\nkeep me\n\n## Failover benchmarks\n\nold\n\n## validate against the lab\n\nkeep too\n"
+	got := ReplaceSection(doc, Heading, Heading+"\n\nnew\n")
+	assert.Equal(t, "# Benchmarks\n\n## Lab start-up\n\nkeep me\n\n## Failover benchmarks\n\nnew\n\n## validate against the lab\n\nkeep too\n", got)
+	// Idempotent.
+	assert.Equal(t, got, ReplaceSection(got, Heading, Heading+"\n\nnew\n"))
+	// Appended when missing; a heading that merely starts the same is not it.
+	got = ReplaceSection("# B\n\n## Failover benchmarks notes\n\nx\n", Heading, Heading+"\n\nnew\n")
+	assert.Equal(t, "# B\n\n## Failover benchmarks notes\n\nx\n\n## Failover benchmarks\n\nnew\n", got)
+	// Last section of the page.
+	got = ReplaceSection("# B\n\n## Failover benchmarks\n\nold\n", Heading, Heading+"\n\nnew")
+	assert.Equal(t, "# B\n\n## Failover benchmarks\n\nnew\n", got)
+}
+
+func TestSVGWellFormed(t *testing.T) {
+	r := sample()
+	r.Trials[0].Outage = math.NaN() // a run that never resumed is left out, not drawn at 0
+	r.Profiles = append(r.Profiles, "a<b&c") // escaping
+	svg := SVG(r)
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	circles, root := 0, ""
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, "SVG must be well-formed XML")
+		if se, ok := tok.(xml.StartElement); ok {
+			if root == "" {
+				root = se.Name.Local
+				assert.Equal(t, "http://www.w3.org/2000/svg", se.Name.Space)
+			}
+			if se.Name.Local == "circle" {
+				circles++
+			}
+		}
+	}
+	assert.Equal(t, "svg", root)
+	assert.Equal(t, len(r.Trials)-1, circles, "one dot per measured run")
+	assert.Contains(t, string(svg), "median 10.80 s")
+	assert.Contains(t, string(svg), "goal 10.0 s")
+
+	// An empty result still renders a valid chart.
+	require.NoError(t, xml.Unmarshal(SVG(Result{}), new(struct{})))
+}
+
+func TestParseTPS(t *testing.T) {
+	out := `pgbench (15.8 (Debian 15.8-0+deb12u1))
+transaction type: <builtin: select only>
+number of clients: 4
+latency average = 1.234 ms
+initial connection time = 40.1 ms
+tps = 3241.527702 (without initial connection time)
+`
+	v, err := ParseTPS(out)
+	require.NoError(t, err)
+	assert.InDelta(t, 3241.527702, v, 1e-9)
+	_, err = ParseTPS("pgbench: error: connection to server failed\n")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "connection to server failed")
+}
+
+func TestWatchPrimaries(t *testing.T) {
+	// A fake cluster state the probe reads: which hosts claim to be primary.
+	var phase atomic.Int32
+	probe := func(ctx context.Context, host string) (bool, error) {
+		switch phase.Load() {
+		case 0:
+			return host == "a", nil
+		case 1:
+			return host == "a" || host == "b", nil // two primaries
+		default:
+			if host == "c" {
+				<-ctx.Done() // unreachable node: times out, never counted
+				return false, ctx.Err()
+			}
+			return host == "b", nil
+		}
+	}
+	w := WatchPrimaries(context.Background(), []string{"a", "b", "c"}, probe, 10*time.Millisecond, 50*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	phase.Store(1)
+	time.Sleep(100 * time.Millisecond)
+	phase.Store(2)
+	time.Sleep(200 * time.Millisecond)
+	doubles, polls, seen := w.Stop()
+	assert.Greater(t, doubles, 0)
+	assert.Greater(t, polls, doubles, "the single-primary phases were polled too")
+	require.NotEmpty(t, seen)
+	assert.Contains(t, seen[0], "a+b")
+	d2, p2, _ := w.Stop()
+	assert.Equal(t, doubles, d2, "Stop is idempotent")
+	assert.Equal(t, polls, p2)
+}

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/bench"
+	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/userdata"
+)
+
+// `validate bench` repeats the switchover and failover checks on a fresh lab
+// per failure-time profile and writes the distributions to the benchmark
+// page. It runs the very checks `validate` runs, so a benchmark figure and a
+// validation verdict always mean the same thing.
+func init() {
+	register("bench", "benchmark switchover and failovers per profile on fresh labs; writes docs/benchmarks.md", runBench)
+}
+
+type benchOptions struct {
+	profiles []string
+	kinds    []string
+	runs     int
+	sync     bool
+	prefix   string
+	doc      string
+	svg      string
+	jsonOut  string
+	pgSecs   int
+	pgRounds int
+	keep     bool
+}
+
+func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
+	o := &benchOptions{}
+	fs := flag.NewFlagSet("validate bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	profiles := fs.String("profiles", "fast,balanced,safe", "failure-time `profiles` to benchmark, comma-separated")
+	kinds := fs.String("kinds", strings.Join(bench.Kinds(), ","), "trial `kinds`, comma-separated")
+	fs.IntVar(&o.runs, "runs", 5, "repetitions of each kind per profile")
+	fs.BoolVar(&o.sync, "sync", true, "synchronous mode on the labs (--sync=false for asynchronous)")
+	fs.StringVar(&o.prefix, "name", "", "lab name `prefix` (default: bench plus a unique suffix); each profile's lab adds its initial")
+	fs.StringVar(&o.doc, "doc", "docs/benchmarks.md", "markdown `file` whose \""+bench.Heading+"\" section is written (\"\" for none)")
+	fs.StringVar(&o.svg, "svg", "", "chart `file` (default: benchmarks.svg next to --doc)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write every trial as JSON to this `file`")
+	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's cost (0 skips it)")
+	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct), alternating")
+	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: validate bench [flags]   (as root; builds and removes its own labs)")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, userErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range splitList(*profiles) {
+		if _, err := userdata.LookupProfile(p); err != nil {
+			return nil, userErrorf("--profiles: %v", err)
+		}
+		o.profiles = append(o.profiles, p)
+	}
+	for _, k := range splitList(*kinds) {
+		if !contains(bench.Kinds(), k) {
+			return nil, userErrorf("--kinds: unknown kind %q; use %s", k, strings.Join(bench.Kinds(), ", "))
+		}
+		o.kinds = append(o.kinds, k)
+	}
+	if len(o.profiles) == 0 || len(o.kinds) == 0 {
+		return nil, userErrorf("--profiles and --kinds must name at least one each")
+	}
+	if o.runs < 1 {
+		return nil, userErrorf("--runs must be at least 1, got %d", o.runs)
+	}
+	if o.pgSecs < 0 || o.pgRounds < 1 {
+		return nil, userErrorf("--pgbench-seconds must be 0 or more and --pgbench-rounds at least 1")
+	}
+	if o.prefix == "" {
+		// Unique per run, short enough for namespace names.
+		o.prefix = "bench" + strconv.FormatInt(time.Now().Unix()%(36*36*36*36), 36)
+	}
+	if err := cluster.CheckName(o.prefix + "x"); err != nil {
+		return nil, userErrorf("--name: %v", err)
+	}
+	if o.svg == "" && o.doc != "" {
+		o.svg = filepath.Join(filepath.Dir(o.doc), "benchmarks.svg")
+	}
+	return o, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseBenchOptions(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "validate bench: %v\n", err)
+		return 2
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(stderr, "validate bench: run as root: it builds labs of network namespaces")
+		return 2
+	}
+	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Profiles: o.profiles,
+		Command: reproduceBench(o)}
+	res.Machine = bench.Machine{CPUs: runtime.NumCPU(), Kernel: kernel(), LoadBefore: loadAvg()}
+	failed := false
+	for _, p := range o.profiles {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := benchProfile(ctx, o, p, &res, stdout); err != nil {
+			failed = true
+			msg := fmt.Sprintf("profile %s: %v", p, err)
+			res.Notes = append(res.Notes, msg)
+			fmt.Fprintf(stderr, "validate bench: %s\n", msg)
+		}
+	}
+	res.Finished = time.Now()
+	res.Machine.LoadAfter = loadAvg()
+	for _, t := range res.Trials {
+		if !t.OK() {
+			failed = true
+		}
+	}
+
+	md := bench.Markdown(res, filepath.Base(o.svg))
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, md)
+	if o.doc != "" {
+		if err := bench.WriteSection(o.doc, md); err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "\nwritten: %s\n", o.doc)
+	}
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, bench.SVG(res), 0o644); err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "written: %s\n", o.svg)
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
+	}
+	switch {
+	case ctx.Err() != nil:
+		return 130
+	case failed:
+		return 1
+	}
+	return 0
+}
+
+// benchProfile builds a lab with the profile, runs every trial on it, and
+// removes it again.
+func benchProfile(ctx context.Context, o *benchOptions, profile string, res *bench.Result, out io.Writer) (err error) {
+	name := o.prefix + profile[:1]
+	l, err := cluster.New(name)
+	if err != nil {
+		return err
+	}
+	if l.Exists() {
+		return fmt.Errorf("lab %q exists; pick another --name or run: go run ./lab down --name %s", name, name)
+	}
+	l.Log = out
+	fmt.Fprintf(out, "bench: lab %s, profile %s, synchronous mode %v\n", name, profile, o.sync)
+	if _, err := l.Up(ctx, cluster.UpOptions{Profile: profile, SynchronousMode: o.sync}); err != nil {
+		return fmt.Errorf("lab up: %w", err)
+	}
+	if !o.keep {
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			if _, derr := l.Down(dctx); derr != nil && err == nil {
+				err = fmt.Errorf("lab down: %w", derr)
+			}
+		}()
+	}
+	s, err := outputs.Load(l.OutputsFile())
+	if err != nil {
+		return err
+	}
+	dial, err := dialerFor(s)
+	if err != nil {
+		return err
+	}
+	vo, err := parseOptions([]string{"--outputs", l.OutputsFile()}, io.Discard)
+	if err != nil {
+		return err
+	}
+	for run := 1; run <= o.runs; run++ {
+		for _, kind := range o.kinds {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t := benchTrial(ctx, s, *vo, dial, profile, kind, run, out)
+			res.Trials = append(res.Trials, t)
+			fmt.Fprintf(out, "bench: %s %s run %d/%d: outage %.2fs, reads failed %.0f, rejoin %.2fs, lost %.0f, split-brain %d/%d, load %.1f %s\n",
+				profile, kind, run, o.runs, t.Outage, t.ReadsFailed, t.Rejoin, t.Lost, t.SplitBrain, t.SplitBrainPolls, t.Load1, okText(t))
+		}
+	}
+	if o.pgSecs > 0 && res.Costs == nil && ctx.Err() == nil {
+		costs, err := haproxyCost(ctx, l, s, o, out)
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("HAProxy cost on the %s lab: %v", profile, err))
+		} else {
+			res.Costs, res.CostProfile = costs, profile
+		}
+	}
+	return nil
+}
+
+func okText(t bench.Trial) string {
+	if t.OK() {
+		return "ok"
+	}
+	return "FAILED: " + strings.Join(t.Problems, "; ")
+}
+
+// benchTrial runs one switchover or failover check, exactly as validate
+// does, with the split-brain watch beside it, and reads its figures.
+func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.DialFunc, profile, kind string, run int, out io.Writer) bench.Trial {
+	t := bench.Trial{Profile: profile, Kind: kind, Run: run, At: time.Now().UTC(), Load1: loadAvg()[0]}
+	if kind != bench.Switchover {
+		vo.fault = kind
+	}
+	e := newEnv(s, &vo, dial, out)
+	// A fresh run id per trial keeps each trial's rows apart in the table.
+	e.runID = fmt.Sprintf("b%s%d%s", kind[:1], run, strconv.FormatInt(time.Now().UnixNano(), 36))
+	c := &checkRun{Check: report.Check{Name: kind, Started: time.Now()}, e: e}
+
+	var hosts []string
+	for _, n := range e.pgNodes() {
+		hosts = append(hosts, n.PrivateIP)
+	}
+	w := bench.WatchPrimaries(ctx, hosts, e.pat.IsPrimary, 200*time.Millisecond, 700*time.Millisecond)
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.failf("internal error: %v", p)
+			}
+		}()
+		if kind == bench.Switchover {
+			checkSwitchover(ctx, e, c)
+		} else {
+			checkFailover(ctx, e, c)
+		}
+	}()
+	var seen []string
+	t.SplitBrain, t.SplitBrainPolls, seen = w.Stop()
+	if len(seen) > 0 {
+		c.Problems = append(c.Problems, "two primaries at once: "+strings.Join(seen, ", "))
+	}
+	for _, msg := range e.restore.all() {
+		c.Problems = append(c.Problems, msg)
+	}
+	fig := func(key string) float64 {
+		if f, ok := c.Figure(key); ok {
+			return f.Value
+		}
+		return math.NaN()
+	}
+	if kind == bench.Switchover {
+		t.Outage = fig("write_gap_s")
+	} else {
+		t.Outage = fig("rto_s")
+	}
+	t.WriteGap = fig("write_gap_s")
+	t.ReadsFailed = fig("reads_failed")
+	t.ReadsTotal = fig("reads_total")
+	t.Rejoin = fig("rejoin_s")
+	t.Acked = fig("acked_writes")
+	t.Lost = fig("lost_writes")
+	t.Problems = append(t.Problems, c.Problems...)
+	return t
+}
+
+// haproxyCost runs pgbench through 5000 and straight to the leader,
+// alternating, for a read-only and a read-write workload.
+func haproxyCost(ctx context.Context, l *cluster.Lab, s outputs.Stack, o *benchOptions, out io.Writer) ([]bench.Cost, error) {
+	leader, err := l.Formed(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := s.Credentials
+	pb := bench.Pgbench{Namespace: l.ClientNamespace(), User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase}
+	via, direct := s.WriteEndpoint, outputs.Endpoint{Host: leader.Host, Port: 5432}
+	fmt.Fprintf(out, "bench: pgbench -i through %s\n", via)
+	if _, err := pb.Run(ctx, via.Host, via.Port, "-i", "-q", "-s", "1"); err != nil {
+		return nil, err
+	}
+	const clients, threads = 4, 2
+	var costs []bench.Cost
+	for _, wl := range []struct {
+		name  string
+		extra []string
+	}{
+		{"select-only (-S)", []string{"-S"}},
+		{"TPC-B-like (default mix)", nil},
+	} {
+		cost := bench.Cost{Workload: wl.name, Clients: clients, Threads: threads, Seconds: o.pgSecs, Load1: loadAvg()[0]}
+		args := append([]string{"-n", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(o.pgSecs)}, wl.extra...)
+		for round := 0; round < o.pgRounds; round++ {
+			// Alternate which goes first, so a load change on the machine
+			// does not always favour one side.
+			order := []bool{true, false}
+			if round%2 == 1 {
+				order = []bool{false, true}
+			}
+			for _, viaHA := range order {
+				ep := direct
+				if viaHA {
+					ep = via
+				}
+				tps, err := pb.TPS(ctx, ep.Host, ep.Port, args...)
+				if err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(out, "bench: pgbench %s via %s: %.0f tps\n", wl.name, ep, tps)
+				if viaHA {
+					cost.Via = append(cost.Via, tps)
+				} else {
+					cost.Direct = append(cost.Direct, tps)
+				}
+			}
+		}
+		costs = append(costs, cost)
+	}
+	return costs, nil
+}
+
+func reproduceBench(o *benchOptions) string {
+	cmd := fmt.Sprintf("go run ./validate bench --profiles %s --runs %d", strings.Join(o.profiles, ","), o.runs)
+	if len(o.kinds) != len(bench.Kinds()) {
+		cmd += " --kinds " + strings.Join(o.kinds, ",")
+	}
+	if !o.sync {
+		cmd += " --sync=false"
+	}
+	if o.pgSecs != 15 || o.pgRounds != 2 {
+		cmd += fmt.Sprintf(" --pgbench-seconds %d --pgbench-rounds %d", o.pgSecs, o.pgRounds)
+	}
+	if o.doc != "docs/benchmarks.md" {
+		cmd += " --doc " + o.doc
+	}
+	return cmd
+}
+
+func loadAvg() [3]float64 {
+	var l [3]float64
+	b, err := os.ReadFile("/proc/loadavg")
+	if err == nil {
+		fmt.Sscanf(string(b), "%f %f %f", &l[0], &l[1], &l[2])
+	}
+	return l
+}
+
+func kernel() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return "unknown"
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	return b.String()
+}
