@@ -42,7 +42,7 @@ func checkByName(name string) (check, bool) {
 			return c, true
 		}
 	}
-	return check{}, false
+	return scenarioCheckByName(name)
 }
 
 // checkRun collects one check's verdict and figures.

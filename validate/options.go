@@ -18,6 +18,9 @@ type options struct {
 	candidate   string
 	yes         bool
 
+	scenarios    stringList // --scenario, repeatable
+	allScenarios bool
+
 	writeInterval    time.Duration
 	opTimeout        time.Duration
 	readInterval     time.Duration
@@ -40,6 +43,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.skip, "skip", "", "skip these checks (comma-separated)")
 	fs.StringVar(&o.fault, "fault", "kill", "fault for the failover check: kill, stop or partition (what the target supports)")
 	fs.StringVar(&o.candidate, "candidate", "", "switch over to this member (default: the sync standby, else the replica with the least lag)")
+	fs.Var(&o.scenarios, "scenario", "run this resilience `scenario` (repeatable; see docs/scenarios.md); alone, it replaces the runbook checks")
+	fs.BoolVar(&o.allScenarios, "all-scenarios", false, "run every resilience scenario")
 	fs.BoolVar(&o.yes, "yes", false, "against a non-lab target, do not pause before breaking anything")
 	fs.DurationVar(&o.writeInterval, "write-interval", 50*time.Millisecond, "time between inserts of the writer")
 	fs.DurationVar(&o.opTimeout, "op-timeout", time.Second, "traffic: a connect or statement slower than this counts as failed")
@@ -70,11 +75,19 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 			return nil, userErrorf("%s must be positive, got %s", name, d)
 		}
 	}
+	scen, err := selectScenarios(o.scenarios, o.allScenarios)
+	if err != nil {
+		return nil, err
+	}
+	if len(scen) > 0 && o.only == "" && o.skip == "" {
+		o.selected = scen
+		return o, nil
+	}
 	sel, err := selectChecks(o.only, o.skip)
 	if err != nil {
 		return nil, err
 	}
-	o.selected = sel
+	o.selected = append(sel, scen...)
 	return o, nil
 }
 

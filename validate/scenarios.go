@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/fault"
+	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/patroni"
+	"github.com/pgha/pgha/scenario"
+)
+
+// The resilience scenarios (package scenario) run as checks named
+// "scenario:NAME", selected with --scenario NAME (repeatable) or
+// --all-scenarios. They share validate's dialers, health checks and
+// restorer, and land in the same report.
+
+const scenarioPrefix = "scenario:"
+
+// scenarioChecks are consulted by checkByName after the runbook checks.
+var scenarioChecks []check
+
+func init() {
+	for _, name := range scenario.Names() {
+		sc, _ := scenario.Get(name)
+		scenarioChecks = append(scenarioChecks, check{
+			name: scenarioPrefix + name, title: sc.Title, destructive: true,
+			run: func(ctx context.Context, e *env, c *checkRun) {
+				c.Timeline = nil
+				scenario.Execute(ctx, scenarioEnv{e}, sc, &c.Check)
+			},
+		})
+	}
+}
+
+func scenarioCheckByName(name string) (check, bool) {
+	for _, c := range scenarioChecks {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return check{}, false
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// selectScenarios turns --scenario and --all-scenarios into check names.
+func selectScenarios(names []string, all bool) ([]string, error) {
+	if all {
+		names = scenario.Names()
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		n = strings.TrimPrefix(n, scenarioPrefix)
+		if _, ok := scenario.Get(n); !ok {
+			return nil, userErrorf("--scenario: unknown scenario %q; the scenarios are %s", n, strings.Join(scenario.Names(), ", "))
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, scenarioPrefix+n)
+		}
+	}
+	return out, nil
+}
+
+// scenarioEnv adapts validate's env to what a scenario needs.
+type scenarioEnv struct{ e *env }
+
+func (s scenarioEnv) Stack() outputs.Stack         { return s.e.stack }
+func (s scenarioEnv) Dial() access.DialFunc        { return s.e.dial }
+func (s scenarioEnv) Patroni() *patroni.Client     { return s.e.pat }
+func (s scenarioEnv) Faults() (fault.Set, error)   { return s.e.faultSet() }
+func (s scenarioEnv) Logf(format string, a ...any) { s.e.logf(format, a...) }
+func (s scenarioEnv) RunID() string                { return s.e.runID }
+func (s scenarioEnv) Announce(ctx context.Context, what string) error {
+	return s.e.announce(ctx, what)
+}
+
+func (s scenarioEnv) Switchover(ctx context.Context, host, leader, candidate string) (string, error) {
+	return s.e.slowPat.Switchover(ctx, host, leader, candidate)
+}
+
+func (s scenarioEnv) Restore(what string, fn func(context.Context) error) func() error {
+	return s.e.restore.push(what, fn)
+}
+
+func (s scenarioEnv) Settings() scenario.Settings {
+	o := s.e.opts
+	return scenario.Settings{WriteInterval: o.writeInterval, ReadInterval: o.readInterval, OpTimeout: o.opTimeout,
+		FailoverBound: o.failoverBound, RejoinBound: o.rejoinBound}
+}
+
+// Healthy is the destructive checks' gate with a chosen bound: etcd 3/3 with
+// one leader, Patroni 1 leader + 2 streaming replicas on one timeline.
+func (s scenarioEnv) Healthy(ctx context.Context, bound time.Duration) (scenario.Formation, error) {
+	f, ok := s.e.waitFormation(ctx, bound, func(formation) string {
+		if es := s.e.assessEtcd(ctx); !es.ok() {
+			return "etcd: " + strings.Join(es.problems, "; ")
+		}
+		return ""
+	})
+	if !ok {
+		if ctx.Err() != nil {
+			return scenario.Formation{}, ctx.Err()
+		}
+		return scenario.Formation{}, fmt.Errorf("%s", f.problem())
+	}
+	return scenario.Formation{Leader: f.leader, Replicas: f.replicas, Sync: f.sync, Timeline: f.timeline}, nil
+}
