@@ -191,9 +191,11 @@ func TestRealCluster(t *testing.T) {
 		// The profile reached the DCS.
 		var dcs map[string]any
 		require.NoError(t, getJSON(client, pg1, "/config", &dcs))
-		assert.EqualValues(t, 10, dcs["ttl"])
-		assert.EqualValues(t, 2, dcs["loop_wait"])
-		assert.EqualValues(t, 4, dcs["retry_timeout"])
+		fast, err := LookupProfile("fast") // the cluster's profile (defaultCluster)
+		require.NoError(t, err)
+		assert.EqualValues(t, fast.TTL, dcs["ttl"])
+		assert.EqualValues(t, fast.LoopWait, dcs["loop_wait"])
+		assert.EqualValues(t, fast.RetryTimeout, dcs["retry_timeout"])
 		assert.Equal(t, true, dcs["failsafe_mode"])
 
 		// Unsafe REST endpoints need the REST API credentials.

@@ -43,7 +43,9 @@ var profiles = []Profile{
 	{
 		Name:    "fast",
 		Summary: "fail over in about 10 s; tolerates etcd or network stalls of only a few seconds",
-		TTL:     10, LoopWait: 2, RetryTimeout: 4, PrimaryStartTimeout: 10,
+		// loop_wait 1 (not 2) narrows when a dead leader's lock runs out to
+		// ttl-1 … ttl; retry_timeout, the stall a leader rides out, stays 4.
+		TTL: 9, LoopWait: 1, RetryTimeout: 4, PrimaryStartTimeout: 10,
 		MaximumLagOnFailover: 1 * mib,
 		CheckInterMS:         1000, CheckFastInterMS: 200, CheckDownInterMS: 300, CheckFall: 2, CheckRise: 2,
 		ReplicaMaxLagBytes: 1 * mib,

@@ -235,7 +235,7 @@ func TestProfiles(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"fast": true, "balanced": true, "safe": true}, names)
 	fast, _ := LookupProfile("fast")
-	assert.Equal(t, []int{10, 2, 4, 1000, 2, 2}, []int{fast.TTL, fast.LoopWait, fast.RetryTimeout, fast.CheckInterMS, fast.CheckFall, fast.CheckRise})
+	assert.Equal(t, []int{9, 1, 4, 1000, 2, 2}, []int{fast.TTL, fast.LoopWait, fast.RetryTimeout, fast.CheckInterMS, fast.CheckFall, fast.CheckRise})
 	safe, _ := LookupProfile("safe")
 	assert.Equal(t, []int{30, 10, 10, 2000, 3, 2}, []int{safe.TTL, safe.LoopWait, safe.RetryTimeout, safe.CheckInterMS, safe.CheckFall, safe.CheckRise})
 
@@ -246,7 +246,7 @@ func TestProfiles(t *testing.T) {
 	// Profiles returns a copy: callers cannot change the built-ins.
 	Profiles()[0].TTL = 1
 	again, _ := LookupProfile("fast")
-	assert.Equal(t, 10, again.TTL)
+	assert.Equal(t, 9, again.TTL)
 }
 
 // TestProfileReachesFiles checks that the profile's numbers land in the files.

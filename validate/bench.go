@@ -262,6 +262,9 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 	e.runID = fmt.Sprintf("b%s%d%s", kind[:1], run, strconv.FormatInt(time.Now().UnixNano(), 36))
 	c := &checkRun{Check: report.Check{Name: kind, Started: time.Now()}, e: e}
 
+	if kind == bench.Switchover && s.SynchronousMode {
+		waitSyncKey(ctx, e)
+	}
 	var hosts []string
 	for _, n := range e.pgNodes() {
 		hosts = append(hosts, n.PrivateIP)
@@ -306,6 +309,27 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 	t.Lost = fig("lost_writes")
 	t.Problems = append(t.Problems, c.Problems...)
 	return t
+}
+
+// waitSyncKey waits (up to 30 s) until Patroni's /cluster names a
+// sync_standby. Right after start-up or a failover, PostgreSQL may already
+// stream synchronously while Patroni has not yet written its sync key; a
+// switchover to that standby is then refused with HTTP 412 before anything
+// happens, which measures nothing. validate proper takes the cluster as it
+// finds it; the bench waits for the settled state it means to measure.
+func waitSyncKey(ctx context.Context, e *env) {
+	poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
+		cl, err := e.clusterView(ctx)
+		if err != nil {
+			return false
+		}
+		for _, m := range cl.Members {
+			if m.Role == "sync_standby" {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // haproxyCost runs pgbench through 5000 and straight to the leader,
