@@ -56,6 +56,11 @@ type Cluster struct {
 	Region          string // AWS region, for fetching SSM parameters at boot
 	Users           Users
 	Secrets         SecretParams
+	// Unprivileged is for the lab run without root, where every daemon runs
+	// as the invoking user: HAProxy then must not switch to user haproxy
+	// (a non-root process cannot), so its user/group lines are left out.
+	// The cloud never sets it.
+	Unprivileged bool
 }
 
 // Paths is the filesystem layout of one node. Only these differ between the

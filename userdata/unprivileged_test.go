@@ -1,0 +1,26 @@
+package userdata
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The lab without root runs HAProxy as the invoking user, which cannot
+// switch to user haproxy: Unprivileged drops exactly those two lines and
+// nothing else, and the cloud render (Unprivileged false) keeps them.
+func TestUnprivilegedHAProxyOmitsOnlyUserAndGroup(t *testing.T) {
+	c := defaultCluster(t)
+	cloud, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
+	require.NoError(t, err)
+	require.Contains(t, string(cloud), "\n    user haproxy\n    group haproxy\n")
+
+	c.Unprivileged = true
+	lab, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
+	require.NoError(t, err)
+	assert.NotContains(t, string(lab), "user haproxy")
+	assert.NotContains(t, string(lab), "group haproxy")
+	assert.Equal(t, strings.Replace(string(cloud), "    user haproxy\n    group haproxy\n", "", 1), string(lab))
+}
