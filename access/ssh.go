@@ -586,3 +586,47 @@ func withDeadlines(ch net.Conn) net.Conn {
 	}()
 	return &deadlineConn{Conn: mine, local: ch.LocalAddr(), remote: ch.RemoteAddr()}
 }
+
+// ---- A second hop: a private node as the jump ----
+
+// HopConfig is the configuration for SSH to host as a second hop, as
+// `ssh -J jump host` does: the same user and key as cfg, host's own recorded
+// host keys (required: a node without recorded keys is refused, never
+// trusted), and host's sshd reached through via, the first jump's
+// DialContext. A Jump made from it (NewJump) dials from host, as
+// `ssh -J jump host -W addr` does, so the target sees host as the source.
+// That reaches a port the network admits only from host, such as etcd's
+// client port, which the security groups keep closed to the jump hosts.
+func HopConfig(cfg SSHConfig, host Host, via DialFunc) (SSHConfig, error) {
+	if host.Addr == "" {
+		return SSHConfig{}, errors.New("ssh hop: the node's sshd address is required")
+	}
+	if via == nil {
+		return SSHConfig{}, fmt.Errorf("ssh hop to %s: no dial function to reach it through (the first jump's DialContext)", host.Addr)
+	}
+	if _, err := ParseHostKeys(host.HostKeys); err != nil {
+		return SSHConfig{}, fmt.Errorf("ssh hop: host keys of %s: %w", host.Addr, err)
+	}
+	cfg.Addr = host.Addr
+	cfg.HostKeys = append([]string(nil), host.HostKeys...)
+	cfg.Dial = via
+	return cfg, nil
+}
+
+// Hop returns a Jump whose connections start on host, a node behind j: its
+// DialContext opens a channel from host (SSH to j's jump host, SSH on to
+// host with host's keys pinned, then a forwarded channel), and its Run runs
+// commands on host. It logs in as j does. Its SSH connection to host is
+// opened on first use, kept, and replaced when it dies, as j's own is;
+// closing the hop leaves j open, and closing j ends the hop's connection.
+func (j *Jump) Hop(host Host) (*Jump, error) {
+	cfg, err := HopConfig(j.cfg, host, j.DialContext)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := ParseHostKeys(cfg.HostKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &Jump{cfg: cfg, login: j.login, hostKeys: keys}, nil
+}
