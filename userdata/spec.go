@@ -61,6 +61,11 @@ type Cluster struct {
 	// (a non-root process cannot), so its user/group lines are left out.
 	// The cloud never sets it.
 	Unprivileged bool
+	// BindNodeAddress makes HAProxy listen on the node's own address instead
+	// of every address. The loopback lab needs it: its HAProxy nodes share
+	// one network stack, where two "bind *:5000" would both take every
+	// address. The cloud never sets it.
+	BindNodeAddress bool
 }
 
 // Paths is the filesystem layout of one node. Only these differ between the

@@ -24,3 +24,23 @@ func TestUnprivilegedHAProxyOmitsOnlyUserAndGroup(t *testing.T) {
 	assert.NotContains(t, string(lab), "group haproxy")
 	assert.Equal(t, strings.Replace(string(cloud), "    user haproxy\n    group haproxy\n", "", 1), string(lab))
 }
+
+// BindNodeAddress turns each "bind *:PORT" into "bind NODE_IP:PORT" and
+// changes nothing else; the cloud render keeps the wildcard.
+func TestBindNodeAddressOnlyChangesBindLines(t *testing.T) {
+	c := defaultCluster(t)
+	cloud, err := RenderHAProxyConfig(c, "haproxy-2", CloudPaths())
+	require.NoError(t, err)
+	n, ok := c.Plan.Node("haproxy-2")
+	require.True(t, ok)
+	c.BindNodeAddress = true
+	lab, err := RenderHAProxyConfig(c, "haproxy-2", CloudPaths())
+	require.NoError(t, err)
+	want := string(cloud)
+	for _, port := range []string{"5000", "5001", "7000"} {
+		require.Contains(t, want, "    bind *:"+port+"\n")
+		want = strings.Replace(want, "    bind *:"+port+"\n", "    bind "+n.IP.String()+":"+port+"\n", 1)
+	}
+	assert.Equal(t, want, string(lab))
+	assert.NotContains(t, string(lab), "bind *")
+}
