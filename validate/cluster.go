@@ -46,7 +46,11 @@ func (e *env) etcdPost(ctx context.Context, ip, path string, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.http.Do(req)
+	hc, err := e.etcdHTTP(ctx, ip)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -68,7 +72,11 @@ func (e *env) assessEtcd(ctx context.Context) etcdState {
 			Reason string `json:"reason"`
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(n.PrivateIP, "2379")+"/health", nil)
-		resp, err := e.http.Do(req)
+		hc, err := e.etcdHTTP(ctx, n.PrivateIP)
+		var resp *http.Response
+		if err == nil {
+			resp, err = hc.Do(req)
+		}
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&health)
 			resp.Body.Close()

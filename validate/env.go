@@ -34,6 +34,9 @@ type env struct {
 	faultsOnce sync.Once
 	faults     fault.Set
 	faultsErr  error
+
+	// etcdVia reaches etcd over SSH access (see etcdhop.go).
+	etcdVia etcdHops
 }
 
 func newEnv(s outputs.Stack, o *options, dial access.DialFunc, out io.Writer) *env {
