@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/fault"
+	"github.com/pgha/pgha/history"
 	"github.com/pgha/pgha/patroni"
 )
 
@@ -52,6 +53,15 @@ func doubleFailover(ctx context.Context, r *Run) {
 		}
 	}
 	secondAt := time.Now()
+	var before []history.Op
+	for _, o := range r.Writes() {
+		if o.Start.Before(secondAt) {
+			before = append(before, o)
+		}
+	}
+	if rto, _, err := history.RTO(before, r.FaultAt); err == nil {
+		r.Seconds("first_rto_s", "first failover: fault → first acknowledged write", rto)
+	}
 	if _, err := r.Inject(ctx, fault.Kill, second.Name); err != nil {
 		r.Failf("%v", err)
 		return

@@ -94,7 +94,7 @@ func switchoverLoad(ctx context.Context, r *Run) {
 	}
 	r.Figure("load_restarts", "load runs (restarted after clients aborted)", float64(ld.runs), "")
 	if ld.err != "" {
-		r.Notef("load: %s", ld.err)
+		r.Notef("the last load run that failed said: %s", ld.err)
 	}
 	if ld.committed == 0 {
 		r.Failf("the load committed nothing: the switchover was not under load (%s)", ld.err)
