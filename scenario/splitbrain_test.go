@@ -17,7 +17,7 @@ func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) 
 func TestDetectSplitBrainCatchesTwoPrimaries(t *testing.T) {
 	rounds := []Round{
 		{At: at(0), Primaries: []string{"pg-1"}},
-		{At: at(150)},                                       // failover window: nobody
+		{At: at(150)},                                      // failover window: nobody
 		{At: at(300), Primaries: []string{"pg-1", "pg-2"}}, // split brain
 		{At: at(450), Primaries: []string{"pg-2"}, Unreachable: []string{"pg-1"}},
 	}
