@@ -1,8 +1,9 @@
 // Command lab runs the pgha cluster (3 etcd, 3 Patroni/PostgreSQL 15,
-// 2 HAProxy) on this machine, each node in its own network namespace, from
-// the same files the cloud-init documents carry.
+// 2 HAProxy) on this machine, each node in its own network namespace (as
+// root) or on its own loopback address, from the same files the cloud-init
+// documents carry.
 //
-//	go run ./lab up [--name pgha] [--profile fast] [--sync]
+//	go run ./lab up [--name pgha] [--profile fast] [--sync] [--net netns|loopback]
 //	go run ./lab status | down
 //	go run ./lab kill|stop|start|partition|heal NODE
 //	go run ./lab bench [--runs 5]
@@ -31,7 +32,7 @@ commands:
   kill NODE   crash a node (SIGKILL; on pg-N both Patroni and PostgreSQL)
   stop NODE   stop a node cleanly (SIGTERM)
   start NODE  start a stopped or killed node again
-  partition NODE   cut the node's network link (a real partition)
+  partition NODE   cut the node's network link (a real partition; netns mode only)
   heal NODE   reconnect it
   bench       measure start-up, down time and memory (median of --runs)
 
@@ -44,7 +45,8 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
-	name := fs.String("name", cluster.DefaultName, "lab name: prefixes its namespaces and picks "+cluster.StateRoot+"/NAME")
+	name := fs.String("name", cluster.DefaultName, "lab name: prefixes its namespaces and picks "+cluster.StateRoot+"/NAME (without root: ~/.local/state/pgha-lab/NAME)")
+	netMode := fs.String("net", "", "up: network mode, netns (root; every node in its own namespace, real partitions) or loopback (no root needed; every node on its own 127.0.x.y, no partitions); default netns when root and namespaces work, else loopback")
 	profile := fs.String("profile", "fast", "failure-time profile: fast, balanced or safe")
 	sync := fs.Bool("sync", false, "synchronous replication (Patroni synchronous_mode)")
 	keep := fs.Bool("keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
@@ -87,19 +89,41 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "lab %s: unexpected argument %q\n", cmd, pos[1])
 		return 2
 	}
-	if os.Geteuid() != 0 && cmd != "help" {
-		fmt.Fprintln(os.Stderr, "lab: needs root: every node runs in its own network namespace; run it with sudo (a loopback mode without root is not offered)")
+	if *netMode != "" {
+		if err := cluster.CheckNet(*netMode); err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			return 2
+		}
+		if cmd != "up" && cmd != "bench" {
+			fmt.Fprintf(os.Stderr, "lab %s: --net only applies to up (a running lab keeps the mode it was started with)\n", cmd)
+			return 2
+		}
+	}
+	if cmd != "help" && cmd != "up" && cmd != "bench" && !l.Loopback() && os.Geteuid() != 0 && l.Exists() {
+		fmt.Fprintf(os.Stderr, "lab %s: lab %q runs in network namespaces, which only root can enter; run it with sudo\n", cmd, l.Name)
 		return 1
 	}
 
 	switch cmd {
 	case "up":
-		return up(ctx, l, cluster.UpOptions{Profile: *profile, SynchronousMode: *sync, KeepOnFailure: *keep})
+		mode := *netMode
+		if mode == "" && !l.Exists() {
+			var why string
+			mode, why = cluster.DefaultNet()
+			fmt.Printf("network mode %s: %s\n", mode, why)
+		}
+		return up(ctx, l, cluster.UpOptions{Profile: *profile, SynchronousMode: *sync, KeepOnFailure: *keep, Net: mode})
 	case "down":
 		return down(ctx, l)
 	case "status":
 		return status(ctx, l)
 	case "bench":
+		if *netMode != "" && !l.Exists() {
+			if err := l.SetNet(*netMode); err != nil {
+				fmt.Fprintln(os.Stderr, "lab bench:", err)
+				return 2
+			}
+		}
 		return bench(ctx, l, *runs, *profile, *doc)
 	case "kill", "stop", "start", "partition", "heal":
 		return fault(ctx, l, cmd, pos[1])
@@ -117,7 +141,7 @@ func up(ctx context.Context, l *cluster.Lab, o cluster.UpOptions) int {
 		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
 		return 2
 	}
-	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v)\n", l.Name, o.Profile, o.SynchronousMode)
+	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v, network %s)\n", l.Name, o.Profile, o.SynchronousMode, o.Net)
 	res, err := l.Up(ctx, o)
 	if err != nil {
 		if errors.Is(err, cluster.ErrPrerequisites) {
@@ -132,7 +156,11 @@ func up(ctx context.Context, l *cluster.Lab, o cluster.UpOptions) int {
 	if err == nil {
 		cluster.PrintStatus(os.Stdout, rows)
 	}
-	fmt.Printf("\nconnect from the lab's client namespace:\n%s", l.ConnectHelp())
+	if l.Loopback() {
+		fmt.Printf("\nconnect (loopback mode: partition is not offered, since all nodes share this host's network stack):\n%s", l.ConnectHelp())
+	} else {
+		fmt.Printf("\nconnect from the lab's client namespace:\n%s", l.ConnectHelp())
+	}
 	fmt.Printf("\nstack outputs (for go run ./validate --outputs): %s\n", l.OutputsFile())
 	fmt.Printf("take it down with: go run ./lab down --name %s\n", l.Name)
 	return 0
@@ -170,7 +198,7 @@ func status(ctx context.Context, l *cluster.Lab) int {
 		fmt.Fprintln(os.Stderr, "lab status:", err)
 		return 1
 	}
-	fmt.Printf("lab %q (profile %s, synchronous_mode %v), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Dir)
+	fmt.Printf("lab %q (profile %s, synchronous_mode %v, network %s), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Settings.Net, l.Dir)
 	cluster.PrintStatus(os.Stdout, rows)
 	fmt.Printf("\nPostgreSQL's own logs: %s/nodes/pg-N/log/postgresql/\n", l.Dir)
 	if kb, n, err := l.Memory(); err == nil {

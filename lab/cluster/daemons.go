@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	osuser "os/user"
 	"strings"
 	"syscall"
 	"time"
@@ -45,30 +46,42 @@ func readEnvFile(path string) ([]string, error) {
 // /root) plus the node's secrets, logging to the node's own file.
 func (l *Lab) daemonSpec(n topology.Node) (proc.Spec, error) {
 	p := l.Paths(n.Name)
-	ns := l.Namespace(n.Name)
+	// In a loopback lab the node is its address on the host's lo, and
+	// the daemon binds it from its rendered files; no namespace to enter.
+	var inNode []string
+	if !l.Loopback() {
+		inNode = []string{"ip", "netns", "exec", l.Namespace(n.Name)}
+	}
 	env := []string{"PATH=" + basePath, "LANG=C.UTF-8", "LC_ALL=C.UTF-8"}
 	secrets, err := readEnvFile(p.SecretsEnvFile)
 	if err != nil {
 		return proc.Spec{}, err
 	}
 	asUser := func(u string) []string {
+		if l.Unprivileged() {
+			return nil // everything runs as the invoking user
+		}
 		return []string{"setpriv", "--reuid=" + u, "--regid=" + u, "--init-groups", "--"}
 	}
 	s := proc.Spec{Env: env, Log: l.DaemonLog(n.Name), Dir: "/"}
 	switch n.Role {
 	case topology.RoleEtcd:
 		s.Env = append(s.Env, "HOME="+p.EtcdDataDir)
-		s.Argv = append(append([]string{"ip", "netns", "exec", ns}, asUser("etcd")...), "etcd", "--config-file", p.EtcdConfigFile)
+		s.Argv = append(append(inNode, asUser("etcd")...), "etcd", "--config-file", p.EtcdConfigFile)
 		s.Marker = p.EtcdConfigFile
 	case topology.RolePatroni:
-		s.Env = append(append(s.Env, "HOME="+l.NodeDir(n.Name)+"/home", "USER=postgres"), secrets...)
-		s.Argv = append(append([]string{"ip", "netns", "exec", ns}, asUser("postgres")...), "patroni", p.PatroniConfigFile)
+		user := "postgres"
+		if u, err := osuser.Current(); err == nil && l.Unprivileged() {
+			user = u.Username
+		}
+		s.Env = append(append(s.Env, "HOME="+l.NodeDir(n.Name)+"/home", "USER="+user), secrets...)
+		s.Argv = append(append(inNode, asUser("postgres")...), "patroni", p.PatroniConfigFile)
 		s.Marker = p.PatroniConfigFile
 		s.Dir = l.NodeDir(n.Name) + "/home"
 	case topology.RoleHAProxy:
 		s.Env = append(append(s.Env, "HOME=/"), secrets...)
 		// -db: stay in the foreground, so the recorded PID is HAProxy's.
-		s.Argv = []string{"ip", "netns", "exec", ns, "haproxy", "-db", "-f", p.HAProxyConfigFile}
+		s.Argv = append(inNode, "haproxy", "-db", "-f", p.HAProxyConfigFile)
 		s.Marker = p.HAProxyConfigFile
 	}
 	return s, nil

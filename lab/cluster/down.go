@@ -99,15 +99,19 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 	// Anything still inside our namespaces was started by us (PostgreSQL
 	// backends outliving a killed postmaster, say): it lives in a namespace
 	// only the lab uses.
-	for _, pid := range proc.InNetns(inodes) {
+	// A loopback lab has no namespace: its stragglers are PostgreSQL
+	// processes working in one of its data directories.
+	for _, pid := range l.stragglers(inodes) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		rep.Stopped++
 	}
-	waitUntil(10*time.Second, func() bool { return len(proc.InNetns(inodes)) == 0 })
+	waitUntil(10*time.Second, func() bool { return len(l.stragglers(inodes)) == 0 })
 
-	nsErr := l.Net.Delete()
-	var rmErr error
-	if strings.HasPrefix(l.Dir, StateRoot+"/") {
+	var nsErr, rmErr error
+	if !l.Loopback() {
+		nsErr = l.Net.Delete()
+	}
+	if l.Root != "" && strings.HasPrefix(l.Dir, l.Root+"/") {
 		rmErr = os.RemoveAll(l.Dir)
 	}
 	rep.Duration = time.Since(start)
@@ -130,6 +134,26 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 	return rep, nil
 }
 
+// stragglers are processes the lab started indirectly and has no record
+// of: anything inside its namespaces, and PostgreSQL processes whose
+// working directory is one of its data directories (which also catches a
+// loopback lab's backends).
+func (l *Lab) stragglers(inodes map[uint64]bool) []int {
+	pids := proc.InNetns(inodes)
+	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
+		pids = append(pids, proc.CwdUnder(pgBinDir+"/postgres", l.Paths(n.Name).PGDataDir)...)
+	}
+	seen := map[int]bool{}
+	out := pids[:0]
+	for _, p := range pids {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // verifyGone is the teardown verification: no process, namespace, mount,
 // listening port or directory of the lab remains.
 func (l *Lab) verifyGone(inodes map[uint64]bool) []Check {
@@ -143,7 +167,7 @@ func (l *Lab) verifyGone(inodes map[uint64]bool) []Check {
 	}
 	var procs []string
 	seen := map[int]bool{}
-	for _, pid := range append(proc.InNetns(inodes), proc.CmdlineContains(l.Dir+"/")...) {
+	for _, pid := range append(l.stragglers(inodes), proc.CmdlineContains(l.Dir+"/")...) {
 		if !seen[pid] {
 			seen[pid] = true
 			procs = append(procs, fmt.Sprintf("pid %d", pid))
@@ -186,7 +210,7 @@ func (l *Lab) mounts() []string {
 // address of the lab's plan. In namespace mode the daemons' sockets vanish
 // with their namespaces, so anything here is a leak.
 func (l *Lab) hostListeners() []string {
-	ips := map[string]bool{ClientIP.String(): true}
+	ips := map[string]bool{l.Client.String(): true}
 	for _, n := range l.Plan.Nodes {
 		ips[n.IP.String()] = true
 	}

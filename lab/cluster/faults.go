@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -70,19 +71,38 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 	return l.startDaemon(n)
 }
 
+// ErrNoPartition is why a loopback lab offers no partition fault.
+var ErrNoPartition = errors.New("a loopback lab cannot partition a node: every node shares the host's network stack (lo), so there is no link to cut; bring the lab up as root with --net netns for real partitions")
+
+// PartitionUnavailable says why this lab cannot partition a node, or nil
+// when it can. validate's fault registry asks it, whatever the access path.
+func (l *Lab) PartitionUnavailable() error {
+	if l.Loopback() {
+		return ErrNoPartition
+	}
+	return nil
+}
+
 // Partition cuts the node's link at the bridge: it keeps running and keeps
 // its address, but no packet reaches it or leaves it.
 func (l *Lab) Partition(ctx context.Context, node string) error {
 	if _, err := l.node(node); err != nil {
 		return err
 	}
+	if err := l.PartitionUnavailable(); err != nil {
+		return err
+	}
 	return l.Net.Cut(node)
 }
 
-// Heal reconnects a partitioned node.
+// Heal reconnects a partitioned node. In a loopback lab nothing is ever
+// cut, so there is nothing to heal.
 func (l *Lab) Heal(ctx context.Context, node string) error {
 	if _, err := l.node(node); err != nil {
 		return err
+	}
+	if l.Loopback() {
+		return nil
 	}
 	return l.Net.Heal(node)
 }
@@ -91,6 +111,9 @@ func (l *Lab) Heal(ctx context.Context, node string) error {
 func (l *Lab) Partitioned(node string) (bool, error) {
 	if _, err := l.node(node); err != nil {
 		return false, err
+	}
+	if l.Loopback() {
+		return false, nil
 	}
 	return l.Net.IsCut(node)
 }

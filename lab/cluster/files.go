@@ -229,9 +229,16 @@ func ids(owner string) (int, int, error) {
 	return uid, gid, nil
 }
 
+// asInvoker: without root every file belongs to the invoking user, who
+// also runs every daemon; the owners the cloud uses cannot be set.
+func asInvoker() bool { return os.Geteuid() != 0 }
+
 func mkdirOwned(path, owner string, mode os.FileMode) error {
 	if err := os.MkdirAll(path, mode); err != nil {
 		return err
+	}
+	if asInvoker() {
+		return os.Chmod(path, mode)
 	}
 	uid, gid, err := ids(owner)
 	if err != nil {
@@ -247,12 +254,18 @@ func writeOwned(path string, content []byte, owner string, mode os.FileMode) err
 	if owner == "" {
 		owner = "root"
 	}
+	if mode == 0 {
+		mode = 0o644
+	}
+	if asInvoker() {
+		if err := os.WriteFile(path, content, mode); err != nil {
+			return err
+		}
+		return os.Chmod(path, mode)
+	}
 	uid, gid, err := ids(owner)
 	if err != nil {
 		return err
-	}
-	if mode == 0 {
-		mode = 0o644
 	}
 	if err := os.WriteFile(path, content, mode); err != nil {
 		return err

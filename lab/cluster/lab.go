@@ -1,8 +1,10 @@
 // Package cluster runs a whole pgha cluster (3 etcd, 3 Patroni/PostgreSQL,
 // 2 HAProxy) on one Linux machine, from the same files the userdata
 // renderers put into the cloud-init documents. Each node is its own host: a
-// network namespace that holds the node's address from the IP plan. The
-// command in lab/ drives it, and validate uses the same API for its faults.
+// network namespace that holds the node's address from the IP plan. Without
+// root (or on request) every node instead binds its own loopback address
+// from the same plan moved into 127.0.0.0/16. The command in lab/ drives
+// it, and validate uses the same API for its faults.
 package cluster
 
 import (
@@ -12,6 +14,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -28,9 +31,68 @@ import (
 // DefaultName is the lab a user gets without --name.
 const DefaultName = "pgha"
 
-// StateRoot holds one directory per lab. It is under /var/lib, not /root,
-// so the postgres and etcd users can traverse to their directories.
+// StateRoot holds one directory per lab run by root. It is under /var/lib,
+// not /root, so the postgres and etcd users can traverse to their
+// directories. Without root, labs live in UserStateRoot.
 const StateRoot = "/var/lib/pgha-lab"
+
+// UserStateRoot is where the invoking user's labs live: StateRoot for root,
+// else $XDG_STATE_HOME/pgha-lab or ~/.local/state/pgha-lab.
+func UserStateRoot() (string, error) {
+	if os.Geteuid() == 0 {
+		return StateRoot, nil
+	}
+	if x := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "pgha-lab"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || !filepath.IsAbs(home) {
+		return "", errors.New("without root the lab keeps its state under $XDG_STATE_HOME or $HOME/.local/state, and neither is set; set HOME or XDG_STATE_HOME")
+	}
+	return filepath.Join(home, ".local", "state", "pgha-lab"), nil
+}
+
+// Network modes.
+const (
+	// NetNetns puts each node in its own network namespace with its planned
+	// VPC address (root only); partitions are real.
+	NetNetns = "netns"
+	// NetLoopback gives each node its own loopback address: the plan laid
+	// out in LoopbackVPC. Every node shares the host's network stack, so
+	// nothing can be partitioned.
+	NetLoopback = "loopback"
+)
+
+// LoopbackVPC is the loopback lab's "VPC": the plan's 10.42.a.b becomes
+// 127.0.a.b. Linux routes all of 127/8 to lo, but a connection to any of
+// those addresses leaves from 127.0.0.1 (lo's preferred source), so the
+// VPC must contain 127.0.0.1 for pg_hba to admit replication and clients
+// exactly as it admits the VPC on AWS.
+const LoopbackVPC = "127.0.0.0/16"
+
+// DefaultNet picks the network mode when none is asked for, and says why in
+// one line: namespaces when root can create them, else loopback.
+func DefaultNet() (mode, why string) {
+	if os.Geteuid() != 0 {
+		return NetLoopback, "not root, so every node gets its own loopback address (no partitions); run as root for network namespaces"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return NetLoopback, "the ip command is missing (apt-get install -y iproute2), so every node gets its own loopback address (no partitions)"
+	}
+	if err := exec.Command("unshare", "--net", "true").Run(); err != nil {
+		return NetLoopback, "network namespaces cannot be created here (" + err.Error() + "), so every node gets its own loopback address (no partitions)"
+	}
+	return NetNetns, "root and network namespaces work, so every node gets its own namespace (real partitions)"
+}
+
+// CheckNet rejects an unknown --net value.
+func CheckNet(mode string) error {
+	switch mode {
+	case NetNetns, NetLoopback:
+		return nil
+	}
+	return fmt.Errorf("network mode %q is not known: use --net netns (root, real partitions) or --net loopback (no root needed, no partitions)", mode)
+}
 
 // ClientHost is the extra namespace users and validate connect from. Its
 // address sits in the VPC, so pg_hba admits it like an application host.
@@ -39,25 +101,37 @@ const ClientHost = "client"
 // ClientIP is the client namespace's address.
 var ClientIP = netip.MustParseAddr("10.42.0.200")
 
+// LoopbackClientIP is ClientIP in a loopback lab. Nothing listens there; it
+// only keeps the plan's hosts the same in both modes.
+var LoopbackClientIP = netip.MustParseAddr("127.0.0.200")
+
 // AZ names the lab gives the plan's zones in outputs.
 func azName(i int) string { return fmt.Sprintf("lab-az%d", i+1) }
 
 // Settings are chosen at `up` and kept in the state directory, so that
 // every later command (status, start, faults) acts on the same cluster.
 type Settings struct {
-	Name            string    `json:"name"`
-	Profile         string    `json:"profile"`
-	SynchronousMode bool      `json:"synchronousMode"`
-	Created         time.Time `json:"created"`
+	Name            string `json:"name"`
+	Profile         string `json:"profile"`
+	SynchronousMode bool   `json:"synchronousMode"`
+	// Net is the network mode; empty (labs from before loopback) is netns.
+	Net     string    `json:"net,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Lab is one lab, named, with its state directory.
 type Lab struct {
-	Name     string
+	Name string
+	// Root is the state root the lab lives in (StateRoot or the invoking
+	// user's UserStateRoot); Dir is Root/Name.
+	Root     string
 	Dir      string
 	Settings Settings
 	Plan     topology.Plan
-	Net      netlab.Network
+	// Client is the address users and validate connect from (ClientIP, or
+	// LoopbackClientIP in a loopback lab).
+	Client netip.Addr
+	Net    netlab.Network
 	// Log receives progress lines; nil means io.Discard.
 	Log io.Writer
 
@@ -78,52 +152,117 @@ func CheckName(name string) error {
 // the state directory when the lab exists, else they are the defaults
 // (profile "fast", asynchronous replication) until Up sets them.
 func New(name string) (*Lab, error) {
-	if err := CheckName(name); err != nil {
+	root, err := UserStateRoot()
+	if err != nil {
 		return nil, err
 	}
-	plan, err := topology.New(topology.DefaultVPCCIDR)
-	if err != nil {
+	return newIn(root, name)
+}
+
+// newIn is New with the state root given.
+func newIn(root, name string) (*Lab, error) {
+	if err := CheckName(name); err != nil {
 		return nil, err
 	}
 	l := &Lab{
 		Name:     name,
-		Dir:      filepath.Join(StateRoot, name),
+		Root:     root,
+		Dir:      filepath.Join(root, name),
 		Settings: Settings{Name: name, Profile: "fast"},
-		Plan:     plan,
 	}
-	l.Net = netlab.Network{Lab: name, Prefix: plan.VPC, Hosts: Hosts(plan)}
 	if b, err := os.ReadFile(l.settingsFile()); err == nil {
 		if err := json.Unmarshal(b, &l.Settings); err != nil {
 			return nil, fmt.Errorf("%s is damaged (%v); remove the lab with: go run ./lab down --name %s", l.settingsFile(), err, name)
 		}
 	}
+	mode := l.Settings.Net
+	if mode == "" {
+		// A lab that does not exist yet: its plan until Up picks the mode.
+		// Without root only loopback is possible, so that is what a
+		// non-root New describes (and what down cleans up).
+		mode = NetNetns
+		if os.Geteuid() != 0 {
+			mode = NetLoopback
+		}
+	}
+	if err := l.SetNet(mode); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
-// FromOutputs finds the lab that wrote a stack's outputs (access kind
-// "netns"), for validate's faults.
-func FromOutputs(s outputs.Stack) (*Lab, error) {
-	if s.Target != outputs.TargetLab || s.Access.Kind != outputs.AccessNetns || s.Access.LabDir == "" {
-		return nil, errors.New("these outputs are not from a namespace lab (want target \"lab\", access kind \"netns\" and a labDir)")
+// SetNet lays the lab out for a network mode: the plan (VPC or loopback
+// addresses) and, for netns, the namespaces.
+func (l *Lab) SetNet(mode string) error {
+	if err := CheckNet(mode); err != nil {
+		return err
 	}
-	l, err := New(filepath.Base(s.Access.LabDir))
+	cidr, client := topology.DefaultVPCCIDR, ClientIP
+	if mode == NetLoopback {
+		cidr, client = LoopbackVPC, LoopbackClientIP
+	}
+	plan, err := topology.New(cidr)
+	if err != nil {
+		return err
+	}
+	l.Settings.Net = mode
+	l.Plan = plan
+	l.Client = client
+	l.Net = netlab.Network{Lab: l.Name, Prefix: plan.VPC, Hosts: hosts(plan, client)}
+	return nil
+}
+
+// Loopback reports whether the lab's nodes share the host's network stack.
+func (l *Lab) Loopback() bool { return l.Settings.Net == NetLoopback }
+
+// Unprivileged reports whether the daemons run as the invoking user (a
+// lab run without root) rather than as postgres, etcd and haproxy.
+func (l *Lab) Unprivileged() bool { return os.Geteuid() != 0 }
+
+// FromOutputs finds the lab that wrote a stack's outputs, for validate's
+// faults. The lab is named by access.labDir; how validate reaches its
+// addresses (netns, direct for a loopback lab, or ssh through a jump host
+// on a lab node) does not matter, since the faults act on the lab's own
+// processes and namespaces on this machine.
+func FromOutputs(s outputs.Stack) (*Lab, error) {
+	if s.Target != outputs.TargetLab || s.Access.LabDir == "" {
+		return nil, errors.New("these outputs are not from a lab on this machine (want target \"lab\" and access.labDir)")
+	}
+	switch s.Access.Kind {
+	case outputs.AccessNetns, outputs.AccessDirect, outputs.AccessSSH:
+	default:
+		return nil, fmt.Errorf("output \"access\": kind %q is not one a lab is reached by (netns, direct or ssh)", s.Access.Kind)
+	}
+	dir := filepath.Clean(s.Access.LabDir)
+	root := filepath.Dir(dir)
+	// Only the two places labs live: root's, and the invoking user's.
+	mine, err := UserStateRoot()
 	if err != nil {
 		return nil, err
 	}
-	if l.Dir != filepath.Clean(s.Access.LabDir) {
-		return nil, fmt.Errorf("output \"access\": labDir %q is not under %s", s.Access.LabDir, StateRoot)
+	if root != StateRoot && root != mine {
+		return nil, fmt.Errorf("output \"access\": labDir %q is not under %s or %s", s.Access.LabDir, StateRoot, mine)
+	}
+	l, err := newIn(root, filepath.Base(dir))
+	if err != nil {
+		return nil, err
+	}
+	if !l.Exists() {
+		return nil, fmt.Errorf("output \"access\": no lab at %s; is it up? (go run ./lab status --name %s)", dir, l.Name)
 	}
 	return l, nil
 }
 
 // Hosts maps the IP plan to lab namespaces: one per node, with the node's
 // planned address, plus the client.
-func Hosts(plan topology.Plan) []netlab.Host {
+func Hosts(plan topology.Plan) []netlab.Host { return hosts(plan, ClientIP) }
+
+func hosts(plan topology.Plan, client netip.Addr) []netlab.Host {
 	var hs []netlab.Host
 	for _, n := range plan.Nodes {
 		hs = append(hs, netlab.Host{Name: n.Name, IP: n.IP})
 	}
-	return append(hs, netlab.Host{Name: ClientHost, IP: ClientIP})
+	return append(hs, netlab.Host{Name: ClientHost, IP: client})
 }
 
 // Namespace is the network namespace of a node (or of the client).
@@ -181,6 +320,11 @@ func daemonName(r topology.Role) string {
 // Spec is the userdata cluster the lab renders its files from.
 func (l *Lab) Spec() userdata.Cluster {
 	return userdata.Cluster{
+		// Without root nothing can switch users; HAProxy must not try.
+		Unprivileged: l.Unprivileged(),
+		// Loopback nodes share the host's stack: each HAProxy must take
+		// only its own address.
+		BindNodeAddress: l.Loopback(),
 		Name:            l.Name,
 		Plan:            l.Plan,
 		Profile:         l.Settings.Profile,
@@ -212,7 +356,7 @@ func (l *Lab) Exists() bool {
 	if _, err := os.Stat(l.Dir); err == nil {
 		return true
 	}
-	return len(netlab.Existing(l.Name)) > 0
+	return !l.Loopback() && len(netlab.Existing(l.Name)) > 0
 }
 
 func (l *Lab) logf(format string, a ...any) {

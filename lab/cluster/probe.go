@@ -19,8 +19,14 @@ import (
 	"github.com/pgha/pgha/topology"
 )
 
-// Dialer reaches the lab's addresses from its client namespace.
-func (l *Lab) Dialer() (access.DialFunc, error) { return access.Netns(l.ClientNamespace()) }
+// Dialer reaches the lab's addresses from its client namespace, or, in a
+// loopback lab, directly from this host, as validate does (access "direct").
+func (l *Lab) Dialer() (access.DialFunc, error) {
+	if l.Loopback() {
+		return access.Direct(), nil
+	}
+	return access.Netns(l.ClientNamespace())
+}
 
 func (l *Lab) getJSON(ctx context.Context, method, url string, body string, v any) error {
 	dial, err := l.Dialer()

@@ -66,7 +66,9 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 				s.Process = fmt.Sprintf("postgres only (pid %d)", pm.PID)
 			}
 		}
-		if cut, err := l.Net.IsCut(n.Name); err == nil && cut {
+		if l.Loopback() {
+			s.Link = "lo"
+		} else if cut, err := l.Net.IsCut(n.Name); err == nil && cut {
 			s.Link = "cut"
 		}
 		switch n.Role {
@@ -176,12 +178,15 @@ func (l *Lab) Memory() (int64, int, error) {
 // ConnectHelp is what a person types to reach the cluster.
 func (l *Lab) ConnectHelp() string {
 	h := l.Plan.ByRole(topology.RoleHAProxy)[0].IP
-	ns := l.ClientNamespace()
+	in := "ip netns exec " + l.ClientNamespace() + " "
+	if l.Loopback() {
+		in = "" // the loopback addresses are this host's own
+	}
 	sec := l.secretsDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) ip netns exec %s psql \"host=%s port=5000 user=app dbname=app sslmode=require\"\n", sec, ns, h)
-	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) ip netns exec %s psql \"host=%s port=5001 user=app dbname=app sslmode=require\"\n", sec, ns, h)
-	fmt.Fprintf(&b, "  patroni:          ip netns exec %s curl -s http://%s:8008/cluster\n", ns, l.Plan.ByRole(topology.RolePatroni)[0].IP)
-	fmt.Fprintf(&b, "  haproxy stats:    ip netns exec %s curl -su stats:$(cat %s/stats) http://%s:7000/\n", ns, sec, h)
+	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=5000 user=app dbname=app sslmode=require\"\n", sec, in, h)
+	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=5001 user=app dbname=app sslmode=require\"\n", sec, in, h)
+	fmt.Fprintf(&b, "  patroni:          %scurl -s http://%s:8008/cluster\n", in, l.Plan.ByRole(topology.RolePatroni)[0].IP)
+	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) http://%s:7000/\n", in, sec, h)
 	return b.String()
 }

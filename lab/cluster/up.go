@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,31 +21,85 @@ import (
 // aptFix is the one command that installs everything the lab runs.
 const aptFix = "apt-get install -y etcd-server etcd-client patroni postgresql-15 haproxy iproute2 util-linux"
 
-// Prerequisites lists what is missing for a namespace lab, one line each
-// with its fix. Empty means ready.
+// Prerequisites lists what is missing for the lab in its network mode,
+// one line each with its fix. Empty means ready.
 func (l *Lab) Prerequisites() []string {
 	var out []string
-	if os.Geteuid() != 0 {
-		out = append(out, "not root: the lab puts every node in its own network namespace, which needs root; run it with sudo (e.g. sudo go run ./lab up). A loopback-only mode without root is not offered")
+	root := os.Geteuid() == 0
+	if !root && !l.Loopback() {
+		out = append(out, "not root: --net netns puts every node in its own network namespace, which needs root; run it with sudo (e.g. sudo go run ./lab up), or use --net loopback (no partitions)")
 	}
-	for _, b := range []struct{ bin, pkg string }{
-		{"ip", "iproute2"}, {"setpriv", "util-linux"}, {"etcd", "etcd-server"},
-		{"patroni", "patroni"}, {"haproxy", "haproxy"}, {pgBinDir + "/postgres", "postgresql-15"},
-		{pgBinDir + "/pg_rewind", "postgresql-15"},
-	} {
+	bins := []struct{ bin, pkg string }{
+		{"etcd", "etcd-server"}, {"patroni", "patroni"}, {"haproxy", "haproxy"},
+		{pgBinDir + "/postgres", "postgresql-15"}, {pgBinDir + "/pg_rewind", "postgresql-15"},
+	}
+	if !l.Loopback() {
+		bins = append(bins, struct{ bin, pkg string }{"ip", "iproute2"})
+	}
+	if root {
+		bins = append(bins, struct{ bin, pkg string }{"setpriv", "util-linux"})
+	}
+	for _, b := range bins {
 		if _, err := exec.LookPath(b.bin); err != nil {
 			out = append(out, fmt.Sprintf("%s is missing (package %s): %s", b.bin, b.pkg, aptFix))
 		}
 	}
-	for _, u := range []string{"postgres", "etcd", "haproxy"} {
-		if _, err := user.Lookup(u); err != nil {
-			out = append(out, fmt.Sprintf("system user %q is missing (its package creates it): %s", u, aptFix))
+	// Only root switches to the daemons' users; without root everything
+	// runs as the invoking user.
+	if root {
+		for _, u := range []string{"postgres", "etcd", "haproxy"} {
+			if _, err := user.Lookup(u); err != nil {
+				out = append(out, fmt.Sprintf("system user %q is missing (its package creates it): %s", u, aptFix))
+			}
 		}
 	}
 	if l.Exists() {
 		out = append(out, fmt.Sprintf("lab %q is already up (or left over) at %s; see it with: go run ./lab status --name %s, or remove it with: go run ./lab down --name %s", l.Name, l.Dir, l.Name, l.Name))
+	} else if l.Loopback() {
+		if busy := l.busyAddresses(); busy != "" {
+			out = append(out, busy)
+		}
 	}
 	return out
+}
+
+// ports are the standard ports each role listens on.
+func ports(r topology.Role) []int {
+	switch r {
+	case topology.RoleEtcd:
+		return []int{2379, 2380}
+	case topology.RolePatroni:
+		return []int{5432, 8008}
+	default:
+		return []int{5000, 5001, 7000}
+	}
+}
+
+// busyAddresses tries every address and port a loopback lab will listen
+// on, and says in one line if any is taken: another loopback lab (they all
+// use the same addresses) or a service on the host listening on it or on
+// every address.
+func (l *Lab) busyAddresses() string {
+	var busy []string
+	for _, n := range l.Plan.Nodes {
+		for _, p := range ports(n.Role) {
+			addr := net.JoinHostPort(n.IP.String(), strconv.Itoa(p))
+			ln, err := net.Listen("tcp4", addr)
+			if err != nil {
+				busy = append(busy, addr+" ("+n.Name+")")
+				continue
+			}
+			ln.Close()
+		}
+	}
+	if len(busy) == 0 {
+		return ""
+	}
+	more := ""
+	if len(busy) > 1 {
+		more = fmt.Sprintf(" and %d more", len(busy)-1)
+	}
+	return fmt.Sprintf("address %s%s already in use: loopback labs all use the same addresses, so only one can run; take the other down (go run ./lab down --name NAME) or stop what listens there (ss -ltnp)", busy[0], more)
 }
 
 // ErrPrerequisites is returned by Up when something is missing; the
@@ -54,6 +110,9 @@ var ErrPrerequisites = errors.New("cannot start")
 type UpOptions struct {
 	Profile         string // failure-time profile (userdata profiles)
 	SynchronousMode bool
+	// Net is the network mode (NetNetns or NetLoopback); empty keeps what
+	// New chose (netns as root, loopback without).
+	Net string
 	// KeepOnFailure leaves a failed lab in place for inspection instead of
 	// removing it.
 	KeepOnFailure bool
@@ -87,6 +146,11 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if _, err := userdata.LookupProfile(o.Profile); err != nil {
 		return res, err
 	}
+	if o.Net != "" && !l.Exists() {
+		if err := l.SetNet(o.Net); err != nil {
+			return res, err
+		}
+	}
 	if p := l.Prerequisites(); len(p) > 0 {
 		return res, fmt.Errorf("%w:\n  %s", ErrPrerequisites, strings.Join(p, "\n  "))
 	}
@@ -116,15 +180,17 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 		}
 	}()
 
-	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Created: time.Now().UTC()}
+	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Created: time.Now().UTC()}
 	if err := l.Spec().Validate(); err != nil {
 		return res, err
 	}
 	if err := phase("state directory, secrets, files", func() error { return l.writeState() }); err != nil {
 		return res, err
 	}
-	if err := phase("network namespaces", l.Net.Create); err != nil {
-		return res, err
+	if !l.Loopback() {
+		if err := phase("network namespaces", l.Net.Create); err != nil {
+			return res, err
+		}
 	}
 	if err := phase("etcd: 3 members, 1 leader", func() error { return l.startEtcd(ctx) }); err != nil {
 		return res, err
@@ -147,10 +213,14 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 }
 
 func (l *Lab) writeState() error {
-	if err := os.MkdirAll(StateRoot, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(StateRoot, 0o755); err != nil {
+	if l.Root == StateRoot {
+		if err := os.MkdirAll(StateRoot, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(StateRoot, 0o755); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(l.Root, 0o700); err != nil {
 		return err
 	}
 	if err := os.Mkdir(l.Dir, 0o755); err != nil {
@@ -313,6 +383,10 @@ func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
 		StatsEndpoint: outputs.Endpoint{Host: h, Port: 7000},
 		Access:        outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
 		Credentials:   creds,
+	}
+	if l.Loopback() {
+		// The 127.0.x.y addresses are reachable from anywhere on this host.
+		s.Access = outputs.Access{Kind: outputs.AccessDirect, LabDir: l.Dir}
 	}
 	for _, n := range l.Plan.Nodes {
 		s.Nodes = append(s.Nodes, outputs.Node{Name: n.Name, Role: string(n.Role), AZ: azName(n.AZIndex), PrivateIP: n.IP.String()})

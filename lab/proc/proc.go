@@ -349,3 +349,33 @@ func CmdlineContains(s string) []int {
 	}
 	return out
 }
+
+// CwdUnder lists live processes running exe (a full path) whose working
+// directory is dir or below it. PostgreSQL backends run in their data
+// directory with a command line that names neither it nor the lab, so this
+// is how a loopback lab, which has no namespace to search, finds backends
+// that outlived a killed postmaster. Only processes the caller may inspect
+// are seen.
+func CwdUnder(exe, dir string) []int {
+	var out []int
+	self := os.Getpid()
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		x, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil || x != exe {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err != nil || (cwd != dir && !strings.HasPrefix(cwd, dir+"/")) {
+			continue
+		}
+		if _, state, err := stat(pid); err == nil && state != "Z" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
