@@ -38,19 +38,41 @@ const (
 // Set is the faults a target supports, by name.
 type Set map[string]Fault
 
-// Names lists them, sorted.
+// Unavailable stands in a Set for a kind the target cannot offer, so that
+// asking for it says why (a loopback lab has no link to cut) instead of
+// only "not available". It is not listed by Names and Get never returns it.
+type Unavailable struct {
+	Kind   string
+	Reason error
+}
+
+func (u Unavailable) Name() string { return u.Kind }
+
+func (u Unavailable) Inject(context.Context, outputs.Node) error {
+	return fmt.Errorf("fault %q: %w", u.Kind, u.Reason)
+}
+
+func (u Unavailable) Restore(context.Context, outputs.Node) error { return nil }
+
+// Names lists the faults on offer, sorted.
 func (s Set) Names() []string {
 	var out []string
-	for n := range s {
-		out = append(out, n)
+	for n, f := range s {
+		if _, no := f.(Unavailable); !no {
+			out = append(out, n)
+		}
 	}
 	sort.Strings(out)
 	return out
 }
 
-// Get returns the named fault or an error that lists what the target offers.
+// Get returns the named fault or an error that lists what the target offers
+// (and, for a kind it cannot offer, why).
 func (s Set) Get(name string) (Fault, error) {
 	if f, ok := s[name]; ok {
+		if u, no := f.(Unavailable); no {
+			return nil, fmt.Errorf("fault %q is not available for this target: %v; choose one of: %s", name, u.Reason, strings.Join(s.Names(), ", "))
+		}
 		return f, nil
 	}
 	if len(s) == 0 {

@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -58,7 +59,22 @@ func TestLoopbackLabCannotPartition(t *testing.T) {
 	set := LabSet(&recorder{}, outputs.AccessDirect)
 	_, err := set.Get(Partition)
 	require.ErrorContains(t, err, "choose one of: kill, stop")
+	require.ErrorContains(t, err, "share the host's network stack", "the refusal says why")
+	require.Equal(t, []string{"kill", "stop"}, set.Names())
+
+	// The lab itself decides, whatever the access path: a namespace lab
+	// reached over SSH partitions, a loopback one never does.
+	require.Contains(t, LabSet(&partitionRecorder{}, outputs.AccessSSH).Names(), Partition)
+	_, err = LabSet(&partitionRecorder{no: errors.New("no link to cut")}, outputs.AccessSSH).Get(Partition)
+	require.ErrorContains(t, err, "no link to cut")
 }
+
+type partitionRecorder struct {
+	recorder
+	no error
+}
+
+func (r *partitionRecorder) PartitionUnavailable() error { return r.no }
 
 func TestForTargetUnknown(t *testing.T) {
 	_, err := ForTarget(outputs.Stack{Target: "mars", Access: outputs.Access{Kind: "ssh"}})

@@ -41,11 +41,28 @@ func init() {
 	})
 }
 
-// LabSet is the faults a lab offers. A loopback lab (direct access) has no
-// namespaces, so its nodes cannot be partitioned.
+// partitionChecker is the part of a lab control that knows whether its
+// lab can partition a node (lab/cluster.Lab has it). It decides, not the
+// access path: a namespace lab reached over SSH still partitions.
+type partitionChecker interface {
+	PartitionUnavailable() error
+}
+
+const errNoPartition = labError("a loopback lab cannot partition a node: its nodes share the host's network stack")
+
+// LabSet is the faults a lab offers. A loopback lab has no namespaces, so
+// its nodes cannot be partitioned; asking for partition then says why.
 func LabSet(lc LabControl, accessKind string) Set {
 	set := Set{Kill: labKill{lc}, Stop: labStop{lc}}
-	if accessKind == outputs.AccessNetns {
+	var noPartition error
+	if pc, ok := lc.(partitionChecker); ok {
+		noPartition = pc.PartitionUnavailable()
+	} else if accessKind == outputs.AccessDirect {
+		noPartition = errNoPartition
+	}
+	if noPartition != nil {
+		set[Partition] = Unavailable{Kind: Partition, Reason: noPartition}
+	} else {
 		set[Partition] = labPartition{lc}
 	}
 	addLabKillPostgres(set, lc)
