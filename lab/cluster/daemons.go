@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	osuser "os/user"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -19,6 +21,24 @@ import (
 const pgBinDir = "/usr/lib/postgresql/15/bin"
 
 const basePath = pgBinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// lookBin finds a program in the caller's PATH or, failing that, in
+// basePath: a user's PATH often lacks /usr/sbin, where haproxy lives.
+func lookBin(bin string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	if strings.Contains(bin, "/") {
+		return "", fmt.Errorf("%s not found", bin)
+	}
+	for _, d := range filepath.SplitList(basePath) {
+		p := filepath.Join(d, bin)
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH or %s", bin, basePath)
+}
 
 // readEnvFile parses KEY=VALUE lines (the secrets env file).
 func readEnvFile(path string) ([]string, error) {
@@ -115,6 +135,11 @@ func (l *Lab) startDaemon(n topology.Node) error {
 	s, err := l.daemonSpec(n)
 	if err != nil {
 		return err
+	}
+	// Resolved here, since exec looks programs up in our PATH, not in
+	// the daemon's.
+	if p, err := lookBin(s.Argv[0]); err == nil {
+		s.Argv[0] = p
 	}
 	fmt.Fprintf(logAppender(s.Log), "---- %s lab: starting %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(s.Argv, " "))
 	r, err := proc.Start(s)

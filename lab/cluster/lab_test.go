@@ -2,8 +2,12 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -23,6 +27,7 @@ import (
 func TestHostsFollowThePlan(t *testing.T) {
 	l, err := New("pghaunit")
 	require.NoError(t, err)
+	require.NoError(t, l.SetNet(NetNetns))
 	plan, err := topology.New(topology.DefaultVPCCIDR)
 	require.NoError(t, err)
 
@@ -54,7 +59,35 @@ func TestHostsFollowThePlan(t *testing.T) {
 	for _, n := range ns {
 		assert.True(t, strings.HasPrefix(n, "pghaunit-"), n)
 	}
-	assert.Equal(t, filepath.Join(StateRoot, "pghaunit"), l.Dir)
+	assert.Equal(t, filepath.Join(l.Root, "pghaunit"), l.Dir)
+	if os.Geteuid() == 0 {
+		assert.Equal(t, filepath.Join(StateRoot, "pghaunit"), l.Dir)
+	}
+}
+
+// Without root a lab lives under the user's state directory.
+func TestUserStateRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		r, err := UserStateRoot()
+		require.NoError(t, err)
+		assert.Equal(t, StateRoot, r)
+		return
+	}
+	t.Setenv("XDG_STATE_HOME", "/somewhere/state")
+	r, err := UserStateRoot()
+	require.NoError(t, err)
+	assert.Equal(t, "/somewhere/state/pgha-lab", r)
+}
+
+func TestNetModes(t *testing.T) {
+	require.NoError(t, CheckNet(NetNetns))
+	require.NoError(t, CheckNet(NetLoopback))
+	err := CheckNet("bridge")
+	require.ErrorContains(t, err, "--net netns")
+	mode, why := DefaultNet()
+	assert.NoError(t, CheckNet(mode))
+	assert.NotEmpty(t, why)
+	assert.NotContains(t, why, "\n", "one line")
 }
 
 func TestLabNames(t *testing.T) {
@@ -112,15 +145,84 @@ func TestNodePaths(t *testing.T) {
 func TestLabFilesDifferFromCloudOnlyInPaths(t *testing.T) {
 	l, err := New("pghaunit")
 	require.NoError(t, err)
+	require.NoError(t, l.SetNet(NetNetns))
 	spec := l.Spec()
+	// What root runs; the unprivileged variant is tested with loopback.
+	spec.Unprivileged = false
 	require.NoError(t, spec.Validate())
+	filesDifferOnlyIn(t, l, spec, spec, func(b []byte, _ string) []byte { return b })
+}
+
+// A loopback lab's files come from the plan moved into 127.0.0.0/16, so
+// they differ from the cloud's in paths and addresses; HAProxy binds its
+// node's address instead of "*" (its nodes share one network stack), and
+// without root it has no user/group lines. Map all that onto the cloud
+// render, and nothing else may differ.
+func TestLoopbackLabFilesDifferFromCloudOnlyInPathsAndAddresses(t *testing.T) {
+	for _, unprivileged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("unprivileged=%v", unprivileged), func(t *testing.T) {
+			l, err := New("pghaunit")
+			require.NoError(t, err)
+			require.NoError(t, l.SetNet(NetLoopback))
+			labSpec := l.Spec()
+			labSpec.Unprivileged = unprivileged
+			require.True(t, labSpec.BindNodeAddress)
+			cloudPlan, err := topology.New(topology.DefaultVPCCIDR)
+			require.NoError(t, err)
+			cloudSpec := labSpec
+			cloudSpec.Plan, cloudSpec.Unprivileged, cloudSpec.BindNodeAddress = cloudPlan, false, false
+			require.NoError(t, cloudSpec.Validate())
+
+			// Cloud → loopback: 10.42.a.b becomes 127.0.a.b (the VPC
+			// CIDR included); nothing else in a cloud file is an address
+			// of the plan, so this cannot hide a real difference.
+			vpcAddr := regexp.MustCompile(`\b10\.42\.(\d+)\.(\d+)\b`)
+			toLoopback := func(b []byte, node string) []byte {
+				b = vpcAddr.ReplaceAll(b, []byte("127.0.$1.$2"))
+				if n, ok := l.Plan.Node(node); ok && n.Role == topology.RoleHAProxy {
+					b = bytes.ReplaceAll(b, []byte("    bind *:"), []byte("    bind "+n.IP.String()+":"))
+					if unprivileged {
+						b = bytes.Replace(b, []byte("    user haproxy\n    group haproxy\n"), nil, 1)
+					}
+				}
+				return b
+			}
+			filesDifferOnlyIn(t, l, labSpec, cloudSpec, toLoopback)
+		})
+	}
+	// The addresses really are the loopback ones, each inside 127/8 and
+	// the plan's 127.0.0.0/16, and 127.0.0.1 (the source of every
+	// connection between them) is inside the VPC that pg_hba admits.
+	l, err := New("pghaunit")
+	require.NoError(t, err)
+	require.NoError(t, l.SetNet(NetLoopback))
+	for _, n := range l.Plan.Nodes {
+		assert.True(t, netip.MustParsePrefix("127.0.0.0/8").Contains(n.IP), "%s %s", n.Name, n.IP)
+	}
+	assert.True(t, l.Plan.VPC.Contains(netip.MustParseAddr("127.0.0.1")))
+	assert.Equal(t, "127.0.4.20", mustNode(t, l, "pg-1").IP.String())
+	assert.Equal(t, "127.0.1.30", mustNode(t, l, "haproxy-2").IP.String())
+}
+
+func mustNode(t *testing.T, l *Lab, name string) topology.Node {
+	n, ok := l.Plan.Node(name)
+	require.True(t, ok, name)
+	return n
+}
+
+// filesDifferOnlyIn renders every node's files for the lab (labSpec, lab
+// paths) and for the cloud (cloudSpec, cloud paths), maps the lab paths to
+// the cloud ones and the cloud render through adapt, and requires the
+// bytes to be identical. Then it checks the cloud-init document embeds
+// exactly the cloud render of each file, with the same owner and mode.
+func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster, adapt func(b []byte, node string) []byte) {
 	cloud := userdata.CloudPaths()
 	for _, n := range l.Plan.Nodes {
 		t.Run(n.Name, func(t *testing.T) {
 			labPaths := l.Paths(n.Name)
-			labFiles, err := userdata.NodeFiles(spec, n.Name, labPaths)
+			labFiles, err := userdata.NodeFiles(labSpec, n.Name, labPaths)
 			require.NoError(t, err)
-			cloudFiles, err := userdata.NodeFiles(spec, n.Name, cloud)
+			cloudFiles, err := userdata.NodeFiles(cloudSpec, n.Name, cloud)
 			require.NoError(t, err)
 			require.Equal(t, len(cloudFiles), len(labFiles))
 			require.NotEmpty(t, labFiles)
@@ -137,7 +239,7 @@ func TestLabFilesDifferFromCloudOnlyInPaths(t *testing.T) {
 				assert.Equal(t, cf.Path, string(mapPaths([]byte(lf.Path))), "file %d's path", i)
 				assert.Equal(t, cf.Owner, lf.Owner, cf.Path)
 				assert.Equal(t, cf.Mode, lf.Mode, cf.Path)
-				assert.Equal(t, string(cf.Content), string(mapPaths(lf.Content)), "%s differs beyond paths", cf.Path)
+				assert.Equal(t, string(adapt(cf.Content, n.Name)), string(mapPaths(lf.Content)), "%s differs beyond paths", cf.Path)
 				assert.NotContains(t, string(mapPaths(lf.Content)), l.Dir, "%s still names the lab directory after mapping", cf.Path)
 				if lf.Path != cf.Path || !bytes.Equal(lf.Content, cf.Content) {
 					differed = true
@@ -146,7 +248,7 @@ func TestLabFilesDifferFromCloudOnlyInPaths(t *testing.T) {
 			// Guard against a vacuous pass: lab and cloud paths really differ.
 			assert.True(t, differed, "lab and cloud files of %s are equal before mapping; the comparison proved nothing", n.Name)
 
-			doc, err := userdata.RenderCloudInit(spec, n.Name)
+			doc, err := userdata.RenderCloudInit(cloudSpec, n.Name)
 			require.NoError(t, err)
 			require.True(t, bytes.HasPrefix(doc, []byte("#cloud-config\n")))
 			var cc struct {

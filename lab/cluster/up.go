@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -40,7 +39,7 @@ func (l *Lab) Prerequisites() []string {
 		bins = append(bins, struct{ bin, pkg string }{"setpriv", "util-linux"})
 	}
 	for _, b := range bins {
-		if _, err := exec.LookPath(b.bin); err != nil {
+		if _, err := lookBin(b.bin); err != nil {
 			out = append(out, fmt.Sprintf("%s is missing (package %s): %s", b.bin, b.pkg, aptFix))
 		}
 	}
