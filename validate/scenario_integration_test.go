@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/scenario"
+)
+
+// TestScenariosAgainstLab brings up one lab of its own (synchronous mode)
+// and runs every resilience scenario against it with --all-scenarios: each
+// must pass with no acknowledged write lost, no poll seeing two primaries
+// and no single-history violation, and the report must list them all. It
+// then interrupts a scenario in the middle of its fault (Ctrl-C) and checks
+// that the fault was undone. The lab is always taken down. About 4 minutes.
+func TestScenariosAgainstLab(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces)")
+	}
+	for _, bin := range []string{"etcd", "patroni", "haproxy", "ip", "/usr/lib/postgresql/15/bin/postgres", scenario.Pgbench} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2)", bin)
+		}
+	}
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	bin := t.TempDir()
+	build := func(pkg string) string {
+		out := filepath.Join(bin, filepath.Base(pkg))
+		cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
+		cmd.Dir = root
+		b, err := cmd.CombinedOutput()
+		require.NoError(t, err, "go build %s: %s", pkg, b)
+		return out
+	}
+	labBin, validateBin := build("lab"), build("validate")
+
+	name := fmt.Sprintf("pghasc%d", os.Getpid()%100000)
+	lab := func(timeout time.Duration, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, labBin, append(args, "--name", name)...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		out, err := lab(3*time.Minute, "down")
+		if err != nil {
+			t.Errorf("lab down: %v\n%s", err, out)
+		}
+	})
+	out, err := lab(5*time.Minute, "up", "--sync")
+	require.NoError(t, err, "lab up: %s", out)
+	l, err := cluster.New(name)
+	require.NoError(t, err)
+	outputsFile := l.OutputsFile()
+
+	t.Run("every scenario passes and is reported", func(t *testing.T) {
+		dir := t.TempDir()
+		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, validateBin, "--outputs", outputsFile, "--report-dir", dir, "--all-scenarios")
+		cmd.Dir = root
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		start := time.Now()
+		err := cmd.Run()
+		t.Logf("validate --all-scenarios took %s:\n%s", time.Since(start).Round(time.Second), buf.String())
+		require.NoError(t, err, "validate --all-scenarios failed")
+		require.Contains(t, buf.String(), "RESULT: PASS")
+
+		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+		require.NoError(t, err)
+		var r report.Report
+		require.NoError(t, json.Unmarshal(b, &r))
+		require.True(t, r.Passed)
+		var want []string
+		for _, n := range scenario.Names() {
+			want = append(want, "scenario:"+n)
+		}
+		require.Equal(t, want, namesOf(r.Checks), "the report lists every scenario, in order")
+		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+		require.NoError(t, err)
+		for _, c := range r.Checks {
+			require.Equal(t, report.Pass, c.Verdict, "%s: %s", c.Name, c.Summary)
+			require.Contains(t, string(md), "## "+c.Name+": PASS")
+			fig := func(key string) float64 {
+				f, ok := c.Figure(key)
+				require.True(t, ok, "%s reports %s", c.Name, key)
+				return f.Value
+			}
+			require.Zero(t, fig("lost_writes"), "%s lost acknowledged writes", c.Name)
+			require.Positive(t, fig("acked_writes"), "%s ran under write traffic", c.Name)
+			require.Zero(t, fig("split_brain_instants"), "%s saw two primaries", c.Name)
+			require.Positive(t, fig("primary_polls"), "%s polled /primary", c.Name)
+			require.Zero(t, fig("history_problems"), "%s", c.Name)
+			require.Positive(t, fig("reads_total"), "%s ran under read traffic", c.Name)
+			fig("write_gap_s")
+			fig("recovered_s")
+			require.NotNil(t, c.Timeline)
+			require.NotEmpty(t, c.Timeline.Reads)
+		}
+		// Where the leader is lost, writes go down and come back: an RTO
+		// exists and stays within a generous bound.
+		for _, n := range []string{"leader-kill", "leader-partition", "double-failover"} {
+			c, _ := r.Check("scenario:" + n)
+			rto, ok := c.Figure("rto_s")
+			require.True(t, ok, "%s reports an RTO", n)
+			require.Less(t, rto.Value, 60.0, n)
+		}
+		// Where nothing may change for clients, nothing did.
+		for _, n := range []string{"etcd-member-lost", "etcd-quorum-lost"} {
+			c, _ := r.Check("scenario:" + n)
+			f, _ := c.Figure("writes_failed")
+			require.Zero(t, f.Value, "%s: writes failed", n)
+		}
+		require.NotEmpty(t, r.After.Members)
+	})
+
+	t.Run("Ctrl-C in the middle of a fault undoes it", func(t *testing.T) {
+		cmd := exec.Command(validateBin, "--outputs", outputsFile, "--report-dir", t.TempDir(), "--scenario", "leader-partition")
+		cmd.Dir = root
+		pr, pw := io.Pipe()
+		cmd.Stdout, cmd.Stderr = pw, pw
+		require.NoError(t, cmd.Start())
+		var log strings.Builder
+		faulted := make(chan string, 1)
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			re := regexp.MustCompile(`event fault: partition of (\S+)`)
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() {
+				log.WriteString(sc.Text() + "\n")
+				if m := re.FindStringSubmatch(sc.Text()); m != nil {
+					faulted <- m[1]
+				}
+			}
+		}()
+		var victim string
+		select {
+		case victim = <-faulted:
+		case <-time.After(2 * time.Minute):
+			_ = cmd.Process.Kill()
+			t.Fatalf("the scenario never injected its fault")
+		}
+		time.Sleep(2 * time.Second)
+		cut, err := l.Partitioned(victim)
+		require.NoError(t, err)
+		require.True(t, cut, "%s is partitioned while the scenario runs", victim)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+		err = cmd.Wait()
+		pw.Close()
+		<-read
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "validate exits non-zero when interrupted: %v", err)
+		require.Equal(t, 130, ee.ExitCode(), log.String())
+		cut, err = l.Partitioned(victim)
+		require.NoError(t, err)
+		require.False(t, cut, "the interrupted scenario healed %s:\n%s", victim, log.String())
+		// And the cluster heals back to 1+2 by itself.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err := l.Formed(ctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			require.False(t, time.Now().After(deadline), "the lab did not form again after the interrupted scenario: %v", err)
+			time.Sleep(2 * time.Second)
+		}
+	})
+}
