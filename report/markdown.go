@@ -31,6 +31,7 @@ func (r *Report) Markdown() string {
 		p("| %s | **%s** | %.1f s | %s |\n", c.Name, c.Verdict, c.Seconds, md(c.Summary))
 	}
 	p("\n")
+	scenarioTable(&b, r)
 
 	p("## Cluster before\n\n")
 	snapshot(&b, r.Before)
