@@ -282,7 +282,7 @@ func testLab(t *testing.T) *Lab {
 			t.Skipf("%s is not installed: %s", b, aptFix)
 		}
 	}
-	sweepOrphanTestLabs(t)
+	sweepOrphanLabs(t, "pghatest")
 	l, err := New(fmt.Sprintf("pghatest%d", os.Getpid()))
 	require.NoError(t, err)
 	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
@@ -298,13 +298,13 @@ func testLab(t *testing.T) *Lab {
 	return l
 }
 
-// sweepOrphanTestLabs removes labs this test left behind when its process
+// sweepOrphanLabs removes labs these tests left behind when their process
 // was killed before its cleanup ran (a CI timeout, say): a lab named
-// pghatest<pid> whose pid is gone belongs to nobody any more.
-func sweepOrphanTestLabs(t *testing.T) {
+// <prefix><pid> whose pid is gone belongs to nobody any more.
+func sweepOrphanLabs(t *testing.T, prefix string) {
 	ents, _ := os.ReadDir(StateRoot)
 	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), "pghatest")
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok {
 			continue
 		}
