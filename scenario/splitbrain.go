@@ -151,16 +151,13 @@ func (p *Poller) Rounds() []Round {
 func primaryAsker(s outputs.Stack, dial access.DialFunc, base *patroni.Client, timeout time.Duration) (func(ctx context.Context, node string) (bool, error), string) {
 	clients := map[string]*patroni.Client{}
 	how := "through the client's network path"
-	var lab *cluster.Lab
-	if l, err := cluster.FromOutputs(s); err == nil {
-		lab = l
-		how = "from inside each node's own network namespace (a partitioned node is still observed)"
-	}
+	lab, _ := cluster.FromOutputs(s)
 	for _, n := range s.ByRole("patroni") {
 		d := dial
 		if lab != nil {
 			if nd, err := access.Netns(lab.Namespace(n.Name)); err == nil {
 				d = nd
+				how = "from inside each node's own network namespace (a partitioned node is still observed)"
 			}
 		}
 		c := *base

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/traffic"
@@ -116,7 +117,8 @@ func runLoad(ctx context.Context, r *Run, clients int) loadStats {
 	s := r.Env.Stack()
 	start := time.Now()
 	if lab, err := cluster.FromOutputs(s); err == nil {
-		if _, err := os.Stat(Pgbench); err == nil {
+		_, noNS := os.Stat(filepath.Join(access.NetnsDir, lab.ClientNamespace()))
+		if _, err := os.Stat(Pgbench); err == nil && noNS == nil {
 			st := pgbenchLoop(ctx, lab.ClientNamespace(), s.WriteEndpoint.Host, s.WriteEndpoint.Port,
 				s.Credentials.AppName, s.Credentials.AppPassword, s.Credentials.AppDatabase, clients)
 			st.seconds = time.Since(start).Seconds()
