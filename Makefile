@@ -1,7 +1,8 @@
-# Shortcuts for the lab. Every target runs as root: the lab puts each node
-# in its own network namespace.
+# Shortcuts for the lab. As root each node gets its own network namespace;
+# without root (or with NET=loopback) each node gets its own 127.0.x.y.
 NAME ?= pgha
 PROFILE ?= fast
+NET ?=
 
 .PHONY: demo lab-up lab-down lab-status lab-bench
 
@@ -11,7 +12,7 @@ demo:
 	PGHA_LAB_NAME=$(NAME) scripts/demo.sh
 
 lab-up:
-	go run ./lab up --name $(NAME) --profile $(PROFILE)
+	go run ./lab up --name $(NAME) --profile $(PROFILE) $(if $(NET),--net $(NET))
 
 lab-down:
 	go run ./lab down --name $(NAME)
