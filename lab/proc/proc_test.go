@@ -83,3 +83,24 @@ func TestSaveLoadAndPostmasterPID(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 12345, pid)
 }
+
+// CwdUnder finds a process by its program and working directory (how a
+// loopback lab finds stray PostgreSQL backends), and nothing else.
+func TestCwdUnder(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	require.NoError(t, err)
+	sleep, err = filepath.EvalSymlinks(sleep)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	work := filepath.Join(dir, "data")
+	require.NoError(t, os.Mkdir(work, 0o755))
+	cmd := exec.Command(sleep, "30")
+	cmd.Dir = work
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	assert.Contains(t, CwdUnder(sleep, dir), cmd.Process.Pid)
+	assert.Contains(t, CwdUnder(sleep, work), cmd.Process.Pid)
+	assert.NotContains(t, CwdUnder(sleep, dir+"x"), cmd.Process.Pid, "a sibling directory with the same prefix")
+	assert.NotContains(t, CwdUnder("/usr/lib/postgresql/15/bin/postgres", dir), cmd.Process.Pid, "another program")
+}
