@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,34 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	// so the lab's own check finds nothing of ours in its namespaces.
 	t.Cleanup(srv.Stop)
 
+	// Every etcd member runs an sshd too, trusting the stack's key, as every
+	// EC2 node does; and its client port is closed to the HAProxy nodes, as
+	// the security groups close it on AWS. Over SSH, validate can then only
+	// check etcd through a second hop, on each member itself.
+	etcdSSHD := map[string]*jumphost.Server{}
+	for _, n := range l.Plan.ByRole("etcd") {
+		s, err := jumphost.Start(ctx, jumphost.Options{
+			Dir:    t.TempDir(),
+			Listen: []string{net.JoinHostPort(n.IP.String(), "22")},
+			Netns:  l.Namespace(n.Name),
+			Dial:   clientDial,
+		})
+		require.NoError(t, err)
+		t.Cleanup(s.Stop)
+		require.NoError(t, os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), []byte(authorizedFromPEM(t, srv.ClientKeyPEM)), 0o600))
+		etcdSSHD[n.Name] = s
+	}
+	if closeEtcdToHAProxy(t, l) {
+		j, err := access.NewJump(access.SSHConfig{Addr: srv.Addr, User: srv.User, PrivateKey: srv.ClientKeyPEM,
+			HostKeys: []string{srv.HostKey}, Dial: clientDial})
+		require.NoError(t, err)
+		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err = j.DialContext(dctx, "tcp", net.JoinHostPort(l.Plan.ByRole("etcd")[0].IP.String(), "2379"))
+		dcancel()
+		j.Close()
+		require.Error(t, err, "etcd's client port is closed to the jump host, as on AWS")
+	}
+
 	viaSSH := direct
 	viaSSH.Access = outputs.Access{
 		Kind: outputs.AccessSSH, JumpHost: srv.Addr, JumpUser: srv.User,
@@ -101,6 +130,13 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 		LabDir:       direct.Access.LabDir,
 	}
 	viaSSH.SSHPrivateKey = string(srv.ClientKeyPEM)
+	// The members' host keys, as the stack records them at readiness.
+	viaSSH.Nodes = append([]outputs.Node(nil), direct.Nodes...)
+	for i, n := range viaSSH.Nodes {
+		if s, ok := etcdSSHD[n.Name]; ok {
+			viaSSH.Nodes[i].HostKeys = []string{s.HostKey}
+		}
+	}
 	sshFile := filepath.Join(t.TempDir(), "outputs-ssh.json")
 	require.NoError(t, viaSSH.Write(sshFile))
 
@@ -131,22 +167,58 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 		return m
 	}
 
-	// The failover check injects its fault through the lab's controls,
-	// which (cluster.FromOutputs) so far accept only netns-access outputs;
-	// until they also take a lab reached over SSH, both runs skip it.
+	// The failover check injects its fault through the lab's own controls
+	// (cluster.FromOutputs finds the lab by access.labDir whatever the
+	// access path), so both runs include it.
 	directDir, sshDir := t.TempDir(), t.TempDir()
-	outDirect, codeDirect := validate(l.OutputsFile(), directDir, "--skip", "failover")
+	outDirect, codeDirect := validate(l.OutputsFile(), directDir)
 	t.Log("direct:\n" + outDirect)
-	outSSH, codeSSH := validate(sshFile, sshDir, "--skip", "failover")
+	outSSH, codeSSH := validate(sshFile, sshDir)
 	t.Log("over ssh:\n" + outSSH)
 	require.Equal(t, 0, codeDirect, "validate fails on a healthy lab the direct way")
 	require.Equal(t, codeDirect, codeSSH)
 	vd, vs := verdicts(directDir), verdicts(sshDir)
-	for _, c := range []string{"etcd", "formation", "routing", "replication", "switchover"} {
+	for _, c := range []string{"etcd", "formation", "routing", "replication", "switchover", "failover"} {
 		require.Equal(t, "PASS", vd[c], "direct: %s", c)
 	}
 	require.Equal(t, vd, vs, "the same verdicts over SSH as direct")
 	require.Contains(t, srv.Log(), "Accepted publickey for "+srv.User, "validate really logged in to the jump host")
+	for name, s := range etcdSSHD {
+		require.Contains(t, s.Log(), "Accepted publickey for "+s.User+" from "+jumpNode.IP.String(),
+			"validate checked %s through an SSH hop on it, from the jump host", name)
+	}
+
+	// An etcd member that presents another key than the recorded one is
+	// refused, and the etcd check says which member and why.
+	etcd1 := l.Plan.ByRole("etcd")[0].Name
+	wrongMember := viaSSH
+	wrongMember.Nodes = append([]outputs.Node(nil), viaSSH.Nodes...)
+	for i, n := range wrongMember.Nodes {
+		if n.Name == etcd1 {
+			k, _, err := jumphost.NewKey()
+			require.NoError(t, err)
+			wrongMember.Nodes[i].HostKeys = []string{k}
+		}
+	}
+	hopLogins := func() int {
+		return strings.Count(etcdSSHD[etcd1].Log(), "Accepted publickey for "+srv.User+" from "+jumpNode.IP.String())
+	}
+	loginsBefore := hopLogins()
+	wrongFile := filepath.Join(t.TempDir(), "outputs-wrong-etcd-key.json")
+	require.NoError(t, wrongMember.Write(wrongFile))
+	wrongDir := t.TempDir()
+	out, code := validate(wrongFile, wrongDir, "--only", "etcd")
+	t.Log(out)
+	require.NotEqual(t, 0, code)
+	require.Equal(t, "FAIL", verdicts(wrongDir)["etcd"])
+	require.Contains(t, out, "host key mismatch")
+	require.Contains(t, out, etcd1)
+	require.Equal(t, loginsBefore, hopLogins(), "no login after the refused key")
+
+	// The partition test below runs its own sshd on an etcd node.
+	for _, s := range etcdSSHD {
+		s.Stop()
+	}
 
 	t.Run("the AWS partition fault heals a lab node by itself", func(t *testing.T) {
 		partitionHealsItself(t, l, srv, clientDial)
@@ -158,7 +230,7 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	viaSSH.Access.JumpHostKeys = []string{other}
 	badFile := filepath.Join(t.TempDir(), "outputs-badkey.json")
 	require.NoError(t, viaSSH.Write(badFile))
-	out, code := validate(badFile, t.TempDir(), "--only", "etcd")
+	out, code = validate(badFile, t.TempDir(), "--only", "etcd")
 	t.Log(out)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, out, "host key mismatch")
@@ -227,4 +299,34 @@ func authorizedFromPEM(t *testing.T, pemKey []byte) string {
 	signer, err := ssh.ParsePrivateKey(pemKey)
 	require.NoError(t, err)
 	return string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+}
+
+// closeEtcdToHAProxy drops etcd's client port (2379) from the HAProxy nodes
+// inside each etcd member's namespace, as the AWS security groups do. It
+// reports false (and the test goes on without it) where nft is missing.
+func closeEtcdToHAProxy(t *testing.T, l *cluster.Lab) bool {
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Log("nft not found (apt-get install -y nftables): etcd's port stays open to the jump host in this run")
+		return false
+	}
+	var ha []string
+	for _, n := range l.Plan.ByRole("haproxy") {
+		ha = append(ha, n.IP.String())
+	}
+	rules := fmt.Sprintf(`table inet pgha_sg {
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ip saddr { %s } tcp dport 2379 drop
+	}
+}
+`, strings.Join(ha, ", "))
+	for _, n := range l.Plan.ByRole("etcd") {
+		ns := l.Namespace(n.Name)
+		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(rules)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "nft in %s: %s", ns, out)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "pgha_sg").Run() })
+	}
+	return true
 }
