@@ -400,6 +400,9 @@ func reproduceBench(o *benchOptions) string {
 	if o.doc != "docs/benchmarks.md" {
 		cmd += " --doc " + o.doc
 	}
+	if o.jsonOut != "" {
+		cmd += " --json " + o.jsonOut
+	}
 	return cmd
 }
 
