@@ -166,7 +166,7 @@ func TestReplaceSection(t *testing.T) {
 
 func TestSVGWellFormed(t *testing.T) {
 	r := sample()
-	r.Trials[0].Outage = math.NaN() // a run that never resumed is left out, not drawn at 0
+	r.Trials[0].Outage = math.NaN()          // a run that never resumed is left out, not drawn at 0
 	r.Profiles = append(r.Profiles, "a<b&c") // escaping
 	svg := SVG(r)
 	d := xml.NewDecoder(bytes.NewReader(svg))
