@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +29,6 @@ type Run struct {
 	// Outcome is the story's one-line account of what happened.
 	Outcome string
 
-	// LeaderMayChange says that a new leader is the expected outcome;
-	// otherwise the story asserts the leader stayed (see KeepsLeader).
 	traffic *traffic.Session
 	poller  *Poller
 	mu      sync.Mutex
@@ -288,13 +285,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
-}
-
-func sortedNames(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
