@@ -12,6 +12,7 @@ package bench
 import (
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -157,6 +158,59 @@ func column(ts []Trial, f func(Trial) float64) []float64 {
 	out := make([]float64, len(ts))
 	for i, t := range ts {
 		out[i] = f(t)
+	}
+	return out
+}
+
+// Merge combines an earlier result with a newer one that re-ran some
+// profiles: the newer trials replace the earlier ones of the same profiles,
+// the earlier pgbench figures stay unless the newer run measured its own,
+// and the page shows both commands and the whole time span.
+func Merge(old, cur Result) Result {
+	out := cur
+	rerun := map[string]bool{}
+	for _, p := range cur.Profiles {
+		rerun[p] = true
+	}
+	var profiles []string
+	var trials []Trial
+	for _, p := range old.Profiles {
+		if !rerun[p] {
+			profiles = append(profiles, p)
+		}
+	}
+	for _, t := range old.Trials {
+		if !rerun[t.Profile] {
+			trials = append(trials, t)
+		}
+	}
+	var notes []string
+	for _, n := range old.Notes {
+		keep := true
+		for p := range rerun {
+			if strings.Contains(n, "the "+p+" lab") || strings.HasPrefix(n, "profile "+p+":") {
+				keep = false
+			}
+		}
+		if keep {
+			notes = append(notes, n)
+		}
+	}
+	out.Profiles = append(profiles, cur.Profiles...)
+	out.Trials = append(trials, cur.Trials...)
+	out.Notes = append(notes, cur.Notes...)
+	if len(cur.Costs) == 0 {
+		out.Costs, out.CostProfile = old.Costs, old.CostProfile
+	}
+	if old.Started.Before(cur.Started) && !old.Started.IsZero() {
+		out.Started = old.Started
+		out.Machine.LoadBefore = old.Machine.LoadBefore
+	}
+	out.Command = old.Command + "\n" + cur.Command
+	if cur.Runs < old.Runs || old.Runs == 0 {
+		out.Runs = cur.Runs
+	} else {
+		out.Runs = old.Runs
 	}
 	return out
 }

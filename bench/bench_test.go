@@ -244,3 +244,24 @@ func TestWatchPrimaries(t *testing.T) {
 	assert.Equal(t, doubles, d2, "Stop is idempotent")
 	assert.Equal(t, polls, p2)
 }
+
+func TestMerge(t *testing.T) {
+	old := sample() // fast and safe
+	old.Notes = []string{"the safe lab was rebuilt after kill run 1 failed", "the fast lab was rebuilt after kill run 2 failed"}
+	cur := Result{
+		Started: old.Finished.Add(time.Minute), Finished: old.Finished.Add(20 * time.Minute),
+		Command: "go run ./validate bench --profiles safe --runs 5", Runs: 5, Sync: true, Profiles: []string{"safe"},
+		Trials: trials("safe", Kill, 28, 29, 30, 31, 32),
+	}
+	m := Merge(old, cur)
+	assert.Equal(t, []string{"fast", "safe"}, m.Profiles)
+	assert.Len(t, m.Select("safe", Kill), 5, "the new safe trials replace the old two")
+	assert.Len(t, m.Select("fast", Kill), 5, "fast is kept")
+	assert.Equal(t, old.Costs, m.Costs, "pgbench figures kept when not re-measured")
+	assert.Equal(t, old.Started, m.Started)
+	assert.Equal(t, cur.Finished, m.Finished)
+	assert.Equal(t, []string{"the fast lab was rebuilt after kill run 2 failed"}, m.Notes)
+	assert.Equal(t, old.Command+"\n"+cur.Command, m.Command)
+	md := Markdown(m, "")
+	assert.Contains(t, md, "    "+old.Command+"\n    "+cur.Command+"\n", "both commands in one code block")
+}

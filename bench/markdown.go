@@ -78,7 +78,8 @@ func Markdown(r Result, svgName string) string {
 	fmt.Fprintf(&b, "Each profile got its own freshly built lab (synchronous mode %s) and %d runs of each kind, under "+
 		"live traffic: a writer inserting every 50 ms through 5000 and a reader opening a new connection every 100 ms "+
 		"through 5001. Every acknowledged insert is checked on every node afterwards.\n\n", onOff(r.Sync), r.Runs)
-	fmt.Fprintf(&b, "Reproduce (as root, about %d minutes):\n\n    %s\n\n", int(math.Ceil(r.Finished.Sub(r.Started).Minutes())), r.Command)
+	fmt.Fprintf(&b, "Reproduce (as root, about %d minutes):\n\n    %s\n\n", int(math.Ceil(r.Finished.Sub(r.Started).Minutes())),
+		strings.ReplaceAll(r.Command, "\n", "\n    "))
 
 	b.WriteString("### Goals\n\n")
 	fmt.Fprintf(&b, "Timing goals are judged on the `%s` profile's median of at least %d runs; the safety goals on every run of every profile.\n\n", GoalProfile, MinRunsForGoal)

@@ -44,6 +44,7 @@ type benchOptions struct {
 	pgSecs   int
 	pgRounds int
 	keep     bool
+	merge    string
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -61,6 +62,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's cost (0 skips it)")
 	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct), alternating")
 	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
+	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate bench [flags]   (as root; builds and removes its own labs)")
 		fs.PrintDefaults()
@@ -131,6 +133,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Profiles: o.profiles,
 		Command: reproduceBench(o)}
 	res.Machine = bench.Machine{CPUs: runtime.NumCPU(), Kernel: kernel(), LoadBefore: loadAvg()}
+	var prev *bench.Result
+	if o.merge != "" {
+		b, err := os.ReadFile(o.merge)
+		if err != nil {
+			fmt.Fprintf(stderr, "validate bench: --merge: %v\n", err)
+			return 2
+		}
+		prev = &bench.Result{}
+		if err := json.Unmarshal(b, prev); err != nil {
+			fmt.Fprintf(stderr, "validate bench: --merge %s: not a bench JSON file: %v\n", o.merge, err)
+			return 2
+		}
+	}
 	failed := false
 	for _, p := range o.profiles {
 		if ctx.Err() != nil {
@@ -145,6 +160,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	res.Finished = time.Now()
 	res.Machine.LoadAfter = loadAvg()
+	if prev != nil {
+		res = bench.Merge(*prev, res)
+	}
 	for _, t := range res.Trials {
 		if !t.OK() {
 			failed = true
@@ -196,9 +214,22 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 		return fmt.Errorf("lab %q exists; pick another --name or run: go run ./lab down --name %s", name, name)
 	}
 	l.Log = out
-	fmt.Fprintf(out, "bench: lab %s, profile %s, synchronous mode %v\n", name, profile, o.sync)
-	if _, err := l.Up(ctx, cluster.UpOptions{Profile: profile, SynchronousMode: o.sync}); err != nil {
-		return fmt.Errorf("lab up: %w", err)
+	var s outputs.Stack
+	var dial access.DialFunc
+	var vo *options
+	up := func() error {
+		fmt.Fprintf(out, "bench: lab %s, profile %s, synchronous mode %v\n", name, profile, o.sync)
+		if _, err := l.Up(ctx, cluster.UpOptions{Profile: profile, SynchronousMode: o.sync}); err != nil {
+			return fmt.Errorf("lab up: %w", err)
+		}
+		if s, err = outputs.Load(l.OutputsFile()); err != nil {
+			return err
+		}
+		if dial, err = dialerFor(s); err != nil {
+			return err
+		}
+		vo, err = parseOptions([]string{"--outputs", l.OutputsFile()}, io.Discard)
+		return err
 	}
 	if !o.keep {
 		defer func() {
@@ -209,16 +240,7 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 			}
 		}()
 	}
-	s, err := outputs.Load(l.OutputsFile())
-	if err != nil {
-		return err
-	}
-	dial, err := dialerFor(s)
-	if err != nil {
-		return err
-	}
-	vo, err := parseOptions([]string{"--outputs", l.OutputsFile()}, io.Discard)
-	if err != nil {
+	if err := up(); err != nil {
 		return err
 	}
 	for run := 1; run <= o.runs; run++ {
@@ -230,6 +252,21 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 			res.Trials = append(res.Trials, t)
 			fmt.Fprintf(out, "bench: %s %s run %d/%d: outage %.2fs, reads failed %.0f, rejoin %.2fs, lost %.0f, split-brain %d/%d, load %.1f %s\n",
 				profile, kind, run, o.runs, t.Outage, t.ReadsFailed, t.Rejoin, t.Lost, t.SplitBrain, t.SplitBrainPolls, t.Load1, okText(t))
+			if !t.OK() && ctx.Err() == nil {
+				// A failed trial may leave the cluster unhealthy, and every
+				// later trial would then only be refused. Start again from
+				// a fresh lab, and say so on the page.
+				res.Notes = append(res.Notes, fmt.Sprintf("the %s lab was rebuilt after %s run %d failed", profile, kind, run))
+				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				_, derr := l.Down(dctx)
+				cancel()
+				if derr != nil {
+					return fmt.Errorf("lab down before the rebuild: %w", derr)
+				}
+				if err := up(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if o.pgSecs > 0 && res.Costs == nil && ctx.Err() == nil {
