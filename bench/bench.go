@@ -50,7 +50,11 @@ type Trial struct {
 	// a failover, restore of the old leader → it streams again.
 	Rejoin float64 `json:"rejoin_s"`
 	Acked  float64 `json:"acked_writes"`
-	Lost   float64 `json:"lost_writes"`
+	// Lost is validate's figure: acknowledged writes missing on at least
+	// one node (so a node that failed to rejoin counts). LostOnLeader is
+	// those missing on the leader at the end: lost from the cluster.
+	Lost         float64 `json:"lost_writes"`
+	LostOnLeader float64 `json:"lost_on_leader"`
 	// SplitBrain counts poll instants at which two or more nodes answered
 	// /primary with 200; SplitBrainPolls is how many instants were polled.
 	SplitBrain      int `json:"split_brain_instants"`

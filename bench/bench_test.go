@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -101,7 +102,11 @@ func TestGoals(t *testing.T) {
 	assert.Equal(t, "0.93", ratio.Measured)
 
 	// One lost write anywhere, or one double-primary instant, misses.
-	r.Trials[7].Lost = 1
+	r.Trials[5].Lost = 3 // missing on a node that did not rejoin, not on the leader
+	gs = Goals(r)
+	assert.Equal(t, Met, goalByName(gs, "acknowledged").Verdict)
+	assert.Contains(t, goalByName(gs, "acknowledged").Why, "3 were missing on a node")
+	r.Trials[7].LostOnLeader = 1
 	r.Trials[2].SplitBrain = 1
 	r.Costs[0].Via = []float64{500}
 	gs = Goals(r)
@@ -264,4 +269,23 @@ func TestMerge(t *testing.T) {
 	assert.Equal(t, old.Command+"\n"+cur.Command, m.Command)
 	md := Markdown(m, "")
 	assert.Contains(t, md, "    "+old.Command+"\n    "+cur.Command+"\n", "both commands in one code block")
+}
+
+func TestTrialJSON(t *testing.T) {
+	in := trials("fast", Kill, 9.5)[0]
+	in.Rejoin = math.NaN()
+	in.Problems = []string{"did not rejoin"}
+	b, err := json.Marshal(Result{Trials: []Trial{in}})
+	require.NoError(t, err, "NaN must not break the JSON")
+	assert.Contains(t, string(b), `"rejoin_s":null`)
+	var out Result
+	require.NoError(t, json.Unmarshal(b, &out))
+	require.Len(t, out.Trials, 1)
+	got := out.Trials[0]
+	assert.True(t, math.IsNaN(got.Rejoin))
+	assert.Equal(t, 9.5, got.Outage)
+	assert.Equal(t, in.Problems, got.Problems)
+	// A figure an older file lacks is unmeasured, not zero.
+	require.NoError(t, json.Unmarshal([]byte(`{"profile":"fast","kind":"kill","outage_s":9}`), &got))
+	assert.True(t, math.IsNaN(got.LostOnLeader))
 }

@@ -65,11 +65,14 @@ func Goals(r Result) []Goal {
 			"promotes, and HAProxy needs rise passed checks of the new leader")
 
 	// Safety goals cover every profile and every run.
-	lost, acked, sb, polls, n := 0.0, 0.0, 0, 0, 0
+	lost, missing, acked, sb, polls, n := 0.0, 0.0, 0.0, 0, 0, 0
 	for _, t := range r.Trials {
 		n++
+		if !math.IsNaN(t.LostOnLeader) {
+			lost += t.LostOnLeader
+		}
 		if !math.IsNaN(t.Lost) {
-			lost += t.Lost
+			missing += t.Lost
 		}
 		if !math.IsNaN(t.Acked) {
 			acked += t.Acked
@@ -79,11 +82,14 @@ func Goals(r Result) []Goal {
 	}
 	g := Goal{Name: "acknowledged writes lost", Target: "0 in every run", Verdict: Met,
 		Measured: fmt.Sprintf("%.0f of %.0f acknowledged, %d runs", lost, acked, n)}
+	if missing > lost {
+		g.Why = fmt.Sprintf("none is missing on the leader; %.0f were missing on a node that had not rejoined (see the problems below)", missing)
+	}
 	if n == 0 {
 		g.Verdict, g.Measured = NotMeasured, "–"
 	} else if lost > 0 {
 		g.Verdict = Missed
-		g.Why = "see the failed runs below"
+		g.Why = "acknowledged writes are missing on the leader; see the problems below"
 		if !r.Sync {
 			g.Why = "asynchronous replication was benchmarked: a failover may lose the last commits by design"
 		}

@@ -128,7 +128,8 @@ func Markdown(r Result, svgName string) string {
 			}
 			statsRow(&b, name+": reads failed", column(ts, func(t Trial) float64 { return t.ReadsFailed }), count)
 			statsRow(&b, name+": rejoin", column(ts, func(t Trial) float64 { return t.Rejoin }), secs)
-			statsRow(&b, name+": acknowledged writes lost", column(ts, func(t Trial) float64 { return t.Lost }), count)
+			statsRow(&b, name+": acknowledged writes lost (missing on the leader)", column(ts, func(t Trial) float64 { return t.LostOnLeader }), count)
+			statsRow(&b, name+": acknowledged writes missing on some node", column(ts, func(t Trial) float64 { return t.Lost }), count)
 			statsRow(&b, name+": split-brain instants", column(ts, func(t Trial) float64 { return float64(t.SplitBrain) }), count)
 		}
 		var loads []string

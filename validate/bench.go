@@ -18,9 +18,11 @@ import (
 
 	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/bench"
+	"github.com/pgha/pgha/history"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/traffic"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -187,7 +189,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stdout, "written: %s\n", o.svg)
 	}
 	if o.jsonOut != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
 		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
 			fmt.Fprintf(stderr, "validate bench: %v\n", err)
 			return 1
@@ -344,8 +350,38 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 	t.Rejoin = fig("rejoin_s")
 	t.Acked = fig("acked_writes")
 	t.Lost = fig("lost_writes")
+	t.LostOnLeader = lostOnLeader(ctx, e, c)
 	t.Problems = append(t.Problems, c.Problems...)
 	return t
+}
+
+// lostOnLeader counts the trial's acknowledged writes missing on the leader
+// at the end: lost from the cluster's history, as against missing on some
+// node (validate's figure), which also counts a node that failed to rejoin.
+// NaN when it cannot be read.
+func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
+	if c.Timeline == nil {
+		return math.NaN()
+	}
+	cl, err := e.clusterView(ctx)
+	if err != nil {
+		return math.NaN()
+	}
+	l, ok := cl.Leader()
+	if !ok {
+		return math.NaN()
+	}
+	cn, err := e.super(l.Host).Connect(ctx)
+	if err != nil {
+		return math.NaN()
+	}
+	defer cn.Close(context.Background())
+	ids, err := traffic.Survivors(ctx, cn, e.runID+"-"+c.Name)
+	if err != nil {
+		return math.NaN()
+	}
+	lr := history.CheckLoss(history.Acked(c.Timeline.Writes), map[string][]int64{l.Name: ids})
+	return float64(len(lr.LostAnywhere))
 }
 
 // waitSyncKey waits (up to 30 s) until Patroni's /cluster names a
