@@ -5,11 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The Automation API tests drive a real pulumi CLI, built once from Go
+# modules and then cached. A cold build is CPU-bound and the package install
+# is network-bound, so they overlap.
+build_log="$(mktemp)"
+tools/pulumi/build.sh >"$build_log" 2>&1 &
+build_pid=$!
 scripts/install-deps.sh
-if [ -x tools/pulumi/build.sh ]; then
-  # The Automation API tests drive a real pulumi CLI; built once, then cached.
-  tools/pulumi/build.sh
+if ! wait "$build_pid"; then
+  echo "building the pulumi CLI failed:"; cat "$build_log"; exit 1
 fi
+echo "pulumi CLI: $(tail -n1 "$build_log")"
+rm -f "$build_log"
 
 echo "== gofmt"
 unformatted="$(gofmt -l $(git ls-files '*.go'))"
