@@ -4,12 +4,16 @@ NAME ?= pgha
 PROFILE ?= fast
 NET ?=
 
-.PHONY: demo lab-up lab-down lab-status lab-bench
+.PHONY: demo test lab-up lab-down lab-status lab-bench
 
 # Install the packages, start the lab, validate it, print the report's
 # location, take the lab down.
 demo:
 	PGHA_LAB_NAME=$(NAME) scripts/demo.sh
+
+# gofmt, go vet and every test, as CI runs them.
+test:
+	scripts/test.sh
 
 lab-up:
 	go run ./lab up --name $(NAME) --profile $(PROFILE) $(if $(NET),--net $(NET))
