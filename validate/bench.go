@@ -258,7 +258,8 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 			res.Trials = append(res.Trials, t)
 			fmt.Fprintf(out, "bench: %s %s run %d/%d: outage %.2fs, reads failed %.0f, rejoin %.2fs, lost %.0f, split-brain %d/%d, load %.1f %s\n",
 				profile, kind, run, o.runs, t.Outage, t.ReadsFailed, t.Rejoin, t.Lost, t.SplitBrain, t.SplitBrainPolls, t.Load1, okText(t))
-			if !t.OK() && ctx.Err() == nil {
+			last := run == o.runs && kind == o.kinds[len(o.kinds)-1]
+			if !t.OK() && ctx.Err() == nil && !last {
 				// A failed trial may leave the cluster unhealthy, and every
 				// later trial would then only be refused. Start again from
 				// a fresh lab, and say so on the page.
