@@ -13,7 +13,7 @@ const (
 	chartLeft  = 200
 	chartRight = 30
 	chartRowH  = 30
-	chartTop   = 40
+	chartTop   = 52
 	panelTitle = 26
 	axisH      = 40
 )
@@ -100,7 +100,7 @@ func SVG(r Result) []byte {
 				x(v), y, kindColor[rw.kind], esc(fmt.Sprintf("run %d: %.2f s", j+1, v)))
 		}
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555555">dots: runs · black bar: median · dashed green: fast-profile goal</text>`+"\n", chartLeft, chartTop-8)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#555555">dots: runs · black bar: median · dashed green: fast-profile goal</text>`+"\n", chartLeft, chartTop-12)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }

@@ -47,6 +47,7 @@ type benchOptions struct {
 	pgRounds int
 	keep     bool
 	merge    string
+	render   string
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -64,6 +65,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's cost (0 skips it)")
 	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct), alternating")
 	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
+	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
 	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate bench [flags]   (as root; builds and removes its own labs)")
@@ -127,6 +129,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "validate bench: %v\n", err)
 		return 2
+	}
+	if o.render != "" {
+		return renderBench(o, stdout, stderr)
 	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "validate bench: run as root: it builds labs of network namespaces")
@@ -204,6 +209,36 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 130
 	case failed:
 		return 1
+	}
+	return 0
+}
+
+// renderBench writes the page section and the chart from an earlier run's
+// JSON, e.g. after a change to the rendering; it measures nothing.
+func renderBench(o *benchOptions, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(o.render)
+	if err != nil {
+		fmt.Fprintf(stderr, "validate bench: --render: %v\n", err)
+		return 2
+	}
+	var res bench.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		fmt.Fprintf(stderr, "validate bench: --render %s: not a bench JSON file: %v\n", o.render, err)
+		return 2
+	}
+	if o.doc != "" {
+		if err := bench.WriteSection(o.doc, bench.Markdown(res, filepath.Base(o.svg))); err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "written: %s\n", o.doc)
+	}
+	if o.svg != "" {
+		if err := os.WriteFile(o.svg, bench.SVG(res), 0o644); err != nil {
+			fmt.Fprintf(stderr, "validate bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "written: %s\n", o.svg)
 	}
 	return 0
 }
