@@ -130,7 +130,7 @@ func TestMarkdown(t *testing.T) {
 		"| leader kill: writes back | median ≤ 10.0 s | median 10.80 s of 5 (max 11.00 s) | **MISSED** |",
 		"| switchover write gap | median ≤ 2.5 s | median 2.20 s of 5 (max 3.00 s) | **MET** |",
 		"| Amazon RDS Multi-AZ (instance) | 60–120 s |", "| Amazon Aurora | ~30 s |", "| Pigsty `fast` mode | ~23 s |",
-		"| pgha `fast`, leader kill (SIGKILL) | median 10.80 s (max 11.00 s) | measured here, 5 runs |",
+		"| pgha `fast`, leader kill (SIGKILL) | median 10.80 s (max 11.00 s) | measured here, runs: 5 |",
 		"### Profile `fast`", "### Profile `safe`",
 		"| switchover: write gap | 5 | 2.00 | 2.20 | 3.00 | 3.00 | 2.10, 2.20, 2.00, 2.40, 3.00 |",
 		"| leader kill (SIGKILL): RTO | 2 | 30.00 | 30.50 | 31.00 | 31.00 | 30.00, 31.00 |",

@@ -72,7 +72,7 @@ func Markdown(r Result, svgName string) string {
 		"1/5/15-minute load average %.2f/%.2f/%.2f before and %.2f/%.2f/%.2f after. "+
 		"Other labs may run on the same machine at the same time; the load column of the JSON and the per-run "+
 		"loads below say how busy it was, and a quieter machine does at least as well.\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), r.Machine.CPUs, r.Machine.Kernel,
+		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
 		r.Machine.LoadBefore[0], r.Machine.LoadBefore[1], r.Machine.LoadBefore[2],
 		r.Machine.LoadAfter[0], r.Machine.LoadAfter[1], r.Machine.LoadAfter[2])
 	fmt.Fprintf(&b, "Each profile got its own freshly built lab (synchronous mode %s) and %d runs of each kind, under "+
@@ -99,7 +99,7 @@ func Markdown(r Result, svgName string) string {
 			if s.N == 0 {
 				continue
 			}
-			fmt.Fprintf(&b, "| pgha `%s`, %s | median %s s (max %s s) | measured here, %d runs |\n", p, kindLabel[k], secs(s.Median), secs(s.Max), s.N)
+			fmt.Fprintf(&b, "| pgha `%s`, %s | median %s s (max %s s) | measured here, runs: %d |\n", p, kindLabel[k], secs(s.Median), secs(s.Max), s.N)
 		}
 	}
 

@@ -536,5 +536,7 @@ func kernel() string {
 		}
 		b.WriteByte(byte(c))
 	}
-	return b.String()
+	// The version only: the local suffix names the build, not the kernel.
+	v, _, _ := strings.Cut(b.String(), "-")
+	return v
 }
