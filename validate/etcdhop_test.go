@@ -2,9 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
-	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,24 +61,40 @@ func TestEtcdOverSSHHopsOnTheMember(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, e.http, hc)
 
-	// A member's sshd listens on its private IP's port 22, as on EC2: here
-	// a loopback address of its own, which needs root for port 22.
+	// A member's sshd listens on its private IP's port 22, as on EC2. Here
+	// that address, the jump host and the member share one network
+	// namespace of the test's own, which validate reaches the jump host in
+	// (as it does in the lab): port 22 there is always free, and nothing
+	// leaves the namespace.
 	if os.Geteuid() != 0 {
-		t.Skip("a member sshd on port 22 needs root")
+		t.Skip("a member sshd on port 22 in a namespace of its own needs root")
 	}
-	const memberIP = "127.83.0.10"
-	if ln, err := net.Listen("tcp", memberIP+":22"); err != nil {
-		t.Skipf("%s:22 is not free: %v", memberIP, err)
-	} else {
-		ln.Close()
+	ns := fmt.Sprintf("pgha-etcdhop-%d", os.Getpid()%100000)
+	ip := func(args ...string) {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		require.NoError(t, err, "ip %v: %s", args, out)
 	}
-	member := sshdtest.Start(t, sshdtest.Options{Listen: []string{memberIP + ":22"}})
+	_ = exec.Command("ip", "netns", "del", ns).Run()
+	ip("netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ip("-n", ns, "link", "set", "lo", "up")
+	const memberIP = "10.250.1.10"
+	ip("-n", ns, "addr", "add", memberIP+"/32", "dev", "lo")
+	inNS, err := access.Netns(ns)
+	require.NoError(t, err)
+	jump = sshdtest.Start(t, sshdtest.Options{Listen: []string{"127.0.0.1:2222"}, Netns: ns, Dial: inNS})
+	member := sshdtest.Start(t, sshdtest.Options{Listen: []string{memberIP + ":22"}, Netns: ns, Dial: inNS})
 	signer, err := ssh.ParsePrivateKey(jump.ClientKeyPEM)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(member.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600))
+	inNamespace := func(s outputs.Stack) outputs.Stack {
+		s.Access.Namespace = ns
+		return s
+	}
 
 	// Another key than the member's: refused, naming the member's sshd.
-	e = newRun(etcdHopStack(jump, memberIP, member.OtherHostKeys))
+	e = newRun(inNamespace(etcdHopStack(jump, memberIP, member.OtherHostKeys)))
 	_, err = e.etcdHTTP(ctx, memberIP)
 	var hk *access.HostKeyError
 	require.ErrorAs(t, err, &hk)
@@ -86,7 +103,7 @@ func TestEtcdOverSSHHopsOnTheMember(t *testing.T) {
 	require.NotContains(t, member.Log(), "Accepted publickey")
 
 	// The member's own key: one login through the jump host, reused.
-	e = newRun(etcdHopStack(jump, memberIP, []string{member.HostKey}))
+	e = newRun(inNamespace(etcdHopStack(jump, memberIP, []string{member.HostKey})))
 	for i := 0; i < 3; i++ {
 		hc, err = e.etcdHTTP(ctx, memberIP)
 		require.NoError(t, err)
