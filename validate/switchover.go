@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgha/pgha/history"
 	"github.com/pgha/pgha/patroni"
+	"github.com/pgha/pgha/report"
 )
 
 // ---- 5. controlled switchover ----
@@ -83,9 +85,37 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		return
 	}
 
-	ev := c.event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
-	msg, err := e.slowPat.Switchover(ctx, old.Host, old.Name, cand.Name)
-	if err != nil {
+	// In synchronous mode Patroni accepts only the current sync standby, and
+	// that can move while the traffic warms up: choose again just before
+	// asking, and once more if Patroni still says the standby moved.
+	var ev report.Event
+	var msg string
+	for attempt := 1; ; attempt++ {
+		if e.opts.candidate == "" {
+			if now := e.assessFormation(ctx); now.ok() && now.leader.Name == old.Name {
+				if again, err := e.chooseCandidate(now); err == nil && again.Name != cand.Name {
+					c.notef("the sync standby moved to %s before the switchover; switching over to it instead of %s", again.Name, cand.Name)
+					cand = again
+					for i := range c.Figures {
+						if c.Figures[i].Key == "candidate" {
+							c.Figures[i].Text = cand.Name
+						}
+					}
+				}
+			}
+		}
+		ev = c.event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
+		msg, err = e.slowPat.Switchover(ctx, old.Host, old.Name, cand.Name)
+		if err == nil {
+			break
+		}
+		if attempt < 2 && e.opts.candidate == "" && strings.Contains(err.Error(), "sync_standby") {
+			c.notef("Patroni refused %s (%v); choosing the candidate again", cand.Name, err)
+			if err := sleep(ctx, time.Second); err != nil {
+				return
+			}
+			continue
+		}
 		c.failf("%v", err)
 		return
 	}
