@@ -48,6 +48,7 @@ type benchOptions struct {
 	keep     bool
 	merge    string
 	render   string
+	logs     string
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -65,6 +66,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's cost (0 skips it)")
 	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct), alternating")
 	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
+	fs.StringVar(&o.logs, "keep-logs", "", "before rebuilding a lab after a failed run, copy its nodes' logs under this `dir`")
 	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
 	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
 	fs.Usage = func() {
@@ -299,6 +301,14 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 				// later trial would then only be refused. Start again from
 				// a fresh lab, and say so on the page.
 				res.Notes = append(res.Notes, fmt.Sprintf("the %s lab was rebuilt after %s run %d failed", profile, kind, run))
+				if o.logs != "" {
+					dst := filepath.Join(o.logs, fmt.Sprintf("%s-%s-%s-run%d", name, profile, kind, run))
+					if err := copyNodeLogs(l, dst); err != nil {
+						fmt.Fprintf(out, "bench: keeping logs: %v\n", err)
+					} else {
+						fmt.Fprintf(out, "bench: logs of the failed run kept in %s\n", dst)
+					}
+				}
 				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				_, derr := l.Down(dctx)
 				cancel()
@@ -317,6 +327,21 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 			res.Notes = append(res.Notes, fmt.Sprintf("HAProxy cost on the %s lab: %v", profile, err))
 		} else {
 			res.Costs, res.CostProfile = costs, profile
+		}
+	}
+	return nil
+}
+
+// copyNodeLogs copies every node's log directory of the lab to dst/<node>,
+// so a failure can still be read after the lab is rebuilt.
+func copyNodeLogs(l *cluster.Lab, dst string) error {
+	for _, n := range l.Plan.Nodes {
+		src := filepath.Dir(l.DaemonLog(n.Name))
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		if err := os.CopyFS(filepath.Join(dst, n.Name), os.DirFS(src)); err != nil {
+			return err
 		}
 	}
 	return nil
