@@ -629,76 +629,73 @@ func (f finder) iamTagged(ctx context.Context, names []string, tagsOf func(conte
 
 func (f finder) roles(ctx context.Context) ([]Leftover, error) {
 	var names []string
-	p := iam.NewListRolesPaginator(f.c.IAM, &iam.ListRolesInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	err := eachPage(ctx, iam.NewListRolesPaginator(f.c.IAM, &iam.ListRolesInput{}), func(page *iam.ListRolesOutput) {
 		for _, r := range page.Roles {
 			names = append(names, aws.ToString(r.RoleName))
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	ours, err := f.iamTagged(ctx, names, func(ctx context.Context, name string) (map[string]string, error) {
+	return f.iamLeftovers(ctx, KindRole, names, func(ctx context.Context, name string) (map[string]string, error) {
 		m := map[string]string{}
 		p := iam.NewListRoleTagsPaginator(f.c.IAM, &iam.ListRoleTagsInput{RoleName: aws.String(name)})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, err
-			}
-			for _, t := range page.Tags {
-				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-			}
-		}
-		return m, nil
+		return m, eachPage(ctx, p, func(page *iam.ListRoleTagsOutput) { addIAMTags(m, page.Tags) })
 	})
+}
+
+func (f finder) instanceProfiles(ctx context.Context) ([]Leftover, error) {
+	var names []string
+	err := eachPage(ctx, iam.NewListInstanceProfilesPaginator(f.c.IAM, &iam.ListInstanceProfilesInput{}), func(page *iam.ListInstanceProfilesOutput) {
+		for _, ip := range page.InstanceProfiles {
+			names = append(names, aws.ToString(ip.InstanceProfileName))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return f.iamLeftovers(ctx, KindInstanceProfile, names, func(ctx context.Context, name string) (map[string]string, error) {
+		m := map[string]string{}
+		p := iam.NewListInstanceProfileTagsPaginator(f.c.IAM, &iam.ListInstanceProfileTagsInput{InstanceProfileName: aws.String(name)})
+		return m, eachPage(ctx, p, func(page *iam.ListInstanceProfileTagsOutput) { addIAMTags(m, page.Tags) })
+	})
+}
+
+// iamLeftovers keeps the names whose tags mark them as this stack's, in
+// list order.
+func (f finder) iamLeftovers(ctx context.Context, kind string, names []string, tagsOf func(context.Context, string) (map[string]string, error)) ([]Leftover, error) {
+	ours, err := f.iamTagged(ctx, names, tagsOf)
 	if err != nil {
 		return nil, err
 	}
 	var out []Leftover
 	for _, n := range names {
 		if ours[n] {
-			out = append(out, f.leftover(KindRole, n, "", ""))
+			out = append(out, f.leftover(kind, n, "", ""))
 		}
 	}
 	return out, nil
 }
 
-func (f finder) instanceProfiles(ctx context.Context) ([]Leftover, error) {
-	var names []string
-	p := iam.NewListInstanceProfilesPaginator(f.c.IAM, &iam.ListInstanceProfilesInput{})
+// pager is what every aws-sdk-go-v2 IAM paginator offers.
+type pager[T any] interface {
+	HasMorePages() bool
+	NextPage(context.Context, ...func(*iam.Options)) (T, error)
+}
+
+func eachPage[T any](ctx context.Context, p pager[T], each func(T)) error {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for _, ip := range page.InstanceProfiles {
-			names = append(names, aws.ToString(ip.InstanceProfileName))
-		}
+		each(page)
 	}
-	ours, err := f.iamTagged(ctx, names, func(ctx context.Context, name string) (map[string]string, error) {
-		m := map[string]string{}
-		p := iam.NewListInstanceProfileTagsPaginator(f.c.IAM, &iam.ListInstanceProfileTagsInput{InstanceProfileName: aws.String(name)})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, err
-			}
-			for _, t := range page.Tags {
-				m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-			}
-		}
-		return m, nil
-	})
-	if err != nil {
-		return nil, err
+	return nil
+}
+
+func addIAMTags(m map[string]string, tags []iamtypes.Tag) {
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
-	var out []Leftover
-	for _, n := range names {
-		if ours[n] {
-			out = append(out, f.leftover(KindInstanceProfile, n, "", ""))
-		}
-	}
-	return out, nil
 }
