@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/report"
 )
 
@@ -27,49 +25,8 @@ import (
 // message that names the problem. One lab serves every subtest; it is
 // always taken down.
 func TestValidateAgainstLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces)")
-	}
-	for _, bin := range []string{"etcd", "patroni", "haproxy", "ip", "/usr/lib/postgresql/15/bin/postgres"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2)", bin)
-		}
-	}
-	root, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := t.TempDir()
-	build := func(pkg string) string {
-		out := filepath.Join(bin, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
-		cmd.Dir = root
-		b, err := cmd.CombinedOutput()
-		require.NoError(t, err, "go build %s: %s", pkg, b)
-		return out
-	}
-	labBin, validateBin := build("lab"), build("validate")
-
-	name := fmt.Sprintf("pghavt%d", os.Getpid()%100000)
-	lab := func(timeout time.Duration, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, labBin, append(args, "--name", name)...)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	t.Cleanup(func() {
-		out, err := lab(3*time.Minute, "down")
-		if err != nil {
-			t.Errorf("lab down: %v\n%s", err, out)
-		}
-	})
-	// Synchronous mode: then "no acknowledged write lost" is a guarantee
-	// the failover check must hold, not a matter of luck.
-	out, err := lab(5*time.Minute, "up", "--sync")
-	require.NoError(t, err, "lab up: %s", out)
-	l, err := cluster.New(name)
-	require.NoError(t, err)
-	outputsFile := l.OutputsFile()
+	tl := startTestLab(t, "pghavt")
+	root, validateBin, outputsFile, lab, l := tl.root, tl.validateBin, tl.outputsFile, tl.lab, tl.cluster
 
 	validate := func(t *testing.T, dir string, args ...string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
