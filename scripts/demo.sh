@@ -12,7 +12,8 @@ go build -o bin/validate ./validate
 name="${PGHA_LAB_NAME:-pgha}"
 # Take down only a lab this script started: a running one is refused by
 # `up` and left alone.
-bin/lab up --name "$name"
+# Synchronous mode, as on AWS by default: no acknowledged write may be lost.
+bin/lab up --name "$name" --sync
 cleanup() { bin/lab down --name "$name" || true; }
 trap cleanup EXIT INT TERM
 bin/lab status --name "$name"
