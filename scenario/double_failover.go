@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgha/pgha/fault"
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 )
 
@@ -36,7 +37,7 @@ func doubleFailover(ctx context.Context, r *Run) {
 	if r.Env.Stack().SynchronousMode {
 		// Only a sync standby may be promoted in synchronous mode: wait until
 		// the new leader has one before taking it away.
-		if !poll(ctx, r.Env.Settings().FailoverBound, 200*time.Millisecond, func() bool {
+		if !wait.Poll(ctx, r.Env.Settings().FailoverBound, 200*time.Millisecond, func() bool {
 			cl, err := r.Cluster(ctx, first.Name)
 			if err != nil {
 				return false

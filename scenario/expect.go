@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/pgha/pgha/patroni"
@@ -17,7 +18,7 @@ import (
 func (r *Run) expectFailover(ctx context.Context, old string, skip ...string) (patroni.Member, bool) {
 	st := r.Env.Settings()
 	skip = append(skip, old)
-	nl, ok := r.WaitLeader(ctx, st.FailoverBound, func(l patroni.Member) bool { return l.Name != old && !contains(skip, l.Name) }, skip...)
+	nl, ok := r.WaitLeader(ctx, st.FailoverBound, func(l patroni.Member) bool { return l.Name != old && !slices.Contains(skip, l.Name) }, skip...)
 	if ctx.Err() != nil {
 		return nl, false
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
 	"github.com/pgha/pgha/traffic"
@@ -101,7 +102,7 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		r.Event("healthy", fmt.Sprintf("1+2 again: %s leads, %s stream", final.Leader.Name, memberNames(final.Replicas)))
 		r.Seconds("recovered_s", "restore → 1 leader + 2 streaming replicas", time.Since(back))
 	}
-	_ = sleep(ctx, time.Second) // a little steady state on the timeline
+	_ = wait.Sleep(ctx, time.Second) // a little steady state on the timeline
 	stop()
 
 	judge(ctx, r, final, rounds, how)
@@ -111,13 +112,13 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 // baseline insists that writes and reads work before anything is broken.
 func baseline(ctx context.Context, r *Run) error {
 	s := r.Env.Stack()
-	if err := sleep(ctx, time.Second); err != nil {
+	if err := wait.Sleep(ctx, time.Second); err != nil {
 		return err
 	}
-	if !poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool { return len(history.Acked(r.Writes())) > 0 }) {
+	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool { return len(history.Acked(r.Writes())) > 0 }) {
 		return fmt.Errorf("writes through %s fail before anything was broken: %s", s.WriteEndpoint, r.LastErr())
 	}
-	if !poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool {
+	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool {
 		rs := history.Reads(r.traffic.Reader.Ops(), time.Time{}, time.Time{})
 		return rs.Total > rs.Failed
 	}) {
@@ -277,7 +278,7 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, err
 			defer wg.Done()
 			var got []Row
 			var lastErr error
-			poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
+			wait.Poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
 				got, lastErr = read(n.PrivateIP)
 				return lastErr == nil && len(got) == len(lrows)
 			})

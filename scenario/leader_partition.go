@@ -3,9 +3,11 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pgha/pgha/fault"
+	"github.com/pgha/pgha/internal/wait"
 )
 
 // 3. The leader is cut off from everything (its link is down; it keeps
@@ -37,13 +39,13 @@ func leaderPartition(ctx context.Context, r *Run) {
 	// where the target allows it; otherwise it cannot be seen.
 	var demoted time.Time
 	blind := true
-	poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
+	wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
 		for _, rd := range r.poller.Rounds() {
-			if rd.At.Before(r.FaultAt) || contains(rd.Unreachable, old.Name) {
+			if rd.At.Before(r.FaultAt) || slices.Contains(rd.Unreachable, old.Name) {
 				continue
 			}
 			blind = false
-			if !contains(rd.Primaries, old.Name) {
+			if !slices.Contains(rd.Primaries, old.Name) {
 				demoted = rd.At
 				return true
 			}

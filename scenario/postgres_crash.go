@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgha/pgha/fault"
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 )
 
@@ -32,7 +33,7 @@ func postgresCrash(ctx context.Context, r *Run) {
 	st := r.Env.Settings()
 	// Writes are back when any node acknowledges one after the crash
 	// (after the gap it caused: the write in flight may still succeed).
-	resumed := poll(ctx, st.FailoverBound, 100*time.Millisecond, func() bool {
+	resumed := wait.Poll(ctx, st.FailoverBound, 100*time.Millisecond, func() bool {
 		g, err := history.Outage(r.Writes(), r.FaultAt)
 		return err == nil && g.To.After(r.FaultAt)
 	})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgha/pgha/fault"
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 )
 
@@ -39,7 +40,7 @@ func replicaLost(ctx context.Context, r *Run) {
 	if sync {
 		// Patroni must name the remaining replica the sync standby.
 		var newSync patroni.Member
-		okSync := poll(ctx, st.FailoverBound, 200*time.Millisecond, func() bool {
+		okSync := wait.Poll(ctx, st.FailoverBound, 200*time.Millisecond, func() bool {
 			cl, err := r.Cluster(ctx, victim.Name)
 			if err != nil {
 				return false

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
@@ -139,7 +141,7 @@ func (r *Run) undoAll() {
 func (r *Run) Cluster(ctx context.Context, skip ...string) (patroni.Cluster, error) {
 	var errs []string
 	for _, n := range r.Env.Stack().ByRole("patroni") {
-		if contains(skip, n.Name) {
+		if slices.Contains(skip, n.Name) {
 			continue
 		}
 		cl, err := r.Env.Patroni().Cluster(ctx, n.PrivateIP)
@@ -156,7 +158,7 @@ func (r *Run) Cluster(ctx context.Context, skip ...string) (patroni.Cluster, err
 // WaitLeader waits up to bound for a single leader that satisfies pred.
 func (r *Run) WaitLeader(ctx context.Context, bound time.Duration, pred func(patroni.Member) bool, skip ...string) (patroni.Member, bool) {
 	var got patroni.Member
-	ok := poll(ctx, bound, 100*time.Millisecond, func() bool {
+	ok := wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
 		cl, err := r.Cluster(ctx, skip...)
 		if err != nil {
 			return false
@@ -176,7 +178,7 @@ func (r *Run) Writes() []history.Op { return r.traffic.Writer.Ops() }
 
 // WaitWritesOn waits until a write acknowledged by host completes after since.
 func (r *Run) WaitWritesOn(ctx context.Context, host string, since time.Time, bound time.Duration) bool {
-	return poll(ctx, bound, 100*time.Millisecond, func() bool {
+	return wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
 		for _, o := range r.Writes() {
 			if o.OK && o.Server == host && o.End.After(since) {
 				return true
@@ -187,7 +189,7 @@ func (r *Run) WaitWritesOn(ctx context.Context, host string, since time.Time, bo
 }
 
 // Hold lets traffic run for d, as long as ctx lives.
-func (r *Run) Hold(ctx context.Context, d time.Duration) error { return sleep(ctx, d) }
+func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sleep(ctx, d) }
 
 // LastErr is the newest client error of the writer.
 func (r *Run) LastErr() string {
@@ -226,7 +228,7 @@ func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeou
 func failoverDial(base access.DialFunc, hosts []string) access.DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
-		if err != nil || !contains(hosts, host) {
+		if err != nil || !slices.Contains(hosts, host) {
 			return base(ctx, network, addr)
 		}
 		order := []string{host}
@@ -249,40 +251,5 @@ func failoverDial(base access.DialFunc, hosts []string) access.DialFunc {
 			}
 		}
 		return nil, first
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func poll(ctx context.Context, bound, interval time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for {
-		if f() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(interval):
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/traffic"
@@ -164,7 +165,7 @@ func pgbenchLoop(ctx context.Context, ns, host string, port int, user, password,
 			st.committed += n
 		} else if line := lastLine(out.String()); line != "" {
 			st.err = line
-			_ = sleep(ctx, 200*time.Millisecond)
+			_ = wait.Sleep(ctx, 200*time.Millisecond)
 		}
 	}
 	return st
@@ -183,7 +184,7 @@ func pgxLoad(ctx context.Context, t traffic.Target, clients int) loadStats {
 			for ctx.Err() == nil {
 				c, err := t.Connect(ctx)
 				if err != nil {
-					_ = sleep(ctx, 100*time.Millisecond)
+					_ = wait.Sleep(ctx, 100*time.Millisecond)
 					continue
 				}
 				for ctx.Err() == nil {

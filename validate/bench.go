@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/bench"
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/report"
@@ -86,7 +88,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 		o.profiles = append(o.profiles, p)
 	}
 	for _, k := range splitList(*kinds) {
-		if !contains(bench.Kinds(), k) {
+		if !slices.Contains(bench.Kinds(), k) {
 			return nil, userErrorf("--kinds: unknown kind %q; use %s", k, strings.Join(bench.Kinds(), ", "))
 		}
 		o.kinds = append(o.kinds, k)
@@ -452,7 +454,7 @@ func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
 // happens, which measures nothing. validate proper takes the cluster as it
 // finds it; the bench waits for the settled state it means to measure.
 func waitSyncKey(ctx context.Context, e *env) {
-	poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
+	wait.Poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
 		cl, err := e.clusterView(ctx)
 		if err != nil {
 			return false

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
@@ -176,7 +178,7 @@ func (f formation) problem() string { return strings.Join(f.problems, "; ") }
 func (e *env) clusterView(ctx context.Context, skip ...string) (patroni.Cluster, error) {
 	var errs []string
 	for _, n := range e.pgNodes() {
-		if contains(skip, n.Name) {
+		if slices.Contains(skip, n.Name) {
 			continue
 		}
 		cl, err := e.pat.Cluster(ctx, n.PrivateIP)
@@ -227,7 +229,7 @@ func (e *env) assessFormation(ctx context.Context, skip ...string) formation {
 		f.problems = append(f.problems, fmt.Sprintf("Patroni reports %d replicas; want 2", len(f.replicas)))
 	}
 	for _, m := range cl.Members {
-		if !contains(want, m.Name) {
+		if !slices.Contains(want, m.Name) {
 			f.problems = append(f.problems, fmt.Sprintf("unexpected member %s in /cluster", m.Name))
 		}
 		if m.Role == "sync_standby" {
@@ -324,7 +326,7 @@ func (e *env) replicationOn(ctx context.Context, host string) (map[string]replRo
 func (e *env) waitFormation(ctx context.Context, bound time.Duration, pred func(formation) string, skip ...string) (formation, bool) {
 	var last formation
 	shown, start := "", time.Now()
-	ok := poll(ctx, bound, 500*time.Millisecond, func() bool {
+	ok := wait.Poll(ctx, bound, 500*time.Millisecond, func() bool {
 		last = e.assessFormation(ctx, skip...)
 		if pred != nil && last.leader.Name != "" {
 			if p := pred(last); p != "" {
@@ -359,13 +361,4 @@ func (f formation) snapshot() *report.Snapshot {
 		s.Members = append(s.Members, row)
 	}
 	return s
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

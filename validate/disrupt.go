@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
 	"github.com/pgha/pgha/traffic"
@@ -43,7 +44,7 @@ func (e *env) announce(ctx context.Context, what string) error {
 		return nil
 	}
 	fmt.Fprintln(e.out, "*** starting in 10 seconds; press Ctrl-C to stop (or pass --yes) ***")
-	return sleep(ctx, 10*time.Second)
+	return wait.Sleep(ctx, 10*time.Second)
 }
 
 // startTraffic begins writes through 5000 and reads through 5001 and opens
@@ -75,14 +76,14 @@ func (e *env) stopTraffic(s *traffic.Session, c *checkRun) {
 // baseline lets traffic run for a moment and insists that writes and reads
 // succeed before anything is broken.
 func (e *env) baseline(ctx context.Context, s *traffic.Session) error {
-	if err := sleep(ctx, 2*time.Second); err != nil {
+	if err := wait.Sleep(ctx, 2*time.Second); err != nil {
 		return err
 	}
-	okW := poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool { return len(history.Acked(s.Writer.Ops())) > 0 })
+	okW := wait.Poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool { return len(history.Acked(s.Writer.Ops())) > 0 })
 	if !okW {
 		return fmt.Errorf("writes through %s fail before anything was broken: %s", e.stack.WriteEndpoint, lastErr(s.Writer.Ops()))
 	}
-	okR := poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool {
+	okR := wait.Poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool {
 		return history.Reads(s.Reader.Ops(), time.Time{}, time.Time{}).Total > history.Reads(s.Reader.Ops(), time.Time{}, time.Time{}).Failed
 	})
 	if !okR {
@@ -94,7 +95,7 @@ func (e *env) baseline(ctx context.Context, s *traffic.Session) error {
 // waitWritesOn waits until the writer has an insert acknowledged by host
 // that completed after since.
 func waitWritesOn(ctx context.Context, s *traffic.Session, host string, since time.Time, bound time.Duration) bool {
-	return poll(ctx, bound, 100*time.Millisecond, func() bool {
+	return wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
 		for _, o := range s.Writer.Ops() {
 			if o.OK && o.Server == host && o.End.After(since) {
 				return true
@@ -108,7 +109,7 @@ func waitWritesOn(ctx context.Context, s *traffic.Session, host string, since ti
 // for the leader.
 func (e *env) waitLeader(ctx context.Context, bound time.Duration, pred func(patroni.Member) bool, skip ...string) (patroni.Member, bool) {
 	var leader patroni.Member
-	ok := poll(ctx, bound, 100*time.Millisecond, func() bool {
+	ok := wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
 		cl, err := e.clusterView(ctx, skip...)
 		if err != nil {
 			return false
@@ -139,7 +140,7 @@ func (e *env) checkLoss(ctx context.Context, c *checkRun, mustBeZero bool) histo
 			defer wg.Done()
 			var ids []int64
 			var lastErr error
-			poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
+			wait.Poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
 				cn, err := e.super(n.PrivateIP).Connect(ctx)
 				if err != nil {
 					lastErr = err

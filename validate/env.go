@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,33 +93,4 @@ func (e *env) super(host string) traffic.Target {
 func (e *env) faultSet() (fault.Set, error) {
 	e.faultsOnce.Do(func() { e.faults, e.faultsErr = fault.ForTarget(e.stack) })
 	return e.faults, e.faultsErr
-}
-
-// poll calls f every interval until it returns true, ctx ends or bound
-// passes. It returns whether f succeeded.
-func poll(ctx context.Context, bound, interval time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(bound)
-	for {
-		if f() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(interval):
-		}
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
 )
@@ -117,7 +118,7 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 		c.failf("%s did not rejoin as a streaming replica within %s: %s", old.Name, e.opts.rejoinBound, nf.problem())
 	}
 	c.figure("timeline_after", "timeline after", float64(nf.timeline), "")
-	_ = sleep(ctx, time.Second)
+	_ = wait.Sleep(ctx, time.Second)
 	stop()
 
 	rto, gap, err := history.RTO(c.Timeline.Writes, fev.At)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/traffic"
 )
 
@@ -65,7 +66,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 		go func() {
 			defer wg.Done()
 			var res result
-			ok := poll(ctx, e.opts.replicationBound, 10*time.Millisecond, func() bool {
+			ok := wait.Poll(ctx, e.opts.replicationBound, 10*time.Millisecond, func() bool {
 				var n int
 				if err := cn.QueryRow(ctx, `SELECT count(*) FROM `+traffic.Table+` WHERE run = $1`, run).Scan(&n); err != nil {
 					res.err = err

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/traffic"
 )
 
@@ -97,7 +99,7 @@ func (e *env) assessRouting(ctx context.Context, leaderIP string, replicaIPs []s
 				failed = true
 				break
 			}
-			if !contains(replicaIPs, info.Addr) {
+			if !slices.Contains(replicaIPs, info.Addr) {
 				r.problems = append(r.problems, fmt.Sprintf("read port %s reached %s, which is not a replica of this cluster", t, e.describe(info.Addr)))
 				failed = true
 				break
@@ -123,7 +125,7 @@ func (e *env) assessRouting(ctx context.Context, leaderIP string, replicaIPs []s
 // waitRouting polls assessRouting until it is right or bound passes.
 func (e *env) waitRouting(ctx context.Context, bound time.Duration, leaderIP string, replicaIPs []string) routing {
 	var last routing
-	poll(ctx, bound, time.Second, func() bool {
+	wait.Poll(ctx, bound, time.Second, func() bool {
 		last = e.assessRouting(ctx, leaderIP, replicaIPs, 8)
 		return last.ok()
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/patroni"
 	"github.com/pgha/pgha/report"
 )
@@ -111,7 +112,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		}
 		if attempt < 2 && e.opts.candidate == "" && strings.Contains(err.Error(), "sync_standby") {
 			c.notef("Patroni refused %s (%v); choosing the candidate again", cand.Name, err)
-			if err := sleep(ctx, time.Second); err != nil {
+			if err := wait.Sleep(ctx, time.Second); err != nil {
 				return
 			}
 			continue
@@ -159,7 +160,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	}
 	c.figure("timeline_after", "timeline after", float64(nf.timeline), "")
 	// A little traffic after the rejoin, so the timeline shows steady state.
-	_ = sleep(ctx, time.Second)
+	_ = wait.Sleep(ctx, time.Second)
 	stop()
 
 	gap, err := history.Outage(c.Timeline.Writes, ev.At)
