@@ -73,6 +73,23 @@ func (e *env) stopTraffic(s *traffic.Session, c *checkRun) {
 	c.Timeline.Reads = s.Reader.Ops()
 }
 
+// trafficUnderway starts the writer and the reader and waits for their
+// baseline. stop ends them once, however often it is called, so a check can
+// stop them early and still defer it.
+func (e *env) trafficUnderway(ctx context.Context, c *checkRun) (*traffic.Session, func(), error) {
+	s, err := e.startTraffic(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { e.stopTraffic(s, c) }) }
+	if err := e.baseline(ctx, s); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return s, stop, nil
+}
+
 // baseline lets traffic run for a moment and insists that writes and reads
 // succeed before anything is broken.
 func (e *env) baseline(ctx context.Context, s *traffic.Session) error {

@@ -43,23 +43,12 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 		c.failf("interrupted before the fault: %v", err)
 		return
 	}
-	s, err := e.startTraffic(ctx, c)
+	s, stop, err := e.trafficUnderway(ctx, c)
 	if err != nil {
 		c.failf("%v", err)
 		return
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			e.stopTraffic(s, c)
-		}
-	}
 	defer stop()
-	if err := e.baseline(ctx, s); err != nil {
-		c.failf("%v", err)
-		return
-	}
 
 	// Register the restore before breaking anything: from here on, an error
 	// or Ctrl-C still brings the node back.

@@ -68,23 +68,12 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		c.failf("interrupted before the switchover: %v", err)
 		return
 	}
-	s, err := e.startTraffic(ctx, c)
+	s, stop, err := e.trafficUnderway(ctx, c)
 	if err != nil {
 		c.failf("%v", err)
 		return
 	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			e.stopTraffic(s, c)
-		}
-	}
 	defer stop()
-	if err := e.baseline(ctx, s); err != nil {
-		c.failf("%v", err)
-		return
-	}
 
 	// In synchronous mode Patroni accepts only the current sync standby, and
 	// that can move while the traffic warms up: choose again just before
