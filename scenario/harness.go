@@ -47,12 +47,14 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		r.Failf("%v", err)
 		return
 	}
-	ask, how := primaryAsker(s, env.Dial(), env.Patroni(), 500*time.Millisecond)
+	dialers, how := nodeDialers(s, env.Dial())
 	var pgs []string
 	for _, n := range s.ByRole("patroni") {
 		pgs = append(pgs, n.Name)
 	}
-	r.poller = &Poller{Nodes: pgs, Interval: PollInterval, Ask: ask}
+	r.poller = &Poller{Nodes: pgs, Interval: PollInterval,
+		Ask:      primaryAsker(s, dialers, env.Patroni(), 500*time.Millisecond),
+		Writable: writableAsker(s, dialers, 500*time.Millisecond)}
 	r.poller.Start(ctx)
 	w := &traffic.Writer{Target: appTarget(s, env.Dial(), s.WriteEndpoint, st.OpTimeout),
 		RunID: env.RunID() + "-" + sc.Name, Interval: st.WriteInterval, OpTimeout: st.OpTimeout}
@@ -171,10 +173,22 @@ func judge(ctx context.Context, r *Run, final Formation, rounds []Round, how str
 	sb := DetectSplitBrain(rounds)
 	r.Figure("primary_polls", "polls of /primary on every node", float64(sb.Rounds), "")
 	r.Figure("split_brain_instants", "polls with two primaries", float64(len(sb.Instants)), "")
+	r.Figure("writable_split_instants", "polls with two writable PostgreSQL servers", float64(len(sb.WritableInstants)), "")
 	r.Figure("polls_without_primary", "polls with no primary", float64(sb.NoPrimary), "")
-	r.Notef("/primary was polled every %s on every Patroni node %s; %d polls could not reach some node", PollInterval, how, sb.Blind)
+	r.Notef("/primary and pg_is_in_recovery() were polled every %s on every Patroni node %s; %d polls could not reach some node's REST API", PollInterval, how, sb.Blind)
 	if p := sb.Problem(c.Timeline.Start); p != "" {
 		r.Failf("%s", p)
+	}
+	if p := sb.WritableProblem(c.Timeline.Start); p != "" {
+		if s.SynchronousMode {
+			// A cut-off old primary cannot reach its synchronous standby, so
+			// it cannot acknowledge a commit; the single-history check below
+			// proves that none was. Reported, because it is the window in
+			// which asynchronous replication would diverge.
+			r.Notef("%s; synchronous mode: the old primary could not acknowledge a commit without its standby", p)
+		} else {
+			r.Failf("%s: with asynchronous replication both could acknowledge writes", p)
+		}
 	}
 	if sb.Rounds == 0 {
 		r.Failf("the /primary poller recorded nothing")

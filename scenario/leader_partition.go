@@ -35,9 +35,12 @@ func leaderPartition(ctx context.Context, r *Run) {
 		return
 	}
 	// While still cut off, the old leader must have stopped answering
-	// /primary with 200. The poller asks it from inside its own namespace
-	// where the target allows it; otherwise it cannot be seen.
-	var demoted time.Time
+	// /primary with 200, and its PostgreSQL must have stopped taking writes
+	// (Patroni's belief and the server's state can differ for seconds). The
+	// poller asks it from inside its own namespace where the target allows
+	// it; otherwise it cannot be seen. Healing only after both keeps the
+	// fault a clean partition rather than a blip during demotion.
+	var demoted, readOnly time.Time
 	blind := true
 	wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
 		for _, rd := range r.poller.Rounds() {
@@ -45,22 +48,42 @@ func leaderPartition(ctx context.Context, r *Run) {
 				continue
 			}
 			blind = false
-			if !slices.Contains(rd.Primaries, old.Name) {
+			if demoted.IsZero() && !slices.Contains(rd.Primaries, old.Name) {
 				demoted = rd.At
-				return true
+			}
+			if readOnly.IsZero() && !slices.Contains(rd.Writable, old.Name) {
+				readOnly = rd.At
 			}
 		}
-		return false
+		return !demoted.IsZero() && !readOnly.IsZero()
 	})
 	if ctx.Err() != nil {
 		return
 	}
+	election, elected := r.Check.Figure("election_s")
 	switch {
-	case !demoted.IsZero():
-		r.Check.Timeline.Events = append(r.Check.Timeline.Events, eventAt(demoted, "demoted", old.Name+" no longer answers /primary with 200"))
+	case !demoted.IsZero() && !readOnly.IsZero():
+		r.Check.Timeline.Events = append(r.Check.Timeline.Events,
+			eventAt(demoted, "demoted", old.Name+" no longer answers /primary with 200"),
+			eventAt(readOnly, "demoted", old.Name+"'s PostgreSQL no longer takes writes"))
 		r.Seconds("demote_s", "partition → old leader no longer primary", demoted.Sub(r.FaultAt))
-		if p, ok := r.Check.Figure("election_s"); ok && demoted.Sub(r.FaultAt).Seconds() > p.Value {
+		r.Seconds("demote_writable_s", "partition → old leader's PostgreSQL no longer writable", readOnly.Sub(r.FaultAt))
+		if elected && demoted.Sub(r.FaultAt).Seconds() > election.Value {
 			r.Failf("%s was still primary %.1fs after the partition, after %s was promoted", old.Name, demoted.Sub(r.FaultAt).Seconds(), nl.Name)
+		}
+		if elected {
+			over := max(0, readOnly.Sub(r.FaultAt).Seconds()-election.Value)
+			r.Figure("old_writable_after_election_s", "old leader's PostgreSQL still writable after the new leader was elected", over, "s")
+		}
+		// Heal only once the demotion has finished (PostgreSQL back up in
+		// recovery): a link that comes back while Patroni 3.0.2 is still
+		// stopping the old primary lets its failsafe check pass and the
+		// node claim /primary again (docs/scenarios.md).
+		if !wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
+			w, err := r.poller.Writable(ctx, old.Name)
+			return err == nil && !w
+		}) && ctx.Err() == nil {
+			r.Failf("%s's PostgreSQL did not come back in recovery within %s of its demotion", old.Name, 2*r.ttl())
 		}
 	case blind:
 		r.Notef("%s could not be observed while partitioned on this target; the single-history check speaks for it", old.Name)

@@ -14,13 +14,18 @@ import (
 	"github.com/pgha/pgha/patroni"
 )
 
-// Round is one poll of GET /primary on every Patroni node, the requests
-// sent together. Patroni answers 200 only on the member that runs as the
-// primary and holds the leader role; it is the check HAProxy routes 5000 by.
+// Round is one poll of every Patroni node, the requests sent together.
+// Patroni answers GET /primary with 200 only on the member that holds the
+// leader role; it is the check HAProxy routes 5000 by. /primary is Patroni's
+// belief, though: a cut-off leader's PostgreSQL keeps taking writes until
+// Patroni has demoted it, so each round also asks PostgreSQL itself.
 type Round struct {
 	At          time.Time `json:"at"`
 	Primaries   []string  `json:"primaries,omitempty"`   // answered 200
 	Unreachable []string  `json:"unreachable,omitempty"` // no answer within the timeout
+	// Writable are the nodes whose PostgreSQL accepted a connection and is
+	// not in recovery: a write sent there would be taken.
+	Writable []string `json:"writable,omitempty"`
 }
 
 // SplitBrain is the verdict on the rounds of one scenario.
@@ -28,6 +33,9 @@ type SplitBrain struct {
 	Rounds int `json:"rounds"`
 	// Instants are the rounds in which two or more nodes answered 200.
 	Instants []Round `json:"instants,omitempty"`
+	// WritableInstants are the rounds in which two or more PostgreSQL
+	// servers were out of recovery at once.
+	WritableInstants []Round `json:"writableInstants,omitempty"`
 	// Blind counts rounds in which some node could not be asked: there the
 	// detector cannot see, and the single-history check has to speak.
 	Blind int `json:"blind"`
@@ -42,6 +50,9 @@ func DetectSplitBrain(rounds []Round) SplitBrain {
 		if len(r.Primaries) > 1 {
 			sb.Instants = append(sb.Instants, r)
 		}
+		if len(r.Writable) > 1 {
+			sb.WritableInstants = append(sb.WritableInstants, r)
+		}
 		if len(r.Unreachable) > 0 {
 			sb.Blind++
 		}
@@ -52,7 +63,7 @@ func DetectSplitBrain(rounds []Round) SplitBrain {
 	return sb
 }
 
-// Problem describes the split brain, or "" when there was none.
+// Problem describes two /primary answers at once, or "" when there were none.
 func (sb SplitBrain) Problem(start time.Time) string {
 	if len(sb.Instants) == 0 {
 		return ""
@@ -62,12 +73,27 @@ func (sb SplitBrain) Problem(start time.Time) string {
 		len(sb.Instants), sb.Rounds, first.At.Sub(start).Seconds(), strings.Join(first.Primaries, " and "))
 }
 
+// WritableProblem describes two PostgreSQL servers out of recovery at once,
+// or "" when there were none.
+func (sb SplitBrain) WritableProblem(start time.Time) string {
+	if len(sb.WritableInstants) == 0 {
+		return ""
+	}
+	first := sb.WritableInstants[0]
+	last := sb.WritableInstants[len(sb.WritableInstants)-1]
+	return fmt.Sprintf("two writable PostgreSQL servers at once in %d of %d polls, +%.3fs to +%.3fs: %s",
+		len(sb.WritableInstants), sb.Rounds, first.At.Sub(start).Seconds(), last.At.Sub(start).Seconds(), strings.Join(first.Writable, " and "))
+}
+
 // Poller asks every Patroni node GET /primary every Interval until stopped.
 type Poller struct {
 	Nodes    []string
 	Interval time.Duration
 	// Ask answers whether node is the primary; an error means no answer.
 	Ask func(ctx context.Context, node string) (bool, error)
+	// Writable, when set, answers whether node's PostgreSQL takes writes;
+	// an error (refused, shutting down, unreachable) counts as no.
+	Writable func(ctx context.Context, node string) (bool, error)
 
 	mu     sync.Mutex
 	rounds []Round
@@ -97,15 +123,27 @@ func (p *Poller) Start(ctx context.Context) {
 func (p *Poller) round(ctx context.Context) {
 	r := Round{At: time.Now()}
 	type ans struct {
-		node    string
-		primary bool
-		err     error
+		node     string
+		primary  bool
+		err      error
+		writable bool
 	}
 	ch := make(chan ans, len(p.Nodes))
 	for _, n := range p.Nodes {
 		go func() {
+			var w bool
+			done := make(chan struct{})
+			if p.Writable != nil {
+				go func() {
+					defer close(done)
+					w, _ = p.Writable(ctx, n)
+				}()
+			} else {
+				close(done)
+			}
 			ok, err := p.Ask(ctx, n)
-			ch <- ans{n, ok, err}
+			<-done
+			ch <- ans{n, ok, err, w}
 		}()
 	}
 	for range p.Nodes {
@@ -116,12 +154,16 @@ func (p *Poller) round(ctx context.Context) {
 		case a.primary:
 			r.Primaries = append(r.Primaries, a.node)
 		}
+		if a.writable {
+			r.Writable = append(r.Writable, a.node)
+		}
 	}
 	if ctx.Err() != nil {
 		return // a round cut short by Stop proves nothing
 	}
 	sort.Strings(r.Primaries)
 	sort.Strings(r.Unreachable)
+	sort.Strings(r.Writable)
 	p.mu.Lock()
 	p.rounds = append(p.rounds, r)
 	p.mu.Unlock()
@@ -144,12 +186,12 @@ func (p *Poller) Rounds() []Round {
 	return append([]Round(nil), p.rounds...)
 }
 
-// primaryAsker asks /primary. In a namespace lab each node is asked from
-// inside its own network namespace, so a partitioned node is still seen:
-// that is where a split brain would hide. Elsewhere it goes through the
-// run's dial path.
-func primaryAsker(s outputs.Stack, dial access.DialFunc, base *patroni.Client, timeout time.Duration) (func(ctx context.Context, node string) (bool, error), string) {
-	clients := map[string]*patroni.Client{}
+// nodeDialers gives the dial path to each Patroni node. In a namespace lab
+// each node is reached from inside its own network namespace, so a
+// partitioned node is still seen: that is where a split brain would hide.
+// Elsewhere it is the run's dial path.
+func nodeDialers(s outputs.Stack, dial access.DialFunc) (map[string]access.DialFunc, string) {
+	dialers := map[string]access.DialFunc{}
 	how := "through the client's network path"
 	lab, _ := cluster.FromOutputs(s)
 	for _, n := range s.ByRole("patroni") {
@@ -160,11 +202,20 @@ func primaryAsker(s outputs.Stack, dial access.DialFunc, base *patroni.Client, t
 				how = "from inside each node's own network namespace (a partitioned node is still observed)"
 			}
 		}
+		dialers[n.Name] = d
+	}
+	return dialers, how
+}
+
+// primaryAsker asks /primary of a node.
+func primaryAsker(s outputs.Stack, dialers map[string]access.DialFunc, base *patroni.Client, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
+	clients := map[string]*patroni.Client{}
+	for name, d := range dialers {
 		c := *base
 		// A fresh connection per ask (HTTPClient disables keep-alives): an
 		// old connection must not hide a node that became unreachable.
 		c.HTTP = access.HTTPClient(d, timeout)
-		clients[n.Name] = &c
+		clients[name] = &c
 	}
 	return func(ctx context.Context, name string) (bool, error) {
 		n, ok := s.NodeByName(name)
@@ -173,5 +224,32 @@ func primaryAsker(s outputs.Stack, dial access.DialFunc, base *patroni.Client, t
 			return false, fmt.Errorf("unknown node %s", name)
 		}
 		return c.IsPrimary(ctx, n.PrivateIP)
-	}, how
+	}
+}
+
+// writableAsker asks a node's PostgreSQL whether it is out of recovery, on
+// a fresh connection: one that the server refuses (shutting down, starting
+// up) or that does not come within timeout counts as not writable.
+func writableAsker(s outputs.Stack, dialers map[string]access.DialFunc, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
+	return func(ctx context.Context, name string) (bool, error) {
+		n, ok := s.NodeByName(name)
+		d := dialers[name]
+		if !ok || d == nil {
+			return false, fmt.Errorf("unknown node %s", name)
+		}
+		t := superTarget(s, d, n.PrivateIP)
+		t.ConnectTimeout = timeout
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		cn, err := t.Connect(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer cn.Close(context.Background())
+		var primary bool
+		if err := cn.QueryRow(ctx, `SELECT NOT pg_is_in_recovery()`).Scan(&primary); err != nil {
+			return false, err
+		}
+		return primary, nil
+	}
 }
