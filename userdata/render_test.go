@@ -215,13 +215,23 @@ func TestNodeFilesPerRole(t *testing.T) {
 }
 
 func TestProfiles(t *testing.T) {
+	plan, err := topology.New(topology.DefaultVPCCIDR)
+	require.NoError(t, err)
+	etcdMembers := len(plan.ByRole(topology.RoleEtcd))
 	names := map[string]bool{}
 	for _, p := range Profiles() {
 		names[p.Name] = true
 		assert.NotEmpty(t, p.Summary)
 		// Patroni's rule: a leader must be able to retry a failed DCS
-		// update within one ttl.
+		// update within one ttl; with failsafe_mode it must also have asked
+		// the other members and stopped PostgreSQL by then.
 		assert.LessOrEqual(t, p.LoopWait+2*p.RetryTimeout, p.TTL, p.Name)
+		assert.LessOrEqual(t, p.DemotionBound(etcdMembers), p.TTL, "%s: a cut-off leader would still take writes after its lock expired", p.Name)
+		assert.True(t, p.ShutdownFitsDemotion(etcdMembers), "%s: wal_sender_timeout %d s lets a cut-off leader be demoted twice", p.Name, p.WalSenderTimeout)
+		// Patroni 3.0.2 gives up taking the leader lock when less than 1 s
+		// of retry_timeout is left after its first request: with 1 no
+		// replica is ever promoted.
+		assert.GreaterOrEqual(t, p.RetryTimeout, 2, p.Name)
 		assert.Equal(t, 2, p.CheckRise, "%s: rise 1 lets a node back in while pg_rewind still restarts it", p.Name)
 		assert.GreaterOrEqual(t, p.CheckFall, 2, p.Name)
 		// Faster transition checks must not make a steady server checked
@@ -235,11 +245,11 @@ func TestProfiles(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"fast": true, "balanced": true, "safe": true}, names)
 	fast, _ := LookupProfile("fast")
-	assert.Equal(t, []int{9, 1, 4, 1000, 2, 2}, []int{fast.TTL, fast.LoopWait, fast.RetryTimeout, fast.CheckInterMS, fast.CheckFall, fast.CheckRise})
+	assert.Equal(t, []int{9, 1, 3, 1000, 2, 2}, []int{fast.TTL, fast.LoopWait, fast.RetryTimeout, fast.CheckInterMS, fast.CheckFall, fast.CheckRise})
 	safe, _ := LookupProfile("safe")
 	assert.Equal(t, []int{30, 10, 10, 2000, 3, 2}, []int{safe.TTL, safe.LoopWait, safe.RetryTimeout, safe.CheckInterMS, safe.CheckFall, safe.CheckRise})
 
-	_, err := LookupProfile("turbo")
+	_, err = LookupProfile("turbo")
 	require.Error(t, err)
 	assert.Equal(t, `unknown profile "turbo": use one of fast, balanced, safe`, err.Error())
 
