@@ -20,11 +20,12 @@ import (
 const (
 	Switchover = "switchover" // POST /switchover to the sync standby
 	Kill       = "kill"       // SIGKILL of the leader's Patroni and PostgreSQL
+	PGCrash    = "pg-crash"   // SIGKILL of the leader's postmaster; Patroni lives
 	Partition  = "partition"  // the leader's link cut
 )
 
 // Kinds lists every trial kind in run order.
-func Kinds() []string { return []string{Switchover, Kill, Partition} }
+func Kinds() []string { return []string{Switchover, Kill, PGCrash, Partition} }
 
 // Trial is one repetition of one kind on one profile.
 type Trial struct {

@@ -94,12 +94,19 @@ func TestGoals(t *testing.T) {
 	assert.NotEmpty(t, kill.Why, "a missed goal says why")
 	assert.Contains(t, kill.Measured, "10.80")
 	assert.Equal(t, NotMeasured, goalByName(gs, "partition").Verdict, "3 runs are fewer than 5")
-	assert.Equal(t, NotMeasured, goalByName(gs, "PostgreSQL-only").Verdict)
+	assert.Equal(t, NotMeasured, goalByName(gs, "PostgreSQL-only").Verdict, "no pg-crash run")
 	assert.Equal(t, Met, goalByName(gs, "acknowledged").Verdict)
 	assert.Equal(t, Met, goalByName(gs, "split-brain").Verdict)
 	ratio := goalByName(gs, "HAProxy")
 	assert.Equal(t, Met, ratio.Verdict, "925/1000")
 	assert.Equal(t, "0.93", ratio.Measured)
+
+	// The PostgreSQL-only crash is judged on its own kind.
+	crash := r
+	crash.Trials = append(append([]Trial(nil), r.Trials...), trials("fast", PGCrash, 4.1, 4.3, 5.6, 4.0, 6.0)...)
+	assert.Equal(t, Met, goalByName(Goals(crash), "PostgreSQL-only").Verdict, "median 4.3 ≤ 5")
+	crash.Trials = append(append([]Trial(nil), r.Trials...), trials("fast", PGCrash, 5.1, 5.3, 5.6, 4.0, 6.0)...)
+	assert.Equal(t, Missed, goalByName(Goals(crash), "PostgreSQL-only").Verdict, "median 5.3 > 5")
 
 	// One lost write anywhere, or one double-primary instant, misses.
 	r.Trials[5].Lost = 3 // missing on a node that did not rejoin, not on the leader

@@ -31,6 +31,7 @@ var ManagedFigures = []Managed{
 var kindLabel = map[string]string{
 	Switchover: "switchover",
 	Kill:       "leader kill (SIGKILL)",
+	PGCrash:    "PostgreSQL-only crash",
 	Partition:  "leader partition",
 }
 
@@ -94,7 +95,7 @@ func Markdown(r Result, svgName string) string {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.Name, m.Figure, m.Note)
 	}
 	for _, p := range r.Profiles {
-		for _, k := range []string{Kill, Partition, Switchover} {
+		for _, k := range []string{Kill, PGCrash, Partition, Switchover} {
 			s := Summarise(column(r.Select(p, k), func(t Trial) float64 { return t.Outage }))
 			if s.N == 0 {
 				continue

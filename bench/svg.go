@@ -18,10 +18,10 @@ const (
 	axisH      = 40
 )
 
-var kindColor = map[string]string{Switchover: "#1f5fbf", Kill: "#c0392b", Partition: "#8e44ad"}
+var kindColor = map[string]string{Switchover: "#1f5fbf", Kill: "#c0392b", PGCrash: "#d68910", Partition: "#8e44ad"}
 
 // goalSeconds are the fast profile's timing goals, drawn as marks.
-var goalSeconds = map[string]float64{Switchover: 2.5, Kill: 10, Partition: 12}
+var goalSeconds = map[string]float64{Switchover: 2.5, Kill: 10, PGCrash: 5, Partition: 12}
 
 // SVG draws the outage of every run as a dot, one row per profile and kind,
 // with the median as a vertical bar and, for the goal profile, the goal as
