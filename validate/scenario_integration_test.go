@@ -22,11 +22,8 @@ import (
 	"github.com/pgha/pgha/scenario"
 )
 
-// knownFailingScenario is excluded from the CI run; see below.
-const knownFailingScenario = "leader-partition"
-
 // TestScenariosAgainstLab brings up one lab of its own (synchronous mode)
-// and runs every resilience scenario but the known-failing one against it: each
+// and runs every resilience scenario against it: each
 // must pass with no acknowledged write lost, no poll seeing two primaries
 // and no single-history violation, and the report must list them all. It
 // then interrupts a scenario in the middle of its fault (Ctrl-C) and checks
@@ -35,17 +32,8 @@ func TestScenariosAgainstLab(t *testing.T) {
 	tl := startTestLab(t, "pghasc", scenario.Pgbench)
 	root, validateBin, outputsFile, l := tl.root, tl.validateBin, tl.outputsFile, tl.cluster
 
-	// Known defect, left visible rather than retried: on Patroni 3.0.2 with
-	// failsafe mode, the leader-partition scenario can see the cut-off old
-	// leader still answer /primary after the new one is promoted, or a
-	// former leader stuck in "startup" after the heal (docs/scenarios.md,
-	// "Known failures"). Until that is fixed it runs only on demand:
-	// validate --scenario leader-partition.
 	var run, want []string
 	for _, n := range scenario.Names() {
-		if n == knownFailingScenario {
-			continue
-		}
 		run = append(run, n)
 		want = append(want, "scenario:"+n)
 	}
@@ -93,7 +81,7 @@ func TestScenariosAgainstLab(t *testing.T) {
 		}
 		// Where the leader is lost, writes go down and come back: an RTO
 		// exists and stays within a generous bound.
-		for _, n := range []string{"leader-kill", "double-failover"} {
+		for _, n := range []string{"leader-kill", "leader-partition", "double-failover"} {
 			c, _ := r.Check("scenario:" + n)
 			rto, ok := c.Figure("rto_s")
 			require.True(t, ok, "%s reports an RTO", n)
@@ -104,6 +92,14 @@ func TestScenariosAgainstLab(t *testing.T) {
 			c, _ := r.Check("scenario:" + n)
 			f, _ := c.Figure("writes_failed")
 			require.Zero(t, f.Value, "%s: writes failed", n)
+		}
+		// The cut-off leader was seen to stop answering /primary and to stop
+		// taking writes while still cut off, before the heal.
+		c, _ := r.Check("scenario:leader-partition")
+		for _, key := range []string{"demote_s", "demote_writable_s"} {
+			f, ok := c.Figure(key)
+			require.True(t, ok, "leader-partition reports %s", key)
+			require.Positive(t, f.Value, key)
 		}
 		require.NotEmpty(t, r.After.Members)
 	})
