@@ -58,6 +58,9 @@ func run(args []string) int {
 	var pos []string
 	for len(args) > 0 {
 		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0 // asked for: the usage is the answer
+			}
 			return 2
 		}
 		args = fs.Args()

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/pgha/pgha/fault"
 )
 
 // options are the flags of a check run.
@@ -65,6 +67,13 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.outputsFile != "" && o.stack != "" {
 		return nil, userErrorf("use either --outputs or --stack, not both")
+	}
+	switch o.fault {
+	case fault.Kill, fault.Stop, fault.Partition:
+	case fault.KillPostgres:
+		return nil, userErrorf("--fault %s: Patroni restarts a crashed PostgreSQL in place, so there is no failover to check; run --scenario postgres-crash", o.fault)
+	default:
+		return nil, userErrorf("--fault: unknown fault %q; use %s, %s or %s", o.fault, fault.Kill, fault.Stop, fault.Partition)
 	}
 	for name, d := range map[string]time.Duration{
 		"--write-interval": o.writeInterval, "--read-interval": o.readInterval, "--op-timeout": o.opTimeout,

@@ -43,6 +43,8 @@ func TestParseOptionsRejectsBadInput(t *testing.T) {
 		{[]string{"--write-interval", "0s"}, "--write-interval must be positive"},
 		{[]string{"--skip", "nope"}, `--skip: unknown check "nope"`},
 		{[]string{"--outputs", "a", "extra"}, `unexpected argument "extra"`},
+		{[]string{"--fault", "explode"}, `--fault: unknown fault "explode"; use kill, stop or partition`},
+		{[]string{"--fault", "kill-postgres"}, "run --scenario postgres-crash"},
 	} {
 		_, err := parseOptions(tc.args, io.Discard)
 		require.ErrorContains(t, err, tc.want, tc.args)
