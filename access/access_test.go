@@ -2,15 +2,14 @@ package access
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
+
+	"github.com/pgha/pgha/internal/nstest"
 )
 
 func TestNetnsDialReachesOnlyTheNamespace(t *testing.T) {
@@ -28,7 +27,7 @@ func TestNetnsDialReachesOnlyTheNamespace(t *testing.T) {
 	run("-n", name, "link", "set", "lo", "up")
 
 	// A listener on loopback inside the namespace.
-	ln := listenIn(t, name)
+	ln := nstest.Listen(t, filepath.Join(NetnsDir, name), "127.0.0.1:0")
 	defer ln.Close()
 	go func() {
 		c, err := ln.Accept()
@@ -54,32 +53,4 @@ func TestNetnsDialReachesOnlyTheNamespace(t *testing.T) {
 
 	_, err = Netns("pgha-no-such-namespace")
 	require.ErrorContains(t, err, "not found")
-}
-
-func listenIn(t *testing.T, ns string) net.Listener {
-	t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		// This goroutine's thread is left in the namespace and retired.
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join(NetnsDir, ns))
-		if err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		ch <- res{ln, err}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	return r.ln
 }

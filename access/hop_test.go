@@ -10,15 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/internal/nstest"
 	"github.com/pgha/pgha/internal/sshdtest"
 )
 
@@ -66,7 +66,7 @@ func TestSSHHopReachesWhatOnlyTheNodeCan(t *testing.T) {
 
 	// One server on the node's VPC-like address and one on its loopback.
 	for _, addr := range []string{nodeIP + ":7000", "127.0.0.1:7000"} {
-		ln := listenInAt(t, nsNode, addr)
+		ln := nstest.Listen(t, filepath.Join(NetnsDir, nsNode), addr)
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
 			_, _ = io.WriteString(w, host)
@@ -211,34 +211,4 @@ func trustKeyOf(t *testing.T, s *sshdtest.Server, clientPEM []byte) {
 	signer, err := ssh.ParsePrivateKey(clientPEM)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600))
-}
-
-// listenInAt listens on addr inside the named namespace. The goroutine's
-// thread stays in the namespace and is retired with it.
-func listenInAt(t *testing.T, ns, addr string) net.Listener {
-	t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join(NetnsDir, ns))
-		if err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		ch <- res{ln, err}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	t.Cleanup(func() { r.ln.Close() })
-	return r.ln
 }

@@ -3,18 +3,16 @@ package netlab
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/nstest"
 )
 
 // TestNetworkConnectsCutsAndHeals builds a two-host lab network, proves a
@@ -38,7 +36,7 @@ func TestNetworkConnectsCutsAndHeals(t *testing.T) {
 	require.ElementsMatch(t, []string{lab + "-a", lab + "-b", lab + "-net"}, Existing(lab))
 	require.ErrorContains(t, n.Create(), "already exist", "a second Create must fail, not build over the first")
 
-	ln := listenIn(t, Namespace(lab, "a"), "10.42.4.10:7777")
+	ln := nstest.Listen(t, filepath.Join(NetnsDir, Namespace(lab, "a")), "10.42.4.10:7777")
 	defer ln.Close()
 	go func() {
 		for {
@@ -81,32 +79,4 @@ func TestNetworkConnectsCutsAndHeals(t *testing.T) {
 
 	require.NoError(t, n.Delete())
 	require.Empty(t, Existing(lab))
-}
-
-func listenIn(t *testing.T, ns, addr string) net.Listener {
-	t.Helper()
-	type res struct {
-		ln  net.Listener
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		// The thread stays in the namespace and is retired with this goroutine.
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join(NetnsDir, ns))
-		if err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- res{nil, err}
-			return
-		}
-		ln, err := net.Listen("tcp", addr)
-		ch <- res{ln, err}
-	}()
-	r := <-ch
-	require.NoError(t, r.err)
-	return r.ln
 }
