@@ -19,6 +19,7 @@ import (
 
 	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/fault"
+	"github.com/pgha/pgha/internal/labtest"
 	"github.com/pgha/pgha/jumphost"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/outputs"
@@ -32,48 +33,8 @@ import (
 // with every connection tunnelled through the jump host. The verdicts must
 // be the same, and the checks must really have run. A wrong host key must stop validate before it connects.
 func TestValidateOverSSHMatchesDirect(t *testing.T) {
-	if testing.Short() {
-		t.Skip("brings up a whole lab")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces)")
-	}
-	for _, bin := range []string{"etcd", "patroni", "haproxy", "ip", jumphost.SSHD, "/usr/lib/postgresql/15/bin/postgres"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2, openssh-server)", bin)
-		}
-	}
-	root, err := filepath.Abs("..")
-	require.NoError(t, err)
-	bin := t.TempDir()
-	build := func(pkg string) string {
-		out := filepath.Join(bin, filepath.Base(pkg))
-		cmd := exec.Command("go", "build", "-o", out, "./"+pkg)
-		cmd.Dir = root
-		b, err := cmd.CombinedOutput()
-		require.NoError(t, err, "go build %s: %s", pkg, b)
-		return out
-	}
-	labBin, validateBin := build("lab"), build("validate")
-
-	name := fmt.Sprintf("pghajt%d", os.Getpid()%100000)
-	lab := func(timeout time.Duration, args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, labBin, append(args, "--name", name)...)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	t.Cleanup(func() {
-		if out, err := lab(3*time.Minute, "down"); err != nil {
-			t.Errorf("lab down: %v\n%s", err, out)
-		}
-	})
-	out, err := lab(5*time.Minute, "up", "--sync")
-	require.NoError(t, err, "lab up: %s", out)
-	l, err := cluster.New(name)
-	require.NoError(t, err)
+	tl := labtest.Start(t, "pghajt", jumphost.SSHD)
+	root, validateBin, l := tl.Root, tl.ValidateBin, tl.Cluster
 	direct, err := outputs.Load(l.OutputsFile())
 	require.NoError(t, err)
 

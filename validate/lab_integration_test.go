@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/labtest"
+
 	"github.com/pgha/pgha/report"
 )
 
@@ -25,8 +27,8 @@ import (
 // message that names the problem. One lab serves every subtest; it is
 // always taken down.
 func TestValidateAgainstLab(t *testing.T) {
-	tl := startTestLab(t, "pghavt")
-	root, validateBin, outputsFile, lab, l := tl.root, tl.validateBin, tl.outputsFile, tl.lab, tl.cluster
+	tl := labtest.Start(t, "pghavt")
+	root, validateBin, outputsFile, lab, l := tl.Root, tl.ValidateBin, tl.OutputsFile, tl.Run, tl.Cluster
 
 	validate := func(t *testing.T, dir string, args ...string) (string, int) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/labtest"
 	"github.com/pgha/pgha/report"
 	"github.com/pgha/pgha/scenario"
 )
@@ -29,8 +30,8 @@ import (
 // then interrupts a scenario in the middle of its fault (Ctrl-C) and checks
 // that the fault was undone. The lab is always taken down. About 4 minutes.
 func TestScenariosAgainstLab(t *testing.T) {
-	tl := startTestLab(t, "pghasc", scenario.Pgbench)
-	root, validateBin, outputsFile, l := tl.root, tl.validateBin, tl.outputsFile, tl.cluster
+	tl := labtest.Start(t, "pghasc", scenario.Pgbench)
+	root, validateBin, outputsFile, l := tl.Root, tl.ValidateBin, tl.OutputsFile, tl.Cluster
 
 	var run, want []string
 	for _, n := range scenario.Names() {
