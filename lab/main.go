@@ -3,7 +3,7 @@
 // root) or on its own loopback address, from the same files the cloud-init
 // documents carry.
 //
-//	go run ./lab up [--name pgha] [--profile fast] [--sync] [--net netns|loopback]
+//	go run ./lab up [--name pgha] [--profile fast] [--sync=false] [--net netns|loopback]
 //	go run ./lab status | down
 //	go run ./lab kill|stop|start|partition|heal NODE
 //	go run ./lab bench [--runs 5]
@@ -48,7 +48,7 @@ func run(args []string) int {
 	name := fs.String("name", cluster.DefaultName, "lab name: prefixes its namespaces and picks "+cluster.StateRoot+"/NAME (without root: ~/.local/state/pgha-lab/NAME)")
 	netMode := fs.String("net", "", "up: network mode, netns (root; every node in its own namespace, real partitions) or loopback (no root needed; every node on its own 127.0.x.y, no partitions); default netns when root and namespaces work, else loopback")
 	profile := fs.String("profile", "fast", "failure-time profile: fast, balanced or safe")
-	sync := fs.Bool("sync", false, "synchronous replication (Patroni synchronous_mode)")
+	sync := fs.Bool("sync", true, "up: synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 	keep := fs.Bool("keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
 	runs := fs.Int("runs", 5, "bench: number of up/down cycles")
 	doc := fs.String("doc", "", "bench: also write the results into this markdown file's \"## Lab start-up\" section")
