@@ -214,6 +214,18 @@ func TestNodeFilesPerRole(t *testing.T) {
 	}
 }
 
+// The rules below would have refused the profile that let a cut-off leader
+// outlive its lock: fast at 9/1/4 with PostgreSQL's 60 s wal_sender_timeout.
+func TestProfileRulesRefuseTheFormerFast(t *testing.T) {
+	former := Profile{Name: "fast", TTL: 9, LoopWait: 1, RetryTimeout: 4, WalSenderTimeout: 60}
+	assert.Greater(t, former.DemotionBound(3), former.TTL)
+	assert.False(t, former.ShutdownFitsDemotion(3))
+	now, err := LookupProfile("fast")
+	require.NoError(t, err)
+	assert.Equal(t, 9, now.DemotionBound(3), "1 + max(3, 3 × 1) + 4 + 1")
+	assert.True(t, now.ShutdownFitsDemotion(3))
+}
+
 func TestProfiles(t *testing.T) {
 	plan, err := topology.New(topology.DefaultVPCCIDR)
 	require.NoError(t, err)
@@ -268,12 +280,23 @@ func TestProfileReachesFiles(t *testing.T) {
 		yml, err := RenderPatroniConfig(c, "pg-1", CloudPaths())
 		require.NoError(t, err)
 		var cfg struct {
+			Etcd3 struct {
+				UseProxies bool `yaml:"use_proxies"`
+			} `yaml:"etcd3"`
 			Bootstrap struct {
-				DCS map[string]any `yaml:"dcs"`
+				DCS struct {
+					Params     map[string]any `yaml:",inline"`
+					PostgreSQL struct {
+						Parameters map[string]any `yaml:"parameters"`
+					} `yaml:"postgresql"`
+				} `yaml:"dcs"`
 			} `yaml:"bootstrap"`
 		}
 		require.NoError(t, yaml.Unmarshal(yml, &cfg))
-		dcs := cfg.Bootstrap.DCS
+		dcs := cfg.Bootstrap.DCS.Params
+		// DemotionBound assumes both.
+		assert.True(t, cfg.Etcd3.UseProxies, p.Name)
+		assert.Equal(t, strconv.Itoa(p.WalSenderTimeout)+"s", cfg.Bootstrap.DCS.PostgreSQL.Parameters["wal_sender_timeout"], p.Name)
 		assert.Equal(t, p.TTL, dcs["ttl"], p.Name)
 		assert.Equal(t, p.LoopWait, dcs["loop_wait"], p.Name)
 		assert.Equal(t, p.RetryTimeout, dcs["retry_timeout"], p.Name)
