@@ -15,10 +15,15 @@ func startSleep(t *testing.T, marker string) Record {
 	t.Helper()
 	dir := t.TempDir()
 	// python3 keeps extra arguments in its command line, as the daemons
-	// keep their config path; Patroni needs it anyway.
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 is not installed")
+	// keep their config path; Patroni needs it anyway. Debian's own binary
+	// first: a python3 on PATH may be a shim script that execs again, and
+	// a process in the middle of execve briefly has no command line and no
+	// memory map to read, which made these tests flaky.
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		if py, err = exec.LookPath("python3"); err != nil {
+			t.Skip("python3 is not installed")
+		}
 	}
 	r, err := Start(Spec{Argv: []string{py, "-c", "import time; time.sleep(300)", marker}, Log: filepath.Join(dir, "log", "sleep.log"), Marker: marker, Dir: dir})
 	require.NoError(t, err)
