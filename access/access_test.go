@@ -3,7 +3,6 @@ package access
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -17,14 +16,7 @@ func TestNetnsDialReachesOnlyTheNamespace(t *testing.T) {
 		t.Skip("network namespaces need root")
 	}
 	name := "pgha-access-test"
-	run := func(args ...string) {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		require.NoError(t, err, "ip %v: %s", args, out)
-	}
-	_ = exec.Command("ip", "netns", "del", name).Run()
-	run("netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run("-n", name, "link", "set", "lo", "up")
+	nstest.New(t, name)
 
 	// A listener on loopback inside the namespace.
 	ln := nstest.Listen(t, filepath.Join(NetnsDir, name), "127.0.0.1:0")

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,17 +35,9 @@ func TestSSHHopReachesWhatOnlyTheNodeCan(t *testing.T) {
 	id := os.Getpid() % 100000
 	nsJump, nsNode := fmt.Sprintf("pgha-hopj-%d", id), fmt.Sprintf("pgha-hopn-%d", id)
 	const jumpIP, nodeIP = "10.250.0.1", "10.250.0.2"
-	ip := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		require.NoError(t, err, "ip %v: %s", args, out)
-	}
-	for _, ns := range []string{nsJump, nsNode} {
-		_ = exec.Command("ip", "netns", "del", ns).Run()
-		ip("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		ip("-n", ns, "link", "set", "lo", "up")
-	}
+	ip := func(args ...string) { t.Helper(); nstest.IP(t, args...) }
+	nstest.New(t, nsJump)
+	nstest.New(t, nsNode)
 	// The veth pair is created inside the jump's namespace with its peer
 	// in the node's: the host's own interfaces are never touched.
 	vj, vn := fmt.Sprintf("hopj%d", id), fmt.Sprintf("hopn%d", id)

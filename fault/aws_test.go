@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/nstest"
 	"github.com/pgha/pgha/internal/sshdtest"
 	"github.com/pgha/pgha/outputs"
 	"github.com/pgha/pgha/userdata"
@@ -91,22 +92,12 @@ func netnsPair(t *testing.T) (client, node string) {
 	}
 	client = fmt.Sprintf("pghaf-c-%d", os.Getpid())
 	node = fmt.Sprintf("pghaf-n-%d", os.Getpid())
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", client)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", client).Run() })
-	run("netns", "add", node)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", node).Run() })
+	nstest.New(t, client)
+	nstest.New(t, node)
+	run := func(args ...string) { t.Helper(); nstest.IP(t, args...) }
 	run("-n", client, "link", "add", "veth-c", "type", "veth", "peer", "name", "veth-n", "netns", node)
 	run("-n", client, "addr", "add", "10.213.0.1/24", "dev", "veth-c")
 	run("-n", node, "addr", "add", "10.213.0.2/24", "dev", "veth-n")
-	for _, ns := range []string{client, node} {
-		run("-n", ns, "link", "set", "lo", "up")
-	}
 	run("-n", client, "link", "set", "veth-c", "up")
 	run("-n", node, "link", "set", "veth-n", "up")
 	return client, node

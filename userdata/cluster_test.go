@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/nstest"
 	"github.com/pgha/pgha/topology"
 )
 
@@ -366,20 +367,9 @@ func rootDir(t *testing.T) string {
 // deletes it when the test ends.
 func netns(t *testing.T, c Cluster) string {
 	name := fmt.Sprintf("pgha-ud-%d", os.Getpid())
-	out, err := exec.Command("ip", "netns", "add", name).CombinedOutput()
-	require.NoError(t, err, string(out))
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("deleting namespace %s: %v %s", name, err, out)
-		}
-	})
-	cmds := [][]string{{"link", "set", "lo", "up"}}
+	nstest.New(t, name)
 	for _, n := range c.Plan.Nodes {
-		cmds = append(cmds, []string{"addr", "add", n.IP.String() + "/32", "dev", "lo"})
-	}
-	for _, a := range cmds {
-		out, err := exec.Command("ip", append([]string{"-n", name}, a...)...).CombinedOutput()
-		require.NoError(t, err, "ip %v: %s", a, out)
+		nstest.IP(t, "-n", name, "addr", "add", n.IP.String()+"/32", "dev", "lo")
 	}
 	return name
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/nstest"
 	"github.com/pgha/pgha/internal/sshdtest"
 	"github.com/pgha/pgha/outputs"
 )
@@ -70,17 +70,9 @@ func TestEtcdOverSSHHopsOnTheMember(t *testing.T) {
 		t.Skip("a member sshd on port 22 in a namespace of its own needs root")
 	}
 	ns := fmt.Sprintf("pgha-etcdhop-%d", os.Getpid()%100000)
-	ip := func(args ...string) {
-		t.Helper()
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		require.NoError(t, err, "ip %v: %s", args, out)
-	}
-	_ = exec.Command("ip", "netns", "del", ns).Run()
-	ip("netns", "add", ns)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	ip("-n", ns, "link", "set", "lo", "up")
+	nstest.New(t, ns)
 	const memberIP = "10.250.1.10"
-	ip("-n", ns, "addr", "add", memberIP+"/32", "dev", "lo")
+	nstest.IP(t, "-n", ns, "addr", "add", memberIP+"/32", "dev", "lo")
 	inNS, err := access.Netns(ns)
 	require.NoError(t, err)
 	jump = sshdtest.Start(t, sshdtest.Options{Listen: []string{"127.0.0.1:2222"}, Netns: ns, Dial: inNS})

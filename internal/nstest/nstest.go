@@ -4,6 +4,7 @@ package nstest
 import (
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"testing"
 
@@ -40,4 +41,25 @@ func Listen(t testing.TB, path, addr string) net.Listener {
 	require.NoError(t, r.err)
 	t.Cleanup(func() { r.ln.Close() })
 	return r.ln
+}
+
+// IP runs ip(8) with args and fails the test if it fails.
+func IP(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	require.NoError(t, err, "ip %v: %s", args, out)
+}
+
+// New creates network namespace name with its loopback up (after removing
+// a stale one of that name) and deletes it when the test ends.
+func New(t testing.TB, name string) {
+	t.Helper()
+	_ = exec.Command("ip", "netns", "del", name).Run()
+	IP(t, "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("deleting namespace %s: %v %s", name, err, out)
+		}
+	})
+	IP(t, "-n", name, "link", "set", "lo", "up")
 }
