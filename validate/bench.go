@@ -181,22 +181,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 
-	md := bench.Markdown(res, filepath.Base(o.svg))
 	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, md)
-	if o.doc != "" {
-		if err := bench.WriteSection(o.doc, md); err != nil {
-			fmt.Fprintf(stderr, "validate bench: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "\nwritten: %s\n", o.doc)
-	}
-	if o.svg != "" {
-		if err := os.WriteFile(o.svg, bench.SVG(res), 0o644); err != nil {
-			fmt.Fprintf(stderr, "validate bench: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "written: %s\n", o.svg)
+	fmt.Fprint(stdout, bench.Markdown(res, filepath.Base(o.svg)))
+	fmt.Fprintln(stdout)
+	if err := writePage(o, res, stdout); err != nil {
+		fmt.Fprintf(stderr, "validate bench: %v\n", err)
+		return 1
 	}
 	if o.jsonOut != "" {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -231,21 +221,29 @@ func renderBench(o *benchOptions, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "validate bench: --render %s: not a bench JSON file: %v\n", o.render, err)
 		return 2
 	}
+	if err := writePage(o, res, stdout); err != nil {
+		fmt.Fprintf(stderr, "validate bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// writePage writes the bench's section of the --doc page and the --svg
+// chart, each where set.
+func writePage(o *benchOptions, res bench.Result, stdout io.Writer) error {
 	if o.doc != "" {
 		if err := bench.WriteSection(o.doc, bench.Markdown(res, filepath.Base(o.svg))); err != nil {
-			fmt.Fprintf(stderr, "validate bench: %v\n", err)
-			return 1
+			return err
 		}
 		fmt.Fprintf(stdout, "written: %s\n", o.doc)
 	}
 	if o.svg != "" {
 		if err := os.WriteFile(o.svg, bench.SVG(res), 0o644); err != nil {
-			fmt.Fprintf(stderr, "validate bench: %v\n", err)
-			return 1
+			return err
 		}
 		fmt.Fprintf(stdout, "written: %s\n", o.svg)
 	}
-	return 0
+	return nil
 }
 
 // benchProfile builds a lab with the profile, runs every trial on it, and
