@@ -38,8 +38,7 @@ func leaderPartition(ctx context.Context, r *Run) {
 	// /primary with 200, and its PostgreSQL must have stopped taking writes
 	// (Patroni's belief and the server's state can differ for seconds). The
 	// poller asks it from inside its own namespace where the target allows
-	// it; otherwise it cannot be seen. Healing only after both keeps the
-	// fault a clean partition rather than a blip during demotion.
+	// it; otherwise it cannot be seen.
 	var demoted, readOnly time.Time
 	blind := true
 	wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {

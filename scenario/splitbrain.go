@@ -131,19 +131,14 @@ func (p *Poller) round(ctx context.Context) {
 	ch := make(chan ans, len(p.Nodes))
 	for _, n := range p.Nodes {
 		go func() {
-			var w bool
-			done := make(chan struct{})
+			a := ans{node: n}
+			var wg sync.WaitGroup
 			if p.Writable != nil {
-				go func() {
-					defer close(done)
-					w, _ = p.Writable(ctx, n)
-				}()
-			} else {
-				close(done)
+				wg.Go(func() { a.writable, _ = p.Writable(ctx, n) })
 			}
-			ok, err := p.Ask(ctx, n)
-			<-done
-			ch <- ans{n, ok, err, w}
+			a.primary, a.err = p.Ask(ctx, n)
+			wg.Wait()
+			ch <- a
 		}()
 	}
 	for range p.Nodes {
@@ -237,11 +232,9 @@ func writableAsker(s outputs.Stack, dialers map[string]access.DialFunc, timeout 
 		if !ok || d == nil {
 			return false, fmt.Errorf("unknown node %s", name)
 		}
-		t := superTarget(s, d, n.PrivateIP)
-		t.ConnectTimeout = timeout
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		cn, err := t.Connect(ctx)
+		cn, err := superTarget(s, d, n.PrivateIP).Connect(ctx)
 		if err != nil {
 			return false, err
 		}
