@@ -36,6 +36,17 @@ func Acked(ops []Op) []int64 {
 	return ids
 }
 
+// LastErr is the newest error among ops, for messages about why traffic
+// fails.
+func LastErr(ops []Op) string {
+	for i := len(ops) - 1; i >= 0; i-- {
+		if ops[i].Err != "" {
+			return ops[i].Err
+		}
+	}
+	return "no operation failed"
+}
+
 // LossReport is the verdict on data loss.
 type LossReport struct {
 	Acked int `json:"acked"`

@@ -125,3 +125,9 @@ func TestServers(t *testing.T) {
 	require.Equal(t, []string{"10.0.0.1", "10.0.0.2"}, Servers(ops, time.Time{}))
 	require.Equal(t, []string{"10.0.0.2"}, Servers(ops, at(1200)))
 }
+
+func TestLastErr(t *testing.T) {
+	require.Equal(t, "no operation failed", LastErr(nil))
+	ops := []Op{{Err: "first"}, {OK: true}, {Err: "second"}, {OK: true}}
+	require.Equal(t, "second", LastErr(ops))
+}

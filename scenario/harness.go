@@ -74,7 +74,7 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		})
 	}
 	defer stop()
-	if err := baseline(ctx, r); err != nil {
+	if err := r.traffic.Baseline(ctx, time.Second); err != nil {
 		r.Failf("%v", err)
 		return
 	}
@@ -109,24 +109,6 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 
 	judge(ctx, r, final, rounds, how)
 	summarize(r, final)
-}
-
-// baseline insists that writes and reads work before anything is broken.
-func baseline(ctx context.Context, r *Run) error {
-	s := r.Env.Stack()
-	if err := wait.Sleep(ctx, time.Second); err != nil {
-		return err
-	}
-	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool { return len(history.Acked(r.Writes())) > 0 }) {
-		return fmt.Errorf("writes through %s fail before anything was broken: %s", s.WriteEndpoint, r.LastErr())
-	}
-	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool {
-		rs := history.Reads(r.traffic.Reader.Ops(), time.Time{}, time.Time{})
-		return rs.Total > rs.Failed
-	}) {
-		return fmt.Errorf("reads through %s fail before anything was broken", s.ReadEndpoint)
-	}
-	return nil
 }
 
 // judge applies the checks every scenario shares.

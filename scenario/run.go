@@ -192,15 +192,7 @@ func (r *Run) WaitWritesOn(ctx context.Context, host string, since time.Time, bo
 func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sleep(ctx, d) }
 
 // LastErr is the newest client error of the writer.
-func (r *Run) LastErr() string {
-	ops := r.Writes()
-	for i := len(ops) - 1; i >= 0; i-- {
-		if ops[i].Err != "" {
-			return ops[i].Err
-		}
-	}
-	return "none"
-}
+func (r *Run) LastErr() string { return history.LastErr(r.Writes()) }
 
 // superTarget is the superuser straight to one node's PostgreSQL.
 func superTarget(s outputs.Stack, dial access.DialFunc, host string) traffic.Target {

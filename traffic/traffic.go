@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/wait"
 )
 
 // Table is where the writer inserts. The run column keeps runs apart so old
@@ -235,4 +236,23 @@ func (s *Session) Stop() error {
 	s.cancel()
 	s.wg.Wait()
 	return errors.Join(s.errs...)
+}
+
+// Baseline lets the session run for settle, then waits up to 10 s each for
+// an acknowledged write and a successful read: before anything is broken,
+// both must work, or nothing after it would be measured.
+func (s *Session) Baseline(ctx context.Context, settle time.Duration) error {
+	if err := wait.Sleep(ctx, settle); err != nil {
+		return err
+	}
+	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool { return len(history.Acked(s.Writer.Ops())) > 0 }) {
+		return fmt.Errorf("writes through %s fail before anything was broken: %s", s.Writer.Target, history.LastErr(s.Writer.Ops()))
+	}
+	if !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool {
+		rs := history.Reads(s.Reader.Ops(), time.Time{}, time.Time{})
+		return rs.Total > rs.Failed
+	}) {
+		return fmt.Errorf("reads through %s fail before anything was broken: %s", s.Reader.Target, history.LastErr(s.Reader.Ops()))
+	}
+	return nil
 }

@@ -83,30 +83,11 @@ func (e *env) trafficUnderway(ctx context.Context, c *checkRun) (*traffic.Sessio
 	}
 	var once sync.Once
 	stop := func() { once.Do(func() { e.stopTraffic(s, c) }) }
-	if err := e.baseline(ctx, s); err != nil {
+	if err := s.Baseline(ctx, 2*time.Second); err != nil {
 		stop()
 		return nil, nil, err
 	}
 	return s, stop, nil
-}
-
-// baseline lets traffic run for a moment and insists that writes and reads
-// succeed before anything is broken.
-func (e *env) baseline(ctx context.Context, s *traffic.Session) error {
-	if err := wait.Sleep(ctx, 2*time.Second); err != nil {
-		return err
-	}
-	okW := wait.Poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool { return len(history.Acked(s.Writer.Ops())) > 0 })
-	if !okW {
-		return fmt.Errorf("writes through %s fail before anything was broken: %s", e.stack.WriteEndpoint, lastErr(s.Writer.Ops()))
-	}
-	okR := wait.Poll(ctx, 10*time.Second, 200*time.Millisecond, func() bool {
-		return history.Reads(s.Reader.Ops(), time.Time{}, time.Time{}).Total > history.Reads(s.Reader.Ops(), time.Time{}, time.Time{}).Failed
-	})
-	if !okR {
-		return fmt.Errorf("reads through %s fail before anything was broken: %s", e.stack.ReadEndpoint, lastErr(s.Reader.Ops()))
-	}
-	return nil
 }
 
 // waitWritesOn waits until the writer has an insert acknowledged by host
@@ -231,15 +212,6 @@ func trafficFigures(c *checkRun, from time.Time) {
 	c.figure("reads_failed", "reads failed", float64(r.Failed), "")
 	c.figure("read_availability_pct", "read availability", 100*r.Availability, "%")
 	c.seconds("read_longest_outage_s", "longest read outage", r.Longest)
-}
-
-func lastErr(ops []history.Op) string {
-	for i := len(ops) - 1; i >= 0; i-- {
-		if ops[i].Err != "" {
-			return ops[i].Err
-		}
-	}
-	return "no operation completed"
 }
 
 func idList(ids []int64) string {

@@ -81,7 +81,7 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	}
 	if newLeader.Name != "" && !waitWritesOn(ctx, s, newLeader.Host, fev.At, e.opts.failoverBound) {
 		c.failf("no write was acknowledged by the new leader %s through %s within %s (last error: %s)",
-			newLeader.Name, e.stack.WriteEndpoint, e.opts.failoverBound, lastErr(s.Writer.Ops()))
+			newLeader.Name, e.stack.WriteEndpoint, e.opts.failoverBound, history.LastErr(s.Writer.Ops()))
 	}
 
 	if ctx.Err() != nil {

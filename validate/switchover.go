@@ -124,7 +124,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	}
 	if !waitWritesOn(ctx, s, cand.Host, ev.At, e.opts.failoverBound) {
 		c.failf("no write was acknowledged by the new leader %s through %s within %s (last error: %s)",
-			cand.Name, e.stack.WriteEndpoint, e.opts.failoverBound, lastErr(s.Writer.Ops()))
+			cand.Name, e.stack.WriteEndpoint, e.opts.failoverBound, history.LastErr(s.Writer.Ops()))
 	}
 	if ctx.Err() != nil {
 		return
