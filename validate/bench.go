@@ -408,18 +408,21 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 		}
 		return math.NaN()
 	}
-	t.Outage = fig("rto_s")
-	if kind == bench.Switchover || math.IsNaN(t.Outage) && kind == bench.PGCrash {
-		// The scenario reports an RTO only for a gap of a second or more.
+	t.Outage, t.Rejoin = fig("rto_s"), fig("rejoin_s")
+	switch kind {
+	case bench.Switchover:
 		t.Outage = fig("write_gap_s")
+	case bench.PGCrash:
+		// The scenario reports an RTO only for a gap of a second or more,
+		// and its time back to 1 leader + 2 streaming replicas.
+		if math.IsNaN(t.Outage) {
+			t.Outage = fig("write_gap_s")
+		}
+		t.Rejoin = fig("recovered_s")
 	}
 	t.WriteGap = fig("write_gap_s")
 	t.ReadsFailed = fig("reads_failed")
 	t.ReadsTotal = fig("reads_total")
-	t.Rejoin = fig("rejoin_s")
-	if kind == bench.PGCrash {
-		t.Rejoin = fig("recovered_s")
-	}
 	t.Acked = fig("acked_writes")
 	t.Lost = fig("lost_writes")
 	t.LostOnLeader = lostOnLeader(ctx, e, c)
