@@ -73,6 +73,15 @@ func (c *checkRun) text(key, label, v string) {
 	c.e.logf("  %s: %s", label, v)
 }
 
+// setText changes a text figure recorded earlier.
+func (c *checkRun) setText(key, v string) {
+	for i := range c.Figures {
+		if c.Figures[i].Key == key {
+			c.Figures[i].Text = v
+		}
+	}
+}
+
 func (c *checkRun) seconds(key, label string, d time.Duration) {
 	c.figure(key, label, d.Seconds(), "s")
 }

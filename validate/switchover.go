@@ -48,6 +48,23 @@ func (e *env) chooseCandidate(f formation) (patroni.Member, error) {
 	return best, nil
 }
 
+// syncStandbyMoved chooses the candidate again, unless --candidate names
+// it, and reports whether the choice changed while old still leads.
+func (e *env) syncStandbyMoved(ctx context.Context, old, cand patroni.Member) (patroni.Member, bool) {
+	if e.opts.candidate != "" {
+		return cand, false
+	}
+	now := e.assessFormation(ctx)
+	if !now.ok() || now.leader.Name != old.Name {
+		return cand, false
+	}
+	again, err := e.chooseCandidate(now)
+	if err != nil || again.Name == cand.Name {
+		return cand, false
+	}
+	return again, true
+}
+
 func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	f, err := e.gate(ctx)
 	if err != nil {
@@ -81,18 +98,10 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	var ev report.Event
 	var msg string
 	for attempt := 1; ; attempt++ {
-		if e.opts.candidate == "" {
-			if now := e.assessFormation(ctx); now.ok() && now.leader.Name == old.Name {
-				if again, err := e.chooseCandidate(now); err == nil && again.Name != cand.Name {
-					c.notef("the sync standby moved to %s before the switchover; switching over to it instead of %s", again.Name, cand.Name)
-					cand = again
-					for i := range c.Figures {
-						if c.Figures[i].Key == "candidate" {
-							c.Figures[i].Text = cand.Name
-						}
-					}
-				}
-			}
+		if again, moved := e.syncStandbyMoved(ctx, old, cand); moved {
+			c.notef("the sync standby moved to %s before the switchover; switching over to it instead of %s", again.Name, cand.Name)
+			cand = again
+			c.setText("candidate", cand.Name)
 		}
 		ev = c.event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
 		msg, err = e.slowPat.Switchover(ctx, old.Host, old.Name, cand.Name)
