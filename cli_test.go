@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/stackout"
+	"github.com/pgha/pgha/internal/pulumicli"
 )
 
 // TestPulumiCLIChecksTheConfigSchema drives the real pulumi CLI with this
@@ -22,7 +22,7 @@ import (
 // program itself cannot run here: the AWS provider plugin is not
 // available, so `preview` stops after config validation.)
 func TestPulumiCLIChecksTheConfigSchema(t *testing.T) {
-	_, bin, err := stackout.FindCLI()
+	_, bin, err := pulumicli.Find()
 	if err != nil {
 		t.Skipf("%v (CI builds it with tools/pulumi/build.sh)", err)
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/pgha/pgha/components"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/stackconfig"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/stackconfig"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 

@@ -11,10 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/access"
 	"github.com/pgha/pgha/components"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 const (

@@ -13,8 +13,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pgha/pgha/components"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/stackconfig"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/stackconfig"
 )
 
 // allKeys is every key stackconfig reads, with the default it applies

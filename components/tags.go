@@ -8,7 +8,7 @@ package components
 import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 // Type tokens of the components.

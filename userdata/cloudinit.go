@@ -1,7 +1,7 @@
 package userdata
 
 import (
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // cloudFile is one write_files entry. Defer puts it after package

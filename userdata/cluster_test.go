@@ -23,9 +23,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/nstest"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // TestRealCluster runs the rendered files with the real daemons inside a

@@ -3,7 +3,7 @@ package userdata
 import (
 	"testing"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // defaultCluster is the cluster the golden files show: the default 3+3+2

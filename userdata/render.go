@@ -11,7 +11,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 //go:embed templates/*.tmpl

@@ -14,7 +14,7 @@ package userdata
 import (
 	"os"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Users are the fixed role names. Passwords are never part of a spec.

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // These tests hand the rendered files to the real consumers installed from

@@ -6,7 +6,7 @@ import (
 	"path"
 	"regexp"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 var (

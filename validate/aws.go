@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/stackout"
-	"github.com/pgha/pgha/teardown"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/validate/internal/stackout"
+	"github.com/pgha/pgha/validate/internal/teardown"
 )
 
 // On AWS: outputs come from the Pulumi stack through the Automation API,

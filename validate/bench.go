@@ -17,16 +17,16 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/bench"
-	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/cluster"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/report"
-	"github.com/pgha/pgha/scenario"
-	"github.com/pgha/pgha/traffic"
 	"github.com/pgha/pgha/userdata"
+	"github.com/pgha/pgha/validate/internal/bench"
+	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/scenario"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // `validate bench` repeats the switchover and failover checks on a fresh lab

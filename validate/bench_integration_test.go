@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/bench"
 	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/validate/internal/bench"
 )
 
 // TestBenchEndToEnd runs `validate bench` for real, at its smallest: one

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // check is one step of the runbook.

@@ -13,10 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // ---- etcd ----

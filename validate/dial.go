@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 // dialers map an access kind to the way validate reaches private addresses.

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/report"
-	"github.com/pgha/pgha/traffic"
+	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // Shared machinery of the destructive checks: the health gate, the plain

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/fault"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/traffic"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/validate/internal/fault"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // env is everything a check needs to reach the cluster.

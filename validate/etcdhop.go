@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 // On AWS the security groups admit etcd's client port (2379) only from the

@@ -13,10 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/nstest"
+	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/sshdtest"
-	"github.com/pgha/pgha/outputs"
 )
 
 // etcdHopStack is an SSH-access stack with one etcd member at memberIP.

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // ---- 6. automatic failover ----

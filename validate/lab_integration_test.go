@@ -16,9 +16,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/internal/labtest"
+	"github.com/pgha/pgha/lab/labtest"
 
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // TestValidateAgainstLab brings up a real lab (3 etcd, 3 Patroni/PostgreSQL,

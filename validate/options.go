@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/fault"
+	"github.com/pgha/pgha/validate/internal/fault"
 )
 
 // options are the flags of a check run.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 func TestSelectChecks(t *testing.T) {

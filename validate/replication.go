@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/traffic"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // ---- 4. replication ----

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/traffic"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // routing is what HAProxy did with a set of fresh connections.

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // runChecks is `validate [flags]`: the checks in runbook order, then the

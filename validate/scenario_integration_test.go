@@ -18,9 +18,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/internal/labtest"
-	"github.com/pgha/pgha/report"
-	"github.com/pgha/pgha/scenario"
+	"github.com/pgha/pgha/lab/labtest"
+	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/scenario"
 )
 
 // TestScenariosAgainstLab brings up one lab of its own (synchronous mode)

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/fault"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/scenario"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/validate/internal/fault"
+	"github.com/pgha/pgha/validate/internal/scenario"
 )
 
 // The resilience scenarios (package scenario) run as checks named

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/pgha/pgha/outputs"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 // loadStack reads the stack outputs from a file (--outputs, what the lab

@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/history"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/patroni"
-	"github.com/pgha/pgha/report"
+	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // ---- 5. controlled switchover ----

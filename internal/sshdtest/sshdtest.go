@@ -1,4 +1,4 @@
-// Package sshdtest runs a real OpenSSH sshd for tests (through jumphost),
+// Package sshdtest runs a real OpenSSH sshd for tests,
 // listening on loopback or inside a network namespace the test created, and
 // stops it when the test ends, by its PID only.
 package sshdtest
@@ -9,8 +9,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/pgha/pgha/jumphost"
 )
 
 // Options choose where sshd listens.
@@ -25,7 +23,7 @@ type Options struct {
 
 // Server is a running sshd.
 type Server struct {
-	*jumphost.Server
+	*SSHD
 	// OtherHostKeys is a key the server does not have, for mismatch tests.
 	OtherHostKeys []string
 }
@@ -44,7 +42,7 @@ func FreeLoopbackAddr(t testing.TB) string {
 
 // NewPrivateKeyPEM returns a fresh unencrypted ed25519 key in OpenSSH PEM form.
 func NewPrivateKeyPEM(t testing.TB) []byte {
-	_, p, err := jumphost.NewKey()
+	_, p, err := NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +53,8 @@ func NewPrivateKeyPEM(t testing.TB) []byte {
 // installed.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := os.Stat(jumphost.SSHD); err != nil {
-		t.Skipf("%s not found: apt-get install -y openssh-server", jumphost.SSHD)
+	if _, err := os.Stat(SSHDBin); err != nil {
+		t.Skipf("%s not found: apt-get install -y openssh-server", SSHDBin)
 	}
 	listen := opts.Listen
 	if len(listen) == 0 {
@@ -64,7 +62,7 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := jumphost.Start(ctx, jumphost.Options{Dir: t.TempDir(), Listen: listen, Netns: opts.Netns, Dial: opts.Dial})
+	s, err := StartSSHD(ctx, SSHDOptions{Dir: t.TempDir(), Listen: listen, Netns: opts.Netns, Dial: opts.Dial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,9 +72,9 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Logf("sshd log:\n%s", s.Log())
 		}
 	})
-	other, _, err := jumphost.NewKey()
+	other, _, err := NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{Server: s, OtherHostKeys: []string{other}}
+	return &Server{SSHD: s, OtherHostKeys: []string{other}}
 }

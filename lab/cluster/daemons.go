@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/proc"
-	"github.com/pgha/pgha/topology"
 )
 
 // pgBinDir is Debian's PostgreSQL 15 location (Patroni's bin_dir).

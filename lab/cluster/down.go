@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
-	"github.com/pgha/pgha/topology"
 )
 
 func jsonIndent(v any) ([]byte, error) {

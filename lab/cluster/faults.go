@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // The faults a person (go run ./lab kill pg-1) or validate can inject. Each

@@ -19,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 

@@ -21,10 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/topology"
 	"github.com/pgha/pgha/userdata"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
-	"github.com/pgha/pgha/topology"
 	"github.com/pgha/pgha/userdata"
 )
 

@@ -18,10 +18,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/topology"
 )
 
 // TestLoopbackLabLifecycle is TestLabLifecycle for --net loopback: every

@@ -15,8 +15,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgha/pgha/access"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Dialer reaches the lab's addresses from its client namespace, or, in a

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/proc"
-	"github.com/pgha/pgha/topology"
 )
 
 // NodeStatus is one row of `status`.

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/outputs"
-	"github.com/pgha/pgha/topology"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 

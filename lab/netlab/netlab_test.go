@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/access"
+	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/nstest"
 )
 

@@ -1,0 +1,220 @@
+package access
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/sshdtest"
+)
+
+// echoServer answers each line with "echo: " + line, so a test can tell that
+// bytes really crossed the tunnel both ways.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, "echo: "+line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func roundTrip(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	_, err := io.WriteString(c, msg+"\n")
+	require.NoError(t, err)
+	got, err := bufio.NewReader(c).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "echo: "+msg+"\n", got)
+}
+
+func sshCfg(s *sshdtest.Server) SSHConfig {
+	return SSHConfig{Addr: s.Addr, User: s.User, PrivateKey: s.ClientKeyPEM, HostKeys: []string{s.HostKey}}
+}
+
+func TestSSHJumpDialsThroughRealSSHD(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	target := echoServer(t)
+	j, err := NewJump(sshCfg(srv))
+	require.NoError(t, err)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c, err := j.DialContext(ctx, "tcp", target)
+	require.NoError(t, err)
+	// The connection is a forwarded channel, not a direct socket.
+	require.NotEqual(t, "*net.TCPConn", typeName(c))
+	roundTrip(t, c, "hello through the jump")
+	// pgx and net/http abandon stuck reads through deadlines.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(200*time.Millisecond)))
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout(), "want a timeout, got %v", err)
+	c.Close()
+
+	// A dead jump connection is replaced on the next dial.
+	first, err := j.Client(ctx)
+	require.NoError(t, err)
+	first.Close()
+	c, err = j.DialContext(ctx, "tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c, "after reconnect")
+	c.Close()
+	second, err := j.Client(ctx)
+	require.NoError(t, err)
+	require.NotSame(t, first, second)
+
+	// A closed port behind the jump is the target's problem and says so.
+	_, err = j.DialContext(ctx, "tcp", sshdtest.FreeLoopbackAddr(t))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "via jump host")
+
+	// The DialFunc form works with net/http's and pgx's signature.
+	dial, err := SSH(sshCfg(srv))
+	require.NoError(t, err)
+	c, err = dial(ctx, "tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c, "via DialFunc")
+	c.Close()
+}
+
+func TestSSHJumpRunsCommands(t *testing.T) {
+	// A second port stands in for a node behind the jump host.
+	nodeAddr := sshdtest.FreeLoopbackAddr(t)
+	srv := sshdtest.Start(t, sshdtest.Options{Listen: []string{sshdtest.FreeLoopbackAddr(t), nodeAddr}})
+	j, err := NewJump(sshCfg(srv))
+	require.NoError(t, err)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	out, err := j.Run(ctx, Host{}, "echo jump-$((40+2))", nil)
+	require.NoError(t, err)
+	require.Equal(t, "jump-42\n", out)
+
+	// A "node" behind the jump (here the same sshd, reached through the
+	// tunnel) with its own host-key check.
+	node := Host{Addr: nodeAddr, HostKeys: []string{srv.HostKey}}
+	out, err = j.Run(ctx, node, "cat", strings.NewReader("from stdin"))
+	require.NoError(t, err)
+	require.Equal(t, "from stdin", out)
+
+	_, err = j.Run(ctx, Host{}, "echo oops >&2; exit 3", nil)
+	var ce *CommandError
+	require.ErrorAs(t, err, &ce)
+	require.Contains(t, err.Error(), "oops")
+	require.Contains(t, err.Error(), "status 3")
+
+	out, err = j.RunRoot(ctx, Host{}, "id -u\n")
+	if srv.User == "root" {
+		require.NoError(t, err)
+		require.Equal(t, "0\n", out)
+	}
+
+	// A node presenting a key the stack did not record is refused.
+	bad := Host{Addr: nodeAddr, HostKeys: srv.OtherHostKeys}
+	_, err = j.Run(ctx, bad, "true", nil)
+	var hk *HostKeyError
+	require.ErrorAs(t, err, &hk)
+}
+
+func TestSSHJumpRefusesWrongHostKey(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	cfg := sshCfg(srv)
+	cfg.HostKeys = srv.OtherHostKeys
+	j, err := NewJump(cfg)
+	require.NoError(t, err)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = j.DialContext(ctx, "tcp", echoServer(t))
+	require.Error(t, err)
+	var hk *HostKeyError
+	require.True(t, errors.As(err, &hk), "want a HostKeyError, got %v", err)
+	msg := err.Error()
+	require.Contains(t, msg, "host key mismatch")
+	require.Contains(t, msg, srv.Addr)
+	require.Contains(t, msg, "SHA256:")
+	require.Contains(t, msg, "refusing to connect")
+	t.Log(msg)
+}
+
+func TestSSHConfigErrors(t *testing.T) {
+	srvKey := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	for name, tc := range map[string]struct {
+		cfg  SSHConfig
+		want string
+	}{
+		"no host keys": {SSHConfig{Addr: "h:22", User: "u", PrivateKey: testKey(t)}, "refusing to trust"},
+		"garbled key":  {SSHConfig{Addr: "h:22", User: "u", PrivateKey: testKey(t), HostKeys: []string{"ssh-ed25519 nope"}}, "authorized_keys format"},
+		"bad private":  {SSHConfig{Addr: "h:22", User: "u", PrivateKey: []byte("nope"), HostKeys: []string{srvKey}}, "sshPrivateKey"},
+		"no user":      {SSHConfig{Addr: "h:22", PrivateKey: testKey(t), HostKeys: []string{srvKey}}, "user"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := NewJump(tc.cfg)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func testKey(t *testing.T) []byte { return sshdtest.NewPrivateKeyPEM(t) }
+
+func typeName(v any) string { return fmt.Sprintf("%T", v) }
+
+func TestSSHConfigFromStack(t *testing.T) {
+	noKeyEnv(t)
+	s := outputs.Stack{
+		Access:        outputs.Access{Kind: outputs.AccessSSH, JumpHost: "203.0.113.7", JumpUser: "admin", JumpHostKeys: []string{"k"}},
+		SSHPrivateKey: "pem",
+	}
+	cfg, err := SSHConfigFromStack(s)
+	require.NoError(t, err)
+	require.Equal(t, "203.0.113.7:22", cfg.Addr, "port 22 by default")
+	require.Nil(t, cfg.Dial)
+
+	s.Access.Namespace = "no-such-namespace-pgha"
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, "network namespace")
+
+	s.Access.Namespace = ""
+	s.SSHPrivateKey = ""
+	_, err = SSHConfigFromStack(s)
+	require.ErrorIs(t, err, ErrNoSSHKey)
+	require.ErrorContains(t, err, "--show-secrets")
+
+	s.Access.Kind = outputs.AccessNetns
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, "not reached over SSH")
+}

@@ -1,0 +1,376 @@
+// Package stackconfig reads and checks the pgha stack configuration. Every
+// problem is found before the program registers a single resource, and every
+// message names the key and the command that fixes it, because a half-built
+// cluster over three AZs is the most expensive way to report a typo.
+package stackconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/userdata"
+)
+
+// Namespace is the project's config namespace (the name in Pulumi.yaml).
+const Namespace = "pgha"
+
+// RegionKey is the AWS provider's own key.
+const RegionKey = "aws:region"
+
+// Keys of the pgha namespace. Pulumi.yaml declares each with a type, a
+// description and (except allowedCidrs) a default; a test keeps them in step.
+const (
+	KeyClusterName         = "clusterName"
+	KeyVPCCIDR             = "vpcCidr"
+	KeyAllowedCIDRs        = "allowedCidrs"
+	KeyAllowWorldAccess    = "allowWorldAccess"
+	KeyProfile             = "profile"
+	KeySynchronousMode     = "synchronousMode"
+	KeyNATGateways         = "natGateways"
+	KeyEtcdInstanceType    = "etcdInstanceType"
+	KeyPatroniInstanceType = "patroniInstanceType"
+	KeyHAProxyInstanceType = "haproxyInstanceType"
+	KeyEtcdVolumeSize      = "etcdVolumeSize"
+	KeyPatroniVolumeSize   = "patroniVolumeSize"
+	KeyHAProxyVolumeSize   = "haproxyVolumeSize"
+	KeyNetworkLoadBalancer = "networkLoadBalancer"
+	KeySSHPublicKey        = "sshPublicKey"
+	KeyAMI                 = "amiId"
+
+	// Optional config secrets; generated when absent.
+	KeySuperuserPassword   = "superuserPassword"
+	KeyReplicationPassword = "replicationPassword"
+	KeyRewindPassword      = "rewindPassword"
+	KeyAppPassword         = "appPassword"
+	KeyRestAPIPassword     = "restApiPassword"
+	KeyStatsPassword       = "statsPassword"
+)
+
+// PasswordKeys lists the password keys in a fixed order.
+var PasswordKeys = []string{
+	KeySuperuserPassword, KeyReplicationPassword, KeyRewindPassword,
+	KeyAppPassword, KeyRestAPIPassword, KeyStatsPassword,
+}
+
+// NAT gateway layouts.
+const (
+	NATSingle = "single" // one gateway in AZ 1: cheaper, but AZ 1 down cuts private egress
+	NATPerAZ  = "perAz"  // one per AZ: no cross-AZ dependency for apt/SSM
+)
+
+// Defaults. Pulumi.yaml repeats them for the CLI; Load applies them so the
+// program behaves the same when the schema is absent (tests, inline programs).
+const (
+	DefaultClusterName         = "pgha"
+	DefaultProfile             = "fast"
+	DefaultSynchronousMode     = true
+	DefaultNATGateways         = NATSingle
+	DefaultEtcdInstanceType    = "t3.small"
+	DefaultPatroniInstanceType = "t3.medium"
+	DefaultHAProxyInstanceType = "t3.small"
+	DefaultEtcdVolumeSize      = 10
+	DefaultPatroniVolumeSize   = 20
+	DefaultHAProxyVolumeSize   = 10
+)
+
+// Volume bounds in GiB: the Debian 12 AMI's root snapshot is 8 GiB, and gp3
+// stops at 16 TiB.
+const (
+	MinVolumeSize = 8
+	MaxVolumeSize = 16384
+)
+
+// Config is the checked configuration.
+type Config struct {
+	Stack               string
+	Region              string
+	ClusterName         string
+	VPCCIDR             string
+	Plan                topology.Plan
+	AllowedCIDRs        []string
+	AllowWorldAccess    bool
+	Profile             string
+	SynchronousMode     bool
+	NATGateways         string
+	EtcdInstanceType    string
+	PatroniInstanceType string
+	HAProxyInstanceType string
+	EtcdVolumeSize      int
+	PatroniVolumeSize   int
+	HAProxyVolumeSize   int
+	NetworkLoadBalancer bool
+	SSHPublicKey        string // empty: the program generates a key pair
+	AMI                 string // empty: look up the newest Debian 12 AMI
+	// Passwords holds the configured password secrets by key; a missing key
+	// means "generate it".
+	Passwords map[string]string
+}
+
+// Getter returns a raw config value by its full key ("pgha:vpcCidr").
+// Structured values (lists) arrive as JSON, as Pulumi passes them.
+type Getter func(key string) (string, bool)
+
+// Error lists every problem in the configuration, one per line.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid stack configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Full returns the namespaced form of a pgha key.
+func Full(key string) string { return Namespace + ":" + key }
+
+var (
+	regionRE       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
+	clusterNameRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
+	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	amiRE          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
+	// Passwords land in pgpass, YAML, HAProxy and shell environment files;
+	// a restricted alphabet keeps every one of them free of quoting bugs.
+	passwordRE = regexp.MustCompile(`^[A-Za-z0-9._~+=-]{16,128}$`)
+)
+
+// SecretChecker says whether a full key was set as a secret.
+type SecretChecker func(key string) bool
+
+// Load reads every key through get, applies the defaults and checks the
+// result. isSecret guards the password keys against plain-text values. It
+// returns all problems at once in an *Error.
+func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
+	var probs []string
+	bad := func(key, format string, a ...any) {
+		probs = append(probs, key+": "+fmt.Sprintf(format, a...))
+	}
+	str := func(key, def string) string {
+		if v, ok := get(Full(key)); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	boolean := func(key string, def bool) bool {
+		v, ok := get(Full(key))
+		if !ok || strings.TrimSpace(v) == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			bad(Full(key), "%q is not true or false; fix: pulumi config set %s true", v, Full(key))
+			return def
+		}
+		return b
+	}
+	integer := func(key string, def int) int {
+		v, ok := get(Full(key))
+		if !ok || strings.TrimSpace(v) == "" {
+			return def
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			bad(Full(key), "%q is not a whole number of GiB; fix: pulumi config set %s %d", v, Full(key), def)
+			return def
+		}
+		return n
+	}
+
+	c := Config{Stack: stack, Passwords: map[string]string{}}
+
+	region, _ := get(RegionKey)
+	c.Region = strings.TrimSpace(region)
+	switch {
+	case c.Region == "":
+		bad(RegionKey, "is not set; fix: pulumi config set aws:region eu-west-1")
+	case !regionRE.MatchString(c.Region):
+		bad(RegionKey, "%q is not an AWS region name; fix: pulumi config set aws:region eu-west-1", c.Region)
+	}
+
+	c.ClusterName = str(KeyClusterName, DefaultClusterName)
+	if !clusterNameRE.MatchString(c.ClusterName) {
+		bad(Full(KeyClusterName), "%q must be 2-32 lower-case letters, digits or '-', starting with a letter; fix: pulumi config set %s %s",
+			c.ClusterName, Full(KeyClusterName), DefaultClusterName)
+	}
+
+	c.VPCCIDR = str(KeyVPCCIDR, topology.DefaultVPCCIDR)
+	if plan, err := topology.New(c.VPCCIDR); err != nil {
+		bad(Full(KeyVPCCIDR), "%v; fix: pulumi config set %s %s", err, Full(KeyVPCCIDR), topology.DefaultVPCCIDR)
+	} else {
+		c.Plan = plan
+	}
+
+	c.AllowWorldAccess = boolean(KeyAllowWorldAccess, false)
+	c.AllowedCIDRs = allowedCIDRs(get, c.AllowWorldAccess, bad)
+
+	c.Profile = str(KeyProfile, DefaultProfile)
+	if _, err := userdata.LookupProfile(c.Profile); err != nil {
+		bad(Full(KeyProfile), "%q is not a profile (want one of %s); fix: pulumi config set %s %s",
+			c.Profile, strings.Join(profileNames(), ", "), Full(KeyProfile), DefaultProfile)
+	}
+	c.SynchronousMode = boolean(KeySynchronousMode, DefaultSynchronousMode)
+
+	c.NATGateways = str(KeyNATGateways, DefaultNATGateways)
+	if c.NATGateways != NATSingle && c.NATGateways != NATPerAZ {
+		bad(Full(KeyNATGateways), "%q is neither %q nor %q; fix: pulumi config set %s %s",
+			c.NATGateways, NATSingle, NATPerAZ, Full(KeyNATGateways), NATSingle)
+	}
+
+	c.EtcdInstanceType = instanceType(KeyEtcdInstanceType, str(KeyEtcdInstanceType, DefaultEtcdInstanceType), DefaultEtcdInstanceType, false, bad)
+	c.PatroniInstanceType = instanceType(KeyPatroniInstanceType, str(KeyPatroniInstanceType, DefaultPatroniInstanceType), DefaultPatroniInstanceType, true, bad)
+	c.HAProxyInstanceType = instanceType(KeyHAProxyInstanceType, str(KeyHAProxyInstanceType, DefaultHAProxyInstanceType), DefaultHAProxyInstanceType, false, bad)
+
+	c.EtcdVolumeSize = volume(KeyEtcdVolumeSize, integer(KeyEtcdVolumeSize, DefaultEtcdVolumeSize), DefaultEtcdVolumeSize, bad)
+	c.PatroniVolumeSize = volume(KeyPatroniVolumeSize, integer(KeyPatroniVolumeSize, DefaultPatroniVolumeSize), DefaultPatroniVolumeSize, bad)
+	c.HAProxyVolumeSize = volume(KeyHAProxyVolumeSize, integer(KeyHAProxyVolumeSize, DefaultHAProxyVolumeSize), DefaultHAProxyVolumeSize, bad)
+
+	c.NetworkLoadBalancer = boolean(KeyNetworkLoadBalancer, false)
+
+	c.SSHPublicKey = str(KeySSHPublicKey, "")
+	if c.SSHPublicKey != "" {
+		if _, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(c.SSHPublicKey)); err != nil || len(strings.TrimSpace(string(rest))) > 0 {
+			bad(Full(KeySSHPublicKey), "is not one OpenSSH public key; fix: pulumi config set %s \"$(cat ~/.ssh/id_ed25519.pub)\" (or pulumi config rm %s to generate one)",
+				Full(KeySSHPublicKey), Full(KeySSHPublicKey))
+		}
+	}
+
+	c.AMI = str(KeyAMI, "")
+	if c.AMI != "" && !amiRE.MatchString(c.AMI) {
+		bad(Full(KeyAMI), "%q is not an AMI id like ami-0123456789abcdef0; fix: pulumi config rm %s to use the newest Debian 12 AMI",
+			c.AMI, Full(KeyAMI))
+	}
+
+	for _, key := range PasswordKeys {
+		v, ok := get(Full(key))
+		if !ok || v == "" {
+			continue
+		}
+		if isSecret == nil || !isSecret(Full(key)) {
+			bad(Full(key), "is stored in plain text in the stack file; fix: pulumi config set --secret %s <value> (or pulumi config rm %s to generate one)",
+				Full(key), Full(key))
+			continue
+		}
+		if !passwordRE.MatchString(v) {
+			// Never echo the value: it is a secret.
+			bad(Full(key), "must be 16-128 characters of A-Z a-z 0-9 . _ ~ + = -; fix: pulumi config set --secret %s <new value> (or pulumi config rm %s to generate one)",
+				Full(key), Full(key))
+			continue
+		}
+		c.Passwords[key] = v
+	}
+
+	if len(probs) > 0 {
+		return Config{}, &Error{Problems: probs}
+	}
+	return c, nil
+}
+
+// CheckZones refuses a region with fewer than three available AZs; zones are
+// the names getAvailabilityZones returned for state "available".
+func CheckZones(region string, zones []string) error {
+	seen := map[string]bool{}
+	for _, z := range zones {
+		seen[z] = true
+	}
+	if len(seen) < topology.AZCount {
+		return &Error{Problems: []string{fmt.Sprintf(
+			"%s: %q offers %d available Availability Zone(s) (%s); pgha needs %d; fix: pulumi config set aws:region eu-west-1 (or another region with 3 AZs)",
+			RegionKey, region, len(seen), strings.Join(zones, ", "), topology.AZCount)}}
+	}
+	return nil
+}
+
+func allowedCIDRs(get Getter, world bool, bad func(key, format string, a ...any)) []string {
+	key := Full(KeyAllowedCIDRs)
+	fix := fmt.Sprintf("pulumi config set --path '%s[0]' 203.0.113.0/24", key)
+	raw, ok := get(key)
+	raw = strings.TrimSpace(raw)
+	if !ok || raw == "" || raw == "[]" {
+		bad(key, "is required: the CIDRs you connect from (SQL on 5000/5001, stats on 7000, SSH to the jump hosts); fix: %s", fix)
+		return nil
+	}
+	var list []string
+	if strings.HasPrefix(raw, "[") {
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			bad(key, "is not a list of CIDR strings (%v); fix: %s", err, fix)
+			return nil
+		}
+	} else {
+		// A plain string: one CIDR, or several separated by commas.
+		for _, s := range strings.Split(raw, ",") {
+			list = append(list, strings.TrimSpace(s))
+		}
+	}
+	if len(list) == 0 {
+		bad(key, "is required and empty; fix: %s", fix)
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, s := range list {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			bad(key, "entry %d %q is not a CIDR; fix: %s", i, s, fix)
+			continue
+		case !p.Addr().Is4():
+			bad(key, "entry %d %q is not IPv4 (the VPC is IPv4 only); fix: %s", i, s, fix)
+			continue
+		case p.Masked() != p:
+			bad(key, "entry %d %q has host bits set; fix: use %s", i, s, p.Masked())
+			continue
+		case p.Bits() == 0 && !world:
+			bad(key, "entry %d %q opens PostgreSQL and SSH to the whole internet; fix: use your own range (%s), or if you really mean it: pulumi config set %s true",
+				i, s, fix, Full(KeyAllowWorldAccess))
+			continue
+		}
+		if !seen[p.String()] {
+			seen[p.String()] = true
+			out = append(out, p.String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func instanceType(key, v, def string, needsRAM bool, bad func(key, format string, a ...any)) string {
+	full := Full(key)
+	if !instanceTypeRE.MatchString(v) {
+		bad(full, "%q is not an EC2 instance type like %s; fix: pulumi config set %s %s", v, def, full, def)
+		return v
+	}
+	size := v[strings.LastIndex(v, ".")+1:]
+	// nano has 0.5 GiB: not enough for any tier. micro (1 GiB) runs etcd or
+	// HAProxy, but PostgreSQL plus Patroni would swap or be OOM-killed.
+	if size == "nano" || (needsRAM && size == "micro") {
+		bad(full, "%q is too small for this tier; fix: pulumi config set %s %s", v, full, def)
+	}
+	return v
+}
+
+func volume(key string, n, def int, bad func(key, format string, a ...any)) int {
+	if n < MinVolumeSize || n > MaxVolumeSize {
+		bad(Full(key), "%d GiB is outside %d-%d GiB; fix: pulumi config set %s %d", n, MinVolumeSize, MaxVolumeSize, Full(key), def)
+	}
+	return n
+}
+
+func profileNames() []string {
+	var names []string
+	for _, p := range userdata.Profiles() {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// AsError reports whether err is a configuration error.
+func AsError(err error) (*Error, bool) {
+	var e *Error
+	ok := errors.As(err, &e)
+	return e, ok
+}

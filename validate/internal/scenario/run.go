@@ -1,0 +1,247 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/traffic"
+)
+
+// Run is one scenario in progress: the story's handle on traffic, faults
+// and the check it fills.
+type Run struct {
+	Env    Env
+	Check  *report.Check
+	Before Formation // the healthy cluster the scenario started from
+
+	// FaultAt is when the first fault was injected (or the switchover
+	// asked for): RTO and the write gap are measured from it.
+	FaultAt time.Time
+	// Outcome is the story's one-line account of what happened.
+	Outcome string
+
+	traffic *traffic.Session
+	poller  *Poller
+	mu      sync.Mutex
+	undos   []undo
+}
+
+type undo struct {
+	what string
+	fn   func() error
+}
+
+// Failf records a problem: the scenario fails.
+func (r *Run) Failf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.mu.Lock()
+	r.Check.Problems = append(r.Check.Problems, msg)
+	r.mu.Unlock()
+	r.Env.Logf("  FAIL: %s", msg)
+}
+
+// Notef records an observation.
+func (r *Run) Notef(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	r.Check.Notes = append(r.Check.Notes, msg)
+	r.Env.Logf("  %s", msg)
+}
+
+// Figure records a measured value.
+func (r *Run) Figure(key, label string, v float64, unit string) {
+	r.Check.Figures = append(r.Check.Figures, report.Figure{Key: key, Label: label, Value: v, Unit: unit})
+	r.Env.Logf("  %s: %s", label, r.Check.Figures[len(r.Check.Figures)-1])
+}
+
+// Text records a non-numeric figure.
+func (r *Run) Text(key, label, v string) {
+	r.Check.Figures = append(r.Check.Figures, report.Figure{Key: key, Label: label, Text: v})
+	r.Env.Logf("  %s: %s", label, v)
+}
+
+// Seconds records a duration figure.
+func (r *Run) Seconds(key, label string, d time.Duration) { r.Figure(key, label, d.Seconds(), "s") }
+
+// Event marks a moment on the timeline and returns its time.
+func (r *Run) Event(kind, detail string) time.Time {
+	ev := report.Event{At: time.Now(), Kind: kind, Detail: detail}
+	r.Check.Timeline.Events = append(r.Check.Timeline.Events, ev)
+	r.Env.Logf("  event %s: %s", kind, detail)
+	return ev.At
+}
+
+// Inject breaks a node with the named fault. The undo is registered with
+// the run's restorer first, so it happens even on failure or Ctrl-C; the
+// returned function performs it now (once) and marks it on the timeline.
+func (r *Run) Inject(ctx context.Context, kind, nodeName string) (func() error, error) {
+	set, err := r.Env.Faults()
+	if err != nil {
+		return nil, err
+	}
+	f, err := set.Get(kind)
+	if err != nil {
+		return nil, err
+	}
+	n, err := node(r.Env.Stack(), nodeName)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("%s of %s", kind, nodeName)
+	now := r.Env.Restore(what, func(rctx context.Context) error { return f.Restore(rctx, n) })
+	done := false
+	u := func() error {
+		if done {
+			return nil
+		}
+		done = true
+		r.Event("restore", "undo "+what)
+		return now()
+	}
+	r.mu.Lock()
+	r.undos = append(r.undos, undo{what, u})
+	r.mu.Unlock()
+	at := r.Event("fault", what)
+	if r.FaultAt.IsZero() {
+		r.FaultAt = at
+	}
+	if err := f.Inject(ctx, n); err != nil {
+		if uerr := u(); uerr != nil {
+			r.Failf("%v", uerr)
+		}
+		return nil, fmt.Errorf("injecting %s: %w", what, err)
+	}
+	return u, nil
+}
+
+// undoAll puts back whatever the story left broken, newest first.
+func (r *Run) undoAll() {
+	r.mu.Lock()
+	us := append([]undo(nil), r.undos...)
+	r.mu.Unlock()
+	for i := len(us) - 1; i >= 0; i-- {
+		if err := us[i].fn(); err != nil {
+			r.Failf("restoring %s: %v", us[i].what, err)
+		}
+	}
+}
+
+// Cluster reads /cluster from the first Patroni node that answers, skipping
+// the named ones (a node under a fault may give a stale view).
+func (r *Run) Cluster(ctx context.Context, skip ...string) (patroni.Cluster, error) {
+	var errs []string
+	for _, n := range r.Env.Stack().ByRole("patroni") {
+		if slices.Contains(skip, n.Name) {
+			continue
+		}
+		cl, err := r.Env.Patroni().Cluster(ctx, n.PrivateIP)
+		if err == nil && len(cl.Members) > 0 {
+			return cl, nil
+		}
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	return patroni.Cluster{}, fmt.Errorf("no Patroni node answered /cluster: %s", strings.Join(errs, "; "))
+}
+
+// WaitLeader waits up to bound for a single leader that satisfies pred.
+func (r *Run) WaitLeader(ctx context.Context, bound time.Duration, pred func(patroni.Member) bool, skip ...string) (patroni.Member, bool) {
+	var got patroni.Member
+	ok := wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
+		cl, err := r.Cluster(ctx, skip...)
+		if err != nil {
+			return false
+		}
+		l, one := cl.Leader()
+		if one && pred(l) {
+			got = l
+			return true
+		}
+		return false
+	})
+	return got, ok
+}
+
+// Writes is the writer's history so far.
+func (r *Run) Writes() []history.Op { return r.traffic.Writer.Ops() }
+
+// WaitWritesOn waits until a write acknowledged by host completes after since.
+func (r *Run) WaitWritesOn(ctx context.Context, host string, since time.Time, bound time.Duration) bool {
+	return wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
+		for _, o := range r.Writes() {
+			if o.OK && o.Server == host && o.End.After(since) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// Hold lets traffic run for d, as long as ctx lives.
+func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sleep(ctx, d) }
+
+// LastErr is the newest client error of the writer.
+func (r *Run) LastErr() string { return history.LastErr(r.Writes()) }
+
+// superTarget is the superuser straight to one node's PostgreSQL.
+func superTarget(s outputs.Stack, dial access.DialFunc, host string) traffic.Target {
+	c := s.Credentials
+	return traffic.Target{Host: host, Port: 5432, User: c.SuperuserName, Password: c.SuperuserPassword,
+		Database: c.AppDatabase, Dial: dial, ConnectTimeout: 3 * time.Second}
+}
+
+// appTarget is the application user through an endpoint. Its dial tries
+// every HAProxy node in turn when the endpoint is one of them, the way
+// libpq's multi-host "host=a,b" does: clients of this product list both
+// HAProxy nodes (or use the load balancer in front of them).
+func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeout time.Duration) traffic.Target {
+	var hosts []string
+	for _, n := range s.ByRole("haproxy") {
+		hosts = append(hosts, n.PrivateIP)
+	}
+	c := s.Credentials
+	return traffic.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
+		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout}
+}
+
+// failoverDial tries addr first and then the other hosts on the same port,
+// when addr is one of hosts.
+func failoverDial(base access.DialFunc, hosts []string) access.DialFunc {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || !slices.Contains(hosts, host) {
+			return base(ctx, network, addr)
+		}
+		order := []string{host}
+		for _, h := range hosts {
+			if h != host {
+				order = append(order, h)
+			}
+		}
+		var first error
+		for _, h := range order {
+			c, err := base(ctx, network, net.JoinHostPort(h, port))
+			if err == nil {
+				return c, nil
+			}
+			if first == nil {
+				first = err
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return nil, first
+	}
+}

@@ -1,0 +1,248 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/lab/cluster"
+)
+
+// Round is one poll of every Patroni node, the requests sent together.
+// Patroni answers GET /primary with 200 only on the member that holds the
+// leader role; it is the check HAProxy routes 5000 by. /primary is Patroni's
+// belief, though: a cut-off leader's PostgreSQL keeps taking writes until
+// Patroni has demoted it, so each round also asks PostgreSQL itself.
+type Round struct {
+	At          time.Time `json:"at"`
+	Primaries   []string  `json:"primaries,omitempty"`   // answered 200
+	Unreachable []string  `json:"unreachable,omitempty"` // no answer within the timeout
+	// Writable are the nodes whose PostgreSQL accepted a connection and is
+	// not in recovery: a write sent there would be taken.
+	Writable []string `json:"writable,omitempty"`
+}
+
+// SplitBrain is the verdict on the rounds of one scenario.
+type SplitBrain struct {
+	Rounds int `json:"rounds"`
+	// Instants are the rounds in which two or more nodes answered 200.
+	Instants []Round `json:"instants,omitempty"`
+	// WritableInstants are the rounds in which two or more PostgreSQL
+	// servers were out of recovery at once.
+	WritableInstants []Round `json:"writableInstants,omitempty"`
+	// Blind counts rounds in which some node could not be asked: there the
+	// detector cannot see, and the single-history check has to speak.
+	Blind int `json:"blind"`
+	// NoPrimary counts rounds without any primary (the failover window).
+	NoPrimary int `json:"noPrimary"`
+}
+
+// DetectSplitBrain counts the rounds with more than one primary.
+func DetectSplitBrain(rounds []Round) SplitBrain {
+	sb := SplitBrain{Rounds: len(rounds)}
+	for _, r := range rounds {
+		if len(r.Primaries) > 1 {
+			sb.Instants = append(sb.Instants, r)
+		}
+		if len(r.Writable) > 1 {
+			sb.WritableInstants = append(sb.WritableInstants, r)
+		}
+		if len(r.Unreachable) > 0 {
+			sb.Blind++
+		}
+		if len(r.Primaries) == 0 {
+			sb.NoPrimary++
+		}
+	}
+	return sb
+}
+
+// Problem describes two /primary answers at once, or "" when there were none.
+func (sb SplitBrain) Problem(start time.Time) string {
+	if len(sb.Instants) == 0 {
+		return ""
+	}
+	first := sb.Instants[0]
+	return fmt.Sprintf("two primaries at once in %d of %d polls of /primary, first at +%.3fs: %s",
+		len(sb.Instants), sb.Rounds, first.At.Sub(start).Seconds(), strings.Join(first.Primaries, " and "))
+}
+
+// WritableProblem describes two PostgreSQL servers out of recovery at once,
+// or "" when there were none.
+func (sb SplitBrain) WritableProblem(start time.Time) string {
+	if len(sb.WritableInstants) == 0 {
+		return ""
+	}
+	first := sb.WritableInstants[0]
+	last := sb.WritableInstants[len(sb.WritableInstants)-1]
+	return fmt.Sprintf("two writable PostgreSQL servers at once in %d of %d polls, +%.3fs to +%.3fs: %s",
+		len(sb.WritableInstants), sb.Rounds, first.At.Sub(start).Seconds(), last.At.Sub(start).Seconds(), strings.Join(first.Writable, " and "))
+}
+
+// Poller asks every Patroni node GET /primary every Interval until stopped.
+type Poller struct {
+	Nodes    []string
+	Interval time.Duration
+	// Ask answers whether node is the primary; an error means no answer.
+	Ask func(ctx context.Context, node string) (bool, error)
+	// Writable, when set, answers whether node's PostgreSQL takes writes;
+	// an error (refused, shutting down, unreachable) counts as no.
+	Writable func(ctx context.Context, node string) (bool, error)
+
+	mu     sync.Mutex
+	rounds []Round
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Start begins polling in the background.
+func (p *Poller) Start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.done = make(chan struct{})
+	go func() {
+		defer close(p.done)
+		t := time.NewTicker(p.Interval)
+		defer t.Stop()
+		for {
+			p.round(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+func (p *Poller) round(ctx context.Context) {
+	r := Round{At: time.Now()}
+	type ans struct {
+		node     string
+		primary  bool
+		err      error
+		writable bool
+	}
+	ch := make(chan ans, len(p.Nodes))
+	for _, n := range p.Nodes {
+		go func() {
+			a := ans{node: n}
+			var wg sync.WaitGroup
+			if p.Writable != nil {
+				wg.Go(func() { a.writable, _ = p.Writable(ctx, n) })
+			}
+			a.primary, a.err = p.Ask(ctx, n)
+			wg.Wait()
+			ch <- a
+		}()
+	}
+	for range p.Nodes {
+		a := <-ch
+		switch {
+		case a.err != nil:
+			r.Unreachable = append(r.Unreachable, a.node)
+		case a.primary:
+			r.Primaries = append(r.Primaries, a.node)
+		}
+		if a.writable {
+			r.Writable = append(r.Writable, a.node)
+		}
+	}
+	if ctx.Err() != nil {
+		return // a round cut short by Stop proves nothing
+	}
+	sort.Strings(r.Primaries)
+	sort.Strings(r.Unreachable)
+	sort.Strings(r.Writable)
+	p.mu.Lock()
+	p.rounds = append(p.rounds, r)
+	p.mu.Unlock()
+}
+
+// Stop ends polling and returns every round.
+func (p *Poller) Stop() []Round {
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+		p.cancel = nil
+	}
+	return p.Rounds()
+}
+
+// Rounds returns the rounds so far.
+func (p *Poller) Rounds() []Round {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Round(nil), p.rounds...)
+}
+
+// nodeDialers gives the dial path to each Patroni node. In a namespace lab
+// each node is reached from inside its own network namespace, so a
+// partitioned node is still seen: that is where a split brain would hide.
+// Elsewhere it is the run's dial path.
+func nodeDialers(s outputs.Stack, dial access.DialFunc) (map[string]access.DialFunc, string) {
+	dialers := map[string]access.DialFunc{}
+	how := "through the client's network path"
+	lab, _ := cluster.FromOutputs(s)
+	for _, n := range s.ByRole("patroni") {
+		d := dial
+		if lab != nil {
+			if nd, err := access.Netns(lab.Namespace(n.Name)); err == nil {
+				d = nd
+				how = "from inside each node's own network namespace (a partitioned node is still observed)"
+			}
+		}
+		dialers[n.Name] = d
+	}
+	return dialers, how
+}
+
+// primaryAsker asks /primary of a node.
+func primaryAsker(s outputs.Stack, dialers map[string]access.DialFunc, base *patroni.Client, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
+	clients := map[string]*patroni.Client{}
+	for name, d := range dialers {
+		c := *base
+		// A fresh connection per ask (HTTPClient disables keep-alives): an
+		// old connection must not hide a node that became unreachable.
+		c.HTTP = access.HTTPClient(d, timeout)
+		clients[name] = &c
+	}
+	return func(ctx context.Context, name string) (bool, error) {
+		n, ok := s.NodeByName(name)
+		c := clients[name]
+		if !ok || c == nil {
+			return false, fmt.Errorf("unknown node %s", name)
+		}
+		return c.IsPrimary(ctx, n.PrivateIP)
+	}
+}
+
+// writableAsker asks a node's PostgreSQL whether it is out of recovery, on
+// a fresh connection: one that the server refuses (shutting down, starting
+// up) or that does not come within timeout counts as not writable.
+func writableAsker(s outputs.Stack, dialers map[string]access.DialFunc, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
+	return func(ctx context.Context, name string) (bool, error) {
+		n, ok := s.NodeByName(name)
+		d := dialers[name]
+		if !ok || d == nil {
+			return false, fmt.Errorf("unknown node %s", name)
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		cn, err := superTarget(s, d, n.PrivateIP).Connect(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer cn.Close(context.Background())
+		var primary bool
+		if err := cn.QueryRow(ctx, `SELECT NOT pg_is_in_recovery()`).Scan(&primary); err != nil {
+			return false, err
+		}
+		return primary, nil
+	}
+}

@@ -1,0 +1,221 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/validate/internal/traffic"
+)
+
+// 10. A controlled switchover while pgbench hammers 5000 with inserts.
+// pgbench's clients abort when their server goes away, so it is restarted
+// at once until the window ends: the load is there before, during and after
+// the switchover. In the lab pgbench runs in the client namespace; where it
+// cannot (no namespace, no pgbench) the same load comes from pgx
+// connections in goroutines.
+func init() {
+	Register(Scenario{
+		Name:   "switchover-load",
+		Title:  "switchover under heavy write load (pgbench through 5000)",
+		Proves: "a planned switchover under load keeps every acknowledged write and a short write gap",
+		Story:  switchoverLoad,
+	})
+}
+
+// Pgbench is Debian's pgbench for PostgreSQL 15.
+const Pgbench = "/usr/lib/postgresql/15/bin/pgbench"
+
+const loadTable = "pgha_load"
+
+func switchoverLoad(ctx context.Context, r *Run) {
+	s := r.Env.Stack()
+	old := r.Before.Leader
+	cand, ok := r.Before.Replica(true)
+	if !ok || cand.Name == "" {
+		cand = r.Before.Replicas[0]
+	}
+	wt := appTarget(s, r.Env.Dial(), s.WriteEndpoint, 3*time.Second)
+	if err := exec1(ctx, wt, `CREATE TABLE IF NOT EXISTS `+loadTable+` (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)`); err != nil {
+		r.Failf("%v", err)
+		return
+	}
+	lctx, stopLoad := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var ld loadStats
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ld = runLoad(lctx, r, 8)
+	}()
+	defer func() { stopLoad(); wg.Wait() }()
+	_ = r.Hold(ctx, 4*time.Second)
+	if ctx.Err() != nil {
+		return
+	}
+
+	at := r.Event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
+	r.FaultAt = at
+	msg, err := r.Env.Switchover(ctx, old.Host, old.Name, cand.Name)
+	if err != nil {
+		r.Failf("%v", err)
+		return
+	}
+	r.Notef("Patroni answered: %s", msg)
+	st := r.Env.Settings()
+	if _, ok := r.WaitLeader(ctx, st.FailoverBound, func(l patroni.Member) bool { return l.Name == cand.Name }); !ok {
+		r.Failf("%s did not become the leader within %s", cand.Name, st.FailoverBound)
+		return
+	}
+	r.Event("promotion", cand.Name+" holds the leader key")
+	if !r.WaitWritesOn(ctx, cand.Host, at, st.FailoverBound) {
+		r.Failf("no write was acknowledged by %s after the switchover (last error: %s)", cand.Name, r.LastErr())
+	}
+	_ = r.Hold(ctx, 4*time.Second) // load on the new leader too
+	stopLoad()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return
+	}
+	r.Text("load_tool", "load", ld.tool)
+	r.Figure("load_transactions", "load transactions committed", float64(ld.committed), "")
+	if ld.seconds > 0 {
+		r.Figure("load_tps", "load throughput (committed / wall time)", float64(ld.committed)/ld.seconds, "tps")
+	}
+	r.Figure("load_restarts", "load runs (restarted after clients aborted)", float64(ld.runs), "")
+	if ld.err != "" {
+		r.Notef("the last load run that failed said: %s", ld.err)
+	}
+	if ld.committed == 0 {
+		r.Failf("the load committed nothing: the switchover was not under load (%s)", ld.err)
+	}
+	r.Outcome = fmt.Sprintf("%s → %s under %s (%d transactions)", old.Name, cand.Name, ld.tool, ld.committed)
+}
+
+type loadStats struct {
+	tool      string
+	committed int64
+	runs      int
+	seconds   float64
+	err       string
+}
+
+// runLoad drives clients concurrent inserts through the write endpoint until
+// ctx ends.
+func runLoad(ctx context.Context, r *Run, clients int) loadStats {
+	s := r.Env.Stack()
+	start := time.Now()
+	if lab, err := cluster.FromOutputs(s); err == nil {
+		_, noNS := os.Stat(filepath.Join(access.NetnsDir, lab.ClientNamespace()))
+		if _, err := os.Stat(Pgbench); err == nil && noNS == nil {
+			st := pgbenchLoop(ctx, lab.ClientNamespace(), s.WriteEndpoint.Host, s.WriteEndpoint.Port,
+				s.Credentials.AppName, s.Credentials.AppPassword, s.Credentials.AppDatabase, clients)
+			st.seconds = time.Since(start).Seconds()
+			return st
+		}
+	}
+	st := pgxLoad(ctx, appTarget(s, r.Env.Dial(), s.WriteEndpoint, 2*time.Second), clients)
+	st.seconds = time.Since(start).Seconds()
+	return st
+}
+
+var processedRE = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
+
+// pgbenchLoop runs pgbench in the namespace until ctx ends, restarting it
+// whenever its clients have aborted.
+func pgbenchLoop(ctx context.Context, ns, host string, port int, user, password, db string, clients int) loadStats {
+	st := loadStats{tool: fmt.Sprintf("pgbench -c %d", clients)}
+	dir, err := os.MkdirTemp("", "pgha-pgbench")
+	if err != nil {
+		st.err = err.Error()
+		return st
+	}
+	defer os.RemoveAll(dir)
+	script := filepath.Join(dir, "insert.sql")
+	if err := os.WriteFile(script, []byte("INSERT INTO "+loadTable+" (pad) VALUES (repeat('x', 100));\n"), 0o644); err != nil {
+		st.err = err.Error()
+		return st
+	}
+	for ctx.Err() == nil {
+		st.runs++
+		// Short runs, restarted at once: pgbench's clients abort when their
+		// server goes away (as a real application would reconnect), and a
+		// short -T keeps the loop responsive to the end of the window.
+		cmd := exec.Command("ip", "netns", "exec", ns, Pgbench, "-n", "-h", host, "-p", strconv.Itoa(port), "-U", user,
+			"-c", strconv.Itoa(clients), "-j", "2", "-T", "3", "-f", script, db)
+		// The password goes in the environment, never on the command line.
+		cmd.Env = []string{"PGPASSWORD=" + password, "PGSSLMODE=require", "PGCONNECT_TIMEOUT=2", "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		_ = cmd.Run()
+		if m := processedRE.FindStringSubmatch(out.String()); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			st.committed += n
+		} else if line := lastLine(out.String()); line != "" {
+			st.err = line
+			_ = wait.Sleep(ctx, 200*time.Millisecond)
+		}
+	}
+	return st
+}
+
+// pgxLoad is the same load from goroutines, for targets without a lab
+// namespace or pgbench.
+func pgxLoad(ctx context.Context, t traffic.Target, clients int) loadStats {
+	st := loadStats{tool: fmt.Sprintf("%d pgx clients", clients), runs: 1}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				c, err := t.Connect(ctx)
+				if err != nil {
+					_ = wait.Sleep(ctx, 100*time.Millisecond)
+					continue
+				}
+				for ctx.Err() == nil {
+					if _, err := c.Exec(ctx, `INSERT INTO `+loadTable+` (pad) VALUES (repeat('x', 100))`); err != nil {
+						break
+					}
+					mu.Lock()
+					st.committed++
+					mu.Unlock()
+				}
+				c.Close(context.Background())
+			}
+		}()
+	}
+	wg.Wait()
+	return st
+}
+
+func exec1(ctx context.Context, t traffic.Target, sql string) error {
+	c, err := t.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", strings.Fields(sql)[0], err)
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
