@@ -280,7 +280,7 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 			VpcID: network.VpcID, SubnetIDs: network.PublicSubnetIDs,
 			SecurityGroupID: security.Groups[components.SGNLB].ID(),
 			Targets:         haproxy.Instances,
-			Ports:           []int{components.PortWrite, components.PortRead},
+			Ports:           []int{topology.PortWrite, topology.PortRead},
 			Tags:            tagger,
 		}, withAWS)
 		if err != nil {
@@ -321,7 +321,7 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
 		HostKeysNode:     cfg.Plan.ByRole(topology.RoleHAProxy)[0].Name,
 		ClusterCheckNode: pg1.Name,
-		PatroniAPI:       fmt.Sprintf("http://%s:%d", pg1.IP, components.PortPatroniAPI),
+		PatroniAPI:       fmt.Sprintf("http://%s:%d", pg1.IP, topology.PortPatroniAPI),
 		TimeoutSeconds:   readinessTimeout,
 	})
 	if err != nil {
@@ -390,9 +390,9 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		outputs.KeyProfile:         pulumi.String(cfg.Profile).ToStringOutput(),
 		outputs.KeySynchronousMode: pulumi.Bool(cfg.SynchronousMode).ToBoolOutput(),
 		outputs.KeyVPCCIDR:         pulumi.String(cfg.Plan.VPC.String()).ToStringOutput(),
-		outputs.KeyWriteEndpoint:   endpoint(writeHost, components.PortWrite),
-		outputs.KeyReadEndpoint:    endpoint(readHost, components.PortRead),
-		outputs.KeyStatsEndpoint:   endpoint(jumpIP, components.PortStats),
+		outputs.KeyWriteEndpoint:   endpoint(writeHost, topology.PortWrite),
+		outputs.KeyReadEndpoint:    endpoint(readHost, topology.PortRead),
+		outputs.KeyStatsEndpoint:   endpoint(jumpIP, topology.PortStats),
 		outputs.KeyNodes:           nodeOuts.ToArrayOutput(),
 		outputs.KeyAccess: pulumi.Map{
 			"kind":         pulumi.String(outputs.AccessSSH),

@@ -2,6 +2,7 @@ package components
 
 import (
 	"fmt"
+	"github.com/pgha/pgha/internal/topology"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -18,18 +19,11 @@ const (
 	SGNLB     = "nlb"
 )
 
-// Service ports.
+// Egress ports for apt and the SSM API; the service ports are the IP
+// plan's (topology.Port*).
 const (
-	PortSSH        = 22
-	PortEtcdClient = 2379
-	PortEtcdPeer   = 2380
-	PortPostgres   = 5432
-	PortPatroniAPI = 8008
-	PortWrite      = 5000
-	PortRead       = 5001
-	PortStats      = 7000
-	PortHTTP       = 80
-	PortHTTPS      = 443
+	PortHTTP  = 80
+	PortHTTPS = 443
 )
 
 // GroupDescriptions describe each tier's group (AWS shows them in the
@@ -104,45 +98,45 @@ func Rules(allowed []string, loadBalancer bool) []Rule {
 	}
 
 	// etcd
-	in(SGEtcd, PortEtcdClient, SGPatroni, "etcd client API for the Patroni DCS")
-	in(SGEtcd, PortEtcdClient, SGEtcd, "etcd client API between members (health, etcdctl)")
-	in(SGEtcd, PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
-	in(SGEtcd, PortSSH, SGHAProxy, "SSH from the jump hosts")
-	out(SGEtcd, PortEtcdClient, SGEtcd, "etcd client API between members")
-	out(SGEtcd, PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
+	in(SGEtcd, topology.PortEtcdClient, SGPatroni, "etcd client API for the Patroni DCS")
+	in(SGEtcd, topology.PortEtcdClient, SGEtcd, "etcd client API between members (health, etcdctl)")
+	in(SGEtcd, topology.PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
+	in(SGEtcd, topology.PortSSH, SGHAProxy, "SSH from the jump hosts")
+	out(SGEtcd, topology.PortEtcdClient, SGEtcd, "etcd client API between members")
+	out(SGEtcd, topology.PortEtcdPeer, SGEtcd, "etcd peer traffic (raft)")
 
 	// Patroni / PostgreSQL
-	in(SGPatroni, PortPostgres, SGHAProxy, "PostgreSQL from HAProxy")
-	in(SGPatroni, PortPatroniAPI, SGHAProxy, "Patroni REST API health checks from HAProxy")
-	in(SGPatroni, PortPostgres, SGPatroni, "PostgreSQL replication and pg_rewind between members")
-	in(SGPatroni, PortPatroniAPI, SGPatroni, "Patroni REST API between members (failover checks)")
-	in(SGPatroni, PortSSH, SGHAProxy, "SSH from the jump hosts")
-	out(SGPatroni, PortEtcdClient, SGEtcd, "Patroni to etcd (DCS)")
-	out(SGPatroni, PortPostgres, SGPatroni, "replication and pg_rewind to other members")
-	out(SGPatroni, PortPatroniAPI, SGPatroni, "Patroni REST API of other members")
+	in(SGPatroni, topology.PortPostgres, SGHAProxy, "PostgreSQL from HAProxy")
+	in(SGPatroni, topology.PortPatroniAPI, SGHAProxy, "Patroni REST API health checks from HAProxy")
+	in(SGPatroni, topology.PortPostgres, SGPatroni, "PostgreSQL replication and pg_rewind between members")
+	in(SGPatroni, topology.PortPatroniAPI, SGPatroni, "Patroni REST API between members (failover checks)")
+	in(SGPatroni, topology.PortSSH, SGHAProxy, "SSH from the jump hosts")
+	out(SGPatroni, topology.PortEtcdClient, SGEtcd, "Patroni to etcd (DCS)")
+	out(SGPatroni, topology.PortPostgres, SGPatroni, "replication and pg_rewind to other members")
+	out(SGPatroni, topology.PortPatroniAPI, SGPatroni, "Patroni REST API of other members")
 
 	// HAProxy and jump hosts
 	for _, c := range allowed {
 		if loadBalancer {
-			inCIDR(SGNLB, PortWrite, c, "read-write SQL from operator network "+c)
-			inCIDR(SGNLB, PortRead, c, "read-only SQL from operator network "+c)
+			inCIDR(SGNLB, topology.PortWrite, c, "read-write SQL from operator network "+c)
+			inCIDR(SGNLB, topology.PortRead, c, "read-only SQL from operator network "+c)
 		} else {
-			inCIDR(SGHAProxy, PortWrite, c, "read-write SQL from operator network "+c)
-			inCIDR(SGHAProxy, PortRead, c, "read-only SQL from operator network "+c)
+			inCIDR(SGHAProxy, topology.PortWrite, c, "read-write SQL from operator network "+c)
+			inCIDR(SGHAProxy, topology.PortRead, c, "read-only SQL from operator network "+c)
 		}
-		inCIDR(SGHAProxy, PortStats, c, "HAProxy stats page from operator network "+c)
-		inCIDR(SGHAProxy, PortSSH, c, "SSH to the jump host from operator network "+c)
+		inCIDR(SGHAProxy, topology.PortStats, c, "HAProxy stats page from operator network "+c)
+		inCIDR(SGHAProxy, topology.PortSSH, c, "SSH to the jump host from operator network "+c)
 	}
 	if loadBalancer {
-		in(SGHAProxy, PortWrite, SGNLB, "read-write SQL and health checks from the load balancer")
-		in(SGHAProxy, PortRead, SGNLB, "read-only SQL and health checks from the load balancer")
-		out(SGNLB, PortWrite, SGHAProxy, "load balancer to HAProxy read-write port")
-		out(SGNLB, PortRead, SGHAProxy, "load balancer to HAProxy read-only port")
+		in(SGHAProxy, topology.PortWrite, SGNLB, "read-write SQL and health checks from the load balancer")
+		in(SGHAProxy, topology.PortRead, SGNLB, "read-only SQL and health checks from the load balancer")
+		out(SGNLB, topology.PortWrite, SGHAProxy, "load balancer to HAProxy read-write port")
+		out(SGNLB, topology.PortRead, SGHAProxy, "load balancer to HAProxy read-only port")
 	}
-	out(SGHAProxy, PortPostgres, SGPatroni, "HAProxy to PostgreSQL")
-	out(SGHAProxy, PortPatroniAPI, SGPatroni, "HAProxy health checks of Patroni")
-	out(SGHAProxy, PortSSH, SGEtcd, "jump host SSH to etcd nodes")
-	out(SGHAProxy, PortSSH, SGPatroni, "jump host SSH to Patroni nodes")
+	out(SGHAProxy, topology.PortPostgres, SGPatroni, "HAProxy to PostgreSQL")
+	out(SGHAProxy, topology.PortPatroniAPI, SGPatroni, "HAProxy health checks of Patroni")
+	out(SGHAProxy, topology.PortSSH, SGEtcd, "jump host SSH to etcd nodes")
+	out(SGHAProxy, topology.PortSSH, SGPatroni, "jump host SSH to Patroni nodes")
 
 	// Package installation and SSM, for every node tier.
 	for _, g := range []string{SGEtcd, SGPatroni, SGHAProxy} {

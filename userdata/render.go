@@ -59,6 +59,18 @@ type data struct {
 	Files   []cloudFile   // cloud-init only
 	// Packages is the role's Debian packages (cloud-init only).
 	Packages []string
+	Ports    ports
+}
+
+// ports are the IP plan's service ports, by the names templates use.
+type ports struct {
+	EtcdClient, EtcdPeer, Postgres, PatroniAPI, Write, Read, Stats int
+}
+
+var planPorts = ports{
+	EtcdClient: topology.PortEtcdClient, EtcdPeer: topology.PortEtcdPeer,
+	Postgres: topology.PortPostgres, PatroniAPI: topology.PortPatroniAPI,
+	Write: topology.PortWrite, Read: topology.PortRead, Stats: topology.PortStats,
 }
 
 // prepare validates everything a renderer depends on before anything is
@@ -68,7 +80,7 @@ func prepare(c Cluster, node string, p Paths, roles []topology.Role, paths ...[2
 		return data{}, err
 	}
 	d := data{
-		Cluster: c, Paths: p,
+		Cluster: c, Paths: p, Ports: planPorts,
 		Etcd:    c.Plan.ByRole(topology.RoleEtcd),
 		Patroni: c.Plan.ByRole(topology.RolePatroni),
 		HAProxy: c.Plan.ByRole(topology.RoleHAProxy),

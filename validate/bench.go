@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 	"io"
 	"math"
 	"os"
@@ -323,7 +325,7 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 		}
 	}
 	if o.pgSecs > 0 && res.Costs == nil && ctx.Err() == nil {
-		costs, err := haproxyCost(ctx, l, s, o, out)
+		costs, err := haproxyCost(ctx, probe.New(s, dial), s, o, out)
 		if err != nil {
 			res.Notes = append(res.Notes, fmt.Sprintf("HAProxy cost on the %s lab: %v", profile, err))
 		} else {
@@ -438,7 +440,7 @@ func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
 	if c.Timeline == nil {
 		return math.NaN()
 	}
-	cl, err := e.clusterView(ctx)
+	cl, err := e.probe.Cluster(ctx)
 	if err != nil {
 		return math.NaN()
 	}
@@ -446,7 +448,7 @@ func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
 	if !ok {
 		return math.NaN()
 	}
-	cn, err := e.super(l.Host).Connect(ctx)
+	cn, err := e.probe.Super(l.Host).Connect(ctx)
 	if err != nil {
 		return math.NaN()
 	}
@@ -467,7 +469,7 @@ func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
 // finds it; the bench waits for the settled state it means to measure.
 func waitSyncKey(ctx context.Context, e *env) {
 	wait.Poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
-		cl, err := e.clusterView(ctx)
+		cl, err := e.probe.Cluster(ctx)
 		if err != nil {
 			return false
 		}
@@ -482,14 +484,14 @@ func waitSyncKey(ctx context.Context, e *env) {
 
 // haproxyCost runs pgbench through 5000 and straight to the leader,
 // alternating, for a read-only and a read-write workload.
-func haproxyCost(ctx context.Context, l *cluster.Lab, s outputs.Stack, o *benchOptions, out io.Writer) ([]bench.Cost, error) {
-	leader, err := l.Formed(ctx)
-	if err != nil {
+func haproxyCost(ctx context.Context, p *probe.Probe, s outputs.Stack, o *benchOptions, out io.Writer) ([]bench.Cost, error) {
+	f := p.Formation(ctx)
+	if err := f.Err(); err != nil {
 		return nil, err
 	}
 	c := s.Credentials
-	pb := bench.Pgbench{Namespace: l.ClientNamespace(), User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase}
-	via, direct := s.WriteEndpoint, outputs.Endpoint{Host: leader.Host, Port: 5432}
+	pb := bench.Pgbench{Namespace: s.Access.Namespace, User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase}
+	via, direct := s.WriteEndpoint, outputs.Endpoint{Host: f.Leader.Host, Port: topology.PortPostgres}
 	fmt.Fprintf(out, "bench: pgbench -i through %s\n", via)
 	if _, err := pb.Run(ctx, via.Host, via.Port, "-i", "-q", "-s", "1"); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
 	"sort"
 	"strings"
 	"time"
@@ -98,30 +99,30 @@ func (c *checkRun) event(kind, detail string) report.Event {
 // ---- 1. etcd ----
 
 func checkEtcd(ctx context.Context, e *env, c *checkRun) {
-	st := e.assessEtcd(ctx)
+	st := e.probe.Etcd(ctx)
 	healthy := 0
-	for _, m := range st.members {
-		if m.healthy {
+	for _, m := range st.Members {
+		if m.Healthy {
 			healthy++
 		}
 	}
 	c.figure("healthy_members", "healthy members", float64(healthy), "")
-	c.figure("listed_members", "members in the member list", float64(len(st.listed)), "")
-	if st.leader != "" {
-		c.text("leader", "leader", st.leader)
+	c.figure("listed_members", "members in the member list", float64(len(st.Listed)), "")
+	if st.Leader != "" {
+		c.text("leader", "leader", st.Leader)
 	}
-	for _, m := range st.members {
-		if m.node.Name == st.leader {
-			c.text("raft_term", "raft term", m.term)
-			c.text("version", "etcd version", m.version)
+	for _, m := range st.Members {
+		if m.Node.Name == st.Leader {
+			c.text("raft_term", "raft term", m.RaftTerm)
+			c.text("version", "etcd version", m.Version)
 		}
 	}
-	for _, p := range st.problems {
+	for _, p := range st.Problems {
 		c.failf("%s", p)
 	}
-	c.Summary = fmt.Sprintf("%d/3 healthy, leader %s", healthy, orNone(st.leader))
-	if !st.ok() {
-		c.Summary = st.problems[0]
+	c.Summary = fmt.Sprintf("%d/3 healthy, leader %s", healthy, orNone(st.Leader))
+	if !st.OK() {
+		c.Summary = st.Problems[0]
 	}
 }
 
@@ -132,91 +133,91 @@ func checkFormation(ctx context.Context, e *env, c *checkRun) {
 	// give it a short while before judging.
 	f, _ := e.waitFormation(ctx, 10*time.Second, nil)
 	formationFigures(c, f)
-	for _, p := range f.problems {
+	for _, p := range f.Problems {
 		c.failf("%s", p)
 	}
 	var reps []string
-	for _, r := range f.replicas {
-		reps = append(reps, r.Name+" "+f.repl[r.Name].state)
+	for _, r := range f.Replicas {
+		reps = append(reps, r.Name+" "+f.Repl[r.Name].State)
 	}
-	c.Summary = fmt.Sprintf("leader %s, replicas: %s, timeline %d", orNone(f.leader.Name), strings.Join(reps, ", "), f.timeline)
-	if f.sync != "" {
-		c.Summary += ", sync standby " + f.sync
+	c.Summary = fmt.Sprintf("leader %s, replicas: %s, timeline %d", orNone(f.Leader.Name), strings.Join(reps, ", "), f.Timeline)
+	if f.Sync != "" {
+		c.Summary += ", sync standby " + f.Sync
 	}
-	if !f.ok() {
-		c.Summary = f.problems[0]
+	if !f.OK() {
+		c.Summary = f.Problems[0]
 	}
 }
 
-func formationFigures(c *checkRun, f formation) {
-	c.text("leader", "leader", orNone(f.leader.Name))
+func formationFigures(c *checkRun, f probe.Formation) {
+	c.text("leader", "leader", orNone(f.Leader.Name))
 	streaming := 0
-	for _, r := range f.replicas {
-		if f.repl[r.Name].state == "streaming" {
+	for _, r := range f.Replicas {
+		if f.Repl[r.Name].State == "streaming" {
 			streaming++
 		}
 	}
 	c.figure("streaming_replicas", "streaming replicas", float64(streaming), "")
-	c.figure("timeline", "timeline", float64(f.timeline), "")
-	if f.sync != "" {
-		c.text("sync_standby", "sync standby", f.sync)
+	c.figure("timeline", "timeline", float64(f.Timeline), "")
+	if f.Sync != "" {
+		c.text("sync_standby", "sync standby", f.Sync)
 	}
 	var names []string
-	for n := range f.repl {
+	for n := range f.Repl {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		r := f.repl[n]
-		c.text("replication_"+n, "pg_stat_replication "+n, fmt.Sprintf("%s, %s, %d bytes behind", r.state, r.syncState, r.lagBytes))
+		r := f.Repl[n]
+		c.text("replication_"+n, "pg_stat_replication "+n, fmt.Sprintf("%s, %s, %d bytes behind", r.State, r.SyncState, r.LagBytes))
 	}
 }
 
 // ---- 3. routing ----
 
 func checkRouting(ctx context.Context, e *env, c *checkRun) {
-	f := e.assessFormation(ctx)
-	if f.leader.Name == "" {
-		c.failf("cannot check routing without a leader: %s", f.problem())
+	f := e.probe.Formation(ctx)
+	if f.Leader.Name == "" {
+		c.failf("cannot check routing without a leader: %s", f.Problem())
 		return
 	}
 	var replicaIPs []string
-	for _, r := range f.replicas {
+	for _, r := range f.Replicas {
 		replicaIPs = append(replicaIPs, r.Host)
 	}
-	r := e.waitRouting(ctx, e.opts.routingBound, f.leader.Host, replicaIPs)
+	r := e.probe.WaitRouting(ctx, e.opts.routingBound, f.Leader.Host, replicaIPs)
 	routingFigures(e, c, r)
-	for _, p := range r.problems {
+	for _, p := range r.Problems {
 		c.failf("%s", p)
 	}
-	c.Summary = fmt.Sprintf("5000 → %s; 5001 → %s", f.leader.Name, strings.Join(replicaNames(f), " + "))
-	if !r.ok() {
-		c.Summary = r.problems[0]
+	c.Summary = fmt.Sprintf("5000 → %s; 5001 → %s", f.Leader.Name, strings.Join(replicaNames(f), " + "))
+	if !r.OK() {
+		c.Summary = r.Problems[0]
 	}
 }
 
-func routingFigures(e *env, c *checkRun, r routing) {
+func routingFigures(e *env, c *checkRun, r probe.Routing) {
 	var keys []string
-	for k := range r.writes {
+	for k := range r.Writes {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c.text("write_route_"+k, "write "+k+" reached", e.distribution(r.writes[k]))
+		c.text("write_route_"+k, "write "+k+" reached", e.probe.Distribution(r.Writes[k]))
 	}
 	keys = keys[:0]
-	for k := range r.reads {
+	for k := range r.Reads {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		c.text("read_route_"+k, "read "+k+" reached", e.distribution(r.reads[k]))
+		c.text("read_route_"+k, "read "+k+" reached", e.probe.Distribution(r.Reads[k]))
 	}
 }
 
-func replicaNames(f formation) []string {
+func replicaNames(f probe.Formation) []string {
 	var out []string
-	for _, r := range f.replicas {
+	for _, r := range f.Replicas {
 		out = append(out, r.Name)
 	}
 	return out

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
 	"sort"
 	"strings"
 	"sync"
@@ -20,14 +21,14 @@ import (
 
 // gate refuses to break a cluster that is not healthy to begin with: the
 // result would prove nothing and could make things worse.
-func (e *env) gate(ctx context.Context) (formation, error) {
-	es := e.assessEtcd(ctx)
-	if !es.ok() {
-		return formation{}, fmt.Errorf("refused: the cluster is unhealthy, etcd: %s", strings.Join(es.problems, "; "))
+func (e *env) gate(ctx context.Context) (probe.Formation, error) {
+	es := e.probe.Etcd(ctx)
+	if !es.OK() {
+		return probe.Formation{}, fmt.Errorf("refused: the cluster is unhealthy, etcd: %s", strings.Join(es.Problems, "; "))
 	}
 	f, ok := e.waitFormation(ctx, 20*time.Second, nil)
 	if !ok {
-		return f, fmt.Errorf("refused: the cluster is unhealthy: %s", f.problem())
+		return f, fmt.Errorf("refused: the cluster is unhealthy: %s", f.Problem())
 	}
 	return f, nil
 }
@@ -108,7 +109,7 @@ func waitWritesOn(ctx context.Context, s *traffic.Session, host string, since ti
 func (e *env) waitLeader(ctx context.Context, bound time.Duration, pred func(patroni.Member) bool, skip ...string) (patroni.Member, bool) {
 	var leader patroni.Member
 	ok := wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
-		cl, err := e.clusterView(ctx, skip...)
+		cl, err := e.probe.Cluster(ctx, skip...)
 		if err != nil {
 			return false
 		}
@@ -139,7 +140,7 @@ func (e *env) checkLoss(ctx context.Context, c *checkRun, mustBeZero bool) histo
 			var ids []int64
 			var lastErr error
 			wait.Poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
-				cn, err := e.super(n.PrivateIP).Connect(ctx)
+				cn, err := e.probe.Super(n.PrivateIP).Connect(ctx)
 				if err != nil {
 					lastErr = err
 					return false
@@ -199,7 +200,7 @@ func (e *env) splitBrain(c *checkRun, oldHost string, promoted time.Time) {
 	}
 	if len(ids) > 0 {
 		c.failf("%d writes were acknowledged by the old leader %s after the new leader took over (ids %s): two primaries accepted writes",
-			len(ids), e.describe(oldHost), idList(ids))
+			len(ids), e.probe.Describe(oldHost), idList(ids))
 	}
 }
 

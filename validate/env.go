@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/probe"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,7 +15,6 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/validate/internal/fault"
-	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // env is everything a check needs to reach the cluster.
@@ -21,6 +23,7 @@ type env struct {
 	opts  *options
 	dial  access.DialFunc
 	http  *http.Client
+	probe *probe.Probe
 	pat   *patroni.Client
 	// slowPat is for POST /switchover, which answers only once the
 	// candidate has taken over.
@@ -39,16 +42,17 @@ type env struct {
 }
 
 func newEnv(s outputs.Stack, o *options, dial access.DialFunc, out io.Writer) *env {
-	hc := access.HTTPClient(dial, 3*time.Second)
-	pc := &patroni.Client{HTTP: hc, User: s.Credentials.RestAPIName, Password: s.Credentials.RestAPIPassword}
-	slow := *pc
+	p := probe.New(s, dial)
+	slow := *p.Patroni
 	slow.HTTP = access.HTTPClient(dial, 90*time.Second)
 	now := time.Now()
-	return &env{
-		stack: s, opts: o, dial: dial, http: hc, pat: pc, slowPat: &slow, out: out, start: now,
+	e := &env{
+		stack: s, opts: o, dial: dial, http: p.HTTP, probe: p, pat: p.Patroni, slowPat: &slow, out: out, start: now,
 		runID:   "v" + strconv.FormatInt(now.UnixNano(), 36),
 		restore: &restorer{out: out},
 	}
+	p.EtcdHTTP = func(ctx context.Context, n outputs.Node) (*http.Client, error) { return e.etcdHTTP(ctx, n.PrivateIP) }
+	return e
 }
 
 // logf prints one progress line, stamped with the time since the run began.
@@ -66,31 +70,27 @@ func (e *env) haNodes() []outputs.Node   { return e.stack.ByRole("haproxy") }
 func (e *env) nodeByName(name string) (outputs.Node, bool) { return e.stack.NodeByName(name) }
 
 // app is the application user through an endpoint.
-func (e *env) app(host string, port int) traffic.Target {
+func (e *env) app(host string, port int) pg.Target {
 	c := e.stack.Credentials
-	return traffic.Target{Host: host, Port: port, User: c.AppName, Password: c.AppPassword,
+	return pg.Target{Host: host, Port: port, User: c.AppName, Password: c.AppPassword,
 		Database: c.AppDatabase, Dial: e.dial, ConnectTimeout: 3 * time.Second}
 }
 
-func (e *env) writeTarget() traffic.Target {
+func (e *env) writeTarget() pg.Target {
 	return e.app(e.stack.WriteEndpoint.Host, e.stack.WriteEndpoint.Port)
 }
 
-func (e *env) readTarget() traffic.Target {
+func (e *env) readTarget() pg.Target {
 	return e.app(e.stack.ReadEndpoint.Host, e.stack.ReadEndpoint.Port)
-}
-
-// super is the superuser straight to one node's PostgreSQL, in the
-// application database: it sees pg_stat_replication in full and the rows the
-// writer left.
-func (e *env) super(host string) traffic.Target {
-	c := e.stack.Credentials
-	return traffic.Target{Host: host, Port: 5432, User: c.SuperuserName, Password: c.SuperuserPassword,
-		Database: c.AppDatabase, Dial: e.dial, ConnectTimeout: 3 * time.Second}
 }
 
 // faultSet returns the faults this target supports.
 func (e *env) faultSet() (fault.Set, error) {
 	e.faultsOnce.Do(func() { e.faults, e.faultsErr = fault.ForTarget(e.stack) })
 	return e.faults, e.faultsErr
+}
+
+// waitFormation is the probe's wait, saying in the run's log what it waits for.
+func (e *env) waitFormation(ctx context.Context, bound time.Duration, pred func(probe.Formation) string, skip ...string) (probe.Formation, bool) {
+	return e.probe.WaitFormation(ctx, bound, pred, e.logf, skip...)
 }

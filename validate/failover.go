@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
 	"time"
 
 	"github.com/pgha/pgha/internal/patroni"
@@ -30,7 +31,7 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 		c.Summary = "refused: cluster unhealthy"
 		return
 	}
-	old := f.leader
+	old := f.Leader
 	oldNode, ok := e.nodeByName(old.Name)
 	if !ok {
 		c.failf("leader %s is not a node of the stack outputs", old.Name)
@@ -38,7 +39,7 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	}
 	c.text("fault", "fault", flt.Name())
 	c.text("old_leader", "old leader", old.Name)
-	c.figure("timeline_before", "timeline before", float64(f.timeline), "")
+	c.figure("timeline_before", "timeline before", float64(f.Timeline), "")
 	if err := e.announce(ctx, fmt.Sprintf("failing the leader: %s fault on %s (%s)", flt.Name(), old.Name, oldNode.PrivateIP)); err != nil {
 		c.failf("interrupted before the fault: %v", err)
 		return
@@ -68,7 +69,7 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	// On Ctrl-C, stop here: the deferred restores put the node back, and a
 	// half-measured figure would only mislead.
 	var promotedAt time.Time
-	newLeader, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name != old.Name }, old.Name)
+	newLeader, ok := e.probe.WaitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name != old.Name }, old.Name)
 	if ctx.Err() != nil {
 		return
 	}
@@ -91,9 +92,9 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	if err := restore(); err != nil {
 		c.failf("%v", err)
 	}
-	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf formation) string {
-		if newLeader.Name != "" && nf.leader.Name != newLeader.Name {
-			return fmt.Sprintf("leader is %s, want %s", nf.leader.Name, newLeader.Name)
+	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf probe.Formation) string {
+		if newLeader.Name != "" && nf.Leader.Name != newLeader.Name {
+			return fmt.Sprintf("leader is %s, want %s", nf.Leader.Name, newLeader.Name)
 		}
 		return ""
 	})
@@ -101,12 +102,12 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 		return
 	}
 	if ok {
-		rj := c.event("rejoin", fmt.Sprintf("%s streams from %s on timeline %d", old.Name, nf.leader.Name, nf.timeline))
+		rj := c.event("rejoin", fmt.Sprintf("%s streams from %s on timeline %d", old.Name, nf.Leader.Name, nf.Timeline))
 		c.seconds("rejoin_s", "restore → old leader streaming again", rj.At.Sub(rev.At))
 	} else {
-		c.failf("%s did not rejoin as a streaming replica within %s: %s", old.Name, e.opts.rejoinBound, nf.problem())
+		c.failf("%s did not rejoin as a streaming replica within %s: %s", old.Name, e.opts.rejoinBound, nf.Problem())
 	}
-	c.figure("timeline_after", "timeline after", float64(nf.timeline), "")
+	c.figure("timeline_after", "timeline after", float64(nf.Timeline), "")
 	_ = wait.Sleep(ctx, time.Second)
 	stop()
 
@@ -125,10 +126,10 @@ func checkFailover(ctx context.Context, e *env, c *checkRun) {
 	e.splitBrain(c, old.Host, promotedAt)
 	lr := e.checkLoss(ctx, c, e.stack.SynchronousMode)
 
-	if nf.leader.Name != "" {
-		r := e.waitRouting(ctx, e.opts.routingBound, nf.leader.Host, hostsExcept(nf, nf.leader.Name))
+	if nf.Leader.Name != "" {
+		r := e.probe.WaitRouting(ctx, e.opts.routingBound, nf.Leader.Host, hostsExcept(nf, nf.Leader.Name))
 		routingFigures(e, c, r)
-		for _, p := range r.problems {
+		for _, p := range r.Problems {
 			c.failf("after the failover: %s", p)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"github.com/pgha/pgha/internal/probe"
 	"io"
 	"os"
 	"os/exec"
@@ -119,7 +120,7 @@ func TestValidateAgainstLab(t *testing.T) {
 
 	t.Run("a replica that does not stream fails formation and refuses the failover", func(t *testing.T) {
 		f := currentFormation(t, outputsFile)
-		victim := f.replicas[0].Name
+		victim := f.Replicas[0].Name
 		out, err := lab(time.Minute, "kill", victim)
 		require.NoError(t, err, out)
 		defer func() {
@@ -199,16 +200,21 @@ func requireWellFormedXML(t *testing.T, b []byte) {
 	}
 }
 
-// currentFormation reads the lab's formation the way validate does.
-func currentFormation(t *testing.T, outputsFile string) formation {
+// probeFor looks at the cluster of an outputs file the way validate does.
+func probeFor(t *testing.T, outputsFile string) *probe.Probe {
 	t.Helper()
 	o := &options{outputsFile: outputsFile}
 	s, err := loadStack(context.Background(), o)
 	require.NoError(t, err)
 	dial, err := dialerFor(s)
 	require.NoError(t, err)
-	e := newEnv(s, o, dial, io.Discard)
-	f := e.assessFormation(context.Background())
-	require.True(t, f.ok(), f.problem())
+	return newEnv(s, o, dial, io.Discard).probe
+}
+
+// currentFormation reads the lab's formation the way validate does.
+func currentFormation(t *testing.T, outputsFile string) probe.Formation {
+	t.Helper()
+	f := probeFor(t, outputsFile).Formation(context.Background())
+	require.True(t, f.OK(), f.Problem())
 	return f
 }

@@ -17,9 +17,9 @@ import (
 // checkReplication writes one row through 5000 and watches every replica
 // directly until it is visible there: the lag a reader on 5001 would see.
 func checkReplication(ctx context.Context, e *env, c *checkRun) {
-	f := e.assessFormation(ctx)
-	if f.leader.Name == "" || len(f.replicas) == 0 {
-		c.failf("cannot check replication without a leader and replicas: %s", f.problem())
+	f := e.probe.Formation(ctx)
+	if f.Leader.Name == "" || len(f.Replicas) == 0 {
+		c.failf("cannot check replication without a leader and replicas: %s", f.Problem())
 		return
 	}
 	if err := traffic.Setup(ctx, e.writeTarget()); err != nil {
@@ -33,8 +33,8 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 			cn.Close(context.Background())
 		}
 	}()
-	for _, r := range f.replicas {
-		cn, err := e.super(r.Host).Connect(ctx)
+	for _, r := range f.Replicas {
+		cn, err := e.probe.Super(r.Host).Connect(ctx)
 		if err != nil {
 			c.failf("replica %s: %v", r.Name, err)
 			return
@@ -86,7 +86,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 	}
 	wg.Wait()
 	var worst time.Duration
-	for _, r := range f.replicas {
+	for _, r := range f.Replicas {
 		res := results[r.Name]
 		if res.err != nil {
 			c.failf("replica %s: %v", r.Name, res.err)
@@ -98,14 +98,14 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 		}
 	}
 	c.figure("max_visible_ms", "slowest replica", float64(worst.Microseconds())/1000, "ms")
-	if rows, err := e.replicationOn(ctx, f.leader.Host); err == nil {
-		for _, r := range f.replicas {
+	if rows, err := e.probe.Replication(ctx, f.Leader.Host); err == nil {
+		for _, r := range f.Replicas {
 			if row, ok := rows[r.Name]; ok {
-				c.figure("lag_bytes_"+r.Name, "replay lag of "+r.Name+" (leader's view)", float64(row.lagBytes), "bytes")
+				c.figure("lag_bytes_"+r.Name, "replay lag of "+r.Name+" (leader's view)", float64(row.LagBytes), "bytes")
 			}
 		}
 	}
-	c.Summary = fmt.Sprintf("row visible on %d replicas within %.0f ms", len(f.replicas)-len(c.Problems), float64(worst.Microseconds())/1000)
+	c.Summary = fmt.Sprintf("row visible on %d replicas within %.0f ms", len(f.Replicas)-len(c.Problems), float64(worst.Microseconds())/1000)
 	if len(c.Problems) > 0 {
 		c.Summary = c.Problems[0]
 	}

@@ -67,7 +67,7 @@ func runChecks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer restoreAll()
 
-	r.Before = e.assessFormation(ctx).snapshot()
+	r.Before = snapshot(e.probe.Formation(ctx))
 	interrupted := false
 	for _, name := range o.selected {
 		ch, _ := checkByName(name)
@@ -108,7 +108,7 @@ func runChecks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// interrupted run still records it.
 	actx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r.After = e.assessFormation(actx).snapshot()
+	r.After = snapshot(e.probe.Formation(actx))
 	r.Finish(time.Now())
 
 	fmt.Fprintln(stdout)

@@ -150,7 +150,7 @@ func TestScenariosAgainstLab(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_, err := l.Formed(ctx)
+			err := probeFor(t, outputsFile).Formation(ctx).Err()
 			cancel()
 			if err == nil {
 				break

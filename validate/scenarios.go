@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
 	"strings"
 	"time"
 
@@ -108,9 +109,9 @@ func (s scenarioEnv) Settings() scenario.Settings {
 // Healthy is the destructive checks' gate with a chosen bound: etcd 3/3 with
 // one leader, Patroni 1 leader + 2 streaming replicas on one timeline.
 func (s scenarioEnv) Healthy(ctx context.Context, bound time.Duration) (scenario.Formation, error) {
-	f, ok := s.e.waitFormation(ctx, bound, func(formation) string {
-		if es := s.e.assessEtcd(ctx); !es.ok() {
-			return "etcd: " + strings.Join(es.problems, "; ")
+	f, ok := s.e.waitFormation(ctx, bound, func(probe.Formation) string {
+		if es := s.e.probe.Etcd(ctx); !es.OK() {
+			return "etcd: " + strings.Join(es.Problems, "; ")
 		}
 		return ""
 	})
@@ -118,7 +119,7 @@ func (s scenarioEnv) Healthy(ctx context.Context, bound time.Duration) (scenario
 		if ctx.Err() != nil {
 			return scenario.Formation{}, ctx.Err()
 		}
-		return scenario.Formation{}, fmt.Errorf("%s", f.problem())
+		return scenario.Formation{}, fmt.Errorf("%s", f.Problem())
 	}
-	return scenario.Formation{Leader: f.leader, Replicas: f.replicas, Sync: f.sync, Timeline: f.timeline}, nil
+	return scenario.Formation{Leader: f.Leader, Replicas: f.Replicas, Sync: f.Sync, Timeline: f.Timeline}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/probe"
 	"strings"
 	"time"
 
@@ -17,11 +18,11 @@ import (
 // chooseCandidate picks the member to switch over to: the one asked for, or
 // the sync standby (Patroni refuses any other in synchronous mode), or the
 // streaming replica with the least lag.
-func (e *env) chooseCandidate(f formation) (patroni.Member, error) {
+func (e *env) chooseCandidate(f probe.Formation) (patroni.Member, error) {
 	if name := e.opts.candidate; name != "" {
-		m, ok := f.cluster.Member(name)
+		m, ok := f.Cluster.Member(name)
 		if !ok {
-			return m, userErrorf("--candidate %q is not a member; members are %v", name, memberNames(f.cluster))
+			return m, userErrorf("--candidate %q is not a member; members are %v", name, memberNames(f.Cluster))
 		}
 		if m.IsLeader() {
 			return m, userErrorf("--candidate %q is already the leader", name)
@@ -30,16 +31,16 @@ func (e *env) chooseCandidate(f formation) (patroni.Member, error) {
 	}
 	var best patroni.Member
 	bestLag := int64(-1)
-	for _, r := range f.replicas {
-		if r.Name == f.sync {
+	for _, r := range f.Replicas {
+		if r.Name == f.Sync {
 			return r, nil
 		}
-		row := f.repl[r.Name]
-		if row.state != "streaming" {
+		row := f.Repl[r.Name]
+		if row.State != "streaming" {
 			continue
 		}
-		if bestLag < 0 || row.lagBytes < bestLag {
-			best, bestLag = r, row.lagBytes
+		if bestLag < 0 || row.LagBytes < bestLag {
+			best, bestLag = r, row.LagBytes
 		}
 	}
 	if best.Name == "" {
@@ -54,8 +55,8 @@ func (e *env) syncStandbyMoved(ctx context.Context, old, cand patroni.Member) (p
 	if e.opts.candidate != "" {
 		return cand, false
 	}
-	now := e.assessFormation(ctx)
-	if !now.ok() || now.leader.Name != old.Name {
+	now := e.probe.Formation(ctx)
+	if !now.OK() || now.Leader.Name != old.Name {
 		return cand, false
 	}
 	again, err := e.chooseCandidate(now)
@@ -72,7 +73,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		c.Summary = "refused: cluster unhealthy"
 		return
 	}
-	old := f.leader
+	old := f.Leader
 	cand, err := e.chooseCandidate(f)
 	if err != nil {
 		c.failf("%v", err)
@@ -80,7 +81,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	}
 	c.text("old_leader", "old leader", old.Name)
 	c.text("candidate", "candidate", cand.Name)
-	c.figure("timeline_before", "timeline before", float64(f.timeline), "")
+	c.figure("timeline_before", "timeline before", float64(f.Timeline), "")
 	if err := e.announce(ctx, fmt.Sprintf("switching over: leader %s (%s) hands over to %s (%s)", old.Name, old.Host, cand.Name, cand.Host)); err != nil {
 		c.failf("interrupted before the switchover: %v", err)
 		return
@@ -122,7 +123,7 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	c.seconds("api_seconds", "POST /switchover took", time.Since(ev.At))
 
 	var promotedAt time.Time
-	_, ok := e.waitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name == cand.Name })
+	_, ok := e.probe.WaitLeader(ctx, e.opts.failoverBound, func(l patroni.Member) bool { return l.Name == cand.Name })
 	if ctx.Err() != nil {
 		return
 	}
@@ -138,12 +139,12 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	if ctx.Err() != nil {
 		return
 	}
-	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf formation) string {
-		if nf.leader.Name != cand.Name {
-			return fmt.Sprintf("leader is %s, want %s", nf.leader.Name, cand.Name)
+	nf, ok := e.waitFormation(ctx, e.opts.rejoinBound, func(nf probe.Formation) string {
+		if nf.Leader.Name != cand.Name {
+			return fmt.Sprintf("leader is %s, want %s", nf.Leader.Name, cand.Name)
 		}
-		if nf.timeline != f.timeline+1 {
-			return fmt.Sprintf("timeline is %d; want exactly %d (one more than before)", nf.timeline, f.timeline+1)
+		if nf.Timeline != f.Timeline+1 {
+			return fmt.Sprintf("timeline is %d; want exactly %d (one more than before)", nf.Timeline, f.Timeline+1)
 		}
 		return ""
 	})
@@ -151,12 +152,12 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 		return
 	}
 	if ok {
-		rj := c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.timeline))
+		rj := c.event("rejoin", fmt.Sprintf("%s and the other replica stream from %s on timeline %d", old.Name, cand.Name, nf.Timeline))
 		c.seconds("rejoin_s", "switchover → every replica streaming on the new timeline", rj.At.Sub(ev.At))
 	} else {
-		c.failf("after the switchover: %s", nf.problem())
+		c.failf("after the switchover: %s", nf.Problem())
 	}
-	c.figure("timeline_after", "timeline after", float64(nf.timeline), "")
+	c.figure("timeline_after", "timeline after", float64(nf.Timeline), "")
 	// A little traffic after the rejoin, so the timeline shows steady state.
 	_ = wait.Sleep(ctx, time.Second)
 	stop()
@@ -172,23 +173,23 @@ func checkSwitchover(ctx context.Context, e *env, c *checkRun) {
 	e.splitBrain(c, old.Host, promotedAt)
 	lr := e.checkLoss(ctx, c, true)
 
-	r := e.waitRouting(ctx, e.opts.routingBound, cand.Host, hostsExcept(f, cand.Name))
+	r := e.probe.WaitRouting(ctx, e.opts.routingBound, cand.Host, hostsExcept(f, cand.Name))
 	routingFigures(e, c, r)
-	for _, p := range r.problems {
+	for _, p := range r.Problems {
 		c.failf("after the switchover: %s", p)
 	}
 	if len(c.Problems) == 0 {
 		c.Summary = fmt.Sprintf("%s → %s, timeline %d → %d, write gap %.2fs, %d acked writes lost",
-			old.Name, cand.Name, f.timeline, nf.timeline, gap.Duration.Seconds(), len(lr.LostAnywhere))
+			old.Name, cand.Name, f.Timeline, nf.Timeline, gap.Duration.Seconds(), len(lr.LostAnywhere))
 	} else {
 		c.Summary = c.Problems[0]
 	}
 }
 
 // hostsExcept lists the hosts of the Patroni members other than name.
-func hostsExcept(f formation, name string) []string {
+func hostsExcept(f probe.Formation, name string) []string {
 	var out []string
-	for _, m := range f.cluster.Members {
+	for _, m := range f.Cluster.Members {
 		if m.Name != name {
 			out = append(out, m.Host)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
@@ -93,7 +94,7 @@ func TestLabLifecycle(t *testing.T) {
 	})
 
 	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
-		require.NoError(t, EtcdReady(l.EtcdHealth(ctx)))
+		require.NoError(t, probeOf(t, l).Etcd(ctx).Err())
 		// etcd's own client agrees, from the client namespace.
 		out, err := exec.Command("ip", "netns", "exec", l.ClientNamespace(), "etcdctl",
 			"--endpoints=http://10.42.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
@@ -101,15 +102,13 @@ func TestLabLifecycle(t *testing.T) {
 		assert.Equal(t, 3, strings.Count(string(out), ", started, "), "%s", out)
 	})
 
-	var leader PatroniMember
+	var leader patroni.Member
 	t.Run("patroni: 1 leader, 2 replicas streaming", func(t *testing.T) {
-		var err error
-		leader, err = l.Formed(ctx)
-		require.NoError(t, err)
-		ms, _, err := l.PatroniCluster(ctx)
-		require.NoError(t, err)
+		f := probeOf(t, l).Formation(ctx)
+		require.NoError(t, f.Err())
+		leader = f.Leader
 		roles := map[string]int{}
-		for _, m := range ms {
+		for _, m := range f.Cluster.Members {
 			roles[m.Role]++
 		}
 		assert.Equal(t, map[string]int{"leader": 1, "replica": 2}, roles)
@@ -120,7 +119,7 @@ func TestLabLifecycle(t *testing.T) {
 		writeAndReadBack(t, l, leader, "before failover")
 	})
 
-	var newLeader PatroniMember
+	var newLeader patroni.Member
 	t.Run("killing the leader elects a new one", func(t *testing.T) {
 		killed := time.Now()
 		require.NoError(t, l.Kill(ctx, leader.Name))
@@ -128,11 +127,11 @@ func TestLabLifecycle(t *testing.T) {
 		_, pmAlive := l.postmaster(leader.Name)
 		assert.False(t, pmAlive, "the postmaster must die with Patroni")
 		require.NoError(t, waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
-			ms, _, err := l.PatroniCluster(ctx)
+			cl, err := probeOf(t, l).Cluster(ctx)
 			if err != nil {
 				return err
 			}
-			m, ok := Leader(ms)
+			m, ok := cl.Leader()
 			if !ok || m.Name == leader.Name {
 				return errors.New("no new leader yet")
 			}
@@ -142,7 +141,7 @@ func TestLabLifecycle(t *testing.T) {
 			newLeader = m
 			return nil
 		}))
-		require.NoError(t, waitFor(ctx, 30*time.Second, l.Routed))
+		require.NoError(t, waitFor(ctx, 30*time.Second, probeOf(t, l).Checked))
 		t.Logf("new leader %s on timeline %d, routed %s after the kill", newLeader.Name, newLeader.Timeline, time.Since(killed).Round(100*time.Millisecond))
 	})
 	require.NotEmpty(t, newLeader.Name)
@@ -151,11 +150,11 @@ func TestLabLifecycle(t *testing.T) {
 		require.NoError(t, l.Start(ctx, leader.Name))
 		require.ErrorIs(t, l.Start(ctx, leader.Name), ErrRunning, "a running node must not be started twice")
 		require.NoError(t, waitFor(ctx, 90*time.Second, func(ctx context.Context) error {
-			m, err := l.Formed(ctx)
-			if err != nil {
+			f := probeOf(t, l).Formation(ctx)
+			if err := f.Err(); err != nil {
 				return err
 			}
-			if m.Name != newLeader.Name {
+			if m := f.Leader; m.Name != newLeader.Name {
 				return fmt.Errorf("leader is %s, want %s", m.Name, newLeader.Name)
 			}
 			return nil
@@ -216,14 +215,14 @@ func isLive(pid int) bool {
 // writeAndReadBack inserts a row through haproxy-1:5000 (which must be the
 // leader) and reads it through haproxy-1:5001 until both replicas have
 // served it; 5001 must never hand out the leader while replicas are up.
-func writeAndReadBack(t *testing.T, l *Lab, leader PatroniMember, tag string) {
+func writeAndReadBack(t *testing.T, l *Lab, leader patroni.Member, tag string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	h := l.Plan.ByRole(topology.RoleHAProxy)[0].IP.String()
 	value := fmt.Sprintf("%s %d", tag, time.Now().UnixNano())
 
-	w, err := l.App(ctx, h, 5000)
+	w, err := appConn(ctx, t, l, h, topology.PortWrite)
 	require.NoError(t, err)
 	var addr string
 	require.NoError(t, w.QueryRow(ctx, "SELECT host(inet_server_addr())").Scan(&addr))
@@ -250,7 +249,7 @@ func writeAndReadBack(t *testing.T, l *Lab, leader PatroniMember, tag string) {
 			break
 		}
 		require.NoError(t, ctx.Err(), "row %d not read back from every replica; seen: %v", id, replicas)
-		r, err := l.App(ctx, h, 5001)
+		r, err := appConn(ctx, t, l, h, topology.PortRead)
 		if err != nil {
 			time.Sleep(200 * time.Millisecond)
 			continue

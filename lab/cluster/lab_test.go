@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,6 +16,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/pgha/pgha/internal/probe"
 
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
@@ -297,4 +301,17 @@ func TestSecretsForRole(t *testing.T) {
 		assert.Contains(t, pg, kv+"\n")
 	}
 	assert.NotContains(t, pg, "st6")
+}
+
+// probeOf is the lab's probe, for tests.
+func probeOf(t *testing.T, l *Lab) *probe.Probe {
+	t.Helper()
+	p, err := l.Probe()
+	require.NoError(t, err)
+	return p
+}
+
+// appConn opens a session as the application user at host:port.
+func appConn(ctx context.Context, t *testing.T, l *Lab, host string, port int) (*pgx.Conn, error) {
+	return probeOf(t, l).App(host, port).Connect(ctx)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
@@ -63,7 +64,7 @@ func TestLoopbackLabLifecycle(t *testing.T) {
 			listening[a] = true
 		}
 		for _, n := range l.Plan.Nodes {
-			for _, p := range ports(n.Role) {
+			for _, p := range n.Role.Ports() {
 				a := net.JoinHostPort(n.IP.String(), strconv.Itoa(p))
 				assert.True(t, listening[a], "%s: nothing listens on %s", n.Name, a)
 			}
@@ -77,21 +78,21 @@ func TestLoopbackLabLifecycle(t *testing.T) {
 		require.ErrorIs(t, err, ErrPrerequisites)
 		assert.Contains(t, err.Error(), "already in use")
 		assert.False(t, other.Exists(), "the refused lab made nothing")
-		require.NoError(t, EtcdReady(l.EtcdHealth(ctx)), "the running lab is untouched")
+		require.NoError(t, probeOf(t, l).Etcd(ctx).Err(), "the running lab is untouched")
 	})
 
 	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
-		require.NoError(t, EtcdReady(l.EtcdHealth(ctx)))
+		require.NoError(t, probeOf(t, l).Etcd(ctx).Err())
 		out, err := exec.Command("etcdctl", "--endpoints=http://127.0.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Equal(t, 3, strings.Count(string(out), ", started, "), "%s", out)
 	})
 
-	var leader PatroniMember
+	var leader patroni.Member
 	t.Run("patroni: 1 leader, 2 replicas streaming", func(t *testing.T) {
-		var err error
-		leader, err = l.Formed(ctx)
-		require.NoError(t, err)
+		f := probeOf(t, l).Formation(ctx)
+		require.NoError(t, f.Err())
+		leader = f.Leader
 	})
 	require.NotEmpty(t, leader.Name)
 
@@ -99,7 +100,7 @@ func TestLoopbackLabLifecycle(t *testing.T) {
 		writeAndReadBack(t, l, leader, "loopback")
 		// pg_hba admits the VPC; every loopback connection comes from
 		// 127.0.0.1, which the loopback VPC contains.
-		c, err := l.App(ctx, l.Plan.ByRole(topology.RoleHAProxy)[1].IP.String(), 5000)
+		c, err := appConn(ctx, t, l, l.Plan.ByRole(topology.RoleHAProxy)[1].IP.String(), topology.PortWrite)
 		require.NoError(t, err)
 		defer c.Close(ctx)
 		var client string
@@ -117,16 +118,16 @@ func TestLoopbackLabLifecycle(t *testing.T) {
 	t.Run("killing the leader elects a new one", func(t *testing.T) {
 		require.NoError(t, l.Kill(ctx, leader.Name))
 		require.NoError(t, waitFor(ctx, 60*time.Second, func(ctx context.Context) error {
-			ms, _, err := l.PatroniCluster(ctx)
+			cl, err := probeOf(t, l).Cluster(ctx)
 			if err != nil {
 				return err
 			}
-			if m, ok := Leader(ms); !ok || m.Name == leader.Name {
+			if m, ok := cl.Leader(); !ok || m.Name == leader.Name {
 				return errors.New("no new leader yet")
 			}
 			return nil
 		}))
-		require.NoError(t, waitFor(ctx, 30*time.Second, l.Routed))
+		require.NoError(t, waitFor(ctx, 30*time.Second, probeOf(t, l).Checked))
 		require.NoError(t, l.Start(ctx, leader.Name))
 	})
 

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/proc"
 )
@@ -35,26 +37,27 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	members := map[string]PatroniMember{}
+	p, err := l.Probe()
+	if err != nil {
+		return nil, err
+	}
+	members := map[string]patroni.Member{}
 	streaming := map[string]bool{}
-	if ms, _, err := l.PatroniCluster(ctx); err == nil {
-		for _, m := range ms {
+	if cl, err := p.Cluster(ctx); err == nil {
+		for _, m := range cl.Members {
 			members[m.Name] = m
 		}
 		// Patroni 3.0.2 says "running" for a replica; the leader's
 		// pg_stat_replication says whether it really streams.
-		if leader, ok := Leader(ms); ok {
-			if names, err := l.Streaming(ctx, leader.Host); err == nil {
-				for _, n := range names {
-					streaming[n] = true
+		if leader, ok := cl.Leader(); ok {
+			if rows, err := p.Replication(ctx, leader.Host); err == nil {
+				for name, r := range rows {
+					streaming[name] = r.State == "streaming"
 				}
 			}
 		}
 	}
-	etcd := map[string]EtcdMember{}
-	for _, m := range l.EtcdHealth(ctx) {
-		etcd[m.Name] = m
-	}
+	es := p.Etcd(ctx)
 	var out []NodeStatus
 	for _, n := range l.Plan.Nodes {
 		s := NodeStatus{Name: n.Name, Role: string(n.Role), IP: n.IP.String(), Process: "stopped", Link: "up", Log: l.DaemonLog(n.Name)}
@@ -73,7 +76,7 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		}
 		switch n.Role {
 		case topology.RoleEtcd:
-			if m := etcd[n.Name]; m.Healthy && m.IsLeader {
+			if m, _ := es.Member(n.Name); m.Healthy && es.Leader == n.Name {
 				s.PGState = "healthy, leader"
 			} else if m.Healthy {
 				s.PGState = "healthy"
@@ -81,10 +84,10 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 				s.PGState = "unreachable"
 			}
 		case topology.RoleHAProxy:
-			s.PGState = l.routes(ctx, n.IP.String())
+			s.PGState = routes(ctx, p, n.IP.String())
 		}
 		if m, ok := members[n.Name]; ok {
-			s.PGRole, s.PGState, s.Lag = m.Role, m.State, m.LagString()
+			s.PGRole, s.PGState, s.Lag = m.Role, m.State, lagString(m)
 			if streaming[n.Name] {
 				s.PGState += ", streaming"
 			}
@@ -97,9 +100,20 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 	return out, nil
 }
 
+// lagString is Patroni's lag as it printed it: bytes, or "unknown".
+func lagString(m patroni.Member) string {
+	if n := m.LagBytes(); n >= 0 {
+		if len(m.Lag) == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	return strings.Trim(string(m.Lag), `"`)
+}
+
 // routes says where an HAProxy sends each port, from its stats page.
-func (l *Lab) routes(ctx context.Context, ip string) string {
-	srvs, err := l.HAProxyServers(ctx, ip)
+func routes(ctx context.Context, p *probe.Probe, ip string) string {
+	srvs, err := p.HAProxyServers(ctx, ip)
 	if err != nil {
 		return "unreachable"
 	}
@@ -110,7 +124,7 @@ func (l *Lab) routes(ctx context.Context, ip string) string {
 			continue
 		}
 		// "<member>-leader" in replicas is the leader as a backup for reads.
-		if m, ok := strings.CutSuffix(s.Name, "-leader"); ok && s.Proxy == "replicas" {
+		if m, ok := strings.CutSuffix(s.Name, "-leader"); ok && s.Proxy == probe.BackendReplicas {
 			backup = append(backup, m)
 			continue
 		}
@@ -122,7 +136,7 @@ func (l *Lab) routes(ctx context.Context, ip string) string {
 		}
 		return strings.Join(v, ",")
 	}
-	out := fmt.Sprintf("5000→%s 5001→%s", dash(up["primary"]), dash(up["replicas"]))
+	out := fmt.Sprintf("%d→%s %d→%s", topology.PortWrite, dash(up[probe.BackendPrimary]), topology.PortRead, dash(up[probe.BackendReplicas]))
 	if len(backup) > 0 {
 		out += " (backup " + strings.Join(backup, ",") + ")"
 	}
@@ -184,9 +198,9 @@ func (l *Lab) ConnectHelp() string {
 	}
 	sec := l.secretsDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=5000 user=app dbname=app sslmode=require\"\n", sec, in, h)
-	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=5001 user=app dbname=app sslmode=require\"\n", sec, in, h)
-	fmt.Fprintf(&b, "  patroni:          %scurl -s http://%s:8008/cluster\n", in, l.Plan.ByRole(topology.RolePatroni)[0].IP)
-	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) http://%s:7000/\n", in, sec, h)
+	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=require\"\n", sec, in, h, topology.PortWrite)
+	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=require\"\n", sec, in, h, topology.PortRead)
+	fmt.Fprintf(&b, "  patroni:          %scurl -s http://%s:%d/cluster\n", in, l.Plan.ByRole(topology.RolePatroni)[0].IP, topology.PortPatroniAPI)
+	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) http://%s:%d/\n", in, sec, h, topology.PortStats)
 	return b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
@@ -62,18 +63,6 @@ func (l *Lab) Prerequisites() []string {
 	return out
 }
 
-// ports are the standard ports each role listens on.
-func ports(r topology.Role) []int {
-	switch r {
-	case topology.RoleEtcd:
-		return []int{2379, 2380}
-	case topology.RolePatroni:
-		return []int{5432, 8008}
-	default:
-		return []int{5000, 5001, 7000}
-	}
-}
-
 // busyAddresses tries every address and port a loopback lab will listen
 // on, and says in one line if any is taken: another loopback lab (they all
 // use the same addresses) or a service on the host listening on it or on
@@ -81,7 +70,7 @@ func ports(r topology.Role) []int {
 func (l *Lab) busyAddresses() string {
 	var busy []string
 	for _, n := range l.Plan.Nodes {
-		for _, p := range ports(n.Role) {
+		for _, p := range n.Role.Ports() {
 			addr := net.JoinHostPort(n.IP.String(), strconv.Itoa(p))
 			ln, err := net.Listen("tcp4", addr)
 			if err != nil {
@@ -191,17 +180,21 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 			return res, err
 		}
 	}
-	if err := phase("etcd: 3 members, 1 leader", func() error { return l.startEtcd(ctx) }); err != nil {
+	p, err := l.Probe()
+	if err != nil {
+		return res, err
+	}
+	if err := phase("etcd: 3 members, 1 leader", func() error { return l.startEtcd(ctx, p) }); err != nil {
 		return res, err
 	}
 	if err := phase("patroni: leader + 2 streaming", func() error {
-		leader, err := l.startPatroni(ctx)
+		leader, err := l.startPatroni(ctx, p)
 		res.Leader = leader
 		return err
 	}); err != nil {
 		return res, err
 	}
-	if err := phase("haproxy: 5000 → leader, 5001 → replicas", func() error { return l.waitHAProxy(ctx) }); err != nil {
+	if err := phase(fmt.Sprintf("haproxy: %d → leader, %d → replicas", topology.PortWrite, topology.PortRead), func() error { return l.waitHAProxy(ctx, p) }); err != nil {
 		return res, err
 	}
 	if err := l.WriteOutputs(ctx); err != nil {
@@ -276,30 +269,32 @@ func (l *Lab) failing(r topology.Role, err error) error {
 	return fmt.Errorf("%w; see %s", err, strings.Join(logs, ", "))
 }
 
-func (l *Lab) startEtcd(ctx context.Context) error {
+func (l *Lab) startEtcd(ctx context.Context, p *probe.Probe) error {
 	if err := l.startRole(topology.RoleEtcd); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return EtcdReady(l.EtcdHealth(ctx)) }); err != nil {
+	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return p.Etcd(ctx).Err() }); err != nil {
 		return l.failing(topology.RoleEtcd, err)
 	}
 	return nil
 }
 
-func (l *Lab) startPatroni(ctx context.Context) (string, error) {
+// startPatroni starts Patroni (and HAProxy, which needs nothing but
+// addresses: started now, its health checks have settled by the time the
+// replicas stream) and waits for the formation validate checks: one leader,
+// two replicas streaming, one timeline, a sync standby in synchronous mode.
+func (l *Lab) startPatroni(ctx context.Context, p *probe.Probe) (string, error) {
 	if err := l.startRole(topology.RolePatroni); err != nil {
 		return "", err
 	}
-	// HAProxy needs nothing but addresses; started now, its health checks
-	// have settled by the time the replicas stream.
 	if err := l.startRole(topology.RoleHAProxy); err != nil {
 		return "", err
 	}
 	var leader string
 	err := waitFor(ctx, 120*time.Second, func(ctx context.Context) error {
-		m, err := l.Formed(ctx)
-		leader = m.Name
-		return err
+		f := p.Formation(ctx)
+		leader = f.Leader.Name
+		return f.Err()
 	})
 	if err != nil {
 		return "", l.failing(topology.RolePatroni, err)
@@ -307,67 +302,15 @@ func (l *Lab) startPatroni(ctx context.Context) (string, error) {
 	return leader, nil
 }
 
-func (l *Lab) waitHAProxy(ctx context.Context) error {
-	err := waitFor(ctx, 60*time.Second, func(ctx context.Context) error { return l.Routed(ctx) })
-	if err != nil {
+func (l *Lab) waitHAProxy(ctx context.Context, p *probe.Probe) error {
+	if err := waitFor(ctx, 60*time.Second, p.Checked); err != nil {
 		return l.failing(topology.RoleHAProxy, err)
 	}
 	return nil
 }
 
-// Routed checks that every HAProxy sends 5000 to the Patroni leader and
-// 5001 to the replicas, by its stats page and by a real session on 5000.
-func (l *Lab) Routed(ctx context.Context) error {
-	ms, _, err := l.PatroniCluster(ctx)
-	if err != nil {
-		return err
-	}
-	leader, ok := Leader(ms)
-	if !ok {
-		return errors.New("no Patroni leader")
-	}
-	for _, h := range l.Plan.ByRole(topology.RoleHAProxy) {
-		// HAProxy counts every server up until its first check, so one
-		// lucky connection proves nothing: require that each server of
-		// "primary" has been checked and only the leader passed.
-		srvs, err := l.HAProxyServers(ctx, h.IP.String())
-		if err != nil {
-			return fmt.Errorf("%s stats: %w", h.Name, err)
-		}
-		// Likewise "replicas" (5001): each replica's own server up, the
-		// leader's down, so reads are not still falling back to the leader.
-		members := map[string]bool{}
-		for _, m := range ms {
-			members[m.Name] = true
-		}
-		for _, s := range srvs {
-			if (s.Proxy != "primary" && s.Proxy != "replicas") || !members[s.Name] {
-				continue
-			}
-			if !s.Checked() {
-				return fmt.Errorf("%s has not checked %s/%s yet", h.Name, s.Proxy, s.Name)
-			}
-			wantUp := s.Name == leader.Name
-			if s.Proxy == "replicas" {
-				wantUp = !wantUp
-			}
-			if up := s.Status == "UP"; up != wantUp {
-				return fmt.Errorf("%s: %s/%s is %s while the leader is %s", h.Name, s.Proxy, s.Name, s.Status, leader.Name)
-			}
-		}
-		addr, err := l.ServerAddr(ctx, h.IP.String(), 5000)
-		if err != nil {
-			return fmt.Errorf("%s:5000: %w", h.Name, err)
-		}
-		if addr != leader.Host {
-			return fmt.Errorf("%s:5000 reaches %s, not the leader %s (%s)", h.Name, addr, leader.Name, leader.Host)
-		}
-	}
-	return nil
-}
-
-// Outputs is the stack-outputs contract for this lab.
-func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
+// stack is the lab's outputs contract without the cluster state.
+func (l *Lab) stack() (outputs.Stack, error) {
 	creds, err := l.Credentials()
 	if err != nil {
 		return outputs.Stack{}, err
@@ -377,9 +320,9 @@ func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
 		Target: outputs.TargetLab, ClusterName: l.Name, Region: "lab",
 		Profile: l.Settings.Profile, SynchronousMode: l.Settings.SynchronousMode,
 		VPCCIDR:       l.Plan.VPC.String(),
-		WriteEndpoint: outputs.Endpoint{Host: h, Port: 5000},
-		ReadEndpoint:  outputs.Endpoint{Host: h, Port: 5001},
-		StatsEndpoint: outputs.Endpoint{Host: h, Port: 7000},
+		WriteEndpoint: outputs.Endpoint{Host: h, Port: topology.PortWrite},
+		ReadEndpoint:  outputs.Endpoint{Host: h, Port: topology.PortRead},
+		StatsEndpoint: outputs.Endpoint{Host: h, Port: topology.PortStats},
 		Access:        outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
 		Credentials:   creds,
 	}
@@ -390,8 +333,20 @@ func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
 	for _, n := range l.Plan.Nodes {
 		s.Nodes = append(s.Nodes, outputs.Node{Name: n.Name, Role: string(n.Role), AZ: azName(n.AZIndex), PrivateIP: n.IP.String()})
 	}
-	if _, raw, err := l.PatroniCluster(ctx); err == nil {
-		s.ClusterState = raw
+	return s, nil
+}
+
+// Outputs is the stack-outputs contract for this lab, with Patroni's view
+// of the cluster as it is now.
+func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
+	s, err := l.stack()
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	if p, err := l.Probe(); err == nil {
+		if cl, err := p.Cluster(ctx); err == nil {
+			s.ClusterState = cl
+		}
 	}
 	return s, s.Validate()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
 	"strings"
 	"sync"
 	"time"
@@ -294,7 +295,7 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, err
 // setupTable creates the writer's table and adds the column that records
 // which server wrote each row (its default is evaluated on the primary at
 // insert time and replicated with the row).
-func setupTable(ctx context.Context, t traffic.Target) error {
+func setupTable(ctx context.Context, t pg.Target) error {
 	if err := traffic.Setup(ctx, t); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
 	"net"
 	"slices"
 	"strings"
@@ -195,9 +196,9 @@ func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sle
 func (r *Run) LastErr() string { return history.LastErr(r.Writes()) }
 
 // superTarget is the superuser straight to one node's PostgreSQL.
-func superTarget(s outputs.Stack, dial access.DialFunc, host string) traffic.Target {
+func superTarget(s outputs.Stack, dial access.DialFunc, host string) pg.Target {
 	c := s.Credentials
-	return traffic.Target{Host: host, Port: 5432, User: c.SuperuserName, Password: c.SuperuserPassword,
+	return pg.Target{Host: host, Port: 5432, User: c.SuperuserName, Password: c.SuperuserPassword,
 		Database: c.AppDatabase, Dial: dial, ConnectTimeout: 3 * time.Second}
 }
 
@@ -205,13 +206,13 @@ func superTarget(s outputs.Stack, dial access.DialFunc, host string) traffic.Tar
 // every HAProxy node in turn when the endpoint is one of them, the way
 // libpq's multi-host "host=a,b" does: clients of this product list both
 // HAProxy nodes (or use the load balancer in front of them).
-func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeout time.Duration) traffic.Target {
+func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeout time.Duration) pg.Target {
 	var hosts []string
 	for _, n := range s.ByRole("haproxy") {
 		hosts = append(hosts, n.PrivateIP)
 	}
 	c := s.Credentials
-	return traffic.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
+	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
 		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout}
 }
 

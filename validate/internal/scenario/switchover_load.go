@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +18,6 @@ import (
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/cluster"
-	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // 10. A controlled switchover while pgbench hammers 5000 with inserts.
@@ -173,7 +173,7 @@ func pgbenchLoop(ctx context.Context, ns, host string, port int, user, password,
 
 // pgxLoad is the same load from goroutines, for targets without a lab
 // namespace or pgbench.
-func pgxLoad(ctx context.Context, t traffic.Target, clients int) loadStats {
+func pgxLoad(ctx context.Context, t pg.Target, clients int) loadStats {
 	st := loadStats{tool: fmt.Sprintf("%d pgx clients", clients), runs: 1}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -203,7 +203,7 @@ func pgxLoad(ctx context.Context, t traffic.Target, clients int) loadStats {
 	return st
 }
 
-func exec1(ctx context.Context, t traffic.Target, sql string) error {
+func exec1(ctx context.Context, t pg.Target, sql string) error {
 	c, err := t.Connect(ctx)
 	if err != nil {
 		return err

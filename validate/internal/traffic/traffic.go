@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
 	"regexp"
 	"sync"
 	"time"
@@ -20,7 +21,7 @@ const Table = "pgha_validate"
 
 // Setup creates the table. It runs through the write endpoint as the
 // application user, who owns the application database.
-func Setup(ctx context.Context, t Target) error {
+func Setup(ctx context.Context, t pg.Target) error {
 	c, err := t.Connect(ctx)
 	if err != nil {
 		return err
@@ -52,7 +53,7 @@ var runRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 // attempt. It keeps one connection and reconnects after any error, like an
 // application with a pool would.
 type Writer struct {
-	Target   Target
+	Target   pg.Target
 	RunID    string
 	Interval time.Duration
 	// OpTimeout bounds one insert; a write that hangs is a failed write.
@@ -90,8 +91,8 @@ func (w *Writer) Run(ctx context.Context) error {
 		if conn == nil {
 			c, err := w.Target.Connect(ctx)
 			if err == nil {
-				var info ServerInfo
-				info, err = Whoami(ctx, c)
+				var info pg.ServerInfo
+				info, err = pg.Whoami(ctx, c)
 				if err != nil {
 					c.Close(context.Background())
 				} else {
@@ -144,7 +145,7 @@ func (w *Writer) Ops() []history.Op {
 // would, and asks which server answered. A fresh connection per read is what
 // shows whether the read endpoint routes to a healthy replica right now.
 type Reader struct {
-	Target    Target
+	Target    pg.Target
 	Interval  time.Duration
 	OpTimeout time.Duration
 	// WantReplica makes a read from a primary count as a failure: the read
@@ -173,8 +174,8 @@ func (r *Reader) Run(ctx context.Context) error {
 		octx, cancel := context.WithTimeout(ctx, r.OpTimeout+r.Target.ConnectTimeout)
 		c, err := r.Target.Connect(octx)
 		if err == nil {
-			var info ServerInfo
-			info, err = Whoami(octx, c)
+			var info pg.ServerInfo
+			info, err = pg.Whoami(octx, c)
 			c.Close(context.Background())
 			op.Server = info.Addr
 			if err == nil && r.WantReplica && !info.InRecovery {

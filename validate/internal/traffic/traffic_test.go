@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/pgha/pgha/internal/pg"
 	"math/big"
 	"net"
 	"os"
@@ -95,8 +96,8 @@ func startServer(t *testing.T) *server {
 	return s
 }
 
-func (s *server) target() Target {
-	return Target{Host: "127.0.0.1", Port: s.port, User: "postgres", Password: "secret", Database: "postgres",
+func (s *server) target() pg.Target {
+	return pg.Target{Host: "127.0.0.1", Port: s.port, User: "postgres", Password: "secret", Database: "postgres",
 		Dial: access.Direct(), ConnectTimeout: time.Second}
 }
 
@@ -180,7 +181,7 @@ func TestConnectTimeoutOnAHeldConnection(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	tg := Target{Host: "127.0.0.1", Port: port, User: "u", Password: "p", Database: "d", Dial: access.Direct(), ConnectTimeout: 500 * time.Millisecond}
+	tg := pg.Target{Host: "127.0.0.1", Port: port, User: "u", Password: "p", Database: "d", Dial: access.Direct(), ConnectTimeout: 500 * time.Millisecond}
 	start := time.Now()
 	_, err = tg.Connect(context.Background())
 	require.Error(t, err)

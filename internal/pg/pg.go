@@ -1,8 +1,8 @@
-// Package traffic is validate's live load: a writer that inserts through the
-// write endpoint and records every acknowledged insert, and a reader that
-// measures read availability on the read endpoint. Both keep going through
-// failures and record each one, so the history package can judge the run.
-package traffic
+// Package pg opens PostgreSQL sessions the way every part of pgha does:
+// TLS required (the cluster's pg_hba admits nothing else from the network),
+// a connect timeout (HAProxy holds a connection when no server is up), and
+// the dial path of the caller (direct, a lab namespace, an SSH jump).
+package pg
 
 import (
 	"context"
@@ -30,6 +30,15 @@ type Target struct {
 	// and holds a connection when no server is up, so without it a client
 	// would wait forever.
 	ConnectTimeout time.Duration
+	// Application names the client in pg_stat_activity (default pgha).
+	Application string
+}
+
+func (t Target) application() string {
+	if t.Application == "" {
+		return "pgha"
+	}
+	return t.Application
 }
 
 func (t Target) String() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
@@ -50,7 +59,7 @@ func (t Target) Config() (*pgx.ConnConfig, error) {
 	q := url.Values{}
 	q.Set("sslmode", "require")
 	q.Set("connect_timeout", strconv.Itoa(int((timeout+time.Second-1)/time.Second)))
-	q.Set("application_name", "pgha-validate")
+	q.Set("application_name", t.application())
 	u.RawQuery = q.Encode()
 	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {

@@ -1,0 +1,102 @@
+// Package probe is the one way pgha looks at a running cluster: etcd's
+// members and leader, Patroni's formation (one leader, replicas streaming
+// by the leader's own pg_stat_replication, one timeline, the sync standby),
+// and what HAProxy does with fresh connections. The lab waits on it at
+// start-up and shows it in `lab status`; validate judges with it; the
+// scenarios wait on it. Everything goes through the caller's dial path.
+package probe
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/topology"
+)
+
+// Probe looks at the cluster a stack describes.
+type Probe struct {
+	Stack outputs.Stack
+	Dial  access.DialFunc
+	// HTTP reaches Patroni's REST API and HAProxy's stats page.
+	HTTP    *http.Client
+	Patroni *patroni.Client
+	// EtcdHTTP returns the client that reaches one etcd member. Over SSH
+	// access it is a hop on the member itself, since the security groups
+	// keep etcd's port closed to the jump host; nil means HTTP.
+	EtcdHTTP func(ctx context.Context, n outputs.Node) (*http.Client, error)
+	// ConnectTimeout bounds each PostgreSQL connection (default 3 s).
+	ConnectTimeout time.Duration
+}
+
+// New is a probe with 3-second HTTP requests through dial.
+func New(s outputs.Stack, dial access.DialFunc) *Probe {
+	hc := access.HTTPClient(dial, 3*time.Second)
+	return &Probe{
+		Stack: s, Dial: dial, HTTP: hc,
+		Patroni: &patroni.Client{HTTP: hc, Port: topology.PortPatroniAPI,
+			User: s.Credentials.RestAPIName, Password: s.Credentials.RestAPIPassword},
+	}
+}
+
+func (p *Probe) connectTimeout() time.Duration {
+	if p.ConnectTimeout > 0 {
+		return p.ConnectTimeout
+	}
+	return 3 * time.Second
+}
+
+// Nodes of one role, in plan order.
+func (p *Probe) Nodes(r topology.Role) []outputs.Node { return p.Stack.ByRole(string(r)) }
+
+// Super is the superuser straight to one node's PostgreSQL, in the
+// application database: it sees pg_stat_replication in full and the rows
+// clients wrote.
+func (p *Probe) Super(host string) pg.Target {
+	c := p.Stack.Credentials
+	return pg.Target{Host: host, Port: topology.PortPostgres, User: c.SuperuserName, Password: c.SuperuserPassword,
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+}
+
+// App is the application user at host:port (an HAProxy node or endpoint).
+func (p *Probe) App(host string, port int) pg.Target {
+	c := p.Stack.Credentials
+	return pg.Target{Host: host, Port: port, User: c.AppName, Password: c.AppPassword,
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+}
+
+// Whoami opens a fresh session on t and asks which server answered.
+func Whoami(ctx context.Context, t pg.Target) (pg.ServerInfo, error) {
+	c, err := t.Connect(ctx)
+	if err != nil {
+		return pg.ServerInfo{}, err
+	}
+	defer c.Close(context.Background())
+	qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return pg.Whoami(qctx, c)
+}
+
+// query runs one query as the superuser on host and collects its rows.
+func query[T any](ctx context.Context, p *Probe, host, sql string, scan pgx.RowToFunc[T]) ([]T, error) {
+	c, err := p.Super(host).Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scan)
+}
+
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
