@@ -2,12 +2,13 @@ package components
 
 import (
 	"fmt"
-	"github.com/pgha/pgha/internal/topology"
 	"strings"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/vpc"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Security group names (tiers). The NLB group exists only with the load

@@ -4,18 +4,18 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/benchdoc"
 	"github.com/pgha/pgha/lab/cluster"
 )
 
 const benchHeading = "## Lab start-up"
 
-func bench(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) int {
+func benchLab(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) int {
 	if runs < 1 {
 		fmt.Fprintln(os.Stderr, "lab bench: --runs must be at least 1")
 		return 2
@@ -34,7 +34,7 @@ func bench(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) i
 	fmt.Println()
 	fmt.Print(section)
 	if doc != "" {
-		if err := writeSection(doc, section); err != nil {
+		if err := benchdoc.WriteSection(doc, benchHeading, section); err != nil {
 			fmt.Fprintln(os.Stderr, "lab bench:", err)
 			return 1
 		}
@@ -79,31 +79,4 @@ func benchSection(runs []cluster.BenchRun, name, profile string) string {
 	}
 	fmt.Fprintf(&b, "\nReproduce (as root): `go run ./lab bench --runs %d --name %s --profile %s --doc docs/benchmarks.md`\n", len(runs), name, profile)
 	return b.String()
-}
-
-// writeSection replaces (or appends) this section of the markdown file and
-// leaves every other section as it was.
-func writeSection(path, section string) error {
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		b = []byte("# Benchmarks\n")
-	} else if err != nil {
-		return err
-	}
-	doc := string(b)
-	start := strings.Index(doc, benchHeading+"\n")
-	if start < 0 {
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + section
-	} else {
-		end := len(doc)
-		if i := strings.Index(doc[start+len(benchHeading):], "\n## "); i >= 0 {
-			end = start + len(benchHeading) + i + 1
-		}
-		doc = doc[:start] + section + "\n" + strings.TrimLeft(doc[end:], "\n")
-		doc = strings.TrimRight(doc, "\n") + "\n"
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
 }

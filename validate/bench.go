@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/pgha/pgha/internal/probe"
-	"github.com/pgha/pgha/internal/topology"
 	"io"
 	"math"
 	"os"
@@ -20,9 +18,11 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/benchdoc"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/userdata"
 	"github.com/pgha/pgha/validate/internal/bench"
 	"github.com/pgha/pgha/validate/internal/history"
@@ -54,6 +54,7 @@ type benchOptions struct {
 	merge    string
 	render   string
 	logs     string
+	lab      string
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -73,6 +74,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
 	fs.StringVar(&o.logs, "keep-logs", "", "before rebuilding a lab after a failed run, copy its nodes' logs under this `dir`")
 	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
+	fs.StringVar(&o.lab, "lab", "", "the lab command to run (default: go build ./lab from this repository)")
 	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate bench [flags]   (as root; builds and removes its own labs)")
@@ -108,9 +110,6 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	if o.prefix == "" {
 		// Unique per run, short enough for namespace names.
 		o.prefix = "bench" + strconv.FormatInt(time.Now().Unix()%(36*36*36*36), 36)
-	}
-	if err := cluster.CheckName(o.prefix + "x"); err != nil {
-		return nil, userErrorf("--name: %v", err)
 	}
 	if o.svg == "" && o.doc != "" {
 		o.svg = filepath.Join(filepath.Dir(o.doc), "benchmarks.svg")
@@ -160,12 +159,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 2
 		}
 	}
+	tmp, err := os.MkdirTemp("", "pgha-bench")
+	if err != nil {
+		fmt.Fprintf(stderr, "validate bench: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	lab, err := newLabCmd(ctx, o.lab, tmp, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "validate bench: %v\n", err)
+		return 2
+	}
 	failed := false
 	for _, p := range o.profiles {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := benchProfile(ctx, o, p, &res, stdout); err != nil {
+		if err := benchProfile(ctx, o, lab, p, &res, stdout); err != nil {
 			failed = true
 			msg := fmt.Sprintf("profile %s: %v", p, err)
 			res.Notes = append(res.Notes, msg)
@@ -234,7 +244,7 @@ func renderBench(o *benchOptions, stdout, stderr io.Writer) int {
 // chart, each where set.
 func writePage(o *benchOptions, res bench.Result, stdout io.Writer) error {
 	if o.doc != "" {
-		if err := bench.WriteSection(o.doc, bench.Markdown(res, filepath.Base(o.svg))); err != nil {
+		if err := benchdoc.WriteSection(o.doc, bench.Heading, bench.Markdown(res, filepath.Base(o.svg))); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "written: %s\n", o.doc)
@@ -250,39 +260,31 @@ func writePage(o *benchOptions, res bench.Result, stdout io.Writer) error {
 
 // benchProfile builds a lab with the profile, runs every trial on it, and
 // removes it again.
-func benchProfile(ctx context.Context, o *benchOptions, profile string, res *bench.Result, out io.Writer) (err error) {
+func benchProfile(ctx context.Context, o *benchOptions, lab labCmd, profile string, res *bench.Result, out io.Writer) (err error) {
 	name := o.prefix + profile[:1]
-	l, err := cluster.New(name)
-	if err != nil {
-		return err
-	}
-	if l.Exists() {
+	if lab.exists(ctx, name) {
 		return fmt.Errorf("lab %q exists; pick another --name or run: go run ./lab down --name %s", name, name)
 	}
-	l.Log = out
 	var s outputs.Stack
 	var dial access.DialFunc
 	var vo *options
 	up := func() error {
 		fmt.Fprintf(out, "bench: lab %s, profile %s, synchronous mode %v\n", name, profile, o.sync)
-		if _, err := l.Up(ctx, cluster.UpOptions{Profile: profile, SynchronousMode: o.sync}); err != nil {
-			return fmt.Errorf("lab up: %w", err)
-		}
-		if s, err = outputs.Load(l.OutputsFile()); err != nil {
+		if s, err = lab.up(ctx, name, profile, o.sync); err != nil {
 			return err
 		}
 		if dial, err = dialerFor(s); err != nil {
 			return err
 		}
-		vo, err = parseOptions([]string{"--outputs", l.OutputsFile()}, io.Discard)
+		vo, err = parseOptions(nil, io.Discard)
 		return err
 	}
 	if !o.keep {
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			if _, derr := l.Down(dctx); derr != nil && err == nil {
-				err = fmt.Errorf("lab down: %w", derr)
+			if derr := lab.down(dctx, name, ""); derr != nil && err == nil {
+				err = derr
 			}
 		}()
 	}
@@ -304,16 +306,12 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 				// later trial would then only be refused. Start again from
 				// a fresh lab, and say so on the page.
 				res.Notes = append(res.Notes, fmt.Sprintf("the %s lab was rebuilt after %s run %d failed", profile, kind, run))
+				keep := ""
 				if o.logs != "" {
-					dst := filepath.Join(o.logs, fmt.Sprintf("%s-%s-%s-run%d", name, profile, kind, run))
-					if err := copyNodeLogs(l, dst); err != nil {
-						fmt.Fprintf(out, "bench: keeping logs: %v\n", err)
-					} else {
-						fmt.Fprintf(out, "bench: logs of the failed run kept in %s\n", dst)
-					}
+					keep = filepath.Join(o.logs, fmt.Sprintf("%s-%s-%s-run%d", name, profile, kind, run))
 				}
 				dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				_, derr := l.Down(dctx)
+				derr := lab.down(dctx, name, keep)
 				cancel()
 				if derr != nil {
 					return fmt.Errorf("lab down before the rebuild: %w", derr)
@@ -330,21 +328,6 @@ func benchProfile(ctx context.Context, o *benchOptions, profile string, res *ben
 			res.Notes = append(res.Notes, fmt.Sprintf("HAProxy cost on the %s lab: %v", profile, err))
 		} else {
 			res.Costs, res.CostProfile = costs, profile
-		}
-	}
-	return nil
-}
-
-// copyNodeLogs copies every node's log directory of the lab to dst/<node>,
-// so a failure can still be read after the lab is rebuilt.
-func copyNodeLogs(l *cluster.Lab, dst string) error {
-	for _, n := range l.Plan.Nodes {
-		src := filepath.Dir(l.DaemonLog(n.Name))
-		if _, err := os.Stat(src); err != nil {
-			continue
-		}
-		if err := os.CopyFS(filepath.Join(dst, n.Name), os.DirFS(src)); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/probe"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/validate/internal/report"
 )
 

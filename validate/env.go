@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
-	"github.com/pgha/pgha/internal/probe"
 	"io"
 	"net/http"
 	"strconv"
@@ -14,6 +12,8 @@ import (
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 

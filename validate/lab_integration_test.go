@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
-	"github.com/pgha/pgha/internal/probe"
 	"io"
 	"os"
 	"os/exec"
@@ -17,8 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/lab/labtest"
-
 	"github.com/pgha/pgha/validate/internal/report"
 )
 

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/probe"
 	"strings"
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/validate/internal/fault"
 	"github.com/pgha/pgha/validate/internal/scenario"
 )

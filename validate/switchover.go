@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/probe"
 	"strings"
 	"time"
 
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
 	"github.com/pgha/pgha/validate/internal/report"

@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Output keys. The Pulumi program exports these names; nothing else may.
@@ -86,12 +88,15 @@ func (e Endpoint) String() string { return fmt.Sprintf("%s:%d", e.Host, e.Port) 
 
 // Node is one host of the cluster.
 type Node struct {
-	Name       string `json:"name"`
-	Role       string `json:"role"` // etcd | patroni | haproxy
-	AZ         string `json:"az"`
-	PrivateIP  string `json:"privateIp"`
-	PublicIP   string `json:"publicIp,omitempty"`
-	InstanceID string `json:"instanceId,omitempty"` // lab: empty
+	Name       string        `json:"name"`
+	Role       topology.Role `json:"role"` // etcd | patroni | haproxy
+	AZ         string        `json:"az"`
+	PrivateIP  string        `json:"privateIp"`
+	PublicIP   string        `json:"publicIp,omitempty"`
+	InstanceID string        `json:"instanceId,omitempty"` // lab: empty
+	// Namespace is, in a namespace lab, the node's network namespace on
+	// the lab's machine: validate observes a partitioned node from there.
+	Namespace string `json:"namespace,omitempty"`
 	// HostKeys are the node's SSH host keys (authorized_keys format), as
 	// recorded at readiness time; faults that log in to the node check them.
 	HostKeys []string `json:"hostKeys,omitempty"`
@@ -161,7 +166,7 @@ func (s Stack) Write(path string) error {
 }
 
 // ByRole returns the nodes of one role, in output order.
-func (s Stack) ByRole(role string) []Node {
+func (s Stack) ByRole(role topology.Role) []Node {
 	var out []Node
 	for _, n := range s.Nodes {
 		if n.Role == role {
@@ -217,7 +222,7 @@ func (s Stack) Validate() error {
 			bad(ep.key, "needs a host and a port in 1-65535, got %q", ep.e.String())
 		}
 	}
-	counts := map[string]int{}
+	counts := map[topology.Role]int{}
 	names := map[string]bool{}
 	for i, n := range s.Nodes {
 		counts[n.Role]++
@@ -232,9 +237,9 @@ func (s Stack) Validate() error {
 		}
 	}
 	for _, rc := range []struct {
-		role string
+		role topology.Role
 		want int
-	}{{"etcd", 3}, {"patroni", 3}, {"haproxy", 2}} {
+	}{{topology.RoleEtcd, 3}, {topology.RolePatroni, 3}, {topology.RoleHAProxy, 2}} {
 		if counts[rc.role] != rc.want {
 			bad(KeyNodes, "has %d %s nodes; want %d", counts[rc.role], rc.role, rc.want)
 		}

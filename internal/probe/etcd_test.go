@@ -32,7 +32,7 @@ func etcdCluster(t *testing.T) (outputs.Stack, map[string]*exec.Cmd) {
 	var initial []string
 	for i := 1; i <= 3; i++ {
 		ip := fmt.Sprintf("127.0.57.%d", i)
-		s.Nodes = append(s.Nodes, outputs.Node{Name: fmt.Sprintf("etcd-%d", i), Role: string(topology.RoleEtcd), PrivateIP: ip})
+		s.Nodes = append(s.Nodes, outputs.Node{Name: fmt.Sprintf("etcd-%d", i), Role: topology.RoleEtcd, PrivateIP: ip})
 		initial = append(initial, fmt.Sprintf("etcd-%d=http://%s", i, hostPort(ip, topology.PortEtcdPeer)))
 	}
 	procs := map[string]*exec.Cmd{}

@@ -55,7 +55,7 @@ func (p *Probe) connectTimeout() time.Duration {
 }
 
 // Nodes of one role, in plan order.
-func (p *Probe) Nodes(r topology.Role) []outputs.Node { return p.Stack.ByRole(string(r)) }
+func (p *Probe) Nodes(r topology.Role) []outputs.Node { return p.Stack.ByRole(r) }
 
 // Super is the superuser straight to one node's PostgreSQL, in the
 // application database: it sees pg_stat_replication in full and the rows

@@ -398,3 +398,54 @@ func (l *Lab) saveRecord(node string, r proc.Record) error {
 	recs[node] = r
 	return proc.Save(l.pidsFile(), recs)
 }
+
+// ControlPath is the copy of the lab command that `lab up` leaves in the
+// lab's directory. validate runs it to act out the lab's faults (kill,
+// stop, partition ...), so the validate binary links none of the lab's code
+// and a `go run` build of the lab need not outlive its run.
+func (l *Lab) ControlPath() string { return filepath.Join(l.Dir, "bin", "lab") }
+
+// InstallControl copies the lab command at exe to ControlPath.
+func (l *Lab) InstallControl(exe string) error {
+	src, err := os.Open(exe)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst := l.ControlPath()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".lab-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
+
+// CopyLogs copies every node's log directory to dst/<node>, so a failure
+// can still be read after the lab is gone.
+func (l *Lab) CopyLogs(dst string) error {
+	for _, n := range l.Plan.Nodes {
+		src := filepath.Dir(l.DaemonLog(n.Name))
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		if err := os.CopyFS(filepath.Join(dst, n.Name), os.DirFS(src)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -13,13 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/pgha/pgha/internal/probe"
-
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/userdata"
@@ -314,4 +313,29 @@ func probeOf(t *testing.T, l *Lab) *probe.Probe {
 // appConn opens a session as the application user at host:port.
 func appConn(ctx context.Context, t *testing.T, l *Lab, host string, port int) (*pgx.Conn, error) {
 	return probeOf(t, l).App(host, port).Connect(ctx)
+}
+
+// TestCopyLogs: `lab down --keep-logs` keeps every node's logs.
+func TestCopyLogs(t *testing.T) {
+	l, err := New("copylogs")
+	require.NoError(t, err)
+	l.Dir = t.TempDir()
+	for _, node := range []string{"pg-1", "etcd-2"} {
+		p := l.DaemonLog(node)
+		require.NoError(t, os.MkdirAll(filepath.Join(filepath.Dir(p), "postgresql"), 0o755))
+		require.NoError(t, os.WriteFile(p, []byte(node+" log\n"), 0o644))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(filepath.Dir(l.DaemonLog("pg-1")), "postgresql", "pg.log"), []byte("pg\n"), 0o644))
+	dst := filepath.Join(t.TempDir(), "kept")
+	require.NoError(t, l.CopyLogs(dst))
+	b, err := os.ReadFile(filepath.Join(dst, "pg-1", filepath.Base(l.DaemonLog("pg-1"))))
+	require.NoError(t, err)
+	assert.Equal(t, "pg-1 log\n", string(b))
+	b, err = os.ReadFile(filepath.Join(dst, "pg-1", "postgresql", "pg.log"))
+	require.NoError(t, err)
+	assert.Equal(t, "pg\n", string(b))
+	_, err = os.Stat(filepath.Join(dst, "etcd-2"))
+	assert.NoError(t, err)
+	_, err = os.Stat(filepath.Join(dst, "pg-2"))
+	assert.True(t, os.IsNotExist(err), "a node without logs is skipped")
 }

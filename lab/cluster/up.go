@@ -331,7 +331,11 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		s.Access = outputs.Access{Kind: outputs.AccessDirect, LabDir: l.Dir}
 	}
 	for _, n := range l.Plan.Nodes {
-		s.Nodes = append(s.Nodes, outputs.Node{Name: n.Name, Role: string(n.Role), AZ: azName(n.AZIndex), PrivateIP: n.IP.String()})
+		on := outputs.Node{Name: n.Name, Role: n.Role, AZ: azName(n.AZIndex), PrivateIP: n.IP.String()}
+		if !l.Loopback() {
+			on.Namespace = l.Namespace(n.Name)
+		}
+		s.Nodes = append(s.Nodes, on)
 	}
 	return s, nil
 }

@@ -162,20 +162,6 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
-func TestReplaceSection(t *testing.T) {
-	doc := "# Benchmarks\n\n## Lab start-up\n\nkeep me\n\n## Failover benchmarks\n\nold\n\n## validate against the lab\n\nkeep too\n"
-	got := ReplaceSection(doc, Heading, Heading+"\n\nnew\n")
-	assert.Equal(t, "# Benchmarks\n\n## Lab start-up\n\nkeep me\n\n## Failover benchmarks\n\nnew\n\n## validate against the lab\n\nkeep too\n", got)
-	// Idempotent.
-	assert.Equal(t, got, ReplaceSection(got, Heading, Heading+"\n\nnew\n"))
-	// Appended when missing; a heading that merely starts the same is not it.
-	got = ReplaceSection("# B\n\n## Failover benchmarks notes\n\nx\n", Heading, Heading+"\n\nnew\n")
-	assert.Equal(t, "# B\n\n## Failover benchmarks notes\n\nx\n\n## Failover benchmarks\n\nnew\n", got)
-	// Last section of the page.
-	got = ReplaceSection("# B\n\n## Failover benchmarks\n\nold\n", Heading, Heading+"\n\nnew")
-	assert.Equal(t, "# B\n\n## Failover benchmarks\n\nnew\n", got)
-}
-
 func TestSVGWellFormed(t *testing.T) {
 	r := sample()
 	r.Trials[0].Outage = math.NaN()          // a run that never resumed is left out, not drawn at 0

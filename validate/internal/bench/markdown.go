@@ -3,8 +3,6 @@ package bench
 import (
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -178,44 +176,4 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-// WriteSection replaces the bench's section of the markdown file at path (or
-// appends it) and leaves every other section as it was.
-func WriteSection(path, section string) error {
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		b = []byte("# Benchmarks\n")
-	} else if err != nil {
-		return err
-	}
-	doc := ReplaceSection(string(b), Heading, section)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
-}
-
-// ReplaceSection puts section in place of the "## " section headed heading
-// (up to the next "## " heading), or appends it.
-func ReplaceSection(doc, heading, section string) string {
-	section = strings.TrimRight(section, "\n") + "\n"
-	start := -1
-	if strings.HasPrefix(doc, heading+"\n") {
-		start = 0
-	} else if i := strings.Index(doc, "\n"+heading+"\n"); i >= 0 {
-		start = i + 1
-	}
-	if start < 0 {
-		return strings.TrimRight(doc, "\n") + "\n\n" + section
-	}
-	end := len(doc)
-	if i := strings.Index(doc[start+len(heading):], "\n## "); i >= 0 {
-		end = start + len(heading) + i + 1
-	}
-	rest := strings.TrimLeft(doc[end:], "\n")
-	if rest != "" {
-		rest = "\n" + rest
-	}
-	return doc[:start] + section + rest
 }

@@ -15,41 +15,22 @@ import (
 	"github.com/pgha/pgha/userdata"
 )
 
-// The AWS faults reach nodes over the stack's SSH jump host (kill,
-// partition) and through the EC2 API (stop).
-func init() {
-	Register("aws", func(s outputs.Stack) (Set, bool, error) {
-		if s.Target != outputs.TargetAWS {
-			return nil, false, nil
-		}
-		cfg, err := access.SSHConfigFromStack(s)
-		if err != nil {
-			return nil, true, err
-		}
-		jump, err := access.NewJump(cfg)
-		if err != nil {
-			return nil, true, err
-		}
-		return AWSSet(s, jump, lazyEC2(s.Region)), true, nil
-	})
-}
-
 // Remote runs commands on nodes; *access.Jump is the real one.
 type Remote interface {
 	Run(ctx context.Context, host access.Host, cmd string, stdin io.Reader) (string, error)
 	RunRoot(ctx context.Context, host access.Host, script string) (string, error)
 }
 
-// AWSSet is the faults for an AWS stack.
-func AWSSet(s outputs.Stack, jump *access.Jump, ec2c func(context.Context) (*ec2.Client, error)) Set {
+// AWSFaults is the AWS table: kill and partition over the SSH jump host,
+// stop through the EC2 API.
+func AWSFaults(s outputs.Stack, jump *access.Jump, ec2c func(context.Context) (*ec2.Client, error)) Set {
 	var r Remote = jump
 	hosts := stackHosts(s)
 	return Set{
-		Kill:      &awsKill{remote: r, host: hosts, paths: userdata.CloudPaths()},
-		Stop:      &awsStop{ec2: ec2c},
-		Partition: &awsPartition{remote: r, host: hosts, spec: DefaultPartitionSpec()},
-		// PostgreSQL alone crashing, for the resilience scenarios.
-		KillPostgres: &awsKillPostgres{remote: r, host: hosts, paths: userdata.CloudPaths()},
+		&awsKill{remote: r, host: hosts, paths: userdata.CloudPaths()},
+		&awsStop{ec2: ec2c},
+		&awsPartition{remote: r, host: hosts, spec: DefaultPartitionSpec()},
+		&awsKillPostgres{remote: r, host: hosts, paths: userdata.CloudPaths()},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -29,13 +30,13 @@ type KillSpec struct {
 }
 
 // killSpecFor maps a node's role to what runs on it on EC2.
-func killSpecFor(role string, p userdata.Paths) (KillSpec, error) {
+func killSpecFor(role topology.Role, p userdata.Paths) (KillSpec, error) {
 	switch role {
-	case "patroni":
+	case topology.RolePatroni:
 		return KillSpec{Unit: "patroni", Match: "bin/patroni " + p.PatroniConfigFile, DataDir: p.PGDataDir}, nil
-	case "etcd":
+	case topology.RoleEtcd:
 		return KillSpec{Unit: "etcd", Match: "bin/etcd "}, nil
-	case "haproxy":
+	case topology.RoleHAProxy:
 		return KillSpec{Unit: "haproxy", Match: "sbin/haproxy "}, nil
 	}
 	return KillSpec{}, fmt.Errorf("kill: node role %q is not one of patroni, etcd, haproxy", role)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -36,7 +37,7 @@ func (f *awsKillPostgres) Inject(ctx context.Context, n outputs.Node) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	if n.Role != "patroni" {
+	if n.Role != topology.RolePatroni {
 		return fmt.Errorf("%s: %s runs no PostgreSQL", KillPostgres, n.Name)
 	}
 	if _, err := f.remote.RunRoot(ctx, f.host(n), KillPostgresScript(f.paths.PGDataDir)); err != nil {

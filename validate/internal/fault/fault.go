@@ -1,10 +1,11 @@
 // Package fault breaks one node of a cluster on purpose and puts it back.
 //
-// Each kind of fault lives in its own file behind the small Fault interface,
-// the way etcd's robustness tests keep their failpoints. Which faults a
-// target offers is decided by providers: the lab registers its own (lab_*.go)
-// and the AWS faults register theirs (aws_*.go), each for the targets it can
-// serve. validate asks ForTarget and never needs to know the difference.
+// Each target has one explicit table of the faults it offers, the way etcd's
+// robustness tests list their failpoints: LabFaults (each one a command of
+// the lab, run through the lab's own control), and AWSFaults (over the SSH
+// jump host and the EC2 API, one file each). A kind a target cannot offer
+// stands in its table as Unavailable, with the reason, so asking for it
+// says why. validate asks ForTarget and never needs to know the difference.
 package fault
 
 import (
@@ -12,8 +13,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 
+	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 )
 
@@ -33,10 +34,14 @@ const (
 	Kill      = "kill"      // SIGKILL Patroni and PostgreSQL (a crash)
 	Stop      = "stop"      // stop the whole node (or instance)
 	Partition = "partition" // cut the node off the network
+	// KillPostgres crashes PostgreSQL alone on a Patroni node while Patroni
+	// keeps running: the case where Patroni's primary_start_timeout decides
+	// between restarting the primary in place and failing over.
+	KillPostgres = "kill-postgres"
 )
 
-// Set is the faults a target supports, by name.
-type Set map[string]Fault
+// Set is the faults one target offers.
+type Set []Fault
 
 // Unavailable stands in a Set for a kind the target cannot offer, so that
 // asking for it says why (a loopback lab has no link to cut) instead of
@@ -57,9 +62,9 @@ func (u Unavailable) Restore(context.Context, outputs.Node) error { return nil }
 // Names lists the faults on offer, sorted.
 func (s Set) Names() []string {
 	var out []string
-	for n, f := range s {
+	for _, f := range s {
 		if _, no := f.(Unavailable); !no {
-			out = append(out, n)
+			out = append(out, f.Name())
 		}
 	}
 	sort.Strings(out)
@@ -69,7 +74,10 @@ func (s Set) Names() []string {
 // Get returns the named fault or an error that lists what the target offers
 // (and, for a kind it cannot offer, why).
 func (s Set) Get(name string) (Fault, error) {
-	if f, ok := s[name]; ok {
+	for _, f := range s {
+		if f.Name() != name {
+			continue
+		}
 		if u, no := f.(Unavailable); no {
 			return nil, fmt.Errorf("fault %q is not available for this target: %v; choose one of: %s", name, u.Reason, strings.Join(s.Names(), ", "))
 		}
@@ -81,44 +89,29 @@ func (s Set) Get(name string) (Fault, error) {
 	return nil, fmt.Errorf("fault %q is not available for this target; choose one of: %s", name, strings.Join(s.Names(), ", "))
 }
 
-// Provider returns the faults it offers for a stack, or ok=false when the
-// stack is not one it serves.
-type Provider func(s outputs.Stack) (set Set, ok bool, err error)
-
-var (
-	mu        sync.Mutex
-	providers []namedProvider
-)
-
-type namedProvider struct {
-	name string
-	p    Provider
-}
-
-// Register adds a provider. Call it from init in the provider's file.
-func Register(name string, p Provider) {
-	mu.Lock()
-	defer mu.Unlock()
-	providers = append(providers, namedProvider{name, p})
-}
-
-// ForTarget returns the faults for a stack: those of the first registered
-// provider that serves it.
+// ForTarget returns the faults for a stack: the lab's table for a lab, the
+// AWS table for an AWS stack.
 func ForTarget(s outputs.Stack) (Set, error) {
-	mu.Lock()
-	ps := append([]namedProvider(nil), providers...)
-	mu.Unlock()
-	var names []string
-	for _, np := range ps {
-		names = append(names, np.name)
-		set, ok, err := np.p(s)
+	switch s.Target {
+	case outputs.TargetLab:
+		c, err := LabCommand(s)
 		if err != nil {
-			return nil, fmt.Errorf("%s faults: %w", np.name, err)
+			return nil, fmt.Errorf("lab faults: %w", err)
 		}
-		if ok {
-			return set, nil
+		return LabFaults(c, s), nil
+	case outputs.TargetAWS:
+		cfg, err := access.SSHConfigFromStack(s)
+		if err != nil {
+			return nil, fmt.Errorf("aws faults: %w", err)
 		}
+		jump, err := access.NewJump(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("aws faults: %w", err)
+		}
+		return AWSFaults(s, jump, lazyEC2(s.Region)), nil
 	}
-	return nil, fmt.Errorf("no fault provider serves target %q with access %q (have: %s)",
-		s.Target, s.Access.Kind, strings.Join(names, ", "))
+	return nil, fmt.Errorf("no faults for target %q (want %q or %q)", s.Target, outputs.TargetLab, outputs.TargetAWS)
 }
+
+// ctxErr stops a fault early when validate is interrupted before it begins.
+func ctxErr(ctx context.Context) error { return ctx.Err() }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
 	"github.com/pgha/pgha/validate/internal/report"

@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
 	"net"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
 	"github.com/pgha/pgha/validate/internal/report"

@@ -11,7 +11,7 @@ import (
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
-	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Round is one poll of every Patroni node, the requests sent together.
@@ -188,11 +188,10 @@ func (p *Poller) Rounds() []Round {
 func nodeDialers(s outputs.Stack, dial access.DialFunc) (map[string]access.DialFunc, string) {
 	dialers := map[string]access.DialFunc{}
 	how := "through the client's network path"
-	lab, _ := cluster.FromOutputs(s)
-	for _, n := range s.ByRole("patroni") {
+	for _, n := range s.ByRole(topology.RolePatroni) {
 		d := dial
-		if lab != nil {
-			if nd, err := access.Netns(lab.Namespace(n.Name)); err == nil {
+		if n.Namespace != "" {
+			if nd, err := access.Netns(n.Namespace); err == nil {
 				d = nd
 				how = "from inside each node's own network namespace (a partitioned node is still observed)"
 			}

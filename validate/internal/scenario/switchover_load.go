@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +14,10 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/internal/wait"
-	"github.com/pgha/pgha/lab/cluster"
 )
 
 // 10. A controlled switchover while pgbench hammers 5000 with inserts.
@@ -117,10 +117,10 @@ type loadStats struct {
 func runLoad(ctx context.Context, r *Run, clients int) loadStats {
 	s := r.Env.Stack()
 	start := time.Now()
-	if lab, err := cluster.FromOutputs(s); err == nil {
-		_, noNS := os.Stat(filepath.Join(access.NetnsDir, lab.ClientNamespace()))
+	if ns := s.Access.Namespace; s.Target == outputs.TargetLab && ns != "" {
+		_, noNS := os.Stat(filepath.Join(access.NetnsDir, ns))
 		if _, err := os.Stat(Pgbench); err == nil && noNS == nil {
-			st := pgbenchLoop(ctx, lab.ClientNamespace(), s.WriteEndpoint.Host, s.WriteEndpoint.Port,
+			st := pgbenchLoop(ctx, ns, s.WriteEndpoint.Host, s.WriteEndpoint.Port,
 				s.Credentials.AppName, s.Credentials.AppPassword, s.Credentials.AppDatabase, clients)
 			st.seconds = time.Since(start).Seconds()
 			return st

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/pulumicli"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 const testProject = "pgha-outputs-test"
@@ -22,18 +23,18 @@ const testProject = "pgha-outputs-test"
 func sample() outputs.Stack {
 	var nodes []outputs.Node
 	azs := []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}
-	for i, role := range []string{"etcd", "patroni", "haproxy"} {
+	for i, role := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
 		n := 3
-		if role == "haproxy" {
+		if role == topology.RoleHAProxy {
 			n = 2
 		}
 		for j := 0; j < n; j++ {
 			nodes = append(nodes, outputs.Node{
-				Name:       role + "-" + string(rune('1'+j)),
+				Name:       string(role) + "-" + string(rune('1'+j)),
 				Role:       role,
 				AZ:         azs[j],
 				PrivateIP:  "10.42." + string(rune('1'+j)) + "." + string(rune('1'+i)) + "0",
-				InstanceID: "i-0" + role + string(rune('1'+j)),
+				InstanceID: "i-0" + string(role) + string(rune('1'+j)),
 				HostKeys:   []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
 			})
 		}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
 )

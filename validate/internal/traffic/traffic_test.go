@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/pgha/pgha/internal/pg"
 	"math/big"
 	"net"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/validate/internal/history"
 )
 

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pgha/pgha/lab/cluster"
+	"github.com/pgha/pgha/userdata"
+)
+
+func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
+	if _, err := userdata.LookupProfile(o.profile); err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 2
+	}
+	mode := o.net
+	if mode == "" && !l.Exists() {
+		var why string
+		mode, why = cluster.DefaultNet()
+		fmt.Printf("network mode %s: %s\n", mode, why)
+	}
+	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode}
+	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v, network %s)\n", l.Name, uo.Profile, uo.SynchronousMode, uo.Net)
+	res, err := l.Up(ctx, uo)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 1
+	}
+	// validate acts out the lab's faults by running this command; it finds
+	// it in the lab's directory, where it outlives a `go run` build.
+	if exe, err := os.Executable(); err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 1
+	} else if err := l.InstallControl(exe); err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 1
+	}
+	fmt.Printf("lab %q is up in %.1fs (leader %s)\n\n", l.Name, res.Total.Seconds(), res.Leader)
+	if rows, err := l.Status(ctx); err == nil {
+		cluster.PrintStatus(os.Stdout, rows)
+	}
+	if l.Loopback() {
+		fmt.Printf("\nconnect (loopback mode: partition is not offered, since all nodes share this host's network stack):\n%s", l.ConnectHelp())
+	} else {
+		fmt.Printf("\nconnect from the lab's client namespace:\n%s", l.ConnectHelp())
+	}
+	fmt.Printf("\nstack outputs (for go run ./validate --outputs): %s\n", l.OutputsFile())
+	fmt.Printf("take it down with: go run ./lab down --name %s\n", l.Name)
+	return 0
+}
+
+func down(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
+	if o.keepLogs != "" {
+		if err := l.CopyLogs(o.keepLogs); err != nil {
+			fmt.Fprintf(os.Stderr, "lab down: keeping the logs: %v\n", err)
+			return 1
+		}
+		fmt.Printf("logs of lab %q kept in %s\n", l.Name, o.keepLogs)
+	}
+	rep, err := l.Down(ctx)
+	fmt.Printf("lab %q: stopped %d processes in %.1fs\n", l.Name, rep.Stopped, rep.Duration.Seconds())
+	for _, c := range rep.Checks {
+		v := "ok  "
+		if !c.OK {
+			v = "FAIL"
+		}
+		fmt.Printf("  [%s] %s", v, c.Name)
+		if c.Detail != "" {
+			fmt.Printf(": %s", c.Detail)
+		}
+		fmt.Println()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab down: %v\n", err)
+		return 1
+	}
+	fmt.Println("teardown verified: nothing of the lab is left")
+	return 0
+}
+
+func status(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
+	rows, err := l.Status(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab status:", err)
+		return 1
+	}
+	fmt.Printf("lab %q (profile %s, synchronous_mode %v, network %s), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Settings.Net, l.Dir)
+	cluster.PrintStatus(os.Stdout, rows)
+	fmt.Printf("\nPostgreSQL's own logs: %s/nodes/pg-N/log/postgresql/\n", l.Dir)
+	if kb, n, err := l.Memory(); err == nil {
+		fmt.Printf("\nmemory: %.0f MiB PSS over %d processes\n", float64(kb)/1024, n)
+	}
+	fmt.Printf("outputs: %s\n", l.OutputsFile())
+	return 0
+}
+
+// printOutputs prints the outputs as `pulumi stack output --json
+// --show-secrets` prints a stack's, with the cluster as it is now.
+func printOutputs(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
+	if !l.Exists() {
+		fmt.Fprintf(os.Stderr, "lab outputs: lab %q is not up; start it with: go run ./lab up --name %s\n", l.Name, l.Name)
+		return 1
+	}
+	s, err := l.Outputs(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab outputs:", err)
+		return 1
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab outputs:", err)
+		return 1
+	}
+	fmt.Println(string(b))
+	return 0
+}
+
+func fault(ctx context.Context, l *cluster.Lab, o *options, node string) int {
+	cmd := o.cmd
+	act := map[string]func(context.Context, string) error{
+		"kill": l.Kill, "kill-postgres": l.KillPostgres, "stop": l.Stop, "start": l.Start,
+		"partition": l.Partition, "heal": l.Heal,
+	}[cmd]
+	t := time.Now()
+	err := act(ctx, node)
+	if cmd == "start" && errors.Is(err, cluster.ErrRunning) {
+		// A restore after a fault that never took effect: nothing to do.
+		fmt.Printf("start %s: %v; nothing to do\n", node, err)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab %s: %v\n", cmd, err)
+		return 1
+	}
+	fmt.Printf("%s %s: done in %.2fs; watch it with: go run ./lab status --name %s\n", cmd, node, time.Since(t).Seconds(), l.Name)
+	return 0
+}
+
+func bench(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
+	if o.net != "" && !l.Exists() {
+		if err := l.SetNet(o.net); err != nil {
+			fmt.Fprintln(os.Stderr, "lab bench:", err)
+			return 2
+		}
+	}
+	return benchLab(ctx, l, o.runs, o.profile, o.doc)
+}
