@@ -59,8 +59,11 @@ func PartitionScript(p PartitionSpec, jump netip.Addr) string {
 table=%[1]s unit=%[2]s pidfile=%[3]s bound=%[4]d
 nft=$(command -v nft) || { echo "nft is not installed on this node (apt-get install nftables)" >&2; exit 3; }
 # 1. The self-heal comes first: if anything below fails, or validate is
-# lost, the node still heals itself after the bound.
-if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+# lost, the node still heals itself after the bound. A systemd timer only
+# where systemd runs in this node's own network namespace (an EC2 node, a
+# booted lab machine): a systemd of another namespace would heal its own.
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&
+	[ "$(readlink /proc/1/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
 	systemctl stop "$unit.timer" >/dev/null 2>&1 || true
 	systemctl reset-failed "$unit.service" "$unit.timer" >/dev/null 2>&1 || true
 	systemd-run --quiet --unit="$unit" --on-active="${bound}s" --timer-property=AccuracySec=1s \
