@@ -25,20 +25,14 @@ import (
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/userdata"
 	"github.com/pgha/pgha/validate/internal/bench"
-	"github.com/pgha/pgha/validate/internal/history"
 	"github.com/pgha/pgha/validate/internal/report"
 	"github.com/pgha/pgha/validate/internal/scenario"
-	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // `validate bench` repeats the switchover and failover checks on a fresh lab
 // per failure-time profile and writes the distributions to the benchmark
 // page. It runs the very checks `validate` runs, so a benchmark figure and a
 // validation verdict always mean the same thing.
-func init() {
-	register("bench", "benchmark switchover and failovers per profile on fresh labs; writes docs/benchmarks.md", runBench)
-}
-
 type benchOptions struct {
 	profiles []string
 	kinds    []string
@@ -340,50 +334,38 @@ func okText(t bench.Trial) string {
 	return "FAILED: " + strings.Join(t.Problems, "; ")
 }
 
-// benchTrial runs one switchover or failover check, exactly as validate
-// does, with the split-brain watch beside it, and reads its figures.
+// benchStory is the story a trial kind runs: exactly validate's checks
+// (and, for a crash of PostgreSQL alone, the resilience scenario, since
+// Patroni then restarts it in place rather than failing over).
+func benchStory(kind string) scenario.Scenario {
+	switch kind {
+	case bench.Switchover:
+		return scenario.Switchover("")
+	case bench.PGCrash:
+		sc, _ := scenario.Get("postgres-crash")
+		return sc
+	}
+	return scenario.Failover(kind)
+}
+
+// benchTrial runs one trial through the one engine and reads its figures.
 func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.DialFunc, profile, kind string, run int, out io.Writer) bench.Trial {
 	t := bench.Trial{Profile: profile, Kind: kind, Run: run, At: time.Now().UTC(), Load1: loadAvg()[0]}
-	if kind != bench.Switchover && kind != bench.PGCrash {
-		vo.fault = kind
-	}
 	e := newEnv(s, &vo, dial, out)
 	// A fresh run id per trial keeps each trial's rows apart in the table.
 	e.runID = fmt.Sprintf("b%s%d%s", kind[:1], run, strconv.FormatInt(time.Now().UnixNano(), 36))
 	c := &checkRun{Check: report.Check{Name: kind, Started: time.Now()}, e: e}
-
 	if kind == bench.Switchover && s.SynchronousMode {
 		waitSyncKey(ctx, e)
 	}
-	var hosts []string
-	for _, n := range e.pgNodes() {
-		hosts = append(hosts, n.PrivateIP)
-	}
-	w := bench.WatchPrimaries(ctx, hosts, e.pat.IsPrimary, 200*time.Millisecond, 700*time.Millisecond)
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				c.failf("internal error: %v", p)
 			}
 		}()
-		switch kind {
-		case bench.Switchover:
-			checkSwitchover(ctx, e, c)
-		case bench.PGCrash:
-			// Patroni restarts PostgreSQL in place rather than failing over,
-			// which is the resilience scenario's story; run it as such.
-			sc, _ := scenario.Get("postgres-crash")
-			c.Name = sc.Name // the scenario's writer tags its rows with it
-			scenario.Execute(ctx, scenarioEnv{e}, sc, &c.Check)
-		default:
-			checkFailover(ctx, e, c)
-		}
+		e.story(ctx, benchStory(kind), c)
 	}()
-	var seen []string
-	t.SplitBrain, t.SplitBrainPolls, seen = w.Stop()
-	if len(seen) > 0 {
-		c.Problems = append(c.Problems, "two primaries at once: "+strings.Join(seen, ", "))
-	}
 	for _, msg := range e.restore.all() {
 		c.Problems = append(c.Problems, msg)
 	}
@@ -393,55 +375,29 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 		}
 		return math.NaN()
 	}
-	t.Outage, t.Rejoin = fig("rto_s"), fig("rejoin_s")
-	switch kind {
-	case bench.Switchover:
+	// The goal is about the write gap for a switchover, and about the RTO
+	// for a failover; the engine reports an RTO only for a gap of a second
+	// or more.
+	t.Outage, t.Rejoin = fig("rto_s"), fig("recovered_s")
+	if kind == bench.Switchover {
+		t.Outage, t.Rejoin = fig("write_gap_s"), fig("rejoin_s")
+	} else if math.IsNaN(t.Outage) {
 		t.Outage = fig("write_gap_s")
-	case bench.PGCrash:
-		// The scenario reports an RTO only for a gap of a second or more,
-		// and its time back to 1 leader + 2 streaming replicas.
-		if math.IsNaN(t.Outage) {
-			t.Outage = fig("write_gap_s")
-		}
-		t.Rejoin = fig("recovered_s")
 	}
 	t.WriteGap = fig("write_gap_s")
 	t.ReadsFailed = fig("reads_failed")
 	t.ReadsTotal = fig("reads_total")
 	t.Acked = fig("acked_writes")
 	t.Lost = fig("lost_writes")
-	t.LostOnLeader = lostOnLeader(ctx, e, c)
+	t.LostOnLeader = fig("lost_on_leader")
+	if n := fig("split_brain_instants"); !math.IsNaN(n) {
+		t.SplitBrain = int(n)
+	}
+	if n := fig("primary_polls"); !math.IsNaN(n) {
+		t.SplitBrainPolls = int(n)
+	}
 	t.Problems = append(t.Problems, c.Problems...)
 	return t
-}
-
-// lostOnLeader counts the trial's acknowledged writes missing on the leader
-// at the end: lost from the cluster's history, as against missing on some
-// node (validate's figure), which also counts a node that failed to rejoin.
-// NaN when it cannot be read.
-func lostOnLeader(ctx context.Context, e *env, c *checkRun) float64 {
-	if c.Timeline == nil {
-		return math.NaN()
-	}
-	cl, err := e.probe.Cluster(ctx)
-	if err != nil {
-		return math.NaN()
-	}
-	l, ok := cl.Leader()
-	if !ok {
-		return math.NaN()
-	}
-	cn, err := e.probe.Super(l.Host).Connect(ctx)
-	if err != nil {
-		return math.NaN()
-	}
-	defer cn.Close(context.Background())
-	ids, err := traffic.Survivors(ctx, cn, e.runID+"-"+c.Name)
-	if err != nil {
-		return math.NaN()
-	}
-	lr := history.CheckLoss(history.Acked(c.Timeline.Writes), map[string][]int64{l.Name: ids})
-	return float64(len(lr.LostAnywhere))
 }
 
 // waitSyncKey waits (up to 30 s) until Patroni's /cluster names a
@@ -457,7 +413,7 @@ func waitSyncKey(ctx context.Context, e *env) {
 			return false
 		}
 		for _, m := range cl.Members {
-			if m.Role == "sync_standby" {
+			if m.IsSyncStandby() {
 				return true
 			}
 		}

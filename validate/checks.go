@@ -9,6 +9,7 @@ import (
 
 	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/scenario"
 )
 
 // check is one step of the runbook.
@@ -25,8 +26,10 @@ var checks = []check{
 	{name: "formation", title: "Patroni formation: 1 leader + 2 streaming replicas, one timeline", run: checkFormation},
 	{name: "routing", title: "routing: 5000 → leader, 5001 → replicas", run: checkRouting},
 	{name: "replication", title: "replication: a write reaches every replica", run: checkReplication},
-	{name: "switchover", title: "controlled switchover under traffic", destructive: true, run: checkSwitchover},
-	{name: "failover", title: "automatic failover under traffic", destructive: true, run: checkFailover},
+	{name: "switchover", title: "controlled switchover under traffic", destructive: true,
+		run: func(ctx context.Context, e *env, c *checkRun) { e.story(ctx, scenario.Switchover(e.opts.candidate), c) }},
+	{name: "failover", title: "automatic failover under traffic", destructive: true,
+		run: func(ctx context.Context, e *env, c *checkRun) { e.story(ctx, scenario.Failover(e.opts.fault), c) }},
 }
 
 func checkNames() []string {
@@ -43,7 +46,11 @@ func checkByName(name string) (check, bool) {
 			return c, true
 		}
 	}
-	return scenarioCheckByName(name)
+	if sc, ok := scenario.Get(strings.TrimPrefix(name, scenarioPrefix)); ok && strings.HasPrefix(name, scenarioPrefix) {
+		return check{name: name, title: sc.Title, destructive: true,
+			run: func(ctx context.Context, e *env, c *checkRun) { e.story(ctx, sc, c) }}, true
+	}
+	return check{}, false
 }
 
 // checkRun collects one check's verdict and figures.
@@ -74,26 +81,8 @@ func (c *checkRun) text(key, label, v string) {
 	c.e.logf("  %s: %s", label, v)
 }
 
-// setText changes a text figure recorded earlier.
-func (c *checkRun) setText(key, v string) {
-	for i := range c.Figures {
-		if c.Figures[i].Key == key {
-			c.Figures[i].Text = v
-		}
-	}
-}
-
 func (c *checkRun) seconds(key, label string, d time.Duration) {
 	c.figure(key, label, d.Seconds(), "s")
-}
-
-func (c *checkRun) event(kind, detail string) report.Event {
-	ev := report.Event{At: time.Now(), Kind: kind, Detail: detail}
-	if c.Timeline != nil {
-		c.Timeline.Events = append(c.Timeline.Events, ev)
-	}
-	c.e.logf("  event %s: %s", kind, detail)
-	return ev
 }
 
 // ---- 1. etcd ----

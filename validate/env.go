@@ -14,6 +14,8 @@ import (
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/pg"
 	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 
@@ -62,9 +64,9 @@ func (e *env) logf(format string, a ...any) {
 
 func (e *env) isLab() bool { return e.stack.Target == outputs.TargetLab }
 
-func (e *env) pgNodes() []outputs.Node   { return e.stack.ByRole("patroni") }
-func (e *env) etcdNodes() []outputs.Node { return e.stack.ByRole("etcd") }
-func (e *env) haNodes() []outputs.Node   { return e.stack.ByRole("haproxy") }
+func (e *env) pgNodes() []outputs.Node   { return e.stack.ByRole(topology.RolePatroni) }
+func (e *env) etcdNodes() []outputs.Node { return e.stack.ByRole(topology.RoleEtcd) }
+func (e *env) haNodes() []outputs.Node   { return e.stack.ByRole(topology.RoleHAProxy) }
 
 // nodeByHost maps a Patroni member's host to its node.
 func (e *env) nodeByName(name string) (outputs.Node, bool) { return e.stack.NodeByName(name) }
@@ -93,4 +95,19 @@ func (e *env) faultSet() (fault.Set, error) {
 // waitFormation is the probe's wait, saying in the run's log what it waits for.
 func (e *env) waitFormation(ctx context.Context, bound time.Duration, pred func(probe.Formation) string, skip ...string) (probe.Formation, bool) {
 	return e.probe.WaitFormation(ctx, bound, pred, e.logf, skip...)
+}
+
+// announce says plainly what is about to be broken. Against anything but the
+// lab it also pauses, so a person can still press Ctrl-C.
+func (e *env) announce(ctx context.Context, what string) error {
+	if e.isLab() {
+		e.logf("  %s", what)
+		return nil
+	}
+	fmt.Fprintf(e.out, "\n*** %s cluster %q: %s ***\n", e.stack.Target, e.stack.ClusterName, what)
+	if e.opts.yes {
+		return nil
+	}
+	fmt.Fprintln(e.out, "*** starting in 10 seconds; press Ctrl-C to stop (or pass --yes) ***")
+	return wait.Sleep(ctx, 10*time.Second)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/labtest"
 	"github.com/pgha/pgha/validate/internal/report"
 )
@@ -95,22 +96,37 @@ func TestValidateAgainstLab(t *testing.T) {
 		require.True(t, ok)
 		require.Positive(t, rto.Value)
 		require.Less(t, rto.Value, 60.0)
-		_, ok = fo.Figure("rejoin_s")
+		_, ok = fo.Figure("recovered_s")
 		require.True(t, ok)
+		so, _ := r.Check("switchover")
+		_, ok = so.Figure("rejoin_s")
+		require.True(t, ok, "the switchover times every replica streaming on the new timeline")
+		for _, c := range []report.Check{so, fo} {
+			require.NotEmpty(t, c.Properties, "%s was judged", c.Name)
+			for _, p := range c.Properties {
+				require.True(t, p.Holds || p.Tolerated, "%s: %s", c.Name, p.Name)
+			}
+		}
 		var kinds []string
 		for _, e := range fo.Timeline.Events {
 			kinds = append(kinds, e.Kind)
 		}
-		for _, k := range []string{"fault", "promotion", "restore", "rejoin", "resumed"} {
+		for _, k := range []string{"fault", "promotion", "restore", "healthy", "resumed"} {
 			require.Contains(t, kinds, k)
 		}
 
 		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 		require.NoError(t, err)
 		for _, want := range []string{"# pgha validate: PASS", "## Cluster before", "## Cluster after",
-			"## switchover: PASS", "## failover: PASS", "RTO (fault → first acknowledged write)", "go run ./validate --outputs"} {
+			"## switchover: PASS", "## failover: PASS", "RTO (fault → first acknowledged write", "go run ./validate --outputs"} {
 			require.Contains(t, string(md), want)
 		}
+		// The saved evidence, judged again without the cluster, gives the
+		// same verdicts.
+		judged, err := exec.Command(validateBin, "judge", dir).CombinedOutput()
+		require.NoError(t, err, "%s", judged)
+		require.Contains(t, string(judged), "the same verdicts")
+
 		svg, err := os.ReadFile(filepath.Join(dir, "timeline.svg"))
 		require.NoError(t, err)
 		requireWellFormedXML(t, svg)
@@ -150,7 +166,7 @@ func TestValidateAgainstLab(t *testing.T) {
 			}
 			waitHealthy(t)
 		}()
-		for _, n := range l.Plan.ByRole("haproxy") {
+		for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {
 			cfg := l.Paths(n.Name).HAProxyConfigFile
 			orig, err := os.ReadFile(cfg)
 			require.NoError(t, err)

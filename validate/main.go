@@ -15,24 +15,25 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/pgha/pgha/validate/internal/teardown"
 )
 
 // subcommand is a mode of validate other than the default run of checks.
 type subcommand struct {
+	name    string
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
-// subcommands are registered from init functions in their own files, so new
-// modes (teardown on AWS, scenarios, benchmarks) add a file and touch nothing
-// here.
-var subcommands = map[string]subcommand{}
-
-func register(name, summary string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) int) {
-	subcommands[name] = subcommand{summary: summary, run: run}
+// subcommands, as `validate help` lists them.
+var subcommands = []subcommand{
+	{"bench", "benchmark switchover and failovers per profile on fresh labs; writes docs/benchmarks.md", runBench},
+	{"judge", "judge a saved report.json again from its evidence alone, without a cluster", runJudge},
+	{"teardown", "after `pulumi destroy`, list anything of the stack left in AWS (exit 1 if any)", teardown.Main},
 }
 
 func main() {
@@ -50,25 +51,20 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 			usage(stdout)
 			return 0
 		}
-		sc, ok := subcommands[name]
-		if !ok {
+		i := slices.IndexFunc(subcommands, func(s subcommand) bool { return s.name == name })
+		if i < 0 {
 			fmt.Fprintf(stderr, "validate: unknown subcommand %q; run `validate help` to list them\n", name)
 			return 2
 		}
-		return sc.run(ctx, args[1:], stdout, stderr)
+		return subcommands[i].run(ctx, args[1:], stdout, stderr)
 	}
 	return runChecks(ctx, args, stdout, stderr)
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: validate [flags]            run the checks (validate -h for flags)")
-	var names []string
-	for n := range subcommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "       validate %-20s %s\n", n+" ...", subcommands[n].summary)
+	for _, sc := range subcommands {
+		fmt.Fprintf(w, "       validate %-20s %s\n", sc.name+" ...", sc.summary)
 	}
 }
 

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
-	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/validate/internal/fault"
 	"github.com/pgha/pgha/validate/internal/scenario"
@@ -21,29 +18,9 @@ import (
 
 const scenarioPrefix = "scenario:"
 
-// scenarioChecks are consulted by checkByName after the runbook checks.
-var scenarioChecks []check
-
-func init() {
-	for _, name := range scenario.Names() {
-		sc, _ := scenario.Get(name)
-		scenarioChecks = append(scenarioChecks, check{
-			name: scenarioPrefix + name, title: sc.Title, destructive: true,
-			run: func(ctx context.Context, e *env, c *checkRun) {
-				c.Timeline = nil
-				scenario.Execute(ctx, scenarioEnv{e}, sc, &c.Check)
-			},
-		})
-	}
-}
-
-func scenarioCheckByName(name string) (check, bool) {
-	for _, c := range scenarioChecks {
-		if c.name == name {
-			return c, true
-		}
-	}
-	return check{}, false
+// story runs one story as this check, through the one engine.
+func (e *env) story(ctx context.Context, sc scenario.Scenario, c *checkRun) {
+	scenario.Execute(ctx, scenarioEnv{e}, sc, &c.Check)
 }
 
 // stringList is a repeatable flag.
@@ -84,7 +61,7 @@ type scenarioEnv struct{ e *env }
 
 func (s scenarioEnv) Stack() outputs.Stack         { return s.e.stack }
 func (s scenarioEnv) Dial() access.DialFunc        { return s.e.dial }
-func (s scenarioEnv) Patroni() *patroni.Client     { return s.e.pat }
+func (s scenarioEnv) Probe() *probe.Probe          { return s.e.probe }
 func (s scenarioEnv) Faults() (fault.Set, error)   { return s.e.faultSet() }
 func (s scenarioEnv) Logf(format string, a ...any) { s.e.logf(format, a...) }
 func (s scenarioEnv) RunID() string                { return s.e.runID }
@@ -103,23 +80,5 @@ func (s scenarioEnv) Restore(what string, fn func(context.Context) error) func()
 func (s scenarioEnv) Settings() scenario.Settings {
 	o := s.e.opts
 	return scenario.Settings{WriteInterval: o.writeInterval, ReadInterval: o.readInterval, OpTimeout: o.opTimeout,
-		FailoverBound: o.failoverBound, RejoinBound: o.rejoinBound}
-}
-
-// Healthy is the destructive checks' gate with a chosen bound: etcd 3/3 with
-// one leader, Patroni 1 leader + 2 streaming replicas on one timeline.
-func (s scenarioEnv) Healthy(ctx context.Context, bound time.Duration) (scenario.Formation, error) {
-	f, ok := s.e.waitFormation(ctx, bound, func(probe.Formation) string {
-		if es := s.e.probe.Etcd(ctx); !es.OK() {
-			return "etcd: " + strings.Join(es.Problems, "; ")
-		}
-		return ""
-	})
-	if !ok {
-		if ctx.Err() != nil {
-			return scenario.Formation{}, ctx.Err()
-		}
-		return scenario.Formation{}, fmt.Errorf("%s", f.Problem())
-	}
-	return scenario.Formation{Leader: f.Leader, Replicas: f.Replicas, Sync: f.Sync, Timeline: f.Timeline}, nil
+		FailoverBound: o.failoverBound, RejoinBound: o.rejoinBound, RoutingBound: o.routingBound}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/sshdtest"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/lab/labtest"
 	"github.com/pgha/pgha/validate/internal/fault"
@@ -39,7 +40,7 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	require.NoError(t, err)
 
 	// The jump host: sshd on haproxy-1's address, in haproxy-1's namespace.
-	jumpNode := l.Plan.ByRole("haproxy")[0]
+	jumpNode := l.Plan.ByRole(topology.RoleHAProxy)[0]
 	clientDial, err := access.Netns(direct.Access.Namespace)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -60,7 +61,7 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 	// the security groups close it on AWS. Over SSH, validate can then only
 	// check etcd through a second hop, on each member itself.
 	etcdSSHD := map[string]*sshdtest.SSHD{}
-	for _, n := range l.Plan.ByRole("etcd") {
+	for _, n := range l.Plan.ByRole(topology.RoleEtcd) {
 		s, err := sshdtest.StartSSHD(ctx, sshdtest.SSHDOptions{
 			Dir:    t.TempDir(),
 			Listen: []string{net.JoinHostPort(n.IP.String(), "22")},
@@ -77,7 +78,7 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 			HostKeys: []string{srv.HostKey}, Dial: clientDial})
 		require.NoError(t, err)
 		dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
-		_, err = j.DialContext(dctx, "tcp", net.JoinHostPort(l.Plan.ByRole("etcd")[0].IP.String(), "2379"))
+		_, err = j.DialContext(dctx, "tcp", net.JoinHostPort(l.Plan.ByRole(topology.RoleEtcd)[0].IP.String(), "2379"))
 		dcancel()
 		j.Close()
 		require.Error(t, err, "etcd's client port is closed to the jump host, as on AWS")
@@ -151,7 +152,7 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 
 	// An etcd member that presents another key than the recorded one is
 	// refused, and the etcd check says which member and why.
-	etcd1 := l.Plan.ByRole("etcd")[0].Name
+	etcd1 := l.Plan.ByRole(topology.RoleEtcd)[0].Name
 	wrongMember := viaSSH
 	wrongMember.Nodes = append([]outputs.Node(nil), viaSSH.Nodes...)
 	for i, n := range wrongMember.Nodes {
@@ -205,7 +206,7 @@ func partitionHealsItself(t *testing.T, l *cluster.Lab, jump *sshdtest.SSHD, cli
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not found: apt-get install -y nftables")
 	}
-	target := l.Plan.ByRole("etcd")[2]
+	target := l.Plan.ByRole(topology.RoleEtcd)[2]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	nodeSSHD, err := sshdtest.StartSSHD(ctx, sshdtest.SSHDOptions{
@@ -246,7 +247,7 @@ func partitionHealsItself(t *testing.T, l *cluster.Lab, jump *sshdtest.SSHD, cli
 	require.False(t, reachable(), "etcd on %s is cut off", target.Name)
 	out, err := j.Run(ctx, host, "nft list table inet pgha_partition", nil)
 	require.NoError(t, err, "SSH through the jump host still reaches the node")
-	require.Contains(t, out, "saddr "+l.Plan.ByRole("haproxy")[0].IP.String(), "SSH is allowed from the jump host's address")
+	require.Contains(t, out, "saddr "+l.Plan.ByRole(topology.RoleHAProxy)[0].IP.String(), "SSH is allowed from the jump host's address")
 
 	time.Sleep(time.Until(start.Add(spec.Bound + 4*time.Second)))
 	require.True(t, reachable(), "healed by itself after the bound")
@@ -271,7 +272,7 @@ func closeEtcdToHAProxy(t *testing.T, l *cluster.Lab) bool {
 		return false
 	}
 	var ha []string
-	for _, n := range l.Plan.ByRole("haproxy") {
+	for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {
 		ha = append(ha, n.IP.String())
 	}
 	rules := fmt.Sprintf(`table inet pgha_sg {
@@ -281,7 +282,7 @@ func closeEtcdToHAProxy(t *testing.T, l *cluster.Lab) bool {
 	}
 }
 `, strings.Join(ha, ", "))
-	for _, n := range l.Plan.ByRole("etcd") {
+	for _, n := range l.Plan.ByRole(topology.RoleEtcd) {
 		ns := l.Namespace(n.Name)
 		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
 		cmd.Stdin = strings.NewReader(rules)

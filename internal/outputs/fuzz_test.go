@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // validJSON is a complete lab-style outputs document.
@@ -33,7 +35,7 @@ func TestParseValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.ByRole("patroni")) != 3 || s.Access.Namespace != "pgha-client" {
+	if len(s.ByRole(topology.RolePatroni)) != 3 || s.Access.Namespace != "pgha-client" {
 		t.Fatalf("parsed wrongly: %+v", s)
 	}
 }

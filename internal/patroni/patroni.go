@@ -56,8 +56,19 @@ func (m Member) LagBytes() int64 {
 	return n
 }
 
+// Member roles as Patroni 3.0 names them in /cluster.
+const (
+	RoleLeader        = "leader"
+	RoleStandbyLeader = "standby_leader"
+	RoleReplica       = "replica"
+	RoleSyncStandby   = "sync_standby"
+)
+
 // IsLeader is true for the member that holds the leader key.
-func (m Member) IsLeader() bool { return m.Role == "leader" || m.Role == "standby_leader" }
+func (m Member) IsLeader() bool { return m.Role == RoleLeader || m.Role == RoleStandbyLeader }
+
+// IsSyncStandby is true for the synchronous standby of synchronous mode.
+func (m Member) IsSyncStandby() bool { return m.Role == RoleSyncStandby }
 
 // Cluster is the /cluster view.
 type Cluster struct {

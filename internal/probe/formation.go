@@ -179,7 +179,7 @@ func (p *Probe) Formation(ctx context.Context, skip ...string) Formation {
 		if !slices.Contains(want, m.Name) {
 			f.Problems = append(f.Problems, fmt.Sprintf("unexpected member %s in /cluster", m.Name))
 		}
-		if m.Role == "sync_standby" {
+		if m.IsSyncStandby() {
 			f.Sync = m.Name
 		}
 	}

@@ -2,14 +2,12 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"io"
 	"math"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,39 +206,6 @@ tps = 3241.527702 (without initial connection time)
 	_, err = ParseTPS("pgbench: error: connection to server failed\n")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "connection to server failed")
-}
-
-func TestWatchPrimaries(t *testing.T) {
-	// A fake cluster state the probe reads: which hosts claim to be primary.
-	var phase atomic.Int32
-	probe := func(ctx context.Context, host string) (bool, error) {
-		switch phase.Load() {
-		case 0:
-			return host == "a", nil
-		case 1:
-			return host == "a" || host == "b", nil // two primaries
-		default:
-			if host == "c" {
-				<-ctx.Done() // unreachable node: times out, never counted
-				return false, ctx.Err()
-			}
-			return host == "b", nil
-		}
-	}
-	w := WatchPrimaries(context.Background(), []string{"a", "b", "c"}, probe, 10*time.Millisecond, 50*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
-	phase.Store(1)
-	time.Sleep(100 * time.Millisecond)
-	phase.Store(2)
-	time.Sleep(200 * time.Millisecond)
-	doubles, polls, seen := w.Stop()
-	assert.Greater(t, doubles, 0)
-	assert.Greater(t, polls, doubles, "the single-primary phases were polled too")
-	require.NotEmpty(t, seen)
-	assert.Contains(t, seen[0], "a+b")
-	d2, p2, _ := w.Stop()
-	assert.Equal(t, doubles, d2, "Stop is idempotent")
-	assert.Equal(t, polls, p2)
 }
 
 func TestMerge(t *testing.T) {

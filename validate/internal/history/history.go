@@ -232,3 +232,24 @@ func Servers(ops []Op, since time.Time) []string {
 	}
 	return out
 }
+
+// Round is one poll of every Patroni node, the requests sent together.
+// Patroni answers GET /primary with 200 only on the member that holds the
+// leader role; it is the check HAProxy routes writes by. /primary is
+// Patroni's belief, though: a cut-off leader's PostgreSQL keeps taking
+// writes until Patroni has demoted it, so each round also asks PostgreSQL.
+type Round struct {
+	At          time.Time `json:"at"`
+	Primaries   []string  `json:"primaries,omitempty"`   // answered 200
+	Unreachable []string  `json:"unreachable,omitempty"` // no answer within the timeout
+	// Writable are the nodes whose PostgreSQL accepted a connection and is
+	// not in recovery: a write sent there would be taken.
+	Writable []string `json:"writable,omitempty"`
+}
+
+// Row is one row of the writer's table that survives on a node: its id
+// and the node that wrote it (each row records its primary's address).
+type Row struct {
+	ID     int64  `json:"id"`
+	Origin string `json:"origin"`
+}

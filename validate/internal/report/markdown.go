@@ -63,6 +63,21 @@ func (r *Report) Markdown() string {
 		if len(c.Notes) > 0 {
 			p("\n")
 		}
+		if len(c.Properties) > 0 {
+			p("| property (judged from the timeline) | verdict | detail |\n|---|---|---|\n")
+			for _, pr := range c.Properties {
+				v := "holds"
+				switch {
+				case pr.Holds:
+				case pr.Tolerated:
+					v = "broken, tolerated"
+				default:
+					v = "**violated**"
+				}
+				p("| %s | %s | %s |\n", md(pr.Name), v, md(strings.Join(pr.Detail, "; ")))
+			}
+			p("\n")
+		}
 		if tl := c.Timeline; tl != nil {
 			timeline(&b, tl)
 		}
@@ -70,6 +85,7 @@ func (r *Report) Markdown() string {
 
 	if len(r.Timelines()) > 0 {
 		p("## Timeline chart\n\n![write and read success over time](timeline.svg)\n\n")
+		p("Every verdict on data and primaries above rests on the timelines in report.json alone; `go run ./validate judge <this directory>` judges them again without a cluster.\n\n")
 	}
 	p("## Reproduce\n\n```sh\n")
 	for _, c := range r.Reproduce {

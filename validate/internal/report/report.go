@@ -48,11 +48,16 @@ func (f Figure) String() string {
 // Event is a moment worth marking on a timeline.
 type Event struct {
 	At     time.Time `json:"at"`
-	Kind   string    `json:"kind"` // switchover | fault | promotion | restore | rejoin | ...
+	Kind   string    `json:"kind"` // switchover | fault | promotion | restore | rejoin | healthy | ...
 	Detail string    `json:"detail,omitempty"`
+	// Node is the node the event is about: the one broken, or promoted.
+	Node string `json:"node,omitempty"`
 }
 
-// Timeline is the traffic recorded during one destructive check.
+// Timeline is everything a destructive check recorded: the traffic, the
+// polls of every node, the events, and the rows that survived on each node.
+// It is the whole evidence of the check's verdict on data and primaries:
+// `validate judge report.json` judges it again without a cluster.
 type Timeline struct {
 	Check  string       `json:"check"`
 	Start  time.Time    `json:"start"`
@@ -60,6 +65,34 @@ type Timeline struct {
 	Events []Event      `json:"events"`
 	Writes []history.Op `json:"writes"`
 	Reads  []history.Op `json:"reads"`
+
+	// FaultAt is when the first fault was injected (or the switchover
+	// asked for); the write gap and RTO are measured from it.
+	FaultAt time.Time `json:"faultAt,omitempty"`
+	// Rounds are the polls of /primary and pg_is_in_recovery() on every
+	// Patroni node.
+	Rounds []history.Round `json:"rounds,omitempty"`
+	// Rows are the run's rows on each node, read at the end.
+	Rows        map[string][]history.Row `json:"rows,omitempty"`
+	FinalLeader string                   `json:"finalLeader,omitempty"`
+	// Servers names the node behind each address the traffic reached.
+	Servers         map[string]string `json:"servers,omitempty"`
+	SynchronousMode bool              `json:"synchronousMode"`
+	// Planned is a switchover: not even asynchronous replication may lose
+	// an acknowledged write then.
+	Planned       bool          `json:"planned,omitempty"`
+	WriteInterval time.Duration `json:"writeIntervalNs,omitempty"`
+}
+
+// Property is one promise a check judged from its Timeline.
+type Property struct {
+	Name  string `json:"name"`
+	Holds bool   `json:"holds"`
+	// Tolerated marks a broken promise that does not fail the check: the
+	// writes an asynchronous failover may lose, or two writable servers
+	// where synchronous replication kept the old one from acknowledging.
+	Tolerated bool     `json:"tolerated,omitempty"`
+	Detail    []string `json:"detail,omitempty"`
 }
 
 // Check is one row of the final table.
@@ -72,7 +105,9 @@ type Check struct {
 	Figures  []Figure  `json:"figures,omitempty"`
 	Started  time.Time `json:"started"`
 	Seconds  float64   `json:"durationSeconds"`
-	Timeline *Timeline `json:"timeline,omitempty"`
+	// Properties are the judge's verdicts on the Timeline.
+	Properties []Property `json:"properties,omitempty"`
+	Timeline   *Timeline  `json:"timeline,omitempty"`
 }
 
 // Figure returns the figure with key, if present.

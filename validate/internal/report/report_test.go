@@ -50,7 +50,11 @@ func sample() *Report {
 			{Name: "etcd", Verdict: Pass, Summary: "3 healthy members, leader etcd-1", Seconds: 0.2},
 			{Name: "failover", Verdict: Fail, Summary: "lost 2 acknowledged writes", Problems: []string{"ids 41|42 missing on pg-2"},
 				Figures: []Figure{{Key: "rto_s", Label: "RTO", Value: 3.25, Unit: "s"}, {Key: "new_leader", Label: "new leader", Text: "pg-2"}},
-				Seconds: 12.5, Timeline: tl},
+				Seconds: 12.5, Timeline: tl, Properties: []Property{
+					{Name: "no-acknowledged-write-lost", Detail: []string{"2 acknowledged writes are not on the final leader (ids 41, 42)"}},
+					{Name: "one-writable-server-at-a-time", Tolerated: true, Detail: []string{"two writable at +4.5 s"}},
+					{Name: "one-primary-at-a-time", Holds: true},
+				}},
 		},
 	}
 	r.Finish(ms(20000))
@@ -109,6 +113,10 @@ func TestMarkdownHasTheEvidence(t *testing.T) {
 		"Writes: 100 attempted, 31 failed. Reads: 100 attempted, 1 failed (availability 99.0%).",
 		"![write and read success over time](timeline.svg)",
 		"go run ./validate --outputs x.json",
+		"| no-acknowledged-write-lost | **violated** | 2 acknowledged writes are not on the final leader (ids 41, 42) |",
+		"| one-writable-server-at-a-time | broken, tolerated | two writable at +4.5 s |",
+		"| one-primary-at-a-time | holds |  |",
+		"go run ./validate judge <this directory>",
 	} {
 		require.Contains(t, md, want)
 	}

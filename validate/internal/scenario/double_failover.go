@@ -15,16 +15,14 @@ import (
 // leads (with a sync standby, in synchronous mode) the successor is killed
 // too, before the first comes back. The last member must take over, and
 // after both return the cluster is one leader and two streaming replicas.
-func init() {
-	Register(Scenario{
-		Name:   "double-failover",
-		Title:  "two failovers in a row (the leader, then its successor, killed)",
-		Proves: "the cluster survives losing two leaders back to back and heals to 1+2",
-		Story:  doubleFailover,
-	})
+var doubleFailover = Scenario{
+	Name:   "double-failover",
+	Title:  "two failovers in a row (the leader, then its successor, killed)",
+	Proves: "the cluster survives losing two leaders back to back and heals to 1+2",
+	Story:  doubleFailoverStory,
 }
 
-func doubleFailover(ctx context.Context, r *Run) {
+func doubleFailoverStory(ctx context.Context, r *Run) {
 	first := r.Before.Leader
 	if _, err := r.Inject(ctx, fault.Kill, first.Name); err != nil {
 		r.Failf("%v", err)
@@ -43,7 +41,7 @@ func doubleFailover(ctx context.Context, r *Run) {
 				return false
 			}
 			for _, m := range cl.Members {
-				if m.Role == "sync_standby" && m.Name != first.Name {
+				if m.IsSyncStandby() && m.Name != first.Name {
 					return true
 				}
 			}
@@ -78,7 +76,7 @@ func doubleFailover(ctx context.Context, r *Run) {
 		r.Failf("no third leader within %s of killing %s", st.FailoverBound, second.Name)
 		return
 	}
-	at := r.Event("promotion", third.Name+" holds the leader key")
+	at := r.Event("promotion", third.Name, third.Name+" holds the leader key")
 	r.Seconds("second_election_s", "second fault → third leader seen", at.Sub(secondAt))
 	if !r.WaitWritesOn(ctx, third.Host, secondAt, st.FailoverBound) {
 		r.Failf("no write was acknowledged by %s after the second failover (last error: %s)", third.Name, r.LastErr())

@@ -1,31 +1,25 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 
 // 6. One etcd member is lost: the raft leader, the member whose loss
 // matters most (an election follows). Two of three keep quorum, so nothing
 // may change for clients: no failed write, no failed read, same leader.
-func init() {
-	Register(Scenario{
-		Name:   "etcd-member-lost",
-		Title:  "one etcd member (the raft leader) is killed",
-		Proves: "etcd keeps quorum with 2 of 3 and clients notice nothing",
-		Story:  etcdMemberLost,
-	})
+var etcdMemberLost = Scenario{
+	Name:   "etcd-member-lost",
+	Title:  "one etcd member (the raft leader) is killed",
+	Proves: "etcd keeps quorum with 2 of 3 and clients notice nothing",
+	Story:  etcdMemberLostStory,
 }
 
-func etcdMemberLost(ctx context.Context, r *Run) {
+func etcdMemberLostStory(ctx context.Context, r *Run) {
 	victim := r.etcdLeader(ctx)
 	undo, err := r.Inject(ctx, fault.Kill, victim)
 	if err != nil {
@@ -66,29 +60,11 @@ func (r *Run) noClientErrors() {
 // etcdLeader names the etcd node that is the raft leader (etcd-1 if it
 // cannot tell).
 func (r *Run) etcdLeader(ctx context.Context) string {
-	nodes := r.Env.Stack().ByRole("etcd")
-	if len(nodes) == 0 {
-		return ""
+	if l := r.Env.Probe().Etcd(ctx).Leader; l != "" {
+		return l
 	}
-	hc := access.HTTPClient(r.Env.Dial(), 2*time.Second)
-	type status struct {
-		Header struct {
-			MemberID string `json:"member_id"`
-		} `json:"header"`
-		Leader string `json:"leader"`
+	if nodes := r.Env.Stack().ByRole(topology.RoleEtcd); len(nodes) > 0 {
+		return nodes[0].Name
 	}
-	for _, n := range nodes {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(n.PrivateIP, "2379")+"/v3/maintenance/status", bytes.NewReader([]byte("{}")))
-		resp, err := hc.Do(req)
-		if err != nil {
-			continue
-		}
-		var s status
-		err = json.NewDecoder(resp.Body).Decode(&s)
-		resp.Body.Close()
-		if err == nil && s.Leader != "" && s.Leader == s.Header.MemberID {
-			return n.Name
-		}
-	}
-	return nodes[0].Name
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/validate/internal/fault"
 	"github.com/pgha/pgha/validate/internal/history"
 )
@@ -14,17 +15,15 @@ import (
 // it can reach every other member over the REST API, so the cluster keeps
 // serving. The scenario holds the outage well past the leader key's ttl
 // and records exactly what clients saw.
-func init() {
-	Register(Scenario{
-		Name:   "etcd-quorum-lost",
-		Title:  "etcd loses quorum (2 of 3 members stopped)",
-		Proves: "with failsafe_mode the primary keeps serving writes and reads while etcd has no quorum",
-		Story:  etcdQuorumLost,
-	})
+var etcdQuorumLost = Scenario{
+	Name:   "etcd-quorum-lost",
+	Title:  "etcd loses quorum (2 of 3 members stopped)",
+	Proves: "with failsafe_mode the primary keeps serving writes and reads while etcd has no quorum",
+	Story:  etcdQuorumLostStory,
 }
 
-func etcdQuorumLost(ctx context.Context, r *Run) {
-	nodes := r.Env.Stack().ByRole("etcd")
+func etcdQuorumLostStory(ctx context.Context, r *Run) {
+	nodes := r.Env.Stack().ByRole(topology.RoleEtcd)
 	if len(nodes) < 3 {
 		r.Failf("need 3 etcd members, the stack has %d", len(nodes))
 		return

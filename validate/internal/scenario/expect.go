@@ -26,7 +26,7 @@ func (r *Run) expectFailover(ctx context.Context, old string, skip ...string) (p
 		r.Failf("no new leader was elected within %s after %s was lost", st.FailoverBound, old)
 		return nl, false
 	}
-	at := r.Event("promotion", nl.Name+" holds the leader key")
+	at := r.Event("promotion", nl.Name, nl.Name+" holds the leader key")
 	r.Seconds("election_s", "fault → new leader seen", at.Sub(r.FaultAt))
 	if !r.WaitWritesOn(ctx, nl.Host, r.FaultAt, st.FailoverBound) {
 		r.Failf("no write was acknowledged by the new leader %s within %s (last error: %s)", nl.Name, st.FailoverBound, r.LastErr())

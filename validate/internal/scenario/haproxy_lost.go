@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 
@@ -12,26 +13,24 @@ import (
 // both HAProxy nodes (libpq's host=a,b; the traffic here does the same),
 // so new connections go to the other node; the sessions that were on the
 // lost one fail once and reconnect.
-func init() {
-	Register(Scenario{
-		Name:   "haproxy-lost",
-		Title:  "the HAProxy node clients use first is stopped",
-		Proves: "the other HAProxy node keeps serving 5000 and 5001",
-		Story:  haproxyLost,
-	})
+var haproxyLost = Scenario{
+	Name:   "haproxy-lost",
+	Title:  "the HAProxy node clients use first is stopped",
+	Proves: "the other HAProxy node keeps serving 5000 and 5001",
+	Story:  haproxyLostStory,
 }
 
-func haproxyLost(ctx context.Context, r *Run) {
+func haproxyLostStory(ctx context.Context, r *Run) {
 	s := r.Env.Stack()
 	victim := ""
-	for _, n := range s.ByRole("haproxy") {
+	for _, n := range s.ByRole(topology.RoleHAProxy) {
 		if n.PrivateIP == s.WriteEndpoint.Host {
 			victim = n.Name
 		}
 	}
 	if victim == "" {
 		// Behind a load balancer: lose the first node.
-		if hs := s.ByRole("haproxy"); len(hs) > 0 {
+		if hs := s.ByRole(topology.RoleHAProxy); len(hs) > 0 {
 			victim = hs[0].Name
 		}
 	}

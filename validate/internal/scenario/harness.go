@@ -4,71 +4,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
+	"github.com/pgha/pgha/validate/internal/judge"
 	"github.com/pgha/pgha/validate/internal/report"
 	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
-// OutageThreshold is the write gap from which writes count as down (and an
-// RTO is reported): with a write every 50 ms, shorter gaps are a slow
-// commit, not an outage.
-const OutageThreshold = time.Second
-
 // PollInterval is how often every node is asked GET /primary.
 const PollInterval = 150 * time.Millisecond
 
-// Execute runs one scenario under traffic and judges it. c is filled with
-// the verdict's problems, the figures and the timeline; the caller decides
-// the verdict from c.Problems. Whatever the story broke is put back before
-// Execute returns, or (on Ctrl-C) by the Env's restorer.
+// Execute runs one story under traffic and judges it. c is filled with the
+// problems, the figures, the properties and the timeline (the evidence);
+// the caller decides the verdict from c.Problems. Whatever the story broke
+// is put back before Execute returns, or (on Ctrl-C) by the Env's restorer.
 func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
+	s, st := env.Stack(), env.Settings()
 	r := &Run{Env: env, Check: c}
-	c.Timeline = &report.Timeline{Check: c.Name, Start: time.Now()}
-	st := env.Settings()
-	f, err := env.Healthy(ctx, 30*time.Second)
+	c.Timeline = &report.Timeline{Check: c.Name, Start: time.Now(), SynchronousMode: s.SynchronousMode,
+		Planned: sc.Planned, WriteInterval: st.WriteInterval, Servers: servers(s)}
+	f, err := r.healthy(ctx, 30*time.Second)
 	if err != nil {
-		r.Failf("refused: the cluster is unhealthy before the scenario: %v", err)
+		r.Failf("refused: the cluster is unhealthy before %s: %v", c.Name, err)
 		c.Summary = "refused: cluster unhealthy"
 		return
 	}
 	r.Before = f
-	if err := env.Announce(ctx, sc.Title); err != nil {
+	if err := env.Announce(ctx, fmt.Sprintf("%s (leader %s)", sc.Title, f.Leader.Name)); err != nil {
 		r.Failf("interrupted before anything was broken: %v", err)
 		return
 	}
-	s := env.Stack()
 	if err := setupTable(ctx, appTarget(s, env.Dial(), s.WriteEndpoint, 3*time.Second)); err != nil {
 		r.Failf("%v", err)
 		return
 	}
 	dialers, how := nodeDialers(s, env.Dial())
 	var pgs []string
-	for _, n := range s.ByRole("patroni") {
+	for _, n := range s.ByRole(topology.RolePatroni) {
 		pgs = append(pgs, n.Name)
 	}
 	r.poller = &Poller{Nodes: pgs, Interval: PollInterval,
-		Ask:      primaryAsker(s, dialers, env.Patroni(), 500*time.Millisecond),
-		Writable: writableAsker(s, dialers, 500*time.Millisecond)}
+		Ask:      primaryAsker(s, dialers, env.Probe().Patroni, 500*time.Millisecond),
+		Writable: writableAsker(env.Probe(), dialers, 500*time.Millisecond)}
 	r.poller.Start(ctx)
 	w := &traffic.Writer{Target: appTarget(s, env.Dial(), s.WriteEndpoint, st.OpTimeout),
-		RunID: env.RunID() + "-" + sc.Name, Interval: st.WriteInterval, OpTimeout: st.OpTimeout}
+		RunID: env.RunID() + "-" + c.Name, Interval: st.WriteInterval, OpTimeout: st.OpTimeout}
 	rd := &traffic.Reader{Target: appTarget(s, env.Dial(), s.ReadEndpoint, st.OpTimeout), Interval: st.ReadInterval, OpTimeout: st.OpTimeout}
 	r.traffic = traffic.Start(ctx, w, rd)
 	var once sync.Once
-	var rounds []Round
 	stop := func() {
 		once.Do(func() {
 			if err := r.traffic.Stop(); err != nil {
 				r.Failf("traffic: %v", err)
 			}
-			rounds = r.poller.Stop()
+			c.Timeline.Rounds = r.poller.Stop()
 			c.Timeline.End = time.Now()
 			c.Timeline.Writes = r.traffic.Writer.Ops()
 			c.Timeline.Reads = r.traffic.Reader.Ops()
@@ -93,145 +91,131 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 	}
 	r.undoAll()
 
-	// Back to one leader and two streaming replicas, whatever happened.
+	// Back to one leader and two streaming replicas, whatever happened,
+	// timed from the last restore (or the story's end).
 	back := time.Now()
-	final, err := env.Healthy(ctx, st.RejoinBound)
+	for _, ev := range c.Timeline.Events {
+		if ev.Kind == "restore" {
+			back = ev.At
+		}
+	}
+	final, err := r.healthy(ctx, st.RejoinBound)
 	if ctx.Err() != nil {
 		return
 	}
 	if err != nil {
 		r.Failf("the cluster is not back to 1 leader + 2 streaming replicas within %s: %v", st.RejoinBound, err)
 	} else {
-		r.Event("healthy", fmt.Sprintf("1+2 again: %s leads, %s stream", final.Leader.Name, memberNames(final.Replicas)))
+		r.Event("healthy", final.Leader.Name, fmt.Sprintf("1+2 again: %s leads, %s stream", final.Leader.Name, memberNames(final.Replicas)))
 		r.Seconds("recovered_s", "restore → 1 leader + 2 streaming replicas", time.Since(back))
+		r.routed(ctx, final)
 	}
 	_ = wait.Sleep(ctx, time.Second) // a little steady state on the timeline
 	stop()
 
-	judge(ctx, r, final, rounds, how)
+	c.Timeline.FaultAt = r.FaultAt
+	c.Timeline.FinalLeader = final.Leader.Name
+	if final.Leader.Name != "" {
+		rows, err := readRows(ctx, r, final.Leader.Name)
+		if err != nil {
+			r.Failf("%v", err)
+		}
+		c.Timeline.Rows = rows
+	}
+	v := judge.Judge(*c.Timeline)
+	Apply(c, v)
+	r.Notef("/primary and pg_is_in_recovery() were polled every %s on every Patroni node %s; %d polls could not reach some node's REST API",
+		PollInterval, how, judge.DetectSplitBrain(c.Timeline.Rounds).Blind)
+	for _, p := range c.Properties {
+		r.Env.Logf("  %s: %s", p.Name, holdsText(p))
+	}
 	summarize(r, final)
 }
 
-// judge applies the checks every scenario shares.
-func judge(ctx context.Context, r *Run, final Formation, rounds []Round, how string) {
-	c := r.Check
-	s := r.Env.Stack()
-	writes, reads := c.Timeline.Writes, c.Timeline.Reads
-	from := r.FaultAt
-	if from.IsZero() {
-		from = c.Timeline.Start
+// Apply records a verdict on a check: its properties and figures, its
+// violations as problems (or notes, where tolerated), and the end of the
+// write outage on the timeline.
+func Apply(c *report.Check, v judge.Verdict) {
+	c.Properties = v.Properties
+	c.Figures = append(c.Figures, v.Figures...)
+	c.Problems = append(c.Problems, v.Problems()...)
+	c.Notes = append(c.Notes, v.Notes...)
+	c.Notes = append(c.Notes, v.Tolerated()...)
+	if !v.Resumed.IsZero() && c.Timeline != nil {
+		c.Timeline.Events = append(c.Timeline.Events, report.Event{At: v.Resumed, Kind: "resumed", Detail: "first write acknowledged after the gap"})
 	}
-	// Downtime as clients saw it: the longest write gap after the fault, and
-	// the RTO from the fault that caused it (the latest one before it
-	// ended, so two failovers in a row are timed from the second).
-	if !r.FaultAt.IsZero() {
-		if gap, err := history.Outage(writes, r.FaultAt); err != nil {
-			r.Failf("writes never resumed after the fault")
-		} else {
-			r.Seconds("write_gap_s", "write gap (last ack before → first ack after)", gap.Duration)
-			if gap.Duration >= OutageThreshold {
-				cause := r.FaultAt
-				for _, ev := range c.Timeline.Events {
-					if (ev.Kind == "fault" || ev.Kind == "switchover") && ev.At.Before(gap.To) && ev.At.After(cause) {
-						cause = ev.At
-					}
-				}
-				r.Seconds("rto_s", "RTO (fault → first acknowledged write after the gap)", gap.To.Sub(cause))
-				c.Timeline.Events = append(c.Timeline.Events, report.Event{At: gap.To, Kind: "resumed", Detail: "first write acknowledged after the gap"})
-			} else {
-				r.Notef("no write outage: the longest gap between acknowledged writes was %.3fs (writes every %s)", gap.Duration.Seconds(), r.Env.Settings().WriteInterval)
-			}
-		}
-	}
-	w := history.Reads(writes, from, time.Time{})
-	rs := history.Reads(reads, from, time.Time{})
-	r.Figure("writes_total", "writes attempted from the fault on", float64(w.Total), "")
-	r.Figure("writes_failed", "writes failed", float64(w.Failed), "")
-	r.Figure("reads_total", "reads attempted from the fault on", float64(rs.Total), "")
-	r.Figure("reads_failed", "reads failed", float64(rs.Failed), "")
-	r.Figure("read_availability_pct", "read availability", 100*rs.Availability, "%")
-	r.Seconds("read_longest_outage_s", "longest read outage", rs.Longest)
+}
 
-	// Never two primaries at one instant.
-	sb := DetectSplitBrain(rounds)
-	r.Figure("primary_polls", "polls of /primary on every node", float64(sb.Rounds), "")
-	r.Figure("split_brain_instants", "polls with two primaries", float64(len(sb.Instants)), "")
-	r.Figure("writable_split_instants", "polls with two writable PostgreSQL servers", float64(len(sb.WritableInstants)), "")
-	r.Figure("polls_without_primary", "polls with no primary", float64(sb.NoPrimary), "")
-	r.Notef("/primary and pg_is_in_recovery() were polled every %s on every Patroni node %s; %d polls could not reach some node's REST API", PollInterval, how, sb.Blind)
-	if p := sb.Problem(c.Timeline.Start); p != "" {
-		r.Failf("%s", p)
+func holdsText(p report.Property) string {
+	switch {
+	case p.Holds:
+		return "holds"
+	case p.Tolerated:
+		return "broken, tolerated: " + strings.Join(p.Detail, "; ")
 	}
-	if p := sb.WritableProblem(c.Timeline.Start); p != "" {
-		if s.SynchronousMode {
-			// A cut-off old primary cannot reach its synchronous standby, so
-			// it cannot acknowledge a commit; the single-history check below
-			// proves that none was. Reported, because it is the window in
-			// which asynchronous replication would diverge.
-			r.Notef("%s; synchronous mode: the old primary could not acknowledge a commit without its standby", p)
-		} else {
-			r.Failf("%s: with asynchronous replication both could acknowledge writes", p)
-		}
-	}
-	if sb.Rounds == 0 {
-		r.Failf("the /primary poller recorded nothing")
-	}
+	return "VIOLATED: " + strings.Join(p.Detail, "; ")
+}
 
-	// Nothing acknowledged lost, and one history.
-	if final.Leader.Name == "" {
-		r.Failf("no final leader to judge the history against")
-		return
+// healthy waits up to bound for etcd with 3 healthy members and one leader,
+// and Patroni with 1 leader + 2 streaming replicas on one timeline (with a
+// sync standby in synchronous mode).
+func (r *Run) healthy(ctx context.Context, bound time.Duration) (probe.Formation, error) {
+	p := r.Env.Probe()
+	f, ok := p.WaitFormation(ctx, bound, func(probe.Formation) string {
+		if es := p.Etcd(ctx); !es.OK() {
+			return "etcd: " + strings.Join(es.Problems, "; ")
+		}
+		return ""
+	}, r.Env.Logf)
+	if !ok {
+		if ctx.Err() != nil {
+			return probe.Formation{}, ctx.Err()
+		}
+		return f, errors.New(f.Problem())
 	}
-	rows, err := readRows(ctx, r, final.Leader.Name)
-	if err != nil {
-		r.Failf("%v", err)
-		return
-	}
-	var acked []Ack
-	for _, o := range writes {
-		if o.OK && o.ID != 0 {
-			name := o.Server
-			if n, ok := s.NodeByIP(o.Server); ok {
-				name = n.Name
-			}
-			acked = append(acked, Ack{ID: o.ID, Node: name, Start: o.Start, End: o.End})
+	return f, nil
+}
+
+// routed checks that HAProxy sends fresh sessions to the final leader on
+// the write port and to the replicas on the read port.
+func (r *Run) routed(ctx context.Context, final probe.Formation) {
+	p := r.Env.Probe()
+	rt := p.WaitRouting(ctx, r.Env.Settings().RoutingBound, final.Leader.Host, final.HostsExcept(final.Leader.Name))
+	for _, kv := range []struct {
+		kind string
+		m    map[string]map[string]int
+	}{{"write", rt.Writes}, {"read", rt.Reads}} {
+		var eps []string
+		for ep := range kv.m {
+			eps = append(eps, ep)
+		}
+		sort.Strings(eps)
+		for _, ep := range eps {
+			r.Text(kv.kind+"_route_"+ep, kv.kind+" "+ep+" reached", p.Distribution(kv.m[ep]))
 		}
 	}
-	survivors := map[string][]int64{}
-	for n, rs := range rows {
-		for _, row := range rs {
-			survivors[n] = append(survivors[n], row.ID)
-		}
+	for _, pr := range rt.Problems {
+		r.Failf("after %s: %s", r.Check.Name, pr)
 	}
-	lr := history.CheckLoss(history.Acked(writes), survivors)
-	r.Figure("acked_writes", "acknowledged writes", float64(lr.Acked), "")
-	r.Figure("lost_writes", "acknowledged writes lost", float64(len(lr.LostAnywhere)), "")
-	r.Figure("unacked_survivors", "unacknowledged writes that committed anyway", float64(lr.Unacked), "")
-	if lr.Acked == 0 {
-		r.Failf("no write was acknowledged: nothing was proven")
+}
+
+// servers names the node behind each private address of the stack.
+func servers(s outputs.Stack) map[string]string {
+	m := map[string]string{}
+	for _, n := range s.Nodes {
+		m[n.PrivateIP] = n.Name
 	}
-	h := CheckHistory(HistoryInput{Acked: acked, FinalLeader: final.Leader.Name, Rows: rows, Rounds: rounds})
-	if !s.SynchronousMode && len(h.Missing) > 0 {
-		// Without synchronous replication a failover may lose the last
-		// acknowledged writes: reported, not failed (the rule).
-		r.Notef("asynchronous replication: %d acknowledged writes lost (ids %s)", len(h.Missing), ids(h.Missing))
-		h.Missing = nil
-	}
-	probs := h.Problems()
-	r.Figure("history_problems", "single-history violations", float64(len(probs)), "")
-	for _, p := range probs {
-		r.Failf("%s", p)
-	}
+	return m
 }
 
 // readRows reads the run's rows on every Patroni node. Replicas get a
 // while to catch up with the final leader first, so a row that is merely
 // late is not taken for a second history.
-func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, error) {
+func readRows(ctx context.Context, r *Run, leader string) (map[string][]history.Row, error) {
 	s := r.Env.Stack()
 	run := r.traffic.Writer.RunID
-	read := func(host string) ([]Row, error) {
-		cn, err := superTarget(s, r.Env.Dial(), host).Connect(ctx)
+	read := func(host string) ([]history.Row, error) {
+		cn, err := r.Env.Probe().Super(host).Connect(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -241,9 +225,9 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, err
 			return nil, err
 		}
 		defer q.Close()
-		var out []Row
+		var out []history.Row
 		for q.Next() {
-			var row Row
+			var row history.Row
 			if err := q.Scan(&row.ID, &row.Origin); err != nil {
 				return nil, err
 			}
@@ -262,18 +246,16 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, err
 	if err != nil {
 		return nil, fmt.Errorf("reading the rows on the final leader %s: %w", leader, err)
 	}
-	out := map[string][]Row{leader: lrows}
+	out := map[string][]history.Row{leader: lrows}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var errs []error
-	for _, n := range s.ByRole("patroni") {
+	for _, n := range s.ByRole(topology.RolePatroni) {
 		if n.Name == leader {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var got []Row
+		wg.Go(func() {
+			var got []history.Row
 			var lastErr error
 			wait.Poll(ctx, 15*time.Second, 300*time.Millisecond, func() bool {
 				got, lastErr = read(n.PrivateIP)
@@ -286,7 +268,7 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]Row, err
 				return
 			}
 			out[n.Name] = got
-		}()
+		})
 	}
 	wg.Wait()
 	return out, errors.Join(errs...)
@@ -310,7 +292,7 @@ func setupTable(ctx context.Context, t pg.Target) error {
 	return nil
 }
 
-func summarize(r *Run, final Formation) {
+func summarize(r *Run, final probe.Formation) {
 	c := r.Check
 	var parts []string
 	if r.Outcome != "" {
@@ -339,12 +321,4 @@ func summarize(r *Run, final Formation) {
 	if len(c.Problems) > 0 {
 		c.Summary = c.Problems[0]
 	}
-}
-
-func memberNames(ms []patroni.Member) string {
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Name)
-	}
-	return strings.Join(out, " and ")
 }

@@ -14,16 +14,14 @@ import (
 // running). It must demote itself (it can reach neither etcd nor, for
 // failsafe mode, the other members), a replica takes over once the leader
 // key expires, and no write may be acknowledged by two primaries.
-func init() {
-	Register(Scenario{
-		Name:   "leader-partition",
-		Title:  "the leader is partitioned from everything",
-		Proves: "a cut-off leader demotes itself before another is promoted: never two primaries",
-		Story:  leaderPartition,
-	})
+var leaderPartition = Scenario{
+	Name:   "leader-partition",
+	Title:  "the leader is partitioned from everything",
+	Proves: "a cut-off leader demotes itself before another is promoted: never two primaries",
+	Story:  leaderPartitionStory,
 }
 
-func leaderPartition(ctx context.Context, r *Run) {
+func leaderPartitionStory(ctx context.Context, r *Run) {
 	old := r.Before.Leader
 	undo, err := r.Inject(ctx, fault.Partition, old.Name)
 	if err != nil {

@@ -14,16 +14,14 @@ import (
 // 4. PostgreSQL alone crashes on the leader; Patroni lives. Patroni
 // restarts it in place, or fails over once primary_start_timeout passes
 // (short in the fast profile, so either way writes are back quickly).
-func init() {
-	Register(Scenario{
-		Name:   "postgres-crash",
-		Title:  "PostgreSQL alone crashes on the leader (SIGKILL of the postmaster; Patroni lives)",
-		Proves: "a Postgres-only crash costs seconds, not Patroni's default 300 s primary_start_timeout",
-		Story:  postgresCrash,
-	})
+var postgresCrash = Scenario{
+	Name:   "postgres-crash",
+	Title:  "PostgreSQL alone crashes on the leader (SIGKILL of the postmaster; Patroni lives)",
+	Proves: "a Postgres-only crash costs seconds, not Patroni's default 300 s primary_start_timeout",
+	Story:  postgresCrashStory,
 }
 
-func postgresCrash(ctx context.Context, r *Run) {
+func postgresCrashStory(ctx context.Context, r *Run) {
 	old := r.Before.Leader
 	undo, err := r.Inject(ctx, fault.KillPostgres, old.Name)
 	if err != nil {

@@ -14,16 +14,14 @@ import (
 // 5. A replica is lost (killed). The leader stays; with synchronous mode
 // the lost replica is the sync standby, so Patroni must choose the other
 // one; reads through 5001 go on from the remaining replica.
-func init() {
-	Register(Scenario{
-		Name:   "replica-lost",
-		Title:  "a replica (the sync standby, in synchronous mode) is killed",
-		Proves: "losing a replica keeps the leader and writes, re-elects a sync standby, and 5001 keeps serving",
-		Story:  replicaLost,
-	})
+var replicaLost = Scenario{
+	Name:   "replica-lost",
+	Title:  "a replica (the sync standby, in synchronous mode) is killed",
+	Proves: "losing a replica keeps the leader and writes, re-elects a sync standby, and 5001 keeps serving",
+	Story:  replicaLostStory,
 }
 
-func replicaLost(ctx context.Context, r *Run) {
+func replicaLostStory(ctx context.Context, r *Run) {
 	sync := r.Env.Stack().SynchronousMode
 	victim, ok := r.Before.Replica(sync)
 	if !ok {
@@ -46,7 +44,7 @@ func replicaLost(ctx context.Context, r *Run) {
 				return false
 			}
 			for _, m := range cl.Members {
-				if m.Role == "sync_standby" && m.Name != victim.Name {
+				if m.IsSyncStandby() && m.Name != victim.Name {
 					newSync = m
 					return true
 				}
@@ -59,7 +57,7 @@ func replicaLost(ctx context.Context, r *Run) {
 		if !okSync {
 			r.Failf("no other sync standby was chosen within %s of losing %s", st.FailoverBound, victim.Name)
 		} else {
-			at := r.Event("sync", newSync.Name+" is the sync standby")
+			at := r.Event("sync", newSync.Name, newSync.Name+" is the sync standby")
 			r.Seconds("new_sync_s", "fault → new sync standby", at.Sub(r.FaultAt))
 			r.Text("new_sync_standby", "new sync standby", newSync.Name)
 		}

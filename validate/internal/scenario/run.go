@@ -13,6 +13,8 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/history"
 	"github.com/pgha/pgha/validate/internal/report"
@@ -24,7 +26,7 @@ import (
 type Run struct {
 	Env    Env
 	Check  *report.Check
-	Before Formation // the healthy cluster the scenario started from
+	Before probe.Formation // the healthy cluster the scenario started from
 
 	// FaultAt is when the first fault was injected (or the switchover
 	// asked for): RTO and the write gap are measured from it.
@@ -74,9 +76,9 @@ func (r *Run) Text(key, label, v string) {
 // Seconds records a duration figure.
 func (r *Run) Seconds(key, label string, d time.Duration) { r.Figure(key, label, d.Seconds(), "s") }
 
-// Event marks a moment on the timeline and returns its time.
-func (r *Run) Event(kind, detail string) time.Time {
-	ev := report.Event{At: time.Now(), Kind: kind, Detail: detail}
+// Event marks a moment about node on the timeline and returns its time.
+func (r *Run) Event(kind, node, detail string) time.Time {
+	ev := report.Event{At: time.Now(), Kind: kind, Node: node, Detail: detail}
 	r.Check.Timeline.Events = append(r.Check.Timeline.Events, ev)
 	r.Env.Logf("  event %s: %s", kind, detail)
 	return ev.At
@@ -106,13 +108,13 @@ func (r *Run) Inject(ctx context.Context, kind, nodeName string) (func() error, 
 			return nil
 		}
 		done = true
-		r.Event("restore", "undo "+what)
+		r.Event("restore", nodeName, "undo "+what)
 		return now()
 	}
 	r.mu.Lock()
 	r.undos = append(r.undos, undo{what, u})
 	r.mu.Unlock()
-	at := r.Event("fault", what)
+	at := r.Event("fault", nodeName, what)
 	if r.FaultAt.IsZero() {
 		r.FaultAt = at
 	}
@@ -140,38 +142,12 @@ func (r *Run) undoAll() {
 // Cluster reads /cluster from the first Patroni node that answers, skipping
 // the named ones (a node under a fault may give a stale view).
 func (r *Run) Cluster(ctx context.Context, skip ...string) (patroni.Cluster, error) {
-	var errs []string
-	for _, n := range r.Env.Stack().ByRole("patroni") {
-		if slices.Contains(skip, n.Name) {
-			continue
-		}
-		cl, err := r.Env.Patroni().Cluster(ctx, n.PrivateIP)
-		if err == nil && len(cl.Members) > 0 {
-			return cl, nil
-		}
-		if err != nil {
-			errs = append(errs, err.Error())
-		}
-	}
-	return patroni.Cluster{}, fmt.Errorf("no Patroni node answered /cluster: %s", strings.Join(errs, "; "))
+	return r.Env.Probe().Cluster(ctx, skip...)
 }
 
 // WaitLeader waits up to bound for a single leader that satisfies pred.
 func (r *Run) WaitLeader(ctx context.Context, bound time.Duration, pred func(patroni.Member) bool, skip ...string) (patroni.Member, bool) {
-	var got patroni.Member
-	ok := wait.Poll(ctx, bound, 100*time.Millisecond, func() bool {
-		cl, err := r.Cluster(ctx, skip...)
-		if err != nil {
-			return false
-		}
-		l, one := cl.Leader()
-		if one && pred(l) {
-			got = l
-			return true
-		}
-		return false
-	})
-	return got, ok
+	return r.Env.Probe().WaitLeader(ctx, bound, pred, skip...)
 }
 
 // Writes is the writer's history so far.
@@ -195,20 +171,13 @@ func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sle
 // LastErr is the newest client error of the writer.
 func (r *Run) LastErr() string { return history.LastErr(r.Writes()) }
 
-// superTarget is the superuser straight to one node's PostgreSQL.
-func superTarget(s outputs.Stack, dial access.DialFunc, host string) pg.Target {
-	c := s.Credentials
-	return pg.Target{Host: host, Port: 5432, User: c.SuperuserName, Password: c.SuperuserPassword,
-		Database: c.AppDatabase, Dial: dial, ConnectTimeout: 3 * time.Second}
-}
-
 // appTarget is the application user through an endpoint. Its dial tries
 // every HAProxy node in turn when the endpoint is one of them, the way
 // libpq's multi-host "host=a,b" does: clients of this product list both
 // HAProxy nodes (or use the load balancer in front of them).
 func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeout time.Duration) pg.Target {
 	var hosts []string
-	for _, n := range s.ByRole("haproxy") {
+	for _, n := range s.ByRole(topology.RoleHAProxy) {
 		hosts = append(hosts, n.PrivateIP)
 	}
 	c := s.Credentials
@@ -245,4 +214,21 @@ func failoverDial(base access.DialFunc, hosts []string) access.DialFunc {
 		}
 		return nil, first
 	}
+}
+
+// setText changes a text figure recorded earlier.
+func (r *Run) setText(key, v string) {
+	for i := range r.Check.Figures {
+		if r.Check.Figures[i].Key == key {
+			r.Check.Figures[i].Text = v
+		}
+	}
+}
+
+func memberNames(ms []patroni.Member) string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return strings.Join(out, " and ")
 }

@@ -26,13 +26,11 @@ import (
 // the switchover. In the lab pgbench runs in the client namespace; where it
 // cannot (no namespace, no pgbench) the same load comes from pgx
 // connections in goroutines.
-func init() {
-	Register(Scenario{
-		Name:   "switchover-load",
-		Title:  "switchover under heavy write load (pgbench through 5000)",
-		Proves: "a planned switchover under load keeps every acknowledged write and a short write gap",
-		Story:  switchoverLoad,
-	})
+var switchoverLoad = Scenario{
+	Name:   "switchover-load",
+	Title:  "switchover under heavy write load (pgbench through 5000)",
+	Proves: "a planned switchover under load keeps every acknowledged write and a short write gap",
+	Story:  switchoverLoadStory,
 }
 
 // Pgbench is Debian's pgbench for PostgreSQL 15.
@@ -40,7 +38,7 @@ const Pgbench = "/usr/lib/postgresql/15/bin/pgbench"
 
 const loadTable = "pgha_load"
 
-func switchoverLoad(ctx context.Context, r *Run) {
+func switchoverLoadStory(ctx context.Context, r *Run) {
 	s := r.Env.Stack()
 	old := r.Before.Leader
 	cand, ok := r.Before.Replica(true)
@@ -66,7 +64,7 @@ func switchoverLoad(ctx context.Context, r *Run) {
 		return
 	}
 
-	at := r.Event("switchover", fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
+	at := r.Event("switchover", old.Name, fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
 	r.FaultAt = at
 	msg, err := r.Env.Switchover(ctx, old.Host, old.Name, cand.Name)
 	if err != nil {
@@ -79,7 +77,7 @@ func switchoverLoad(ctx context.Context, r *Run) {
 		r.Failf("%s did not become the leader within %s", cand.Name, st.FailoverBound)
 		return
 	}
-	r.Event("promotion", cand.Name+" holds the leader key")
+	r.Event("promotion", cand.Name, cand.Name+" holds the leader key")
 	if !r.WaitWritesOn(ctx, cand.Host, at, st.FailoverBound) {
 		r.Failf("no write was acknowledged by %s after the switchover (last error: %s)", cand.Name, r.LastErr())
 	}

@@ -1,9 +1,11 @@
-package scenario
+package judge
 
 import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/pgha/pgha/validate/internal/history"
 )
 
 // The single-history check.
@@ -37,20 +39,14 @@ type Ack struct {
 	End   time.Time
 }
 
-// Row is one surviving row: its id and the node that wrote it.
-type Row struct {
-	ID     int64
-	Origin string
-}
-
 // HistoryInput is what the checker judges.
 type HistoryInput struct {
 	Acked       []Ack
 	FinalLeader string
 	// Rows are the run's rows on each node, read after the replicas had
 	// time to catch up.
-	Rows   map[string][]Row
-	Rounds []Round
+	Rows   map[string][]history.Row
+	Rounds []history.Round
 }
 
 // HistoryReport lists every way the history is not single.
@@ -69,14 +65,14 @@ func (h HistoryReport) OK() bool { return len(h.Problems()) == 0 }
 func (h HistoryReport) Problems() []string {
 	var out []string
 	if len(h.Missing) > 0 {
-		out = append(out, fmt.Sprintf("%d acknowledged writes are not on the final leader (ids %s)", len(h.Missing), ids(h.Missing)))
+		out = append(out, fmt.Sprintf("%d acknowledged writes are not on the final leader (ids %s)", len(h.Missing), IDs(h.Missing)))
 	}
 	out = append(out, h.Foreign...)
 	for _, n := range sortedKeys(h.Divergent) {
-		out = append(out, fmt.Sprintf("%s holds %d rows the final leader never had (ids %s): a second history", n, len(h.Divergent[n]), ids(h.Divergent[n])))
+		out = append(out, fmt.Sprintf("%s holds %d rows the final leader never had (ids %s): a second history", n, len(h.Divergent[n]), IDs(h.Divergent[n])))
 	}
 	for _, n := range sortedKeys(h.Behind) {
-		out = append(out, fmt.Sprintf("%s lacks %d rows of the final leader (ids %s): it did not rejoin the history", n, len(h.Behind[n]), ids(h.Behind[n])))
+		out = append(out, fmt.Sprintf("%s lacks %d rows of the final leader (ids %s): it did not rejoin the history", n, len(h.Behind[n]), IDs(h.Behind[n])))
 	}
 	return append(out, h.Interleaved...)
 }
@@ -153,27 +149,13 @@ func CheckHistory(in HistoryInput) HistoryReport {
 
 // soleprimary reports whether some poll in (from, to) saw node as the only
 // primary.
-func soleprimary(rounds []Round, node string, from, to time.Time) bool {
+func soleprimary(rounds []history.Round, node string, from, to time.Time) bool {
 	for _, r := range rounds {
 		if r.At.After(from) && r.At.Before(to) && len(r.Primaries) == 1 && r.Primaries[0] == node {
 			return true
 		}
 	}
 	return false
-}
-
-func ids(v []int64) string {
-	s := ""
-	for i, id := range v {
-		if i == 10 {
-			return s + fmt.Sprintf(", … %d more", len(v)-10)
-		}
-		if i > 0 {
-			s += ", "
-		}
-		s += fmt.Sprint(id)
-	}
-	return s
 }
 
 func sortedKeys(m map[string][]int64) []string {

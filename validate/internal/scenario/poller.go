@@ -4,86 +4,16 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/validate/internal/history"
 )
-
-// Round is one poll of every Patroni node, the requests sent together.
-// Patroni answers GET /primary with 200 only on the member that holds the
-// leader role; it is the check HAProxy routes 5000 by. /primary is Patroni's
-// belief, though: a cut-off leader's PostgreSQL keeps taking writes until
-// Patroni has demoted it, so each round also asks PostgreSQL itself.
-type Round struct {
-	At          time.Time `json:"at"`
-	Primaries   []string  `json:"primaries,omitempty"`   // answered 200
-	Unreachable []string  `json:"unreachable,omitempty"` // no answer within the timeout
-	// Writable are the nodes whose PostgreSQL accepted a connection and is
-	// not in recovery: a write sent there would be taken.
-	Writable []string `json:"writable,omitempty"`
-}
-
-// SplitBrain is the verdict on the rounds of one scenario.
-type SplitBrain struct {
-	Rounds int `json:"rounds"`
-	// Instants are the rounds in which two or more nodes answered 200.
-	Instants []Round `json:"instants,omitempty"`
-	// WritableInstants are the rounds in which two or more PostgreSQL
-	// servers were out of recovery at once.
-	WritableInstants []Round `json:"writableInstants,omitempty"`
-	// Blind counts rounds in which some node could not be asked: there the
-	// detector cannot see, and the single-history check has to speak.
-	Blind int `json:"blind"`
-	// NoPrimary counts rounds without any primary (the failover window).
-	NoPrimary int `json:"noPrimary"`
-}
-
-// DetectSplitBrain counts the rounds with more than one primary.
-func DetectSplitBrain(rounds []Round) SplitBrain {
-	sb := SplitBrain{Rounds: len(rounds)}
-	for _, r := range rounds {
-		if len(r.Primaries) > 1 {
-			sb.Instants = append(sb.Instants, r)
-		}
-		if len(r.Writable) > 1 {
-			sb.WritableInstants = append(sb.WritableInstants, r)
-		}
-		if len(r.Unreachable) > 0 {
-			sb.Blind++
-		}
-		if len(r.Primaries) == 0 {
-			sb.NoPrimary++
-		}
-	}
-	return sb
-}
-
-// Problem describes two /primary answers at once, or "" when there were none.
-func (sb SplitBrain) Problem(start time.Time) string {
-	if len(sb.Instants) == 0 {
-		return ""
-	}
-	first := sb.Instants[0]
-	return fmt.Sprintf("two primaries at once in %d of %d polls of /primary, first at +%.3fs: %s",
-		len(sb.Instants), sb.Rounds, first.At.Sub(start).Seconds(), strings.Join(first.Primaries, " and "))
-}
-
-// WritableProblem describes two PostgreSQL servers out of recovery at once,
-// or "" when there were none.
-func (sb SplitBrain) WritableProblem(start time.Time) string {
-	if len(sb.WritableInstants) == 0 {
-		return ""
-	}
-	first := sb.WritableInstants[0]
-	last := sb.WritableInstants[len(sb.WritableInstants)-1]
-	return fmt.Sprintf("two writable PostgreSQL servers at once in %d of %d polls, +%.3fs to +%.3fs: %s",
-		len(sb.WritableInstants), sb.Rounds, first.At.Sub(start).Seconds(), last.At.Sub(start).Seconds(), strings.Join(first.Writable, " and "))
-}
 
 // Poller asks every Patroni node GET /primary every Interval until stopped.
 type Poller struct {
@@ -96,7 +26,7 @@ type Poller struct {
 	Writable func(ctx context.Context, node string) (bool, error)
 
 	mu     sync.Mutex
-	rounds []Round
+	rounds []history.Round
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -121,7 +51,7 @@ func (p *Poller) Start(ctx context.Context) {
 }
 
 func (p *Poller) round(ctx context.Context) {
-	r := Round{At: time.Now()}
+	r := history.Round{At: time.Now()}
 	type ans struct {
 		node     string
 		primary  bool
@@ -165,7 +95,7 @@ func (p *Poller) round(ctx context.Context) {
 }
 
 // Stop ends polling and returns every round.
-func (p *Poller) Stop() []Round {
+func (p *Poller) Stop() []history.Round {
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done
@@ -175,10 +105,10 @@ func (p *Poller) Stop() []Round {
 }
 
 // Rounds returns the rounds so far.
-func (p *Poller) Rounds() []Round {
+func (p *Poller) Rounds() []history.Round {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]Round(nil), p.rounds...)
+	return append([]history.Round(nil), p.rounds...)
 }
 
 // nodeDialers gives the dial path to each Patroni node. In a namespace lab
@@ -224,16 +154,18 @@ func primaryAsker(s outputs.Stack, dialers map[string]access.DialFunc, base *pat
 // writableAsker asks a node's PostgreSQL whether it is out of recovery, on
 // a fresh connection: one that the server refuses (shutting down, starting
 // up) or that does not come within timeout counts as not writable.
-func writableAsker(s outputs.Stack, dialers map[string]access.DialFunc, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
+func writableAsker(p *probe.Probe, dialers map[string]access.DialFunc, timeout time.Duration) func(ctx context.Context, node string) (bool, error) {
 	return func(ctx context.Context, name string) (bool, error) {
-		n, ok := s.NodeByName(name)
+		n, ok := p.Stack.NodeByName(name)
 		d := dialers[name]
 		if !ok || d == nil {
 			return false, fmt.Errorf("unknown node %s", name)
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		cn, err := superTarget(s, d, n.PrivateIP).Connect(ctx)
+		t := p.Super(n.PrivateIP)
+		t.Dial = d
+		cn, err := t.Connect(ctx)
 		if err != nil {
 			return false, err
 		}
