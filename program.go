@@ -29,16 +29,6 @@ const (
 	readinessTimeout = 1800
 )
 
-// Secret names (SSM parameter leaf names) by config key.
-var secretNames = map[string]string{
-	stackconfig.KeySuperuserPassword:   "superuser-password",
-	stackconfig.KeyReplicationPassword: "replication-password",
-	stackconfig.KeyRewindPassword:      "rewind-password",
-	stackconfig.KeyAppPassword:         "app-password",
-	stackconfig.KeyRestAPIPassword:     "restapi-password",
-	stackconfig.KeyStatsPassword:       "stats-password",
-}
-
 // program is the whole stack; tests run it under pulumi.WithMocks.
 func program(ctx *pulumi.Context) error {
 	outs, err := build(ctx)
@@ -130,7 +120,6 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	// SSM parameter names are fixed strings, so the user data can be
 	// rendered (and checked) before anything exists.
 	paramPrefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, ctx.Stack())
-	param := func(key string) string { return components.ParameterName(paramPrefix, secretNames[key]) }
 	cluster := userdata.Cluster{
 		Name:            cfg.ClusterName,
 		Plan:            cfg.Plan,
@@ -138,14 +127,7 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		SynchronousMode: cfg.SynchronousMode,
 		Region:          cfg.Region,
 		Users:           userdata.DefaultUsers(),
-		Secrets: userdata.SecretParams{
-			SuperuserPassword:   param(stackconfig.KeySuperuserPassword),
-			ReplicationPassword: param(stackconfig.KeyReplicationPassword),
-			RewindPassword:      param(stackconfig.KeyRewindPassword),
-			AppPassword:         param(stackconfig.KeyAppPassword),
-			RestAPIPassword:     param(stackconfig.KeyRestAPIPassword),
-			StatsPassword:       param(stackconfig.KeyStatsPassword),
-		},
+		Secrets:         userdata.ParamsUnder(paramPrefix),
 	}
 	if err := cluster.Validate(); err != nil {
 		return nil, fmt.Errorf("node configuration: %w", err)
@@ -158,16 +140,14 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		}
 		userData[n.Name] = string(doc)
 	}
-	arn := func(key string) string {
-		return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", part.Partition, cfg.Region, ident.AccountId, param(key))
-	}
-	// What each tier's services read at boot (see userdata's secrets file).
-	tierParams := map[topology.Role][]string{
-		topology.RolePatroni: {
-			arn(stackconfig.KeySuperuserPassword), arn(stackconfig.KeyReplicationPassword),
-			arn(stackconfig.KeyRewindPassword), arn(stackconfig.KeyAppPassword), arn(stackconfig.KeyRestAPIPassword),
-		},
-		topology.RoleHAProxy: {arn(stackconfig.KeyStatsPassword)},
+	// What each tier's services read at boot, and so all its instance role
+	// may read.
+	tierParams := map[topology.Role][]string{}
+	for _, s := range userdata.Secrets {
+		arn := fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", part.Partition, cfg.Region, ident.AccountId, cluster.Secrets[s.Name])
+		for _, r := range s.Roles {
+			tierParams[r] = append(tierParams[r], arn)
+		}
 	}
 
 	return &prepared{
@@ -206,8 +186,8 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	}
 
 	var specs []components.SecretSpec
-	for _, key := range stackconfig.PasswordKeys {
-		specs = append(specs, components.SecretSpec{Name: secretNames[key], Value: cfg.Passwords[key]})
+	for _, s := range userdata.Secrets {
+		specs = append(specs, components.SecretSpec{Name: s.ParamName(), Value: cfg.Passwords[s.ConfigKey]})
 	}
 	secrets, err := components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
 		ParameterPrefix: p.paramPrefix, Secrets: specs, Tags: tagger,
@@ -366,14 +346,10 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		return pulumi.Map{"host": host, "port": pulumi.Int(port)}.ToMapOutput()
 	}
 	users := userdata.DefaultUsers()
-	pw := secrets.Values
-	creds := pulumi.Map{
-		"superuserName": pulumi.String(users.Superuser), "superuserPassword": pw[secretNames[stackconfig.KeySuperuserPassword]],
-		"replicationName": pulumi.String(users.Replication), "replicationPassword": pw[secretNames[stackconfig.KeyReplicationPassword]],
-		"appName": pulumi.String(users.App), "appPassword": pw[secretNames[stackconfig.KeyAppPassword]],
-		"appDatabase": pulumi.String(users.AppDatabase),
-		"restApiName": pulumi.String(users.RestAPI), "restApiPassword": pw[secretNames[stackconfig.KeyRestAPIPassword]],
-		"statsName": pulumi.String(users.Stats), "statsPassword": pw[secretNames[stackconfig.KeyStatsPassword]],
+	creds := pulumi.Map{"appDatabase": pulumi.String(users.AppDatabase)}
+	for _, s := range userdata.Secrets {
+		creds[s.NameKey()] = pulumi.String(s.User(users))
+		creds[s.ConfigKey] = secrets.Values[s.ParamName()]
 	}
 	clusterState := readiness.ClusterState.ApplyT(func(s string) (any, error) {
 		var v any

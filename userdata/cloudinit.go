@@ -50,11 +50,7 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	}
 	role := d.Node.Role
 	d.Packages = rolePackages[role]
-	for _, e := range secretEntries(c) {
-		if e.For(role) {
-			d.Secrets = append(d.Secrets, e)
-		}
-	}
+	d.Secrets = secretEntries(c, role)
 
 	var cf []cloudFile
 	if role == topology.RolePatroni {

@@ -142,7 +142,7 @@ func TestRealCluster(t *testing.T) {
 
 		// The post-bootstrap script created app and its database; app logs
 		// in with its password over TLS from inside the VPC.
-		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw.App, "require")
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "require")
 		var user string
 		var ssl bool
 		require.NoError(t, app.QueryRow(ctx, `SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&user, &ssl))
@@ -155,7 +155,7 @@ func TestRealCluster(t *testing.T) {
 		require.NoError(t, err)
 
 		// Non-TLS connections from the VPC are refused by pg_hba.
-		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", pw.App, "disable")
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "disable")
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "no pg_hba.conf entry")
 		// A wrong password is refused.
@@ -163,7 +163,7 @@ func TestRealCluster(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "password authentication failed")
 
-		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw.Superuser, "require")
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "require")
 		settings := map[string]string{}
 		for _, name := range []string{"data_checksums", "password_encryption", "wal_level", "wal_log_hints", "ssl", "server_encoding", "wal_retrieve_retry_interval"} {
 			var v string
@@ -202,7 +202,7 @@ func TestRealCluster(t *testing.T) {
 		// Unsafe REST endpoints need the REST API credentials.
 		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", nil, http.StatusUnauthorized))
 		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", "wrong"}, http.StatusUnauthorized))
-		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", pw.RestAPI}, http.StatusAccepted))
+		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", pw["restapi"]}, http.StatusAccepted))
 	})
 
 	// HAProxy from the rendered file, with the stats password in its
@@ -213,7 +213,7 @@ func TestRealCluster(t *testing.T) {
 	install(t, files, "")
 	start(t, base, "haproxy-1", ns, env, "haproxy", "-db", "-f", hp.HAProxyConfigFile)
 	role := func(port int) (string, error) {
-		conn, err := connectErr(dial, "127.0.0.1", port, "app", "app", pw.App, "require")
+		conn, err := connectErr(dial, "127.0.0.1", port, "app", "app", pw["app"], "require")
 		if err != nil {
 			return "", err
 		}
@@ -257,7 +257,7 @@ func TestRealCluster(t *testing.T) {
 		code, err := stats(nil)
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusUnauthorized, code)
-		code, err = stats(&[2]string{"stats", pw.Stats})
+		code, err = stats(&[2]string{"stats", pw["stats"]})
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusOK, code)
 	})
@@ -267,7 +267,7 @@ func TestRealCluster(t *testing.T) {
 		eventually(t, 120*time.Second, "pg-2 /replica", func() error {
 			return wantStatus(client, "OPTIONS", pg2, "/replica", nil, http.StatusOK)
 		})
-		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw.Superuser, "require")
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "require")
 		eventually(t, 60*time.Second, "pg-2 streaming over TLS", func() error {
 			var state string
 			var ssl bool
@@ -286,7 +286,7 @@ func TestRealCluster(t *testing.T) {
 		eventually(t, 60*time.Second, "5001 to the replica", want(5001, replica))
 		eventually(t, 10*time.Second, "5000 still to the leader", want(5000, leader))
 		// The row written on the leader is on the replica.
-		app := connect(t, dial, pg2.IP.String(), 5432, "app", "app", pw.App, "require")
+		app := connect(t, dial, pg2.IP.String(), 5432, "app", "app", pw["app"], "require")
 		var n int
 		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
 		assert.Equal(t, 1, n)
@@ -319,7 +319,7 @@ func TestRealCluster(t *testing.T) {
 			return wantStatus(client, "OPTIONS", pg1, "/replica", nil, http.StatusOK)
 		})
 		eventually(t, 60*time.Second, "5001 to the rejoined replica", want(5001, pg1.IP.String()+" replica=true"))
-		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw.App, "require")
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "require")
 		var n int
 		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
 		assert.Equal(t, 1, n, "the row written before the failover survived")

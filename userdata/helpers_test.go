@@ -20,14 +20,7 @@ func defaultCluster(t testing.TB) Cluster {
 		Profile: "fast",
 		Region:  "eu-west-1",
 		Users:   DefaultUsers(),
-		Secrets: SecretParams{
-			SuperuserPassword:   "/pgha/dev/superuser-password",
-			ReplicationPassword: "/pgha/dev/replication-password",
-			RewindPassword:      "/pgha/dev/rewind-password",
-			AppPassword:         "/pgha/dev/app-password",
-			RestAPIPassword:     "/pgha/dev/restapi-password",
-			StatsPassword:       "/pgha/dev/stats-password",
-		},
+		Secrets: ParamsUnder("/pgha/dev/"),
 	}
 }
 
@@ -35,15 +28,19 @@ func defaultCluster(t testing.TB) Cluster {
 // non-secret file is caught by a plain substring search.
 func testPasswords() Passwords {
 	return Passwords{
-		Superuser:   "SuperSecret-su-7f3a9c",
-		Replication: "SuperSecret-repl-2b8e1d",
-		Rewind:      "SuperSecret-rw-5c0f4e",
-		App:         "SuperSecret-app-9d6a2b",
-		RestAPI:     "SuperSecret-api-1e7c3f",
-		Stats:       "SuperSecret-stats-8a4b6d",
+		"superuser":   "SuperSecret-su-7f3a9c",
+		"replication": "SuperSecret-repl-2b8e1d",
+		"rewind":      "SuperSecret-rw-5c0f4e",
+		"app":         "SuperSecret-app-9d6a2b",
+		"restapi":     "SuperSecret-api-1e7c3f",
+		"stats":       "SuperSecret-stats-8a4b6d",
 	}
 }
 
 func (p Passwords) all() []string {
-	return []string{p.Superuser, p.Replication, p.Rewind, p.App, p.RestAPI, p.Stats}
+	var out []string
+	for _, s := range Secrets {
+		out = append(out, p[s.Name])
+	}
+	return out
 }

@@ -17,27 +17,14 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
-// envNames lets templates name environment variables by the Go constant, so
-// the files and the secrets file can never disagree on a spelling.
-var envNames = map[string]string{
-	"SuperuserUsername":   EnvSuperuserUsername,
-	"SuperuserPassword":   EnvSuperuserPassword,
-	"ReplicationUsername": EnvReplicationUsername,
-	"ReplicationPassword": EnvReplicationPassword,
-	"RewindUsername":      EnvRewindUsername,
-	"RewindPassword":      EnvRewindPassword,
-	"RestAPIUsername":     EnvRestAPIUsername,
-	"RestAPIPassword":     EnvRestAPIPassword,
-	"AppPassword":         EnvAppPassword,
-	"StatsPassword":       EnvStatsPassword,
-}
-
 var templates = template.Must(template.New("").Option("missingkey=error").Funcs(template.FuncMap{
+	// env names a secret's environment variable by the secret, so the
+	// files and the secrets file can never disagree on a spelling.
 	"env": func(name string) (string, error) {
-		if v, ok := envNames[name]; ok {
-			return v, nil
+		if s, ok := SecretByName(name); ok {
+			return s.Env, nil
 		}
-		return "", fmt.Errorf("template names unknown environment variable %q", name)
+		return "", fmt.Errorf("template names unknown secret %q", name)
 	},
 	"dir":     path.Dir,
 	"charset": func() string { return PasswordCharset },
@@ -166,35 +153,27 @@ func RenderHAProxyConfig(c Cluster, node string, p Paths) ([]byte, error) {
 // secretEntry is one line of the secrets file. Either Value is fixed (a user
 // name, not secret) or Param names the SSM parameter holding the password.
 type secretEntry struct {
-	Key   string
-	Value string
-	Param string
-	Roles []topology.Role // nodes whose services read it
+	Key    string
+	Value  string
+	Param  string
+	Secret string // the password's Secret.Name
 }
 
-func (e secretEntry) For(r topology.Role) bool {
-	for _, x := range e.Roles {
-		if x == r {
-			return true
+// secretEntries are the secrets file's lines for a role (every role when
+// role is ""): each secret's user name line, where it has one, then its
+// password line.
+func secretEntries(c Cluster, role topology.Role) []secretEntry {
+	var out []secretEntry
+	for _, s := range Secrets {
+		if role != "" && !s.ReadBy(role) {
+			continue
 		}
+		if s.UserEnv != "" {
+			out = append(out, secretEntry{Key: s.UserEnv, Value: s.User(c.Users)})
+		}
+		out = append(out, secretEntry{Key: s.Env, Param: c.Secrets[s.Name], Secret: s.Name})
 	}
-	return false
-}
-
-func secretEntries(c Cluster) []secretEntry {
-	pg := []topology.Role{topology.RolePatroni}
-	return []secretEntry{
-		{Key: EnvSuperuserUsername, Value: c.Users.Superuser, Roles: pg},
-		{Key: EnvSuperuserPassword, Param: c.Secrets.SuperuserPassword, Roles: pg},
-		{Key: EnvReplicationUsername, Value: c.Users.Replication, Roles: pg},
-		{Key: EnvReplicationPassword, Param: c.Secrets.ReplicationPassword, Roles: pg},
-		{Key: EnvRewindUsername, Value: c.Users.Rewind, Roles: pg},
-		{Key: EnvRewindPassword, Param: c.Secrets.RewindPassword, Roles: pg},
-		{Key: EnvRestAPIUsername, Value: c.Users.RestAPI, Roles: pg},
-		{Key: EnvRestAPIPassword, Param: c.Secrets.RestAPIPassword, Roles: pg},
-		{Key: EnvAppPassword, Param: c.Secrets.AppPassword, Roles: pg},
-		{Key: EnvStatsPassword, Param: c.Secrets.StatsPassword, Roles: []topology.Role{topology.RoleHAProxy}},
-	}
+	return out
 }
 
 // PasswordCharset is what a password may contain: enough for 128+ bits in
@@ -213,29 +192,20 @@ func RenderSecretsEnv(c Cluster, pw Passwords) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	values := map[string]struct{ field, value string }{
-		EnvSuperuserPassword:   {"Superuser", pw.Superuser},
-		EnvReplicationPassword: {"Replication", pw.Replication},
-		EnvRewindPassword:      {"Rewind", pw.Rewind},
-		EnvRestAPIPassword:     {"RestAPI", pw.RestAPI},
-		EnvAppPassword:         {"App", pw.App},
-		EnvStatsPassword:       {"Stats", pw.Stats},
-	}
 	var errs []error
 	var b strings.Builder
 	b.WriteString("# pgha secrets: mode 0600, never commit or log this file.\n")
-	for _, e := range secretEntries(c) {
+	for _, e := range secretEntries(c, "") {
 		v := e.Value
-		if e.Param != "" {
-			f := values[e.Key]
-			v = f.value
+		if e.Secret != "" {
+			v = pw[e.Secret]
 			switch {
 			case v == "":
-				errs = append(errs, fmt.Errorf("Passwords.%s is empty: set a password", f.field))
+				errs = append(errs, fmt.Errorf("Passwords[%q] is empty: set a password", e.Secret))
 				continue
 			case !passwordRe.MatchString(v):
 				// Never echo the value: it is a secret.
-				errs = append(errs, fmt.Errorf("Passwords.%s has characters outside [%s]: generate it from that set", f.field, PasswordCharset))
+				errs = append(errs, fmt.Errorf("Passwords[%q] has characters outside [%s]: generate it from that set", e.Secret, PasswordCharset))
 				continue
 			}
 		}

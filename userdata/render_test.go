@@ -126,11 +126,11 @@ func TestSecretsEnv(t *testing.T) {
 		env[k] = v
 	}
 	assert.Equal(t, map[string]string{
-		EnvSuperuserUsername: "postgres", EnvSuperuserPassword: pw.Superuser,
-		EnvReplicationUsername: "replicator", EnvReplicationPassword: pw.Replication,
-		EnvRewindUsername: "rewinder", EnvRewindPassword: pw.Rewind,
-		EnvRestAPIUsername: "patroni", EnvRestAPIPassword: pw.RestAPI,
-		EnvAppPassword: pw.App, EnvStatsPassword: pw.Stats,
+		EnvSuperuserUsername: "postgres", EnvSuperuserPassword: pw["superuser"],
+		EnvReplicationUsername: "replicator", EnvReplicationPassword: pw["replication"],
+		EnvRewindUsername: "rewinder", EnvRewindPassword: pw["rewind"],
+		EnvRestAPIUsername: "patroni", EnvRestAPIPassword: pw["restapi"],
+		EnvAppPassword: pw["app"], EnvStatsPassword: pw["stats"],
 	}, env)
 }
 

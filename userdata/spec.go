@@ -36,17 +36,6 @@ func DefaultUsers() Users {
 	}
 }
 
-// SecretParams are the names of the SSM SecureString parameters that hold the
-// passwords on AWS. Renderers take names, never values.
-type SecretParams struct {
-	SuperuserPassword   string
-	ReplicationPassword string
-	RewindPassword      string
-	AppPassword         string
-	RestAPIPassword     string
-	StatsPassword       string
-}
-
 // Cluster is everything the renderers need to know about one cluster.
 type Cluster struct {
 	Name            string        // Patroni scope; also the etcd cluster token
@@ -95,17 +84,6 @@ type File struct {
 	Content []byte
 	Owner   string // user:group
 	Mode    os.FileMode
-}
-
-// Passwords are the secret values. They only ever reach RenderSecretsEnv,
-// whose output is the node's 0600 secrets file; no other renderer takes them.
-type Passwords struct {
-	Superuser   string
-	Replication string
-	Rewind      string
-	App         string
-	RestAPI     string
-	Stats       string
 }
 
 // Environment variable names in the secrets file. Patroni 3.0.2 reads the

@@ -59,7 +59,7 @@ func TestHAProxyAcceptsConfig(t *testing.T) {
 
 func haproxyCheck(haproxy, cfg string) (string, error) {
 	cmd := exec.Command(haproxy, "-c", "-f", cfg)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", EnvStatsPassword + "=" + testPasswords().Stats}
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", EnvStatsPassword + "=" + testPasswords()["stats"]}
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -248,7 +248,7 @@ echo "v${name//\//_}"
 		}
 
 		// A value with a space is refused, and the old file stays as it was.
-		msg, err = runFetch("BAD_PARAM=" + c.Secrets.StatsPassword)
+		msg, err = runFetch("BAD_PARAM=" + c.Secrets["stats"])
 		if tc.node == "haproxy-1" {
 			require.Error(t, err)
 			assert.Contains(t, msg, "SSM parameter /pgha/dev/stats-password is empty or has characters outside")

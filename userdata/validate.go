@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"sort"
 
 	"github.com/pgha/pgha/internal/topology"
 )
@@ -78,21 +79,24 @@ func (c Cluster) Validate() error {
 		seenRole[u.value] = u.field
 	}
 
-	secrets := []struct{ field, value string }{
-		{"Secrets.SuperuserPassword", c.Secrets.SuperuserPassword},
-		{"Secrets.ReplicationPassword", c.Secrets.ReplicationPassword},
-		{"Secrets.RewindPassword", c.Secrets.RewindPassword},
-		{"Secrets.AppPassword", c.Secrets.AppPassword},
-		{"Secrets.RestAPIPassword", c.Secrets.RestAPIPassword},
-		{"Secrets.StatsPassword", c.Secrets.StatsPassword},
-	}
-	for _, s := range secrets {
+	for _, s := range Secrets {
+		field, value := fmt.Sprintf("Secrets[%q]", s.Name), c.Secrets[s.Name]
 		switch {
-		case s.value == "":
-			add("%s is empty: set the name of the SSM SecureString parameter, e.g. %q", s.field, "/pgha/dev/superuser-password")
-		case !ssmNameRe.MatchString(s.value):
-			add("%s %q is not a valid SSM parameter name: use letters, digits and _.-/ only", s.field, s.value)
+		case value == "":
+			add("%s is empty: set the name of the SSM SecureString parameter, e.g. %q", field, "/pgha/dev/"+s.ParamName())
+		case !ssmNameRe.MatchString(value):
+			add("%s %q is not a valid SSM parameter name: use letters, digits and _.-/ only", field, value)
 		}
+	}
+	var unknown []string
+	for name := range c.Secrets {
+		if _, ok := SecretByName(name); !ok {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown {
+		add("Secrets[%q] names no secret of the cluster (see userdata.Secrets)", name)
 	}
 	return errors.Join(errs...)
 }

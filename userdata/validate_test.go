@@ -100,22 +100,24 @@ func TestValidateRejectsBadSpecs(t *testing.T) {
 			[]string{`Users.App "app\"; DROP" is invalid: use lower-case letters, digits and '_', starting with a letter or '_'`}},
 		{"shared role", func(c *Cluster) { c.Users.Rewind = "postgres" },
 			[]string{`Users.Rewind "postgres" is the same role as Users.Superuser: give each PostgreSQL role its own name`}},
-		{"empty superuser parameter", func(c *Cluster) { c.Secrets.SuperuserPassword = "" },
-			[]string{`Secrets.SuperuserPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"empty replication parameter", func(c *Cluster) { c.Secrets.ReplicationPassword = "" },
-			[]string{`Secrets.ReplicationPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"empty rewind parameter", func(c *Cluster) { c.Secrets.RewindPassword = "" },
-			[]string{`Secrets.RewindPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"empty app parameter", func(c *Cluster) { c.Secrets.AppPassword = "" },
-			[]string{`Secrets.AppPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"empty REST API parameter", func(c *Cluster) { c.Secrets.RestAPIPassword = "" },
-			[]string{`Secrets.RestAPIPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"empty stats parameter", func(c *Cluster) { c.Secrets.StatsPassword = "" },
-			[]string{`Secrets.StatsPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
-		{"parameter name with a space", func(c *Cluster) { c.Secrets.AppPassword = "/pgha/dev/app password" },
-			[]string{`Secrets.AppPassword "/pgha/dev/app password" is not a valid SSM parameter name: use letters, digits and _.-/ only`}},
+		{"empty superuser parameter", func(c *Cluster) { c.Secrets["superuser"] = "" },
+			[]string{`Secrets["superuser"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`}},
+		{"empty replication parameter", func(c *Cluster) { c.Secrets["replication"] = "" },
+			[]string{`Secrets["replication"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/replication-password"`}},
+		{"empty rewind parameter", func(c *Cluster) { c.Secrets["rewind"] = "" },
+			[]string{`Secrets["rewind"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/rewind-password"`}},
+		{"empty app parameter", func(c *Cluster) { c.Secrets["app"] = "" },
+			[]string{`Secrets["app"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/app-password"`}},
+		{"empty REST API parameter", func(c *Cluster) { c.Secrets["restapi"] = "" },
+			[]string{`Secrets["restapi"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/restapi-password"`}},
+		{"empty stats parameter", func(c *Cluster) { c.Secrets["stats"] = "" },
+			[]string{`Secrets["stats"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/stats-password"`}},
+		{"unknown secret", func(c *Cluster) { c.Secrets["vault"] = "/pgha/dev/vault-password" },
+			[]string{`Secrets["vault"] names no secret of the cluster (see userdata.Secrets)`}},
+		{"parameter name with a space", func(c *Cluster) { c.Secrets["app"] = "/pgha/dev/app password" },
+			[]string{`Secrets["app"] "/pgha/dev/app password" is not a valid SSM parameter name: use letters, digits and _.-/ only`}},
 		{"several problems at once, in field order", func(c *Cluster) {
-			c.Secrets.StatsPassword = ""
+			c.Secrets["stats"] = ""
 			c.Region = ""
 			c.Name = ""
 			drop("etcd-1")(c)
@@ -123,7 +125,7 @@ func TestValidateRejectsBadSpecs(t *testing.T) {
 			`cluster Name is empty: set it, e.g. "pgha"`,
 			`cluster Region is empty: set the AWS region, e.g. "eu-west-1"`,
 			`Plan.Nodes has 2 etcd node(s): a peer is missing, exactly 3 are needed`,
-			`Secrets.StatsPassword is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/superuser-password"`,
+			`Secrets["stats"] is empty: set the name of the SSM SecureString parameter, e.g. "/pgha/dev/stats-password"`,
 		}},
 	}
 	for _, tc := range cases {
@@ -214,16 +216,16 @@ func TestRenderRejectsBadPaths(t *testing.T) {
 func TestSecretsEnvRejectsBadPasswords(t *testing.T) {
 	c := defaultCluster(t)
 	pw := testPasswords()
-	pw.Rewind = ""
-	pw.Stats = `has "quotes" and $vars`
-	pw.App = "new\nline"
+	pw["rewind"] = ""
+	pw["stats"] = `has "quotes" and $vars`
+	pw["app"] = "new\nline"
 	b, err := RenderSecretsEnv(c, pw)
 	assert.Nil(t, b)
 	require.Error(t, err)
 	assert.Equal(t, []string{
-		`Passwords.Rewind is empty: set a password`,
-		`Passwords.App has characters outside [A-Za-z0-9._~+=@%,:/^-]: generate it from that set`,
-		`Passwords.Stats has characters outside [A-Za-z0-9._~+=@%,:/^-]: generate it from that set`,
+		`Passwords["rewind"] is empty: set a password`,
+		`Passwords["app"] has characters outside [A-Za-z0-9._~+=@%,:/^-]: generate it from that set`,
+		`Passwords["stats"] has characters outside [A-Za-z0-9._~+=@%,:/^-]: generate it from that set`,
 	}, strings.Split(err.Error(), "\n"))
 	// The error never repeats a secret.
 	assert.NotContains(t, err.Error(), "quotes")

@@ -115,12 +115,15 @@ type Access struct {
 	LabDir string `json:"labDir,omitempty"`
 }
 
-// Credentials are all secret.
+// Credentials are all secret: every password of the cluster (one per
+// userdata.Secrets entry) with its user name, and the application database.
 type Credentials struct {
 	SuperuserName       string `json:"superuserName"`
 	SuperuserPassword   string `json:"superuserPassword"`
 	ReplicationName     string `json:"replicationName"`
 	ReplicationPassword string `json:"replicationPassword"`
+	RewindName          string `json:"rewindName"`
+	RewindPassword      string `json:"rewindPassword"`
 	AppName             string `json:"appName"`
 	AppPassword         string `json:"appPassword"`
 	AppDatabase         string `json:"appDatabase"`

@@ -45,21 +45,17 @@ const (
 	KeyNetworkLoadBalancer = "networkLoadBalancer"
 	KeySSHPublicKey        = "sshPublicKey"
 	KeyAMI                 = "amiId"
-
-	// Optional config secrets; generated when absent.
-	KeySuperuserPassword   = "superuserPassword"
-	KeyReplicationPassword = "replicationPassword"
-	KeyRewindPassword      = "rewindPassword"
-	KeyAppPassword         = "appPassword"
-	KeyRestAPIPassword     = "restApiPassword"
-	KeyStatsPassword       = "statsPassword"
 )
 
-// PasswordKeys lists the password keys in a fixed order.
-var PasswordKeys = []string{
-	KeySuperuserPassword, KeyReplicationPassword, KeyRewindPassword,
-	KeyAppPassword, KeyRestAPIPassword, KeyStatsPassword,
-}
+// PasswordKeys are the optional config secrets, one per password of the
+// cluster (userdata.Secrets); each is generated when absent.
+var PasswordKeys = func() []string {
+	var out []string
+	for _, s := range userdata.Secrets {
+		out = append(out, s.ConfigKey)
+	}
+	return out
+}()
 
 // NAT gateway layouts.
 const (

@@ -48,7 +48,7 @@ func TestConfiguredSecretPassword(t *testing.T) {
 	m := map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": "203.0.113.0/24", "pgha:statsPassword": "Stats-Password-0123456789"}
 	c, err := Load("dev", getter(m), func(k string) bool { return k == "pgha:statsPassword" })
 	require.NoError(t, err)
-	assert.Equal(t, map[string]string{KeyStatsPassword: "Stats-Password-0123456789"}, c.Passwords)
+	assert.Equal(t, map[string]string{"statsPassword": "Stats-Password-0123456789"}, c.Passwords)
 }
 
 func TestCheckZones(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -24,10 +25,8 @@ import (
 	"github.com/pgha/pgha/userdata"
 )
 
-// secretNames are the lab's stand-ins for the SSM parameters: one 0600 file
-// each under <state>/secrets.
-var secretNames = []string{"superuser", "replication", "rewind", "app", "restapi", "stats"}
-
+// The lab's stand-ins for the SSM parameters are one 0600 file per secret
+// under <state>/secrets, named after the secret.
 func (l *Lab) secretsDir() string { return filepath.Join(l.Dir, "secrets") }
 
 // generateSecrets writes a fresh random password per secret.
@@ -35,13 +34,13 @@ func (l *Lab) generateSecrets() error {
 	if err := os.MkdirAll(l.secretsDir(), 0o700); err != nil {
 		return err
 	}
-	for _, n := range secretNames {
+	for _, s := range userdata.Secrets {
 		b := make([]byte, 24)
 		if _, err := rand.Read(b); err != nil {
 			return err
 		}
 		// URL-safe base64 has no ':' or '\', which pgpass would need escaped.
-		if err := os.WriteFile(filepath.Join(l.secretsDir(), n), []byte(base64.RawURLEncoding.EncodeToString(b)), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(l.secretsDir(), s.Name), []byte(base64.RawURLEncoding.EncodeToString(b)), 0o600); err != nil {
 			return err
 		}
 	}
@@ -50,18 +49,15 @@ func (l *Lab) generateSecrets() error {
 
 // Passwords reads the lab's secrets.
 func (l *Lab) Passwords() (userdata.Passwords, error) {
-	v := map[string]string{}
-	for _, n := range secretNames {
-		b, err := os.ReadFile(filepath.Join(l.secretsDir(), n))
+	pw := userdata.Passwords{}
+	for _, s := range userdata.Secrets {
+		b, err := os.ReadFile(filepath.Join(l.secretsDir(), s.Name))
 		if err != nil {
-			return userdata.Passwords{}, fmt.Errorf("lab secret %q: %w", n, err)
+			return nil, fmt.Errorf("lab secret %q: %w", s.Name, err)
 		}
-		v[n] = strings.TrimSpace(string(b))
+		pw[s.Name] = strings.TrimSpace(string(b))
 	}
-	return userdata.Passwords{
-		Superuser: v["superuser"], Replication: v["replication"], Rewind: v["rewind"],
-		App: v["app"], RestAPI: v["restapi"], Stats: v["stats"],
-	}, nil
+	return pw, nil
 }
 
 // Credentials are the outputs' credentials, from the secrets.
@@ -70,14 +66,13 @@ func (l *Lab) Credentials() (outputs.Credentials, error) {
 	if err != nil {
 		return outputs.Credentials{}, err
 	}
-	u := userdata.DefaultUsers()
-	return outputs.Credentials{
-		SuperuserName: u.Superuser, SuperuserPassword: p.Superuser,
-		ReplicationName: u.Replication, ReplicationPassword: p.Replication,
-		AppName: u.App, AppPassword: p.App, AppDatabase: u.AppDatabase,
-		RestAPIName: u.RestAPI, RestAPIPassword: p.RestAPI,
-		StatsName: u.Stats, StatsPassword: p.Stats,
-	}, nil
+	// The same fields the program exports, by the same table.
+	b, err := json.Marshal(userdata.Credentials(userdata.DefaultUsers(), p))
+	if err != nil {
+		return outputs.Credentials{}, err
+	}
+	var c outputs.Credentials
+	return c, json.Unmarshal(b, &c)
 }
 
 // daemonUser is who runs a role's daemon, as on EC2 under systemd. HAProxy
@@ -168,9 +163,10 @@ func forRole(env []byte, r topology.Role) []byte {
 			out.WriteString(line)
 			continue
 		}
-		stats := key == userdata.EnvStatsPassword
-		if (r == topology.RoleHAProxy && stats) || (r == topology.RolePatroni && !stats) {
-			out.WriteString(line)
+		for _, s := range userdata.Secrets {
+			if (key == s.Env || key == s.UserEnv) && s.ReadBy(r) {
+				out.WriteString(line)
+			}
 		}
 	}
 	return out.Bytes()

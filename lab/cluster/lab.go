@@ -334,14 +334,8 @@ func (l *Lab) Spec() userdata.Cluster {
 		Region: "us-east-1",
 		Users:  userdata.DefaultUsers(),
 		// On AWS these name SSM parameters; the lab's stand-ins are files.
-		Secrets: userdata.SecretParams{
-			SuperuserPassword:   "lab/superuser",
-			ReplicationPassword: "lab/replication",
-			RewindPassword:      "lab/rewind",
-			AppPassword:         "lab/app",
-			RestAPIPassword:     "lab/restapi",
-			StatsPassword:       "lab/stats",
-		},
+		Secrets: userdata.ParamsUnder("lab/"),
+
 	}
 }
 

@@ -281,7 +281,7 @@ func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster
 func TestSecretsForRole(t *testing.T) {
 	l, err := New("pghaunit")
 	require.NoError(t, err)
-	pw := userdata.Passwords{Superuser: "su1", Replication: "re2", Rewind: "rw3", App: "ap4", RestAPI: "ra5", Stats: "st6"}
+	pw := userdata.Passwords{"superuser": "su1", "replication": "re2", "rewind": "rw3", "app": "ap4", "restapi": "ra5", "stats": "st6"}
 	env, err := userdata.RenderSecretsEnv(l.Spec(), pw)
 	require.NoError(t, err)
 
