@@ -100,6 +100,7 @@ func (v *verdict) property(name string, holds, tolerated bool, detail ...string)
 
 // Judge applies every check a destructive run shares to its Timeline.
 func Judge(tl report.Timeline) Verdict {
+	tl = wallClock(tl)
 	v := &verdict{}
 	from := tl.FaultAt
 	if from.IsZero() {
@@ -289,6 +290,36 @@ func (v *verdict) restored(tl report.Timeline) {
 		}
 	}
 	v.property(ServiceRestored, len(problems) == 0, false, problems...)
+}
+
+// wallClock copies tl with every time reduced to its wall-clock reading. A
+// live timeline's times also carry the monotonic clock, which durations
+// prefer and JSON drops; judging wall clock only is what makes a saved
+// report judge to exactly the same figures.
+func wallClock(tl report.Timeline) report.Timeline {
+	tl.Start, tl.End, tl.FaultAt = tl.Start.Round(0), tl.End.Round(0), tl.FaultAt.Round(0)
+	ops := func(in []history.Op) []history.Op {
+		out := make([]history.Op, len(in))
+		for i, o := range in {
+			o.Start, o.End = o.Start.Round(0), o.End.Round(0)
+			out[i] = o
+		}
+		return out
+	}
+	tl.Writes, tl.Reads = ops(tl.Writes), ops(tl.Reads)
+	rounds := make([]history.Round, len(tl.Rounds))
+	for i, r := range tl.Rounds {
+		r.At = r.At.Round(0)
+		rounds[i] = r
+	}
+	tl.Rounds = rounds
+	events := make([]report.Event, len(tl.Events))
+	for i, e := range tl.Events {
+		e.At = e.At.Round(0)
+		events[i] = e
+	}
+	tl.Events = events
+	return tl
 }
 
 // name is the node behind a server address, or the address.
