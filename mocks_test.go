@@ -14,7 +14,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/pgha/pgha/components"
+	"github.com/pgha/pgha/internal/readiness"
 )
 
 // Values the mocks hand out, so tests can look for them where they must
@@ -96,11 +96,11 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "command:remote:Command":
 		// Like the real provider, stdout is secret because the connection
 		// carries the private key.
-		// A wait prints what components.ReadyScript prints on a node:
+		// A wait prints what readiness.ReadyScript prints on a node:
 		// the ready line, the marker, then that node's own host keys (with
 		// a comment, which the program must strip).
 		if _, node, ok := strings.Cut(args.Name, "-wait-"); ok {
-			out := node + " ready\n" + components.HostKeysMarker + "\n"
+			out := node + " ready\n" + readiness.HostKeysMarker + "\n"
 			for _, k := range mockNodeHostKeys(node) {
 				out += k + " root@" + node + "\n"
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/pgha/pgha/components"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/stackconfig"
+	"github.com/pgha/pgha/internal/stackspec"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
@@ -117,42 +118,14 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		return nil, fmt.Errorf("cannot read the AWS partition: %w", err)
 	}
 
-	// SSM parameter names are fixed strings, so the user data can be
-	// rendered (and checked) before anything exists.
-	paramPrefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, ctx.Stack())
-	cluster := userdata.Cluster{
-		Name:            cfg.ClusterName,
-		Plan:            cfg.Plan,
-		Profile:         cfg.Profile,
-		SynchronousMode: cfg.SynchronousMode,
-		Region:          cfg.Region,
-		Users:           userdata.DefaultUsers(),
-		Secrets:         userdata.ParamsUnder(paramPrefix),
-	}
-	if err := cluster.Validate(); err != nil {
-		return nil, fmt.Errorf("node configuration: %w", err)
-	}
-	userData := map[string]string{}
-	for _, n := range cfg.Plan.Nodes {
-		doc, err := userdata.RenderCloudInit(cluster, n.Name)
-		if err != nil {
-			return nil, fmt.Errorf("rendering the user data of %s: %w", n.Name, err)
-		}
-		userData[n.Name] = string(doc)
-	}
-	// What each tier's services read at boot, and so all its instance role
-	// may read.
-	tierParams := map[topology.Role][]string{}
-	for _, s := range userdata.Secrets {
-		arn := fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", part.Partition, cfg.Region, ident.AccountId, cluster.Secrets[s.Name])
-		for _, r := range s.Roles {
-			tierParams[r] = append(tierParams[r], arn)
-		}
+	spec, err := stackspec.New(cfg, ctx.Stack())
+	if err != nil {
+		return nil, err
 	}
 
 	return &prepared{
 		cfg: cfg, azs: azs, ami: ami, account: ident.AccountId, partition: part.Partition,
-		paramPrefix: paramPrefix, userData: userData, tierParams: tierParams,
+		paramPrefix: spec.ParamPrefix, userData: spec.UserData, tierParams: spec.TierParameters(part.Partition, ident.AccountId),
 	}, nil
 }
 

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/pgha/pgha/components"
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/readiness"
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -428,8 +428,8 @@ func TestEveryNodeHasItsOwnHostKeys(t *testing.T) {
 		if strings.Contains(c.Name, "-wait-") {
 			waits++
 			create := str(c.Inputs, "create")
-			assert.Contains(t, create, components.HostKeysScript, c.Name)
-			assert.Less(t, strings.Index(create, " ready\""), strings.Index(create, components.HostKeysMarker), c.Name)
+			assert.Contains(t, create, readiness.HostKeysScript, c.Name)
+			assert.Less(t, strings.Index(create, " ready\""), strings.Index(create, readiness.HostKeysMarker), c.Name)
 		}
 	}
 	assert.Equal(t, 8, waits)

@@ -1,13 +1,13 @@
 package components
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/pgha/pgha/internal/iampolicy"
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -97,52 +97,13 @@ func NewHAProxyTier(ctx *pulumi.Context, name string, args *TierArgs, opts ...pu
 	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RoleHAProxy), args)
 }
 
-// AssumeRolePolicy lets EC2 assume the instance role.
-func AssumeRolePolicy() string {
-	return mustJSON(map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{map[string]any{
-			"Effect":    "Allow",
-			"Principal": map[string]any{"Service": "ec2.amazonaws.com"},
-			"Action":    "sts:AssumeRole",
-		}},
-	})
-}
-
-// SecretsReadPolicy lets a node read the listed SecureString parameters of
-// its own cluster and nothing else. kms:Decrypt is limited to calls made
-// through SSM in this region and account, which is how the aws/ssm key is
-// used.
-func SecretsReadPolicy(parameterARNs []string, partition, region, account string) string {
-	return mustJSON(map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []any{
-			map[string]any{
-				"Sid":      "ReadOwnClusterParameters",
-				"Effect":   "Allow",
-				"Action":   []string{"ssm:GetParameter", "ssm:GetParameters"},
-				"Resource": parameterARNs,
-			},
-			map[string]any{
-				"Sid":      "DecryptThroughSSMOnly",
-				"Effect":   "Allow",
-				"Action":   "kms:Decrypt",
-				"Resource": fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account),
-				"Condition": map[string]any{"StringEquals": map[string]any{
-					"kms:ViaService": fmt.Sprintf("ssm.%s.amazonaws.com", region),
-				}},
-			},
-		},
-	})
-}
-
 func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, role string, args *TierArgs) error {
 	parent := pulumi.Parent(parentRes)
 	if len(args.Nodes) == 0 {
 		return fmt.Errorf("%s: no nodes in the plan", name)
 	}
 	iamRole, err := iam.NewRole(ctx, name+"-role", &iam.RoleArgs{
-		AssumeRolePolicy: pulumi.String(AssumeRolePolicy()),
+		AssumeRolePolicy: pulumi.String(iampolicy.AssumeRole()),
 		Description:      pulumi.String("pgha " + role + " nodes of stack " + args.Tags.Stack),
 		Tags:             args.Tags.Tags(role, role+"-role"),
 	}, parent)
@@ -153,7 +114,7 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 	if len(args.SecretParameterARNs) > 0 {
 		if _, err := iam.NewRolePolicy(ctx, name+"-secrets", &iam.RolePolicyArgs{
 			Role:   iamRole.Name,
-			Policy: pulumi.String(SecretsReadPolicy(args.SecretParameterARNs, args.Partition, args.Region, args.AccountID)),
+			Policy: pulumi.String(iampolicy.SecretsRead(args.SecretParameterARNs, args.Partition, args.Region, args.AccountID)),
 		}, parent); err != nil {
 			return err
 		}
@@ -233,12 +194,4 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 		outs[args.Nodes[i].Name+"-publicIp"] = ip
 	}
 	return ctx.RegisterResourceOutputs(parentRes, outs)
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only static maps are marshalled here
-	}
-	return string(b)
 }

@@ -1,0 +1,92 @@
+// Package iampolicy writes the IAM policy documents of the stack: the
+// instance roles' trust policy and what each tier's role may read. The
+// program attaches them to the roles; the booted lab's AWS stand-in
+// enforces the very same documents.
+package iampolicy
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// AssumeRole lets EC2 assume the instance role.
+func AssumeRole() string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Effect":    "Allow",
+			"Principal": map[string]any{"Service": "ec2.amazonaws.com"},
+			"Action":    "sts:AssumeRole",
+		}},
+	})
+}
+
+// SecretsRead lets a node read the listed SecureString parameters of
+// its own cluster and nothing else. kms:Decrypt is limited to calls made
+// through SSM in this region and account, which is how the aws/ssm key is
+// used.
+func SecretsRead(parameterARNs []string, partition, region, account string) string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid":      "ReadOwnClusterParameters",
+				"Effect":   "Allow",
+				"Action":   []string{"ssm:GetParameter", "ssm:GetParameters"},
+				"Resource": parameterARNs,
+			},
+			map[string]any{
+				"Sid":      "DecryptThroughSSMOnly",
+				"Effect":   "Allow",
+				"Action":   "kms:Decrypt",
+				"Resource": fmt.Sprintf("arn:%s:kms:%s:%s:key/*", partition, region, account),
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService": fmt.Sprintf("ssm.%s.amazonaws.com", region),
+				}},
+			},
+		},
+	})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only static maps are marshalled here
+	}
+	return string(b)
+}
+
+// Validate is the policy validate needs for one stack, as
+// docs/validate-aws.md gives it to operators: read-only listing for the
+// teardown check, and stopping and starting only the stack's own
+// instances (the stop fault). The booted lab's operator holds exactly it.
+func Validate(stack string) string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid":    "PghaTeardownCheckRead",
+				"Effect": "Allow",
+				"Action": []string{
+					"ec2:DescribeInstances", "ec2:DescribeVolumes", "ec2:DescribeNatGateways", "ec2:DescribeAddresses",
+					"ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets",
+					"ec2:DescribeRouteTables", "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeKeyPairs",
+					"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
+					"elasticloadbalancing:DescribeTags", "ssm:DescribeParameters", "iam:ListRoles", "iam:ListRoleTags",
+					"iam:ListInstanceProfiles", "iam:ListInstanceProfileTags",
+				},
+				"Resource": "*",
+			},
+			map[string]any{
+				"Sid":      "PghaStopFaultOnOwnInstances",
+				"Effect":   "Allow",
+				"Action":   []string{"ec2:StopInstances", "ec2:StartInstances"},
+				"Resource": "arn:aws:ec2:*:*:instance/*",
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"aws:ResourceTag/pgha:project": "pgha",
+					"aws:ResourceTag/pgha:stack":   stack,
+				}},
+			},
+		},
+	})
+}

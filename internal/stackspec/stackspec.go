@@ -1,0 +1,88 @@
+// Package stackspec is what a stack is before any resource exists, derived
+// from its config alone: the cluster its nodes are rendered from, each
+// node's #cloud-config user data, and what each tier's instance role may
+// read. The Pulumi program builds its instances from it; the booted lab
+// boots its machines from the very same bytes and enforces the very same
+// policies.
+package stackspec
+
+import (
+	"fmt"
+
+	"github.com/pgha/pgha/internal/iampolicy"
+	"github.com/pgha/pgha/internal/stackconfig"
+	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/userdata"
+)
+
+// Spec is one stack's nodes as they boot.
+type Spec struct {
+	Config stackconfig.Config
+	// Cluster is what every node's files are rendered from.
+	Cluster userdata.Cluster
+	// ParamPrefix is the stack's SSM path, "/pgha/<stack>/".
+	ParamPrefix string
+	// UserData is each node's #cloud-config document, by node name. It holds
+	// no secret; the node fetches its passwords from SSM.
+	UserData map[string]string
+}
+
+// New checks the cluster a config describes and renders every node's user
+// data. Nothing is created, so an error here leaves nothing behind.
+func New(cfg stackconfig.Config, stack string) (*Spec, error) {
+	prefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, stack)
+	s := &Spec{
+		Config:      cfg,
+		ParamPrefix: prefix,
+		Cluster: userdata.Cluster{
+			Name:            cfg.ClusterName,
+			Plan:            cfg.Plan,
+			Profile:         cfg.Profile,
+			SynchronousMode: cfg.SynchronousMode,
+			Region:          cfg.Region,
+			Users:           userdata.DefaultUsers(),
+			// SSM parameter names are fixed strings, so the user data is
+			// rendered (and checked) before anything exists.
+			Secrets: userdata.ParamsUnder(prefix),
+		},
+		UserData: map[string]string{},
+	}
+	if err := s.Cluster.Validate(); err != nil {
+		return nil, fmt.Errorf("node configuration: %w", err)
+	}
+	for _, n := range cfg.Plan.Nodes {
+		doc, err := userdata.RenderCloudInit(s.Cluster, n.Name)
+		if err != nil {
+			return nil, fmt.Errorf("rendering the user data of %s: %w", n.Name, err)
+		}
+		s.UserData[n.Name] = string(doc)
+	}
+	return s, nil
+}
+
+// ParameterARN is the ARN of a secret's SSM parameter.
+func (s *Spec) ParameterARN(partition, account string, secret userdata.Secret) string {
+	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, s.Config.Region, account, s.Cluster.Secrets[secret.Name])
+}
+
+// TierParameters are the SSM parameters each tier's services read at boot,
+// and so all its instance role may read.
+func (s *Spec) TierParameters(partition, account string) map[topology.Role][]string {
+	m := map[topology.Role][]string{}
+	for _, sec := range userdata.Secrets {
+		for _, r := range sec.Roles {
+			m[r] = append(m[r], s.ParameterARN(partition, account, sec))
+		}
+	}
+	return m
+}
+
+// TierPolicy is the policy of a tier's instance role, or "" for a tier
+// that reads no secret (it gets no policy at all).
+func (s *Spec) TierPolicy(r topology.Role, partition, account string) string {
+	arns := s.TierParameters(partition, account)[r]
+	if len(arns) == 0 {
+		return ""
+	}
+	return iampolicy.SecretsRead(arns, partition, s.Config.Region, account)
+}
