@@ -48,6 +48,16 @@ type SSHConfig struct {
 	// KeepAlive is how often a dead jump connection is looked for (default
 	// 10s). A dead one is replaced on the next dial.
 	KeepAlive time.Duration
+	// Fallbacks are further jump hosts (the other HAProxy node), tried in
+	// turn when the current one cannot be reached: losing one jump host
+	// (its AZ, its instance) must not end validate's access.
+	Fallbacks []JumpHost
+}
+
+// JumpHost is one more jump host: its sshd and its recorded host keys.
+type JumpHost struct {
+	Addr     string
+	HostKeys []string
 }
 
 // Environment variables SSHConfigFromStack reads when the stack has no
@@ -86,6 +96,7 @@ func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 		User:       s.Access.JumpUser,
 		PrivateKey: []byte(s.SSHPrivateKey),
 		HostKeys:   s.Access.JumpHostKeys,
+		Fallbacks:  fallbacks(s, addr),
 	}
 	if s.SSHPrivateKey == "" {
 		cfg.PrivateKey = nil
@@ -107,6 +118,25 @@ func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 	return cfg, nil
 }
 
+// fallbacks are the stack's other jump hosts: the nodes with a public
+// address (the HAProxy nodes) and recorded host keys, but the first.
+func fallbacks(s outputs.Stack, first string) []JumpHost {
+	var out []JumpHost
+	for _, n := range s.Nodes {
+		if n.PublicIP == "" || len(n.HostKeys) == 0 {
+			continue
+		}
+		addr := JumpAddr(n)
+		if addr != first {
+			out = append(out, JumpHost{Addr: addr, HostKeys: n.HostKeys})
+		}
+	}
+	return out
+}
+
+// JumpAddr is a public node's address as a jump host.
+func JumpAddr(n outputs.Node) string { return net.JoinHostPort(n.PublicIP, "22") }
+
 // SSH returns a dial function that opens every connection through the jump
 // host. Use NewJump instead when the connection must be closed or commands
 // run on nodes.
@@ -121,13 +151,19 @@ func SSH(cfg SSHConfig) (DialFunc, error) {
 // Jump keeps one SSH connection to the jump host and opens TCP channels and
 // command sessions over it. It is safe for concurrent use.
 type Jump struct {
-	cfg      SSHConfig
-	login    login
-	hostKeys []ssh.PublicKey
+	cfg   SSHConfig
+	login login
+	hosts []jumpHost // cfg.Addr first, then cfg.Fallbacks
 
-	mu     sync.Mutex
-	client *ssh.Client
-	closed bool
+	mu      sync.Mutex
+	client  *ssh.Client
+	current int // index in hosts of the jump host client is connected to
+	closed  bool
+}
+
+type jumpHost struct {
+	addr string
+	keys []ssh.PublicKey
 }
 
 // NewJump checks the configuration; it connects lazily, on first use. The
@@ -141,9 +177,14 @@ func NewJump(cfg SSHConfig) (*Jump, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh jump: %w", err)
 	}
-	keys, err := ParseHostKeys(cfg.HostKeys)
-	if err != nil {
-		return nil, fmt.Errorf("ssh jump: host keys of %s: %w", cfg.Addr, err)
+	hosts := []JumpHost{{Addr: cfg.Addr, HostKeys: cfg.HostKeys}}
+	var jhs []jumpHost
+	for _, h := range append(hosts, cfg.Fallbacks...) {
+		keys, err := ParseHostKeys(h.HostKeys)
+		if err != nil {
+			return nil, fmt.Errorf("ssh jump: host keys of %s: %w", h.Addr, err)
+		}
+		jhs = append(jhs, jumpHost{addr: h.Addr, keys: keys})
 	}
 	if cfg.Dial == nil {
 		cfg.Dial = Direct()
@@ -154,7 +195,7 @@ func NewJump(cfg SSHConfig) (*Jump, error) {
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 10 * time.Second
 	}
-	return &Jump{cfg: cfg, login: lg, hostKeys: keys}, nil
+	return &Jump{cfg: cfg, login: lg, hosts: jhs}, nil
 }
 
 // login is how the client proves who it is: a fixed key, or an ssh-agent
@@ -341,7 +382,8 @@ func connect(ctx context.Context, conn net.Conn, addr string, cc *ssh.ClientConf
 }
 
 // Client returns the live connection to the jump host, connecting or
-// reconnecting as needed.
+// reconnecting as needed: to the jump host that last worked, then to each
+// of the others in turn.
 func (j *Jump) Client(ctx context.Context) (*ssh.Client, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -351,23 +393,55 @@ func (j *Jump) Client(ctx context.Context) (*ssh.Client, error) {
 	if j.client != nil {
 		return j.client, nil
 	}
+	var errs jumpErrors
+	for k := range j.hosts {
+		i := (j.current + k) % len(j.hosts)
+		c, err := j.connect(ctx, j.hosts[i])
+		if err == nil {
+			j.client, j.current = c, i
+			go j.watch(c)
+			return c, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("ssh jump: %w", errs)
+}
+
+// jumpErrors is why each jump host failed, in one line; errors.As sees
+// each of them (a HostKeyError, say).
+type jumpErrors []error
+
+func (e jumpErrors) Error() string {
+	var parts []string
+	for _, err := range e {
+		parts = append(parts, err.Error())
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (e jumpErrors) Unwrap() []error { return e }
+
+func (j *Jump) connect(ctx context.Context, h jumpHost) (*ssh.Client, error) {
 	auth, done, err := j.login.auth(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("ssh jump: %w", err)
+		return nil, err
 	}
-	conn, err := j.cfg.Dial(ctx, "tcp", j.cfg.Addr)
+	defer done() // authentication is over once the handshake returns
+	conn, err := j.cfg.Dial(ctx, "tcp", h.addr)
 	if err != nil {
-		done()
-		return nil, fmt.Errorf("ssh jump: reaching %s: %w", j.cfg.Addr, err)
+		return nil, fmt.Errorf("reaching %s: %w", h.addr, err)
 	}
-	c, err := connect(ctx, conn, j.cfg.Addr, clientConfig(j.cfg.User, auth, j.cfg.Addr, j.hostKeys, j.cfg.Timeout))
-	done() // authentication is over once the handshake returns
-	if err != nil {
-		return nil, fmt.Errorf("ssh jump: %w", err)
-	}
-	j.client = c
-	go j.watch(c)
-	return c, nil
+	return connect(ctx, conn, h.addr, clientConfig(j.cfg.User, auth, h.addr, h.keys, j.cfg.Timeout))
+}
+
+// Current is the address of the jump host connections go through now.
+func (j *Jump) Current() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.hosts[j.current].addr
 }
 
 // watch forgets a client once its connection ends, and probes it with
@@ -431,7 +505,7 @@ func (j *Jump) DialContext(ctx context.Context, network, addr string) (net.Conn,
 		// target's state (down, partitioned), not a broken jump.
 		var oce *ssh.OpenChannelError
 		if errors.As(err, &oce) || ctx.Err() != nil || attempt > 0 {
-			return nil, fmt.Errorf("dial %s via jump host %s: %w", addr, j.cfg.Addr, err)
+			return nil, fmt.Errorf("dial %s via jump host %s: %w", addr, j.Current(), err)
 		}
 		c.Close()
 		j.forget(c)
@@ -458,6 +532,10 @@ type Host struct {
 	// HostKeys are its keys in authorized_keys format (ignored for the jump
 	// host itself, whose keys are in SSHConfig).
 	HostKeys []string
+	// JumpAddr, for a node that can be a jump host, is its address as one
+	// (cfg.Addr or a fallback's). While it is the current jump host,
+	// commands run on it directly, over the jump connection itself.
+	JumpAddr string
 }
 
 // CommandError carries a remote command's output with its failure.
@@ -489,8 +567,8 @@ func (j *Jump) Run(ctx context.Context, host Host, cmd string, stdin io.Reader) 
 		return "", err
 	}
 	client := jc
-	name := j.cfg.Addr
-	if host.Addr != "" && host.Addr != j.cfg.Addr {
+	name := j.Current()
+	if host.Addr != "" && host.Addr != name && host.JumpAddr != name {
 		name = host.Addr
 		keys, err := ParseHostKeys(host.HostKeys)
 		if err != nil {
@@ -609,6 +687,7 @@ func HopConfig(cfg SSHConfig, host Host, via DialFunc) (SSHConfig, error) {
 	}
 	cfg.Addr = host.Addr
 	cfg.HostKeys = append([]string(nil), host.HostKeys...)
+	cfg.Fallbacks = nil // a hop goes to this host or nowhere
 	cfg.Dial = via
 	return cfg, nil
 }
@@ -628,5 +707,5 @@ func (j *Jump) Hop(host Host) (*Jump, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Jump{cfg: cfg, login: j.login, hostKeys: keys}, nil
+	return &Jump{cfg: cfg, login: j.login, hosts: []jumpHost{{addr: cfg.Addr, keys: keys}}}, nil
 }

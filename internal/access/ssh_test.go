@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/sshdtest"
@@ -217,4 +221,113 @@ func TestSSHConfigFromStack(t *testing.T) {
 	s.Access.Kind = outputs.AccessNetns
 	_, err = SSHConfigFromStack(s)
 	require.ErrorContains(t, err, "not reached over SSH")
+}
+
+// TestJumpFallsBackToTheOtherJumpHost: when the jump host in use goes away
+// (its instance stopped, its AZ lost), the next dial goes through the
+// other one, with that one's own host keys pinned, and commands for the
+// lost node no longer run "on the jump host".
+func TestJumpFallsBackToTheOtherJumpHost(t *testing.T) {
+	first := sshdtest.Start(t, sshdtest.Options{})
+	second := sshdtest.Start(t, sshdtest.Options{})
+	// One stack key logs in to both, as on AWS.
+	signer, err := ssh.ParsePrivateKey(first.ClientKeyPEM)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(second.Dir, "authorized_keys"), ssh.MarshalAuthorizedKey(signer.PublicKey()), 0o600))
+	// The first is reached through a proxy the test can pull, the way a
+	// stopped instance takes its established connections with it.
+	proxy, pull := cuttableProxy(t, first.Addr)
+	cfg := sshCfg(first)
+	cfg.Addr = proxy
+	cfg.Fallbacks = []JumpHost{{Addr: second.Addr, HostKeys: []string{second.HostKey}}}
+	cfg.KeepAlive = 200 * time.Millisecond
+	j, err := NewJump(cfg)
+	require.NoError(t, err)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	target := echoServer(t)
+
+	c, err := j.DialContext(ctx, "tcp", target)
+	require.NoError(t, err)
+	roundTrip(t, c, "via the first")
+	c.Close()
+	require.Equal(t, proxy, j.Current())
+
+	pull()
+	require.Eventually(t, func() bool {
+		c, err := j.DialContext(ctx, "tcp", target)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		roundTrip(t, c, "via the second")
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, second.Addr, j.Current())
+	// A command for the second jump host runs on it directly now.
+	out, err := j.Run(ctx, Host{Addr: "192.0.2.1:22", JumpAddr: second.Addr}, "echo direct", nil)
+	require.NoError(t, err)
+	require.Equal(t, "direct\n", out)
+
+	// The fallback's keys are its own: a fallback presenting another key is refused.
+	bad := sshCfg(first)
+	bad.Addr = "127.0.0.1:1" // nothing listens
+	bad.Fallbacks = []JumpHost{{Addr: second.Addr, HostKeys: first.OtherHostKeys}}
+	jb, err := NewJump(bad)
+	require.NoError(t, err)
+	defer jb.Close()
+	_, err = jb.DialContext(ctx, "tcp", target)
+	var hke *HostKeyError
+	require.ErrorAs(t, err, &hke)
+}
+
+func TestFallbacksFromStack(t *testing.T) {
+	s := outputs.Stack{Access: outputs.Access{Kind: outputs.AccessSSH, JumpHost: "203.0.113.7:22", JumpUser: "admin",
+		JumpHostKeys: []string{"k1"}}, SSHPrivateKey: "x",
+		Nodes: []outputs.Node{
+			{Name: "haproxy-1", PublicIP: "203.0.113.7", HostKeys: []string{"k1"}},
+			{Name: "haproxy-2", PublicIP: "203.0.113.8", HostKeys: []string{"k2"}},
+			{Name: "pg-1", HostKeys: []string{"k3"}},
+			{Name: "haproxy-3", PublicIP: "203.0.113.9"}, // no recorded keys: never trusted
+		}}
+	require.Equal(t, []JumpHost{{Addr: "203.0.113.8:22", HostKeys: []string{"k2"}}}, fallbacks(s, "203.0.113.7:22"))
+}
+
+// cuttableProxy forwards a loopback port to target until pull closes it
+// and every connection through it.
+func cuttableProxy(t *testing.T, target string) (addr string, pull func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); u.Close() }()
+			go func() { _, _ = io.Copy(c, u); c.Close() }()
+		}
+	}()
+	pull = func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	t.Cleanup(pull)
+	return l.Addr().String(), pull
 }
