@@ -1,6 +1,8 @@
 package userdata
 
 import (
+	"sort"
+
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -28,10 +30,30 @@ const (
 	FailedMarker = readyDir + "/failed"
 )
 
+// rolePackages are what each role's user data installs. nftables is on
+// every node because validate's partition fault cuts a node with it, and
+// the AMI's package set does not promise it.
 var rolePackages = map[topology.Role][]string{
-	topology.RoleEtcd:    {"etcd-server", "etcd-client", "curl"},
-	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl"},
-	topology.RoleHAProxy: {"haproxy", "awscli", "curl"},
+	topology.RoleEtcd:    {"etcd-server", "etcd-client", "curl", "nftables"},
+	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables"},
+	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables"},
+}
+
+// AllPackages is every package any role's user data installs, sorted: what
+// the booted lab's Debian repository must hold.
+func AllPackages() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, ps := range rolePackages {
+		for _, p := range ps {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // RenderCloudInit renders the #cloud-config user data of one node. It embeds
