@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 
@@ -113,6 +114,20 @@ type Access struct {
 	Namespace string `json:"namespace,omitempty"`
 	// Lab: the lab's state directory, for faults that act on its processes.
 	LabDir string `json:"labDir,omitempty"`
+	// AWSAPI is where a booted lab's stand-in for the AWS APIs answers
+	// (validate's stop fault calls EC2 there). Absent on AWS, where the
+	// SDK's own configuration applies.
+	AWSAPI *AWSAPI `json:"awsApi,omitempty"`
+}
+
+// AWSAPI is an AWS API endpoint other than AWS's own, and who to call it
+// as: the booted lab's stand-in, with the lab operator's key (which holds
+// the IAM policy docs/validate-aws.md gives validate).
+type AWSAPI struct {
+	Endpoint        string `json:"endpoint"` // https://host:port
+	CABundle        string `json:"caBundle"` // PEM of the CA its certificate is signed by
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
 }
 
 // Credentials are all secret: every password of the cluster (one per
@@ -262,6 +277,14 @@ func (s Stack) Validate() error {
 	case AccessDirect:
 	default:
 		bad(KeyAccess, "kind is %q; want %q, %q or %q", s.Access.Kind, AccessSSH, AccessNetns, AccessDirect)
+	}
+	if a := s.Access.AWSAPI; a != nil {
+		if u, err := url.Parse(a.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad(KeyAccess, "awsApi.endpoint %q is not an https:// URL", a.Endpoint)
+		}
+		if a.AccessKeyID == "" || a.SecretAccessKey == "" {
+			bad(KeyAccess, "awsApi needs accessKeyId and secretAccessKey")
+		}
 	}
 	c := s.Credentials
 	for _, fv := range [][2]string{

@@ -2,12 +2,18 @@ package fault
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sync"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/pgha/pgha/internal/access"
@@ -34,38 +40,63 @@ func AWSFaults(s outputs.Stack, jump *access.Jump, ec2c func(context.Context) (*
 	}
 }
 
-// stackHosts says how to log in to a node: the jump host itself, or its
-// private address through the jump with the host keys the stack recorded.
+// stackHosts says how to log in to a node: its private address through the
+// jump host, with the host keys the stack recorded, or, when the node is the
+// jump host in use, directly.
 func stackHosts(s outputs.Stack) func(outputs.Node) access.Host {
-	jumpHost, _, err := net.SplitHostPort(s.Access.JumpHost)
+	jump := s.Access.JumpHost
+	jumpHost, _, err := net.SplitHostPort(jump)
 	if err != nil {
-		jumpHost = s.Access.JumpHost
+		jumpHost, jump = jump, net.JoinHostPort(jump, "22")
 	}
 	return func(n outputs.Node) access.Host {
-		if n.PublicIP == jumpHost || n.PrivateIP == jumpHost {
-			return access.Host{}
+		h := access.Host{Addr: net.JoinHostPort(n.PrivateIP, "22"), HostKeys: n.HostKeys}
+		switch {
+		case n.PublicIP == jumpHost || n.PrivateIP == jumpHost:
+			h.JumpAddr = jump
+		case n.PublicIP != "":
+			h.JumpAddr = access.JumpAddr(n)
 		}
-		return access.Host{Addr: net.JoinHostPort(n.PrivateIP, "22"), HostKeys: n.HostKeys}
+		return h
 	}
 }
 
 // lazyEC2 builds the EC2 client on first use, so kill and partition work
-// without AWS credentials on the machine running validate.
-func lazyEC2(region string) func(context.Context) (*ec2.Client, error) {
+// without AWS credentials on the machine running validate. A booted lab's
+// outputs name its EC2 stand-in and the operator's key; on AWS the SDK's
+// own configuration (environment, profiles) applies.
+func lazyEC2(s outputs.Stack) func(context.Context) (*ec2.Client, error) {
 	var (
 		once sync.Once
 		c    *ec2.Client
 		err  error
 	)
 	return func(ctx context.Context) (*ec2.Client, error) {
-		once.Do(func() {
-			cfg, e := config.LoadDefaultConfig(ctx, config.WithRegion(region))
-			if e != nil {
-				err = fmt.Errorf("loading AWS configuration for the stop fault: %w", e)
-				return
-			}
-			c = ec2.NewFromConfig(cfg)
-		})
+		once.Do(func() { c, err = newEC2(ctx, s) })
 		return c, err
 	}
+}
+
+func newEC2(ctx context.Context, s outputs.Stack) (*ec2.Client, error) {
+	opts := []func(*config.LoadOptions) error{config.WithRegion(s.Region)}
+	api := s.Access.AWSAPI
+	if api != nil {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(api.CABundle)) {
+			return nil, fmt.Errorf("output %q: awsApi.caBundle holds no PEM certificate", outputs.KeyAccess)
+		}
+		hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		opts = append(opts, config.WithHTTPClient(hc),
+			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(api.AccessKeyID, api.SecretAccessKey, "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration for the stop fault: %w", err)
+	}
+	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if api != nil {
+			o.BaseEndpoint = aws.String(api.Endpoint)
+		}
+	}), nil
 }

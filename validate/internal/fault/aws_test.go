@@ -256,7 +256,9 @@ func TestAWSProviderOffersEveryFault(t *testing.T) {
 	require.Equal(t, []string{Kill, KillPostgres, Partition, Stop}, set.Names())
 
 	hosts := stackHosts(s)
-	require.Equal(t, access.Host{}, hosts(outputs.Node{PublicIP: "203.0.113.7", PrivateIP: "10.0.1.5"}), "the jump host itself")
+	require.Equal(t, access.Host{Addr: "10.0.1.5:22", JumpAddr: "203.0.113.7:22"}, hosts(outputs.Node{PublicIP: "203.0.113.7", PrivateIP: "10.0.1.5"}), "the jump host itself")
+	require.Equal(t, access.Host{Addr: "10.0.2.30:22", HostKeys: []string{"k2"}, JumpAddr: "198.51.100.9:22"},
+		hosts(outputs.Node{PublicIP: "198.51.100.9", PrivateIP: "10.0.2.30", HostKeys: []string{"k2"}}), "the other jump host")
 	require.Equal(t, access.Host{Addr: "10.0.2.5:22", HostKeys: []string{"k"}}, hosts(outputs.Node{PrivateIP: "10.0.2.5", HostKeys: []string{"k"}}))
 
 	// A stack built with the operator's own public key has no private key

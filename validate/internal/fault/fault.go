@@ -89,17 +89,13 @@ func (s Set) Get(name string) (Fault, error) {
 	return nil, fmt.Errorf("fault %q is not available for this target; choose one of: %s", name, strings.Join(s.Names(), ", "))
 }
 
-// ForTarget returns the faults for a stack: the lab's table for a lab, the
-// AWS table for an AWS stack.
+// ForTarget returns the faults for a stack. They follow what the nodes
+// are: EC2 instances (on AWS, and in the booted lab, whose machines stand
+// for instances) get the AWS table, over SSH and the EC2 API; the lab's own
+// processes get the lab's table, through the lab command.
 func ForTarget(s outputs.Stack) (Set, error) {
-	switch s.Target {
-	case outputs.TargetLab:
-		c, err := LabCommand(s)
-		if err != nil {
-			return nil, fmt.Errorf("lab faults: %w", err)
-		}
-		return LabFaults(c, s), nil
-	case outputs.TargetAWS:
+	switch {
+	case s.Target == outputs.TargetAWS || instances(s):
 		cfg, err := access.SSHConfigFromStack(s)
 		if err != nil {
 			return nil, fmt.Errorf("aws faults: %w", err)
@@ -108,9 +104,25 @@ func ForTarget(s outputs.Stack) (Set, error) {
 		if err != nil {
 			return nil, fmt.Errorf("aws faults: %w", err)
 		}
-		return AWSFaults(s, jump, lazyEC2(s.Region)), nil
+		return AWSFaults(s, jump, lazyEC2(s)), nil
+	case s.Target == outputs.TargetLab:
+		c, err := LabCommand(s)
+		if err != nil {
+			return nil, fmt.Errorf("lab faults: %w", err)
+		}
+		return LabFaults(c, s), nil
 	}
 	return nil, fmt.Errorf("no faults for target %q (want %q or %q)", s.Target, outputs.TargetLab, outputs.TargetAWS)
+}
+
+// instances reports whether every node is an EC2 instance.
+func instances(s outputs.Stack) bool {
+	for _, n := range s.Nodes {
+		if n.InstanceID == "" {
+			return false
+		}
+	}
+	return len(s.Nodes) > 0
 }
 
 // ctxErr stops a fault early when validate is interrupted before it begins.
