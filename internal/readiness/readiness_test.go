@@ -210,6 +210,10 @@ func TestReadyScriptReadsTheHostKeys(t *testing.T) {
 	assert.NotContains(t, out, HostKeysMarker)
 }
 
+// dsa is a DSA host key as cloud-init 22.4 makes one on a booted Debian 12
+// node; golang.org/x/crypto/ssh does not parse DSA keys.
+const dsa = "ssh-dss AAAAB3NzaC1kc3MAAACBAO1pOyOlh12Qn0Zbk43UznHuhjJJhotDZDnC1IXhN9Z5dy3zp+FdxbIWYFNkX9YjFK5Qg/7dICj4TPsEqjpVBDJBik7os8paZd4O/m5mhXsHs21/Z8BQTWOVLjYFnYLyNPbggD6XR7MIGCWQEakRIsxo0xsfwlHIo9ANZvSHjUYTAAAAFQC8N1iXhDY0cRu2iTQZWBlojlEtNwAAAIEAyAUOlYLdDSXIAusa8zROJjwIh/gZjDZBZRasbTxpaNR9c2kWR9uelDULIqVHeKbH6ICnkFANMlfKXUyO8Va7mzeRGtz2lzMTks9HP9Gmc03k5s9Y5BZDRai2bLtbNSat0G9DUviJFn+DL/i8PE0l0apzTPVWNn4TrqRYNTCvSTsAAACAb3neNy36EsBr5QQVzWrCGXHEwu5rfl6QjeI9aOUSxMatvWbqMyX8Oom12GVbqFm50albfcLEFsU+iejMwiyS4Q/tIx1rs0vdF8DgN0vyE90CrHlycPg/1mtCdteO5fpRrZo8ZkEc3JW+bswhUyboccQXZ+G4BpHpy4CE1m0GgGk="
+
 func TestParseReadyOutput(t *testing.T) {
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -217,7 +221,7 @@ func TestParseReadyOutput(t *testing.T) {
 	require.NoError(t, err)
 	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sk)))
 
-	keys, err := ParseReadyOutput("pg-1", "pg-1 ready\n"+HostKeysMarker+"\n"+key+" root@pg-1\n\n")
+	keys, err := ParseReadyOutput("pg-1", "pg-1 ready\n"+HostKeysMarker+"\n"+dsa+"\n"+key+" root@pg-1\n\n")
 	require.NoError(t, err)
 	assert.Equal(t, []string{key}, keys, "the comment is dropped")
 
@@ -226,6 +230,7 @@ func TestParseReadyOutput(t *testing.T) {
 		"no keys":   {"pg-1 ready\n" + HostKeysMarker + "\n", "no SSH host keys"},
 		"not a key": {"pg-1 ready\n" + HostKeysMarker + "\nawk: cannot open file\n", "is not an SSH public key"},
 		"empty":     {"", "has no"},
+		"only DSA":  {"pg-1 ready\n" + HostKeysMarker + "\n" + dsa + "\n", "no SSH host keys"},
 		"truncated": {"pg-1 ready\n" + HostKeysMarker + "\n" + key[:20] + "\n", "is not an SSH public key"},
 	} {
 		t.Run(name, func(t *testing.T) {

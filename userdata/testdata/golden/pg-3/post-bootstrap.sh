@@ -11,7 +11,20 @@ if [ -z "$(printenv PGHA_APP_PASSWORD || true)" ]; then
 	exit 1
 fi
 
-psql "$1" --no-psqlrc -v ON_ERROR_STOP=1 \
+# Patroni 3.0.2 writes the superuser's line of $PGPASSFILE for host
+# /var/run/postgresql, but libpq looks a connection over the default
+# socket directory up as "localhost", so on a Debian node (whose default it
+# is) psql found no password and the bootstrap failed (Patroni issue 3134,
+# fixed after 3.0.2). Add the same line for localhost, in a copy (Patroni
+# ends its file without a newline).
+if [ -n "${PGPASSFILE:-}" ] && [ -r "$PGPASSFILE" ]; then
+	pgpass=$(mktemp)
+	trap 'rm -f "$pgpass"' EXIT
+	{ cat "$PGPASSFILE"; echo; sed -n 's#^/var/run/postgresql:#localhost:#p' "$PGPASSFILE"; } >"$pgpass"
+	export PGPASSFILE=$pgpass
+fi
+
+psql "$1" --no-psqlrc -w -v ON_ERROR_STOP=1 \
 	-v app_user=app -v app_db=app <<'SQL'
 \getenv app_password PGHA_APP_PASSWORD
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
