@@ -1,0 +1,58 @@
+package awsapi_test
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/lab/awsapi"
+)
+
+func TestCA(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := awsapi.NewCA("pgha lab CA")
+	require.NoError(t, err)
+	caCert, caKey := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+	// A key file left world-readable by someone else gets 0600 anyway.
+	require.NoError(t, os.WriteFile(caKey, []byte("old"), 0o644))
+	require.NoError(t, ca.WriteFiles(caCert, caKey))
+	mode := func(p string) os.FileMode {
+		st, err := os.Stat(p)
+		require.NoError(t, err)
+		return st.Mode().Perm()
+	}
+	assert.Equal(t, os.FileMode(0o644), mode(caCert))
+	assert.Equal(t, os.FileMode(0o600), mode(caKey))
+
+	// The lab keeps its CA across runs.
+	loaded, err := awsapi.LoadCA(caCert, caKey)
+	require.NoError(t, err)
+	assert.True(t, loaded.Cert.Equal(ca.Cert))
+
+	names := append(awsapi.EndpointNames("eu-west-1"), "127.0.0.1", "10.42.0.2")
+	assert.Equal(t, []string{"ssm.eu-west-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com"}, names[:2])
+	sc, err := loaded.Issue(names...)
+	require.NoError(t, err)
+	require.NoError(t, sc.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")))
+	assert.Equal(t, os.FileMode(0o600), mode(filepath.Join(dir, "server-key.pem")))
+
+	block, _ := pem.Decode(sc.CertPEM)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	require.NoError(t, err)
+	for _, n := range names {
+		_, err := leaf.Verify(x509.VerifyOptions{DNSName: n, Roots: ca.Pool()})
+		assert.NoError(t, err, n)
+	}
+	_, err = leaf.Verify(x509.VerifyOptions{DNSName: "sts.eu-west-1.amazonaws.com", Roots: ca.Pool()})
+	assert.Error(t, err)
+	assert.True(t, ca.Cert.BasicConstraintsValid && ca.Cert.IsCA)
+	assert.NotEmpty(t, leaf.AuthorityKeyId, "strict verifiers (Python 3.13's ssl) want the AKI")
+
+	_, err = awsapi.LoadCA(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
+	assert.ErrorContains(t, err, "is not a CA certificate")
+}
