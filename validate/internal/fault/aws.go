@@ -2,14 +2,12 @@ package fault
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -81,13 +79,10 @@ func newEC2(ctx context.Context, s outputs.Stack) (*ec2.Client, error) {
 	opts := []func(*config.LoadOptions) error{config.WithRegion(s.Region)}
 	api := s.Access.AWSAPI
 	if api != nil {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(api.CABundle)) {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(api.CABundle)) {
 			return nil, fmt.Errorf("output %q: awsApi.caBundle holds no PEM certificate", outputs.KeyAccess)
 		}
-		hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-		opts = append(opts, config.WithHTTPClient(hc),
+		opts = append(opts, config.WithCustomCABundle(strings.NewReader(api.CABundle)),
 			config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(api.AccessKeyID, api.SecretAccessKey, "")))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)

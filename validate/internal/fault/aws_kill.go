@@ -44,13 +44,24 @@ func killSpecFor(role topology.Role, p userdata.Paths) (KillSpec, error) {
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
+// holdDropIn is the runtime drop-in that keeps a killed unit down: Debian's
+// units restart their daemon after a crash (patroni and haproxy on-failure,
+// etcd on-abnormal), within a tenth of a second, and a Patroni back that
+// fast still holds its leader lock, so nothing would fail over. A fault
+// that loses the node keeps it lost until Restore.
+func holdDropIn(unit string) string { return "/run/systemd/system/" + unit + ".service.d/pgha-fault.conf" }
+
 // KillScript SIGKILLs the daemon and the postmaster back to back, so that
-// neither has time to react to the other going first.
+// neither has time to react to the other going first. Under systemd it
+// first stops the unit from restarting them (holdDropIn).
 func KillScript(k KillSpec) string {
 	return fmt.Sprintf(`set -u
-unit=%s match=%s datadir=%s
+unit=%s match=%s datadir=%s hold=%s
 pid=
 if [ -d /run/systemd/system ]; then
+	mkdir -p "$(dirname "$hold")"
+	printf '[Service]\nRestart=no\n' >"$hold"
+	systemctl daemon-reload
 	pid=$(systemctl show --property MainPID --value "$unit.service" 2>/dev/null || true)
 fi
 if [ -z "$pid" ] || [ "$pid" = 0 ]; then
@@ -77,21 +88,25 @@ if [ -z "$killed" ]; then
 	exit 3
 fi
 echo "killed$killed"
-`, shQuote(k.Unit), shQuote(k.Match), shQuote(k.DataDir))
+`, shQuote(k.Unit), shQuote(k.Match), shQuote(k.DataDir), shQuote(holdDropIn(k.Unit)))
 }
 
-// RestartScript starts the unit again; systemd is what brings a crashed
-// daemon back on EC2.
+// RestartScript lets the unit restart again and starts it; systemd is what
+// brings a crashed daemon back on EC2.
 func RestartScript(k KillSpec) string {
 	return fmt.Sprintf(`set -u
-unit=%s
+unit=%s hold=%s
 if [ ! -d /run/systemd/system ]; then
 	echo "cannot restart $unit: this host does not run systemd" >&2
 	exit 3
 fi
+if [ -e "$hold" ]; then
+	rm -f "$hold"
+	systemctl daemon-reload
+fi
 systemctl reset-failed "$unit.service" 2>/dev/null || true
 systemctl start "$unit.service"
-`, shQuote(k.Unit))
+`, shQuote(k.Unit), shQuote(holdDropIn(k.Unit)))
 }
 
 func (f *awsKill) Inject(ctx context.Context, n outputs.Node) error {

@@ -36,12 +36,14 @@ func leaderPartitionStory(ctx context.Context, r *Run) {
 	// /primary with 200, and its PostgreSQL must have stopped taking writes
 	// (Patroni's belief and the server's state can differ for seconds). The
 	// poller asks it from inside its own namespace where the target allows
-	// it; otherwise it cannot be seen.
+	// it; otherwise it cannot be seen. Only polls from when the cut was in
+	// place count: over SSH, injecting it takes a moment.
 	var demoted, readOnly time.Time
+	cut := r.InEffect
 	blind := true
 	wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
 		for _, rd := range r.poller.Rounds() {
-			if rd.At.Before(r.FaultAt) || slices.Contains(rd.Unreachable, old.Name) {
+			if rd.At.Before(cut) || slices.Contains(rd.Unreachable, old.Name) {
 				continue
 			}
 			blind = false

@@ -28,6 +28,9 @@ type Run struct {
 	Check  *report.Check
 	Before probe.Formation // the healthy cluster the scenario started from
 
+	// InEffect is when the latest fault's injection returned: the fault
+	// holds from then on. Over SSH that is a second or two after FaultAt.
+	InEffect time.Time
 	// FaultAt is when the first fault was injected (or the switchover
 	// asked for): RTO and the write gap are measured from it.
 	FaultAt time.Time
@@ -124,6 +127,7 @@ func (r *Run) Inject(ctx context.Context, kind, nodeName string) (func() error, 
 		}
 		return nil, fmt.Errorf("injecting %s: %w", what, err)
 	}
+	r.InEffect = time.Now()
 	return u, nil
 }
 
