@@ -23,7 +23,12 @@ func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 		mode, why = cluster.DefaultNet()
 		fmt.Printf("network mode %s: %s\n", mode, why)
 	}
-	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
+		return 1
+	}
+	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode, Control: exe}
 	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v, network %s)\n", l.Name, uo.Profile, uo.SynchronousMode, uo.Net)
 	res, err := l.Up(ctx, uo)
 	if err != nil {
@@ -32,10 +37,7 @@ func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 	}
 	// validate acts out the lab's faults by running this command; it finds
 	// it in the lab's directory, where it outlives a `go run` build.
-	if exe, err := os.Executable(); err != nil {
-		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
-		return 1
-	} else if err := l.InstallControl(exe); err != nil {
+	if err := l.InstallControl(exe); err != nil {
 		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
 		return 1
 	}
@@ -43,9 +45,12 @@ func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 	if rows, err := l.Status(ctx); err == nil {
 		cluster.PrintStatus(os.Stdout, rows)
 	}
-	if l.Loopback() {
+	switch {
+	case l.Boot():
+		fmt.Printf("\nthe nodes are booted machines; validate reaches them over SSH through haproxy-1, as on AWS\n")
+	case l.Loopback():
 		fmt.Printf("\nconnect (loopback mode: partition is not offered, since all nodes share this host's network stack):\n%s", l.ConnectHelp())
-	} else {
+	default:
 		fmt.Printf("\nconnect from the lab's client namespace:\n%s", l.ConnectHelp())
 	}
 	fmt.Printf("\nstack outputs (for go run ./validate --outputs): %s\n", l.OutputsFile())
@@ -148,4 +153,14 @@ func bench(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 		}
 	}
 	return benchLab(ctx, l, o.runs, o.profile, o.doc)
+}
+
+// standins is `lab aws-standin`: a booted lab's AWS stand-ins, until the
+// lab goes down.
+func standins(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
+	if err := l.ServeStandins(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lab aws-standin:", err)
+		return 1
+	}
+	return 0
 }

@@ -3,7 +3,7 @@
 // root) or on its own loopback address, from the same files the cloud-init
 // documents carry.
 //
-//	go run ./lab up [--name pgha] [--profile fast] [--sync=false] [--net netns|loopback]
+//	go run ./lab up [--name pgha] [--profile fast] [--sync=false] [--net netns|loopback] [--boot]
 //	go run ./lab status | outputs | down
 //	go run ./lab kill|kill-postgres|stop|start|partition|heal NODE
 //	go run ./lab bench [--runs 5]
@@ -27,6 +27,7 @@ import (
 type command struct {
 	name    string
 	node    bool // takes one NODE argument
+	hidden  bool // not listed: the lab runs it itself
 	summary string
 	// flags declares the command's own flags (every command has --name).
 	flags func(fs *flag.FlagSet, o *options)
@@ -36,7 +37,7 @@ type command struct {
 // options hold every flag value; each command declares only its own.
 type options struct {
 	cmd, name, net, profile, doc, keepLogs string
-	sync, keepOnFailure                    bool
+	sync, keepOnFailure, boot              bool
 	runs                                   int
 }
 
@@ -52,6 +53,7 @@ var commands = []command{
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
+			fs.BoolVar(&o.boot, "boot", false, "every node a Debian 12 machine (systemd-nspawn) booting the user data EC2 would get, with the AWS APIs stood in for; validate then takes the AWS path (root)")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},
 	{name: "outputs", summary: "print the stack outputs as JSON (what validate --outputs reads; holds the passwords)", run: printOutputs},
@@ -65,6 +67,7 @@ var commands = []command{
 	{name: "start", node: true, summary: "start a stopped or killed node again (nothing to do if it runs)", run: fault},
 	{name: "partition", node: true, summary: "cut the node's network link (a real partition; netns mode only)", run: fault},
 	{name: "heal", node: true, summary: "reconnect a partitioned node", run: fault},
+	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
 	{name: "bench", summary: "measure start-up, down time and memory (median of --runs)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {
 			upFlags(fs, o)
@@ -81,6 +84,9 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: go run ./lab COMMAND [flags] [NODE]    (go run ./lab COMMAND -h for its flags)")
 	fmt.Fprintln(w, "\ncommands:")
 	for _, c := range commands {
+		if c.hidden {
+			continue
+		}
 		args := c.name
 		if c.node {
 			args += " NODE"
@@ -161,6 +167,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	l.Log = stdout
+	if o.boot {
+		if o.net != "" && o.net != cluster.NetBoot {
+			fmt.Fprintf(stderr, "lab up: --boot and --net %s do not go together: booted machines have network namespaces of their own\n", o.net)
+			return 2
+		}
+		o.net = cluster.NetBoot
+	}
 	if c.name != "up" && c.name != "bench" && !l.Loopback() && os.Geteuid() != 0 && l.Exists() {
 		fmt.Fprintf(stderr, "lab %s: lab %q runs in network namespaces, which only root can enter; run it as root\n", c.name, l.Name)
 		return 1

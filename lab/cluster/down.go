@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -62,6 +63,22 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 		}
 	}
 
+	// A booted lab's machines go first, at once (the hosts are thrown
+	// away), then its AWS stand-ins; their mounts must be gone before
+	// anything under the state directory is removed.
+	var bootErrs []error
+	if l.Boot() {
+		t := time.Now()
+		bootErrs = l.downBoot()
+		if recs, err := l.records(); err == nil {
+			if r, ok := recs[standinHost]; ok && r.Alive() {
+				_ = r.Stop(10 * time.Second)
+				rep.Stopped++
+			}
+		}
+		l.logf("  stopped the machines and the AWS stand-ins %6.2fs", time.Since(t).Seconds())
+	}
+
 	// HAProxy first, then Patroni (which stops PostgreSQL cleanly on
 	// SIGTERM), then etcd, so no tier loses its DCS while stopping.
 	for _, r := range []topology.Role{topology.RoleHAProxy, topology.RolePatroni, topology.RoleEtcd} {
@@ -111,7 +128,9 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 	if !l.Loopback() {
 		nsErr = l.Net.Delete()
 	}
-	if l.Root != "" && strings.HasPrefix(l.Dir, l.Root+"/") {
+	if len(bootErrs) > 0 {
+		rmErr = fmt.Errorf("not removed while machines remain: %w", errors.Join(bootErrs...))
+	} else if l.Root != "" && strings.HasPrefix(l.Dir, l.Root+"/") {
 		rmErr = os.RemoveAll(l.Dir)
 	}
 	rep.Duration = time.Since(start)
@@ -174,6 +193,7 @@ func (l *Lab) verifyGone(inodes map[uint64]bool) []Check {
 		}
 	}
 	add("no lab process runs", procs)
+	add("no machine process or mount", l.bootLeftovers())
 	add("no lab network namespace", netlab.Existing(l.Name))
 	add("no mount under the lab", l.mounts())
 	add("no listening port on a lab address", l.hostListeners())

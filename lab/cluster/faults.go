@@ -31,8 +31,12 @@ func (l *Lab) node(name string) (topology.Node, error) {
 // the postmaster too (Patroni runs it detached, so killing Patroni alone
 // would leave PostgreSQL serving).
 func (l *Lab) Kill(ctx context.Context, node string) error {
-	if _, err := l.node(node); err != nil {
+	n, err := l.node(node)
+	if err != nil {
 		return err
+	}
+	if l.Boot() {
+		return l.bootKill(ctx, n)
 	}
 	return l.killNode(node)
 }
@@ -46,6 +50,9 @@ func (l *Lab) KillPostgres(ctx context.Context, node string) error {
 	if n.Role != topology.RolePatroni {
 		return fmt.Errorf("%s runs no PostgreSQL", node)
 	}
+	if l.Boot() {
+		return l.bootKillPostgres(ctx, n)
+	}
 	pm, ok := l.postmaster(node)
 	if !ok {
 		return fmt.Errorf("%s: no running postmaster found", node)
@@ -56,8 +63,12 @@ func (l *Lab) KillPostgres(ctx context.Context, node string) error {
 // Stop shuts a node down cleanly, as a shutdown of the host would: SIGTERM,
 // and SIGKILL only after a grace period.
 func (l *Lab) Stop(ctx context.Context, node string) error {
-	if _, err := l.node(node); err != nil {
+	n, err := l.node(node)
+	if err != nil {
 		return err
+	}
+	if l.Boot() {
+		return l.bootStop(ctx, n)
 	}
 	return l.stopNode(node, 30*time.Second)
 }
@@ -67,6 +78,9 @@ func (l *Lab) Start(ctx context.Context, node string) error {
 	n, err := l.node(node)
 	if err != nil {
 		return err
+	}
+	if l.Boot() {
+		return l.bootStart(ctx, n)
 	}
 	return l.startDaemon(n)
 }

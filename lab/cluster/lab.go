@@ -88,10 +88,10 @@ func DefaultNet() (mode, why string) {
 // CheckNet rejects an unknown --net value.
 func CheckNet(mode string) error {
 	switch mode {
-	case NetNetns, NetLoopback:
+	case NetNetns, NetLoopback, NetBoot:
 		return nil
 	}
-	return fmt.Errorf("network mode %q is not known: use --net netns (root, real partitions) or --net loopback (no root needed, no partitions)", mode)
+	return fmt.Errorf("network mode %q is not known: use --net netns (root, real partitions) or --net loopback (no root needed, no partitions), or up --boot for booted machines", mode)
 }
 
 // ClientHost is the extra namespace users and validate connect from. Its
@@ -209,6 +209,9 @@ func (l *Lab) SetNet(mode string) error {
 	l.Plan = plan
 	l.Client = client
 	l.Net = netlab.Network{Lab: l.Name, Prefix: plan.VPC, Hosts: hosts(plan, client)}
+	if mode == NetBoot {
+		l.Net.Hosts = append(l.Net.Hosts, netlab.Host{Name: standinHost, IP: standinIP(plan)})
+	}
 	return nil
 }
 
@@ -300,8 +303,12 @@ func NodePaths(labDir, node string) userdata.Paths {
 // Paths is NodePaths for this lab.
 func (l *Lab) Paths(node string) userdata.Paths { return NodePaths(l.Dir, node) }
 
-// DaemonLog is where a node's daemon writes stdout and stderr.
+// DaemonLog is where a node's daemon writes stdout and stderr; for a
+// booted machine, its console (the daemons log to its journal).
 func (l *Lab) DaemonLog(node string) string {
+	if l.Boot() {
+		return filepath.Join(l.machineDir(node), "console.log")
+	}
 	n, _ := l.Plan.Node(node)
 	return filepath.Join(l.NodeDir(node), "log", daemonName(n.Role)+".log")
 }
@@ -335,7 +342,6 @@ func (l *Lab) Spec() userdata.Cluster {
 		Users:  userdata.DefaultUsers(),
 		// On AWS these name SSM parameters; the lab's stand-ins are files.
 		Secrets: userdata.ParamsUnder("lab/"),
-
 	}
 }
 
@@ -432,6 +438,9 @@ func (l *Lab) InstallControl(exe string) error {
 // CopyLogs copies every node's log directory to dst/<node>, so a failure
 // can still be read after the lab is gone.
 func (l *Lab) CopyLogs(dst string) error {
+	if l.Boot() {
+		return l.copyBootLogs(dst)
+	}
 	for _, n := range l.Plan.Nodes {
 		src := filepath.Dir(l.DaemonLog(n.Name))
 		if _, err := os.Stat(src); err != nil {

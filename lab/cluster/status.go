@@ -64,6 +64,9 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		if r, ok := recs[n.Name]; ok && r.Alive() {
 			s.Process = fmt.Sprintf("running (pid %d)", r.PID)
 		}
+		if l.Boot() {
+			s.Process = l.bootProcess(ctx, n)
+		}
 		if n.Role == topology.RolePatroni {
 			if pm, ok := l.postmaster(n.Name); ok && s.Process == "stopped" {
 				s.Process = fmt.Sprintf("postgres only (pid %d)", pm.PID)

@@ -24,10 +24,17 @@ const aptFix = "apt-get install -y etcd-server etcd-client patroni postgresql-15
 // Prerequisites lists what is missing for the lab in its network mode,
 // one line each with its fix. Empty means ready.
 func (l *Lab) Prerequisites() []string {
+	if l.Boot() {
+		out := bootPrerequisites()
+		if l.Exists() {
+			out = append(out, fmt.Sprintf("lab %q is already up (or left over) at %s; see it with: go run ./lab status --name %s, or remove it with: go run ./lab down --name %s", l.Name, l.Dir, l.Name, l.Name))
+		}
+		return out
+	}
 	var out []string
 	root := os.Geteuid() == 0
 	if !root && !l.Loopback() {
-		out = append(out, "not root: --net netns puts every node in its own network namespace, which needs root; run it with sudo (e.g. sudo go run ./lab up), or use --net loopback (no partitions)")
+		out = append(out, "not root: --net netns puts every node in its own network namespace, which needs root; run it as root, or use --net loopback (no partitions)")
 	}
 	bins := []struct{ bin, pkg string }{
 		{"etcd", "etcd-server"}, {"patroni", "patroni"}, {"haproxy", "haproxy"},
@@ -104,8 +111,22 @@ type UpOptions struct {
 	// KeepOnFailure leaves a failed lab in place for inspection instead of
 	// removing it.
 	KeepOnFailure bool
-	// Timeout bounds the whole start-up (default 3 minutes).
+	// Timeout bounds the whole start-up (default 3 minutes; 25 for a booted
+	// lab, whose first start builds the image).
 	Timeout time.Duration
+
+	// The booted lab (Net == NetBoot):
+
+	// Control is the lab command's executable: the lab runs its AWS
+	// stand-ins as `lab aws-standin`, and validate its faults through it.
+	Control string
+	// BootTimeout bounds the readiness gate (default 15 minutes).
+	BootTimeout time.Duration
+	// EditUserData and EditPolicy change a node's user data or a tier
+	// role's policy before anything boots: the failed-boot tests break a
+	// node this way. Nil for the real thing.
+	EditUserData func(node, doc string) string
+	EditPolicy   func(role, policy string) string
 }
 
 // Phase is one timed step of Up.
@@ -119,6 +140,9 @@ type UpResult struct {
 	Phases []Phase
 	Total  time.Duration
 	Leader string
+	// NodeReady is, in a booted lab, each node's time from the start of the
+	// readiness gate to its ready marker.
+	NodeReady map[string]time.Duration
 }
 
 // Up builds the lab from nothing to a leader with two streaming replicas
@@ -128,15 +152,18 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if o.Profile == "" {
 		o.Profile = "fast"
 	}
-	if o.Timeout == 0 {
-		o.Timeout = 3 * time.Minute
-	}
 	if _, err := userdata.LookupProfile(o.Profile); err != nil {
 		return res, err
 	}
 	if o.Net != "" && !l.Exists() {
 		if err := l.SetNet(o.Net); err != nil {
 			return res, err
+		}
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 3 * time.Minute
+		if l.Boot() {
+			o.Timeout = 25 * time.Minute
 		}
 	}
 	if p := l.Prerequisites(); len(p) > 0 {
@@ -169,6 +196,19 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	}()
 
 	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Created: time.Now().UTC()}
+	if l.Boot() {
+		if _, err := l.BootSpec(); err != nil {
+			return res, err
+		}
+		if err := phase("state directory, secrets", l.writeBase); err != nil {
+			return res, err
+		}
+		if err := l.upBoot(ctx, o, &res, phase); err != nil {
+			return res, err
+		}
+		res.Total = time.Since(start)
+		return res, nil
+	}
 	if err := l.Spec().Validate(); err != nil {
 		return res, err
 	}
@@ -204,7 +244,25 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	return res, nil
 }
 
+// writeState writes the state directory and every node's files.
 func (l *Lab) writeState() error {
+	if err := l.writeBase(); err != nil {
+		return err
+	}
+	pw, err := l.Passwords()
+	if err != nil {
+		return err
+	}
+	for _, n := range l.Plan.Nodes {
+		if err := l.writeNodeFiles(n, pw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeBase makes the state directory with the settings and the secrets.
+func (l *Lab) writeBase() error {
 	if l.Root == StateRoot {
 		if err := os.MkdirAll(StateRoot, 0o755); err != nil {
 			return err
@@ -225,19 +283,7 @@ func (l *Lab) writeState() error {
 	if err := os.WriteFile(l.settingsFile(), b, 0o644); err != nil {
 		return err
 	}
-	if err := l.generateSecrets(); err != nil {
-		return err
-	}
-	pw, err := l.Passwords()
-	if err != nil {
-		return err
-	}
-	for _, n := range l.Plan.Nodes {
-		if err := l.writeNodeFiles(n, pw); err != nil {
-			return err
-		}
-	}
-	return nil
+	return l.generateSecrets()
 }
 
 // startRole starts every node of a role at once.
@@ -343,6 +389,9 @@ func (l *Lab) stack() (outputs.Stack, error) {
 // Outputs is the stack-outputs contract for this lab, with Patroni's view
 // of the cluster as it is now.
 func (l *Lab) Outputs(ctx context.Context) (outputs.Stack, error) {
+	if l.Boot() {
+		return l.bootSavedOutputs(ctx)
+	}
 	s, err := l.stack()
 	if err != nil {
 		return outputs.Stack{}, err

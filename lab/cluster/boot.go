@@ -1,0 +1,674 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/iampolicy"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/stackconfig"
+	"github.com/pgha/pgha/internal/stackspec"
+	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/lab/awsapi"
+	"github.com/pgha/pgha/lab/boot"
+	"github.com/pgha/pgha/lab/image"
+	"github.com/pgha/pgha/lab/machine"
+	"github.com/pgha/pgha/lab/proc"
+	"github.com/pgha/pgha/userdata"
+)
+
+// NetBoot is the booted lab: every node a Debian 12 machine (systemd-nspawn
+// with real systemd) in its own network namespace, booting the user data
+// the Pulumi program gives its EC2 instance, with the AWS it talks to
+// stood in for on the lab's network (lab/boot).
+const NetBoot = "boot"
+
+// BootRegion is the region the booted lab's stack is configured with: the
+// node's user data names it, and the stand-in SSM and EC2 endpoints answer
+// under its names.
+const BootRegion = "eu-west-1"
+
+// bootUser is the Debian AMI's login user, as the program's readiness
+// commands and validate log in.
+const bootUser = "admin"
+
+// standinHost is the stand-ins' host on the lab network (lab/boot).
+const standinHost = "aws"
+
+// standinIP is the stand-ins' address: .250 of the plan's first /24, next
+// to nothing else of the plan.
+func standinIP(plan topology.Plan) netip.Addr {
+	a := plan.VPC.Addr().As4()
+	a[3] = 250
+	return netip.AddrFrom4(a)
+}
+
+// Boot reports whether the lab's nodes are booted machines.
+func (l *Lab) Boot() bool { return l.Settings.Net == NetBoot }
+
+func (l *Lab) bootDir(parts ...string) string {
+	return filepath.Join(append([]string{l.Dir, "boot"}, parts...)...)
+}
+
+func (l *Lab) machineDir(node string) string { return l.bootDir("machines", node) }
+
+// BootConfig is the stack config the booted lab is deployed with, in the
+// form `pulumi config` keeps it: the lab boots what `pulumi up` would give
+// EC2 for this config (TestBootUserDataIsTheProgramsByteForByte).
+func BootConfig(name, profile string, sync bool) map[string]string {
+	return map[string]string{
+		"aws:region": BootRegion,
+		stackconfig.Full(stackconfig.KeyClusterName): name,
+		stackconfig.Full(stackconfig.KeyProfile):     profile,
+		stackconfig.Full("synchronousMode"):          fmt.Sprint(sync),
+		// Who may connect: the lab's client host.
+		stackconfig.Full("allowedCidrs"): fmt.Sprintf(`["%s/32"]`, ClientIP),
+	}
+}
+
+// BootSpec is the booted lab's stack: its config, the nodes' user data.
+func (l *Lab) BootSpec() (*stackspec.Spec, error) {
+	m := BootConfig(l.Name, l.Settings.Profile, l.Settings.SynchronousMode)
+	cfg, err := stackconfig.Load(l.Name, func(k string) (string, bool) { v, ok := m[k]; return v, ok }, nil)
+	if err != nil {
+		return nil, err
+	}
+	return stackspec.New(cfg, l.Name)
+}
+
+// bootPrerequisites lists what the booted lab needs on this machine.
+func bootPrerequisites() []string {
+	var out []string
+	if os.Geteuid() != 0 {
+		out = append(out, "not root: booted machines need root (systemd-nspawn, network namespaces, overlay mounts)")
+	}
+	for _, b := range []struct{ bin, pkg string }{
+		{"ip", "iproute2"}, {"systemd-nspawn", "systemd-container"}, {"debootstrap", "debootstrap"},
+		{"apt-ftparchive", "apt-utils"}, {"nsenter", "util-linux"},
+	} {
+		if _, err := lookBin(b.bin); err != nil {
+			out = append(out, fmt.Sprintf("%s is missing: apt-get install -y %s", b.bin, b.pkg))
+		}
+	}
+	return out
+}
+
+// upBoot builds the booted lab; Up has made the state directory.
+func (l *Lab) upBoot(ctx context.Context, o UpOptions, res *UpResult, phase func(string, func() error) error) error {
+	spec, err := l.BootSpec()
+	if err != nil {
+		return err
+	}
+	if o.EditUserData != nil {
+		for node, doc := range spec.UserData {
+			spec.UserData[node] = o.EditUserData(node, doc)
+		}
+	}
+	var img image.Image
+	if err := phase("image (Debian 12, cached)", func() error {
+		img, err = image.Build(ctx, image.Options{Packages: userdata.AllPackages(), Progress: l.Log})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := phase("network namespaces", func() error { return l.createBootNet() }); err != nil {
+		return err
+	}
+	var st boot.State
+	if err := phase("AWS stand-ins: account, CA, instances", func() error {
+		st, err = l.writeBootState(spec, img, o)
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := phase("AWS stand-ins: IMDS, SSM, EC2, mirror", func() error { return l.startStandins(ctx, o.Control) }); err != nil {
+		return err
+	}
+	if err := phase("machines: create and boot", func() error { return l.bootMachines(ctx, st, img) }); err != nil {
+		return err
+	}
+	var ready boot.ReadyResult
+	if err := phase("readiness: cloud-init, boot script, 1+2", func() error {
+		ready, err = l.bootReadiness(ctx, o)
+		return err
+	}); err != nil {
+		return err
+	}
+	s, err := l.bootOutputs(st, ready)
+	if err != nil {
+		return err
+	}
+	if lead, err := leaderOf(ready.ClusterState); err == nil {
+		res.Leader = lead
+	}
+	res.NodeReady = ready.Took
+	return s.Write(l.OutputsFile())
+}
+
+// createBootNet makes the namespaces (nodes, client and the stand-ins'),
+// gives the stand-ins the metadata address, and every node the link-local
+// route to it, as an EC2 instance has.
+func (l *Lab) createBootNet() error {
+	if err := l.Net.Create(); err != nil {
+		return err
+	}
+	if err := ipRun("-n", l.Namespace(standinHost), "addr", "add", boot.IMDSAddress.String()+"/32", "dev", "eth0"); err != nil {
+		return err
+	}
+	for _, n := range l.Plan.Nodes {
+		if err := ipRun("-n", l.Namespace(n.Name), "route", "add", boot.IMDSAddress.String()+"/32", "dev", "eth0"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accountID is a random 12-digit account of the lab's own.
+func accountID() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(9e11))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%012d", n.Int64()+1e11), nil
+}
+
+// writeBootState writes what the stand-ins serve: the account (the
+// operator validate acts as, with the policy docs/validate-aws.md gives;
+// the tiers' roles with the program's own policies; the secrets as SSM
+// parameters), the key pair, the instances with their user data, and the
+// CA the machines trust.
+func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions) (boot.State, error) {
+	var st boot.State
+	if err := os.MkdirAll(l.bootDir("aws"), 0o700); err != nil {
+		return st, err
+	}
+	acct, err := accountID()
+	if err != nil {
+		return st, err
+	}
+	ca, err := awsapi.NewCA("pgha lab " + l.Name)
+	if err != nil {
+		return st, err
+	}
+	caCert, caKey := l.bootDir("aws", "ca.crt"), l.bootDir("aws", "ca.key")
+	if err := ca.WriteFiles(caCert, caKey); err != nil {
+		return st, err
+	}
+	pub, err := l.bootKey()
+	if err != nil {
+		return st, err
+	}
+	// The operator's key, made here so it survives a restart of the
+	// stand-ins (the outputs hand it to validate).
+	scratch, err := awsapi.NewAccount(acct, BootRegion)
+	if err != nil {
+		return st, err
+	}
+	_ = scratch.AddUser("operator")
+	key, err := scratch.CreateAccessKey("operator")
+	if err != nil {
+		return st, err
+	}
+	tags := map[string]string{outputs.TagProject: stackconfig.Namespace, outputs.TagStack: l.Name}
+	st = boot.State{
+		AccountID: acct, Region: BootRegion,
+		Namespace: l.Namespace(standinHost), Address: standinIP(l.Plan),
+		RepoDir: img.Repo, CACert: caCert, CAKey: caKey,
+		Operator: boot.Operator{User: "pgha-operator", AccessKeyID: key.AccessKeyID, SecretAccessKey: key.SecretAccessKey,
+			Policy: iampolicy.Validate(l.Name)},
+		KeyPair:     boot.KeyPair{Name: l.Name + "-ssh", PublicKey: pub},
+		Tags:        tags,
+		APIAddrFile: l.bootDir("aws", "api.addr"),
+		TrailLog:    l.bootDir("aws", "trail.log"),
+		IMDSLog:     l.bootDir("aws", "imds.log"),
+	}
+	for _, r := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
+		name := fmt.Sprintf("pgha-%s-%s", l.Name, r)
+		st.Roles = append(st.Roles, boot.Role{Name: name, Profile: name, Policy: spec.TierPolicy(r, "aws", acct)})
+	}
+	for _, s := range userdata.Secrets {
+		st.Parameters = append(st.Parameters, boot.Parameter{Name: spec.Cluster.Secrets[s.Name], ValueFile: filepath.Join(l.secretsDir(), s.Name)})
+	}
+	cfg := spec.Config
+	itype := map[topology.Role]string{topology.RoleEtcd: cfg.EtcdInstanceType, topology.RolePatroni: cfg.PatroniInstanceType, topology.RoleHAProxy: cfg.HAProxyInstanceType}
+	if err := os.MkdirAll(l.bootDir("userdata"), 0o755); err != nil {
+		return st, err
+	}
+	for _, n := range l.Plan.Nodes {
+		file := l.bootDir("userdata", n.Name+".yml")
+		if err := os.WriteFile(file, []byte(spec.UserData[n.Name]), 0o644); err != nil {
+			return st, err
+		}
+		t := map[string]string{"Name": n.Name, outputs.TagRole: string(n.Role)}
+		for k, v := range tags {
+			t[k] = v
+		}
+		st.Instances = append(st.Instances, boot.Instance{
+			ID: awsapi.NewInstanceID(), Node: n.Name, IP: n.IP, AZ: BootRegion + string(rune('a'+n.AZIndex)),
+			Profile: fmt.Sprintf("pgha-%s-%s", l.Name, n.Role), Type: itype[n.Role],
+			SubnetCIDR: l.Plan.SubnetOf(n).CIDR.String(), VPCCIDR: l.Plan.VPC.String(), Tags: t,
+			UserDataFile: file, MachineDir: l.machineDir(n.Name),
+		})
+	}
+	if o.EditPolicy != nil {
+		for i := range st.Roles {
+			st.Roles[i].Policy = o.EditPolicy(st.Roles[i].Name, st.Roles[i].Policy)
+		}
+	}
+	return st, st.Save(l.bootDir("aws", "state.json"))
+}
+
+// bootKey makes the stack's SSH key pair (the program generates an
+// ED25519 key too) and returns its public half.
+func (l *Lab) bootKey() (string, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(l.bootDir("ssh"), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(l.bootDir("ssh", "id_ed25519"), pem.EncodeToMemory(block), 0o600); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), nil
+}
+
+// startStandins runs `lab aws-standin` (the control binary) as one of the
+// lab's processes, and waits until its endpoints listen.
+func (l *Lab) startStandins(ctx context.Context, control string) error {
+	if control == "" {
+		return errors.New("the booted lab runs its AWS stand-ins as `lab aws-standin`: UpOptions.Control must name the lab command")
+	}
+	if err := l.InstallControl(control); err != nil {
+		return err
+	}
+	_ = os.Remove(l.bootDir("aws", "api.addr"))
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	r, err := proc.Start(proc.Spec{
+		Argv: []string{l.ControlPath(), "aws-standin", "--name", l.Name},
+		Env:  []string{"PATH=" + basePath, "LANG=C.UTF-8"}, Dir: "/",
+		Log: l.bootDir("aws", "standin.log"), Marker: "aws-standin",
+	})
+	if err == nil {
+		err = l.saveRecord(standinHost, r)
+	}
+	unlock()
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 30*time.Second, func(context.Context) error {
+		if !r.Alive() {
+			return fmt.Errorf("the AWS stand-ins exited; last lines of %s:\n%s", r.Log, tail(r.Log, 15))
+		}
+		if _, err := os.Stat(l.bootDir("aws", "api.addr")); err != nil {
+			return errors.New("the AWS stand-ins do not listen yet")
+		}
+		return nil
+	})
+}
+
+// ServeStandins is `lab aws-standin`: the lab's AWS stand-ins, until ctx
+// ends.
+func (l *Lab) ServeStandins(ctx context.Context) error {
+	st, err := boot.LoadState(l.bootDir("aws", "state.json"))
+	if err != nil {
+		return fmt.Errorf("lab %q has no AWS stand-in state (is it a booted lab? go run ./lab up --boot): %w", l.Name, err)
+	}
+	return boot.Serve(ctx, st)
+}
+
+// bootMachines creates every node's machine on the image and boots them
+// all at once, as EC2 launches the stack's instances.
+func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) error {
+	ca, err := os.ReadFile(st.CACert)
+	if err != nil {
+		return err
+	}
+	var hosts []string
+	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
+		hosts = append(hosts, st.Address.String()+" "+name)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.Plan.Nodes))
+	for i, n := range l.Plan.Nodes {
+		wg.Go(func() {
+			m, err := machine.Create(machine.Spec{Name: n.Name, Image: img.RootFS, StateDir: l.machineDir(n.Name),
+				Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}})
+			if err == nil {
+				err = m.Start(ctx)
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// bootReadiness is `pulumi up`'s readiness gate, over the machines' real
+// sshd, through haproxy-1 as the jump host, from the client's namespace.
+func (l *Lab) bootReadiness(ctx context.Context, o UpOptions) (boot.ReadyResult, error) {
+	dial, err := access.Netns(l.ClientNamespace())
+	if err != nil {
+		return boot.ReadyResult{}, err
+	}
+	signer, err := l.bootSigner()
+	if err != nil {
+		return boot.ReadyResult{}, err
+	}
+	var nodes []boot.ReadyNode
+	for _, n := range l.Plan.Nodes {
+		nodes = append(nodes, boot.ReadyNode{Name: n.Name, Addr: net.JoinHostPort(n.IP.String(), fmt.Sprint(topology.PortSSH))})
+	}
+	jump := l.Plan.ByRole(topology.RoleHAProxy)[0]
+	pg1 := l.Plan.ByRole(topology.RolePatroni)[0]
+	timeout := o.BootTimeout
+	if timeout <= 0 {
+		timeout = 15 * time.Minute
+	}
+	return boot.Ready(ctx, boot.ReadyOptions{
+		Dial: dial, Jump: net.JoinHostPort(jump.IP.String(), fmt.Sprint(topology.PortSSH)),
+		User: bootUser, Signer: signer, Nodes: nodes,
+		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
+		ClusterCheckNode: pg1.Name, PatroniAPI: "http://" + net.JoinHostPort(pg1.IP.String(), fmt.Sprint(topology.PortPatroniAPI)),
+		Timeout: timeout, Log: l.Log,
+	})
+}
+
+func (l *Lab) bootSigner() (ssh.Signer, error) {
+	b, err := os.ReadFile(l.bootDir("ssh", "id_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	return ssh.ParsePrivateKey(b)
+}
+
+// bootOutputs are the stack outputs as the program exports them, plus
+// where validate finds the EC2 stand-in.
+func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack, error) {
+	creds, err := l.Credentials()
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	key, err := os.ReadFile(l.bootDir("ssh", "id_ed25519"))
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	ca, err := os.ReadFile(st.CACert)
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	apiAddr, err := os.ReadFile(st.APIAddrFile)
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	jump := l.Plan.ByRole(topology.RoleHAProxy)[0]
+	h := jump.IP.String()
+	s := outputs.Stack{
+		Target: outputs.TargetLab, ClusterName: l.Name, Region: BootRegion,
+		Profile: l.Settings.Profile, SynchronousMode: l.Settings.SynchronousMode, VPCCIDR: l.Plan.VPC.String(),
+		WriteEndpoint: outputs.Endpoint{Host: h, Port: topology.PortWrite},
+		ReadEndpoint:  outputs.Endpoint{Host: h, Port: topology.PortRead},
+		StatsEndpoint: outputs.Endpoint{Host: h, Port: topology.PortStats},
+		Access: outputs.Access{Kind: outputs.AccessSSH, JumpHost: net.JoinHostPort(h, fmt.Sprint(topology.PortSSH)),
+			JumpUser: bootUser, JumpHostKeys: ready.HostKeys[jump.Name],
+			// The jump host is on the lab network: validate reaches it
+			// from the client's namespace, as an operator from outside.
+			Namespace: l.ClientNamespace(), LabDir: l.Dir,
+			AWSAPI: &outputs.AWSAPI{Endpoint: "https://" + strings.TrimSpace(string(apiAddr)), CABundle: string(ca),
+				AccessKeyID: st.Operator.AccessKeyID, SecretAccessKey: st.Operator.SecretAccessKey}},
+		Credentials:   creds,
+		SSHPrivateKey: string(key),
+	}
+	byNode := map[string]boot.Instance{}
+	for _, in := range st.Instances {
+		byNode[in.Node] = in
+	}
+	for _, n := range l.Plan.Nodes {
+		in := byNode[n.Name]
+		on := outputs.Node{Name: n.Name, Role: n.Role, AZ: in.AZ, PrivateIP: n.IP.String(), InstanceID: in.ID, HostKeys: ready.HostKeys[n.Name],
+			// Not on AWS: from here validate also watches a partitioned node.
+			Namespace: l.Namespace(n.Name)}
+		if n.Tier == topology.Public {
+			on.PublicIP = n.IP.String() // no Elastic IPs in the lab: the address clients and SSH use
+		}
+		s.Nodes = append(s.Nodes, on)
+	}
+	var cs any
+	if err := json.Unmarshal([]byte(ready.ClusterState), &cs); err == nil {
+		s.ClusterState = cs
+	}
+	return s, s.Validate()
+}
+
+func leaderOf(clusterState string) (string, error) {
+	var c struct {
+		Members []struct{ Name, Role string } `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(clusterState), &c); err != nil {
+		return "", err
+	}
+	for _, m := range c.Members {
+		if m.Role == "leader" {
+			return m.Name, nil
+		}
+	}
+	return "", errors.New("no leader")
+}
+
+// bootMachine opens a node's machine.
+func (l *Lab) bootMachine(node string) (*machine.Machine, error) {
+	return machine.Open(l.machineDir(node))
+}
+
+// downBoot takes the machines and their mounts away before Down removes
+// the rest: nothing may be deleted through a mounted root.
+func (l *Lab) downBoot() []error {
+	var errs []error
+	ents, _ := os.ReadDir(l.bootDir("machines"))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, e := range ents {
+		wg.Go(func() {
+			if err := machine.RemoveState(filepath.Join(l.bootDir("machines"), e.Name())); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("machine %s: %w", e.Name(), err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// bootLeftovers are machine processes or mounts of the lab still there.
+func (l *Lab) bootLeftovers() []string {
+	lo, err := machine.FindLeftovers(l.Dir)
+	if err != nil {
+		return []string{"cannot look for machine leftovers: " + err.Error()}
+	}
+	var out []string
+	for _, m := range lo.Mounts {
+		out = append(out, "mount "+m)
+	}
+	for _, p := range lo.Processes {
+		out = append(out, fmt.Sprintf("pid %d (%s)", p.PID, p.Why))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func ipRun(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unit is the systemd unit of a role's daemon on a booted node.
+func unit(r topology.Role) string { return string(r) + ".service" }
+
+// holdDropIn keeps a killed unit down until `lab start`: Debian's units
+// restart a crashed daemon at once (and a Patroni back that fast keeps its
+// leader lock), while a killed node is meant to stay lost.
+func holdDropIn(r topology.Role) string { return "/run/systemd/system/" + unit(r) + ".d/pgha-fault.conf" }
+
+// bootKill crashes a node's daemon: SIGKILL to every process of its unit
+// (for Patroni that includes the postmaster it detached), as a crash would,
+// and keeps it down.
+func (l *Lab) bootKill(ctx context.Context, n topology.Node) error {
+	m, err := l.bootMachine(n.Name)
+	if err != nil {
+		return err
+	}
+	hold := holdDropIn(n.Role)
+	script := fmt.Sprintf(`mkdir -p %[1]s && printf '[Service]\nRestart=no\n' >%[2]s && systemctl daemon-reload && systemctl kill --signal=SIGKILL %[3]s`,
+		filepath.Dir(hold), hold, unit(n.Role))
+	out, err := m.Exec(ctx, "sh", "-c", script)
+	if err != nil {
+		return fmt.Errorf("%s: systemctl kill: %v: %s", n.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// bootKillPostgres SIGKILLs the postmaster alone; Patroni lives.
+func (l *Lab) bootKillPostgres(ctx context.Context, n topology.Node) error {
+	m, err := l.bootMachine(n.Name)
+	if err != nil {
+		return err
+	}
+	pid := userdata.CloudPaths().PGDataDir + "/postmaster.pid"
+	out, err := m.Exec(ctx, "sh", "-c", `pm=$(head -n 1 `+pid+` 2>/dev/null) && [ -n "$pm" ] && kill -KILL "$pm"`)
+	if err != nil {
+		return fmt.Errorf("%s: no running postmaster found: %v %s", n.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// bootStop shuts the machine down cleanly, as stopping the instance would.
+func (l *Lab) bootStop(ctx context.Context, n topology.Node) error {
+	m, err := l.bootMachine(n.Name)
+	if err != nil {
+		return err
+	}
+	if !m.Running() {
+		return nil
+	}
+	return m.Poweroff(time.Minute)
+}
+
+// bootStart boots a stopped machine, or starts a killed daemon again on a
+// running one; ErrRunning when both run.
+func (l *Lab) bootStart(ctx context.Context, n topology.Node) error {
+	m, err := l.bootMachine(n.Name)
+	if err != nil {
+		return err
+	}
+	if !m.Running() {
+		if err := m.Start(ctx); err != nil {
+			return err
+		}
+		return m.WaitBooted(ctx, 2*time.Minute)
+	}
+	if _, err := m.Exec(ctx, "systemctl", "is-active", "--quiet", unit(n.Role)); err == nil {
+		return fmt.Errorf("%s: %w", n.Name, ErrRunning)
+	}
+	script := fmt.Sprintf(`if [ -e %[1]s ]; then rm -f %[1]s && systemctl daemon-reload; fi; systemctl reset-failed %[2]s; systemctl start %[2]s`,
+		holdDropIn(n.Role), unit(n.Role))
+	if out, err := m.Exec(ctx, "sh", "-c", script); err != nil {
+		return fmt.Errorf("%s: systemctl start: %v: %s", n.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// bootProcess is a node's row in `status`: its machine, and its daemon.
+func (l *Lab) bootProcess(ctx context.Context, n topology.Node) string {
+	m, err := l.bootMachine(n.Name)
+	if err != nil {
+		return "no machine"
+	}
+	if !m.Running() {
+		return "powered off"
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, _ := m.Exec(cctx, "systemctl", "is-active", unit(n.Role))
+	return fmt.Sprintf("machine up (pid %d), %s %s", m.PID(), unit(n.Role), strings.TrimSpace(string(out)))
+}
+
+// bootSavedOutputs are the outputs `up` wrote (they hold what only the
+// readiness gate could read: host keys, instance ids), with the cluster as
+// it is now.
+func (l *Lab) bootSavedOutputs(ctx context.Context) (outputs.Stack, error) {
+	s, err := outputs.Load(l.OutputsFile())
+	if err != nil {
+		return outputs.Stack{}, err
+	}
+	if p, err := l.Probe(); err == nil {
+		if cl, err := p.Cluster(ctx); err == nil {
+			s.ClusterState = cl
+		}
+	}
+	return s, nil
+}
+
+// copyBootLogs keeps each machine's console and the stand-ins' logs (the
+// trail of every AWS call, the metadata requests).
+func (l *Lab) copyBootLogs(dst string) error {
+	copyFile := func(src, to string) error {
+		b, err := os.ReadFile(src)
+		if os.IsNotExist(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	}
+	for _, n := range l.Plan.Nodes {
+		if err := copyFile(l.DaemonLog(n.Name), filepath.Join(dst, n.Name, "console.log")); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"standin.log", "trail.log", "imds.log"} {
+		if err := copyFile(l.bootDir("aws", f), filepath.Join(dst, "aws", f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
