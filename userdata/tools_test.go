@@ -219,9 +219,17 @@ func TestFetchSecretsScript(t *testing.T) {
 while [ $# -gt 0 ]; do case "$1" in --name) name=$2; shift;; --region) region=$2; shift;; esac; shift; done
 [ "$region" = eu-west-1 ] || { echo "wrong region $region" >&2; exit 2; }
 if [ "$name" = "${BAD_PARAM:-}" ]; then echo 'has space'; exit 0; fi
+if [ "$name" = "${DENIED_PARAM:-}" ]; then
+	echo >>"$CALLS"
+	echo >&2
+	echo "An error occurred (AccessDeniedException) when calling the GetParameter operation: not authorized to perform ssm:GetParameter on $name" >&2
+	exit 254
+fi
 echo "v${name//\//_}"
 `
 		require.NoError(t, os.WriteFile(filepath.Join(bin, "aws"), []byte(stub), 0o755))
+		// The retry waits are real on a node; here they would only slow the test.
+		require.NoError(t, os.WriteFile(filepath.Join(bin, "sleep"), []byte("#!/bin/sh\n"), 0o755))
 		runFetch := func(extra ...string) (string, error) {
 			cmd := exec.Command("bash", scriptPath)
 			cmd.Env = append([]string{"PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin"}, extra...)
@@ -259,6 +267,22 @@ echo "v${name//\//_}"
 		} else {
 			require.NoError(t, err, "pg-1 never reads the stats password: %s", msg)
 		}
+
+		// A denied read gives up after 12 tries (60 s on a node, not the
+		// 150 s a missing credential gets) and says what AWS said.
+		calls := filepath.Join(dir, "calls")
+		param := c.Secrets["stats"]
+		if tc.node == "pg-1" {
+			param = c.Secrets["superuser"]
+		}
+		msg, err = runFetch("DENIED_PARAM="+param, "CALLS="+calls)
+		require.Error(t, err)
+		assert.Contains(t, msg, "cannot read SSM parameter "+param+" in eu-west-1 with the instance role: "+
+			"An error occurred (AccessDeniedException)", tc.node)
+		n, _ := os.ReadFile(calls)
+		assert.Equal(t, 12, strings.Count(string(n), "\n"), "tries before giving up")
+		after, _ := os.ReadFile(out)
+		assert.Equal(t, string(b), string(after), "a denied read leaves the old file")
 	}
 }
 
