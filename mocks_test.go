@@ -193,9 +193,15 @@ func baseConfig() map[string]string {
 	}
 }
 
-// runProgram runs the whole program under mocks with the given config and
-// awaits every output.
+// runProgram runs the whole program under mocks as stack "dev" with the
+// given config and awaits every output.
 func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mocks) *run {
+	t.Helper()
+	return runStack(t, "dev", cfg, secretKeys, mk)
+}
+
+// runStack is runProgram for a named stack.
+func runStack(t *testing.T, stack string, cfg map[string]string, secretKeys []string, mk *mocks) *run {
 	t.Helper()
 	if mk == nil {
 		mk = newMocks()
@@ -224,7 +230,7 @@ func runProgram(t *testing.T, cfg map[string]string, secretKeys []string, mk *mo
 			})
 		}
 		return nil
-	}, pulumi.WithMocks("pgha", "dev", mk), func(info *pulumi.RunInfo) {
+	}, pulumi.WithMocks("pgha", stack, mk), func(info *pulumi.RunInfo) {
 		info.Config = cfg
 		info.ConfigSecretKeys = secretKeys
 	})

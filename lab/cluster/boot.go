@@ -23,6 +23,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/iampolicy"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/stackconfig"
 	"github.com/pgha/pgha/internal/stackspec"
@@ -540,41 +541,46 @@ func ipRun(args ...string) error {
 // unit is the systemd unit of a role's daemon on a booted node.
 func unit(r topology.Role) string { return string(r) + ".service" }
 
-// holdDropIn keeps a killed unit down until `lab start`: Debian's units
-// restart a crashed daemon at once (and a Patroni back that fast keeps its
-// leader lock), while a killed node is meant to stay lost.
-func holdDropIn(r topology.Role) string { return "/run/systemd/system/" + unit(r) + ".d/pgha-fault.conf" }
-
-// bootKill crashes a node's daemon: SIGKILL to every process of its unit
-// (for Patroni that includes the postmaster it detached), as a crash would,
-// and keeps it down.
+// bootKill crashes a node's daemon as validate's AWS kill does (the same
+// script): SIGKILL to the daemon and, on a Patroni node, the postmaster it
+// detached, and keeps the unit from restarting until `lab start`.
 func (l *Lab) bootKill(ctx context.Context, n topology.Node) error {
+	return l.bootScript(ctx, n, "kill", nodefault.KillScript)
+}
+
+// bootScript runs one of nodefault's scripts for n's daemon on its machine.
+func (l *Lab) bootScript(ctx context.Context, n topology.Node, what string, script func(nodefault.KillSpec) string) error {
 	m, err := l.bootMachine(n.Name)
 	if err != nil {
 		return err
 	}
-	hold := holdDropIn(n.Role)
-	script := fmt.Sprintf(`mkdir -p %[1]s && printf '[Service]\nRestart=no\n' >%[2]s && systemctl daemon-reload && systemctl kill --signal=SIGKILL %[3]s`,
-		filepath.Dir(hold), hold, unit(n.Role))
-	out, err := m.Exec(ctx, "sh", "-c", script)
+	k, err := nodefault.SpecFor(n.Role, userdata.CloudPaths())
 	if err != nil {
-		return fmt.Errorf("%s: systemctl kill: %v: %s", n.Name, err, strings.TrimSpace(string(out)))
+		return err
+	}
+	if out, err := m.RunScript(ctx, script(k)); err != nil {
+		return fmt.Errorf("%s %s: %s", what, n.Name, lastLine(out, err))
 	}
 	return nil
 }
 
+// lastLine is what a failed script said last (its own message, e.g.
+// "nothing to kill: ..."), or the error when it said nothing.
+func lastLine(out []byte, err error) string {
+	if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); lines[len(lines)-1] != "" {
+		return lines[len(lines)-1]
+	}
+	return err.Error()
+}
+
 // bootKillPostgres SIGKILLs the postmaster alone; Patroni lives.
 func (l *Lab) bootKillPostgres(ctx context.Context, n topology.Node) error {
-	m, err := l.bootMachine(n.Name)
-	if err != nil {
-		return err
+	if n.Role != topology.RolePatroni {
+		return fmt.Errorf("%s runs no PostgreSQL", n.Name)
 	}
-	pid := userdata.CloudPaths().PGDataDir + "/postmaster.pid"
-	out, err := m.Exec(ctx, "sh", "-c", `pm=$(head -n 1 `+pid+` 2>/dev/null) && [ -n "$pm" ] && kill -KILL "$pm"`)
-	if err != nil {
-		return fmt.Errorf("%s: no running postmaster found: %v %s", n.Name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return l.bootScript(ctx, n, "kill postgres", func(nodefault.KillSpec) string {
+		return nodefault.KillPostgresScript(userdata.CloudPaths().PGDataDir)
+	})
 }
 
 // bootStop shuts the machine down cleanly, as stopping the instance would.
@@ -605,12 +611,7 @@ func (l *Lab) bootStart(ctx context.Context, n topology.Node) error {
 	if _, err := m.Exec(ctx, "systemctl", "is-active", "--quiet", unit(n.Role)); err == nil {
 		return fmt.Errorf("%s: %w", n.Name, ErrRunning)
 	}
-	script := fmt.Sprintf(`if [ -e %[1]s ]; then rm -f %[1]s && systemctl daemon-reload; fi; systemctl reset-failed %[2]s; systemctl start %[2]s`,
-		holdDropIn(n.Role), unit(n.Role))
-	if out, err := m.Exec(ctx, "sh", "-c", script); err != nil {
-		return fmt.Errorf("%s: systemctl start: %v: %s", n.Name, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+	return l.bootScript(ctx, n, "start", nodefault.RestartScript)
 }
 
 // bootProcess is a node's row in `status`: its machine, and its daemon.

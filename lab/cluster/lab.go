@@ -435,6 +435,16 @@ func (l *Lab) InstallControl(exe string) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
+// PostgresLogs is where a person finds PostgreSQL's own logs (the
+// logging_collector's), with pg-N standing for the node.
+func (l *Lab) PostgresLogs() string {
+	if l.Boot() {
+		// The machine's writable layer holds what it wrote.
+		return filepath.Join(l.machineDir("pg-N"), "upper", userdata.CloudPaths().PGLogDir) + "/"
+	}
+	return filepath.Join(l.Dir, "nodes", "pg-N", "log", "postgresql") + "/"
+}
+
 // CopyLogs copies every node's log directory to dst/<node>, so a failure
 // can still be read after the lab is gone.
 func (l *Lab) CopyLogs(dst string) error {

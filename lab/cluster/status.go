@@ -164,7 +164,8 @@ func PrintStatus(w io.Writer, rows []NodeStatus) {
 }
 
 // Memory is the proportional set size of every process of the lab, the
-// PostgreSQL backends included, in KiB.
+// PostgreSQL backends included (in a booted lab: every process of every
+// machine), in KiB, and how many processes that is.
 func (l *Lab) Memory() (int64, int, error) {
 	recs, err := l.records()
 	if err != nil {
@@ -176,9 +177,20 @@ func (l *Lab) Memory() (int64, int, error) {
 			roots = append(roots, r.PID)
 		}
 	}
-	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
-		if pm, ok := l.postmaster(n.Name); ok {
-			roots = append(roots, pm.PID)
+	if l.Boot() {
+		// Every process of every machine, and the systemd-nspawn that
+		// supervises it.
+		ppid := proc.PPIDs()
+		for _, n := range l.Plan.Nodes {
+			if m, err := l.bootMachine(n.Name); err == nil && m.PID() != 0 {
+				roots = append(roots, m.PID(), ppid[m.PID()])
+			}
+		}
+	} else {
+		for _, n := range l.Plan.ByRole(topology.RolePatroni) {
+			if pm, ok := l.postmaster(n.Name); ok {
+				roots = append(roots, pm.PID)
+			}
 		}
 	}
 	pids := proc.WithDescendants(roots)

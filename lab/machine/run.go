@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -182,13 +183,25 @@ func (m *Machine) WaitBooted(ctx context.Context, timeout time.Duration) error {
 // its root, a clean root environment) and returns its combined output.
 // The error says how it failed and includes the output's end.
 func (m *Machine) Exec(ctx context.Context, args ...string) ([]byte, error) {
+	return m.exec(ctx, nil, strings.Join(args, " "), args...)
+}
+
+// RunScript runs a shell script as root in the machine, like Exec. The
+// script travels on stdin, as validate's RunRoot sends it over SSH: no
+// process in the machine carries it on its command line (where a pgrep -f
+// of the script would find its own shell).
+func (m *Machine) RunScript(ctx context.Context, script string) ([]byte, error) {
+	return m.exec(ctx, strings.NewReader(script), "a script", "sh", "-s")
+}
+
+func (m *Machine) exec(ctx context.Context, stdin io.Reader, what string, args ...string) ([]byte, error) {
 	nsenter, err := lookPath("nsenter", "util-linux")
 	if err != nil {
 		return nil, err
 	}
 	pid := m.PID()
 	if pid == 0 {
-		return nil, fmt.Errorf("exec %q on %s: %w", strings.Join(args, " "), m.spec.Name, errNotRunning)
+		return nil, fmt.Errorf("exec %s on %s: %w", what, m.spec.Name, errNotRunning)
 	}
 	argv := []string{"-t", fmt.Sprint(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w", "--",
 		"/usr/bin/env", "-i",
@@ -196,14 +209,14 @@ func (m *Machine) Exec(ctx context.Context, args ...string) ([]byte, error) {
 		"HOME=/root", "LANG=C.UTF-8", "TERM=dumb"}
 	cmd := exec.CommandContext(ctx, nsenter, append(argv, args...)...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &out
 	// nsenter forks the command into the machine's PID namespace; a group
 	// of their own lets a cancel kill both.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("%s on %s: %w: %s", strings.Join(args, " "), m.spec.Name, err, tail(out.String(), 600))
+		return out.Bytes(), fmt.Errorf("%s on %s: %w: %s", what, m.spec.Name, err, tail(out.String(), 600))
 	}
 	return out.Bytes(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
@@ -21,18 +22,6 @@ type awsKillPostgres struct {
 
 func (*awsKillPostgres) Name() string { return KillPostgres }
 
-// KillPostgresScript SIGKILLs the postmaster of datadir.
-func KillPostgresScript(datadir string) string {
-	return fmt.Sprintf(`set -u
-datadir=%s
-pm=
-[ -r "$datadir/postmaster.pid" ] && pm=$(head -n 1 "$datadir/postmaster.pid")
-case $pm in ''|0|*[!0-9]*) echo "no postmaster.pid in $datadir: PostgreSQL is not running" >&2; exit 3 ;; esac
-kill -KILL "$pm"
-echo "killed $pm"
-`, shQuote(datadir))
-}
-
 func (f *awsKillPostgres) Inject(ctx context.Context, n outputs.Node) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
@@ -40,7 +29,7 @@ func (f *awsKillPostgres) Inject(ctx context.Context, n outputs.Node) error {
 	if n.Role != topology.RolePatroni {
 		return fmt.Errorf("%s: %s runs no PostgreSQL", KillPostgres, n.Name)
 	}
-	if _, err := f.remote.RunRoot(ctx, f.host(n), KillPostgresScript(f.paths.PGDataDir)); err != nil {
+	if _, err := f.remote.RunRoot(ctx, f.host(n), nodefault.KillPostgresScript(f.paths.PGDataDir)); err != nil {
 		return fmt.Errorf("%s %s: %w", KillPostgres, n.Name, err)
 	}
 	return nil
@@ -48,11 +37,11 @@ func (f *awsKillPostgres) Inject(ctx context.Context, n outputs.Node) error {
 
 // Restore makes sure Patroni runs (it restarts PostgreSQL itself).
 func (f *awsKillPostgres) Restore(ctx context.Context, n outputs.Node) error {
-	k, err := killSpecFor(n.Role, f.paths)
+	k, err := nodefault.SpecFor(n.Role, f.paths)
 	if err != nil {
 		return err
 	}
-	if _, err := f.remote.RunRoot(ctx, f.host(n), RestartScript(k)); err != nil {
+	if _, err := f.remote.RunRoot(ctx, f.host(n), nodefault.RestartScript(k)); err != nil {
 		return fmt.Errorf("start %s on %s: %w", k.Unit, n.Name, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/outputs"
 )
 
@@ -97,7 +98,7 @@ table inet $table {
 }
 PGHA_RULES
 echo "partitioned: only SSH with %[6]s passes"
-`, shQuote(p.Table), shQuote(p.healUnit()), shQuote(p.pidFile()), secs, fam, jump.String())
+`, nodefault.Quote(p.Table), nodefault.Quote(p.healUnit()), nodefault.Quote(p.pidFile()), secs, fam, jump.String())
 }
 
 // HealScript removes the rules and disarms the self-heal. Running it on a
@@ -120,7 +121,7 @@ if "$nft" list table inet "$table" >/dev/null 2>&1; then
 	exit 1
 fi
 echo healed
-`, shQuote(p.Table), shQuote(p.healUnit()), shQuote(p.pidFile()))
+`, nodefault.Quote(p.Table), nodefault.Quote(p.healUnit()), nodefault.Quote(p.pidFile()))
 }
 
 // jumpAddr asks the node where its SSH connection comes from: that is the

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/nstest"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/sshdtest"
@@ -76,7 +77,7 @@ func TestAWSKillOverSSH(t *testing.T) {
 	err = f.Restore(ctx, node)
 	require.ErrorContains(t, err, "does not run systemd")
 
-	_, err = killSpecFor("bastion", paths)
+	_, err = nodefault.SpecFor("bastion", paths)
 	require.ErrorContains(t, err, "bastion")
 }
 
