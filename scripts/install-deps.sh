@@ -7,6 +7,10 @@ packages=(
   postgresql-15 postgresql-client-15 patroni etcd-server etcd-client haproxy
   cloud-init openssh-server openssh-client nftables iproute2 util-linux ssl-cert
   procps ca-certificates systemd
+  # The booted lab: the image (debootstrap), the machines (systemd-nspawn),
+  # the package mirror's index (apt-ftparchive), and the nodes' AWS client,
+  # which the stand-in tests drive from the host too.
+  debootstrap systemd-container apt-utils awscli
 )
 
 if [ "$(id -u)" -ne 0 ]; then

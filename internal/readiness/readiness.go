@@ -12,9 +12,21 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// CloudInitOutputLog is where cloud-init on the AMI writes what its stages
+// and the commands they run print (apt's errors among them).
+const CloudInitOutputLog = "/var/log/cloud-init-output.log"
+
 // WaitScript waits for cloud-init and for the node's readiness marker; it
 // fails early, with the reason, when the boot script reported a failure.
+// When cloud-init itself failed (the boot script may never have run: a
+// package that does not exist stops the deferred files it needs), the
+// first line says which modules failed and apt's last error, and
+// `cloud-init status --long` follows, indented.
 func WaitScript(node, ready, failed string, timeout int) string {
+	return waitScript(node, ready, failed, CloudInitOutputLog, timeout)
+}
+
+func waitScript(node, ready, failed, outputLog string, timeout int) string {
 	return fmt.Sprintf(`set -u
 rc=0
 sudo cloud-init status --wait >/dev/null || rc=$?
@@ -24,8 +36,11 @@ if sudo test -e %[3]s; then
   exit 1
 fi
 if [ "$rc" -ne 0 ]; then
-  sudo cloud-init status --long >&2
-  echo "%[1]s: cloud-init reported an error; see /var/log/cloud-init-output.log on the node" >&2
+  long=$(sudo cloud-init status --long 2>&1 || true)
+  modules=$(printf '%%s\n' "$long" | sed -n "s/^('\([^']*\)'.*/\1/p" | paste -sd, - | sed 's/,/, /g')
+  apt_error=$(sudo grep -ho 'E: .*' %[5]s 2>/dev/null | tail -n 1 || true)
+  echo "%[1]s: cloud-init failed${modules:+ in $modules}${apt_error:+ ($apt_error)}; see %[5]s on the node" >&2
+  printf '%%s\n' "$long" | sed 's/^/    /' >&2
   exit 1
 fi
 deadline=$(( $(date +%%s) + %[4]d ))
@@ -41,7 +56,7 @@ until sudo test -e %[2]s; do
   sleep 5
 done
 echo "%[1]s ready"
-`, node, ready, failed, timeout)
+`, node, ready, failed, timeout, outputLog)
 }
 
 // HostKeysScript prints the node's public host keys without comments.

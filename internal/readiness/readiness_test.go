@@ -102,9 +102,18 @@ func TestClusterCheckReportsAnUnreachableAPI(t *testing.T) {
 func TestWaitScript(t *testing.T) {
 	bin := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "sudo"), []byte("#!/bin/sh\nexec \"$@\"\n"), 0o755))
+	// cloud-init 22.4's status --long after a failed package step, as a
+	// booted lab node printed it.
+	long := `status: error
+boot_status_code: enabled-by-generator
+detail:
+('package-update-upgrade-install', ProcessExecutionError("Unexpected error while running command.\nCommand: ['apt-get', 'install', 'pgha-no-such-package']\nExit code: 100"))
+('write-files-deferred', OSError('Unknown user or group: "getpwnam(): name not found: \'postgres\'"'))`
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "cloud-init"),
-		[]byte("#!/bin/sh\n[ \"$2\" = --long ] && echo 'status: error'\nexit ${CLOUD_INIT_RC:-0}\n"), 0o755))
+		[]byte("#!/bin/sh\nif [ \"$2\" = --long ]; then cat <<'EOF'\n"+long+"\nEOF\nexit 1\nfi\nexit ${CLOUD_INIT_RC:-0}\n"), 0o755))
 	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	outputLog := filepath.Join(bin, "cloud-init-output.log")
+	require.NoError(t, os.WriteFile(outputLog, []byte("Reading package lists...\nE: Unable to locate package pgha-no-such-package\n"), 0o644))
 
 	cases := []struct {
 		name      string
@@ -117,7 +126,9 @@ func TestWaitScript(t *testing.T) {
 		{name: "ready", ready: true},
 		{name: "boot failed", failed: "patroni did not start", wantErr: "pg-1: boot failed: patroni did not start"},
 		{name: "boot failed inside cloud-init", cloudInit: "1", failed: "etcd never healthy", wantErr: "pg-1: boot failed: etcd never healthy"},
-		{name: "cloud-init error", cloudInit: "1", ready: true, wantErr: "cloud-init reported an error"},
+		{name: "cloud-init error", cloudInit: "1", ready: true,
+			wantErr: "pg-1: cloud-init failed in package-update-upgrade-install, write-files-deferred (E: Unable to locate package pgha-no-such-package); see " + outputLog + " on the node\n" +
+				"    status: error\n"},
 		{name: "never ready", timeout: 1, wantErr: "not ready after 1 s"},
 	}
 	for _, tc := range cases {
@@ -135,7 +146,7 @@ func TestWaitScript(t *testing.T) {
 				timeout = 60
 			}
 			e := append(env, "CLOUD_INIT_RC="+tc.cloudInit)
-			out, errOut, err := runScript(t, WaitScript("pg-1", ready, failed, timeout), e, time.Minute)
+			out, errOut, err := runScript(t, waitScript("pg-1", ready, failed, outputLog, timeout), e, time.Minute)
 			if tc.wantErr == "" {
 				require.NoError(t, err, errOut)
 				assert.Equal(t, "pg-1 ready\n", out)

@@ -204,6 +204,9 @@ func (o ReadyOptions) run(ctx context.Context, jump *ssh.Client, n ReadyNode, sc
 		if reason == "" && !errors.As(err, &ee) {
 			reason = err.Error()
 		}
+		if strings.HasPrefix(reason, n.Name+": ") {
+			return stdout.String(), errors.New(reason) // the script named the node
+		}
 		return stdout.String(), fmt.Errorf("%s: %s", n.Name, reason)
 	}
 	return stdout.String(), nil

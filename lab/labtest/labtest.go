@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,18 +34,41 @@ type Lab struct {
 // repository's root.
 func Start(t *testing.T, prefix string, extraBins ...string) *Lab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("brings up a whole lab")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces)")
-	}
+	skipUnlessLab(t)
 	need := append([]string{"etcd", "patroni", "haproxy", "ip", "/usr/lib/postgresql/15/bin/postgres"}, extraBins...)
 	for _, bin := range need {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2)", bin)
 		}
 	}
+	return start(t, prefix, 5*time.Minute)
+}
+
+// StartBooted is Start for a booted lab (`lab up --boot`): eight Debian 12
+// machines booting their user data, which validate reaches as it reaches
+// AWS. The first one on a machine also builds the image (a few minutes).
+func StartBooted(t *testing.T, prefix string) *Lab {
+	t.Helper()
+	skipUnlessLab(t)
+	probe := &cluster.Lab{Settings: cluster.Settings{Net: cluster.NetBoot}}
+	if p := probe.Prerequisites(); len(p) > 0 {
+		t.Skipf("the booted lab cannot run here: %s", strings.Join(p, "; "))
+	}
+	return start(t, prefix, 25*time.Minute, "--boot")
+}
+
+func skipUnlessLab(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("brings up a whole lab")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root (network namespaces)")
+	}
+}
+
+func start(t *testing.T, prefix string, timeout time.Duration, upArgs ...string) *Lab {
+	t.Helper()
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
 	bin := t.TempDir()
@@ -66,8 +90,10 @@ func Start(t *testing.T, prefix string, extraBins ...string) *Lab {
 	})
 	// Synchronous mode: then "no acknowledged write lost" is a guarantee
 	// the checks must hold, not a matter of luck.
-	out, err := l.Run(5*time.Minute, "up", "--sync")
+	start := time.Now()
+	out, err := l.Run(timeout, append([]string{"up", "--sync"}, upArgs...)...)
 	require.NoError(t, err, "lab up: %s", out)
+	t.Logf("lab up %s: %s", strings.Join(upArgs, " "), time.Since(start).Round(time.Second))
 	l.Cluster, err = cluster.New(l.Name)
 	require.NoError(t, err)
 	l.OutputsFile = l.Cluster.OutputsFile()
