@@ -16,14 +16,6 @@ import (
 const benchHeading = "## Lab start-up"
 
 func benchLab(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) int {
-	if runs < 1 {
-		fmt.Fprintln(os.Stderr, "lab bench: --runs must be at least 1")
-		return 2
-	}
-	if l.Exists() {
-		fmt.Fprintf(os.Stderr, "lab bench: lab %q exists; bench builds and removes its own, so pick another name (e.g. --name pghabench) or run: go run ./lab down --name %s\n", l.Name, l.Name)
-		return 1
-	}
 	fmt.Printf("bench: %d up/down cycles of lab %q, profile %s\n", runs, l.Name, profile)
 	res, err := l.Bench(ctx, runs, cluster.UpOptions{Profile: profile})
 	if err != nil {

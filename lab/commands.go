@@ -152,6 +152,17 @@ func bench(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 			return 2
 		}
 	}
+	if o.runs < 1 {
+		fmt.Fprintln(os.Stderr, "lab bench: --runs must be at least 1")
+		return 2
+	}
+	if l.Exists() {
+		fmt.Fprintf(os.Stderr, "lab bench: lab %q exists; bench builds and removes its own, so pick another name (e.g. --name pghabench) or run: go run ./lab down --name %s\n", l.Name, l.Name)
+		return 1
+	}
+	if o.net == cluster.NetBoot {
+		return benchBoot(ctx, l, o.runs, o.profile, o.doc)
+	}
 	return benchLab(ctx, l, o.runs, o.profile, o.doc)
 }
 

@@ -6,7 +6,7 @@
 //	go run ./lab up [--name pgha] [--profile fast] [--sync=false] [--net netns|loopback] [--boot]
 //	go run ./lab status | outputs | down
 //	go run ./lab kill|kill-postgres|stop|start|partition|heal NODE
-//	go run ./lab bench [--runs 5]
+//	go run ./lab bench [--runs 5] [--boot]
 package main
 
 import (
@@ -44,6 +44,7 @@ type options struct {
 func upFlags(fs *flag.FlagSet, o *options) {
 	fs.StringVar(&o.net, "net", "", "network mode: netns (root; every node in its own namespace, real partitions) or loopback (no root needed; every node on its own 127.0.x.y, no partitions); default netns when root and namespaces work, else loopback")
 	fs.StringVar(&o.profile, "profile", "fast", "failure-time profile: fast, balanced or safe")
+	fs.BoolVar(&o.boot, "boot", false, "every node a Debian 12 machine (systemd-nspawn) booting the user data EC2 would get, with the AWS APIs stood in for; validate then takes the AWS path (root)")
 }
 
 // commands in the order `lab help` lists them.
@@ -53,7 +54,6 @@ var commands = []command{
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
-			fs.BoolVar(&o.boot, "boot", false, "every node a Debian 12 machine (systemd-nspawn) booting the user data EC2 would get, with the AWS APIs stood in for; validate then takes the AWS path (root)")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},
 	{name: "outputs", summary: "print the stack outputs as JSON (what validate --outputs reads; holds the passwords)", run: printOutputs},
@@ -72,7 +72,7 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			upFlags(fs, o)
 			fs.IntVar(&o.runs, "runs", 5, "number of up/down cycles")
-			fs.StringVar(&o.doc, "doc", "", "also write the results into this markdown file's \""+benchHeading+"\" section")
+			fs.StringVar(&o.doc, "doc", "", "also write the results into this markdown file's \""+benchHeading+"\" section (with --boot: \""+bootBenchHeading+"\")")
 		}},
 }
 

@@ -38,6 +38,7 @@ type benchOptions struct {
 	kinds    []string
 	runs     int
 	sync     bool
+	boot     bool
 	prefix   string
 	doc      string
 	svg      string
@@ -59,6 +60,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	kinds := fs.String("kinds", strings.Join(bench.Kinds(), ","), "trial `kinds`, comma-separated")
 	fs.IntVar(&o.runs, "runs", 5, "repetitions of each kind per profile")
 	fs.BoolVar(&o.sync, "sync", true, "synchronous mode on the labs (--sync=false for asynchronous)")
+	fs.BoolVar(&o.boot, "boot", false, "booted labs (lab up --boot): Debian 12 machines booting their user data, faults through the AWS path; the page section is \""+bench.BootHeading+"\"")
 	fs.StringVar(&o.prefix, "name", "", "lab name `prefix` (default: bench plus a unique suffix); each profile's lab adds its initial")
 	fs.StringVar(&o.doc, "doc", "docs/benchmarks.md", "markdown `file` whose \""+bench.Heading+"\" section is written (\"\" for none)")
 	fs.StringVar(&o.svg, "svg", "", "chart `file` (default: benchmarks.svg next to --doc)")
@@ -106,7 +108,11 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 		o.prefix = "bench" + strconv.FormatInt(time.Now().Unix()%(36*36*36*36), 36)
 	}
 	if o.svg == "" && o.doc != "" {
-		o.svg = filepath.Join(filepath.Dir(o.doc), "benchmarks.svg")
+		name := "benchmarks.svg"
+		if o.boot {
+			name = "benchmarks-boot.svg"
+		}
+		o.svg = filepath.Join(filepath.Dir(o.doc), name)
 	}
 	return o, nil
 }
@@ -137,7 +143,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "validate bench: run as root: it builds labs of network namespaces")
 		return 2
 	}
-	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Profiles: o.profiles,
+	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Boot: o.boot, Profiles: o.profiles,
 		Command: reproduceBench(o)}
 	res.Machine = bench.Machine{CPUs: runtime.NumCPU(), Kernel: kernel(), LoadBefore: loadAvg()}
 	var prev *bench.Result
@@ -238,7 +244,7 @@ func renderBench(o *benchOptions, stdout, stderr io.Writer) int {
 // chart, each where set.
 func writePage(o *benchOptions, res bench.Result, stdout io.Writer) error {
 	if o.doc != "" {
-		if err := benchdoc.WriteSection(o.doc, bench.Heading, bench.Markdown(res, filepath.Base(o.svg))); err != nil {
+		if err := benchdoc.WriteSection(o.doc, bench.HeadingOf(res), bench.Markdown(res, filepath.Base(o.svg))); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "written: %s\n", o.doc)
@@ -264,7 +270,7 @@ func benchProfile(ctx context.Context, o *benchOptions, lab labCmd, profile stri
 	var vo *options
 	up := func() error {
 		fmt.Fprintf(out, "bench: lab %s, profile %s, synchronous mode %v\n", name, profile, o.sync)
-		if s, err = lab.up(ctx, name, profile, o.sync); err != nil {
+		if s, err = lab.up(ctx, name, profile, o.sync, o.boot); err != nil {
 			return err
 		}
 		if dial, err = dialerFor(s); err != nil {
@@ -482,6 +488,9 @@ func reproduceBench(o *benchOptions) string {
 	}
 	if !o.sync {
 		cmd += " --sync=false"
+	}
+	if o.boot {
+		cmd += " --boot"
 	}
 	if o.pgSecs != 15 || o.pgRounds != 2 {
 		cmd += fmt.Sprintf(" --pgbench-seconds %d --pgbench-rounds %d", o.pgSecs, o.pgRounds)

@@ -79,8 +79,12 @@ func (c labCmd) run(ctx context.Context, args ...string) error {
 }
 
 // up brings up lab name and returns its outputs.
-func (c labCmd) up(ctx context.Context, name, profile string, sync bool) (outputs.Stack, error) {
-	if err := c.run(ctx, "up", "--name", name, "--profile", profile, "--sync="+strconv.FormatBool(sync)); err != nil {
+func (c labCmd) up(ctx context.Context, name, profile string, sync, boot bool) (outputs.Stack, error) {
+	args := []string{"up", "--name", name, "--profile", profile, "--sync=" + strconv.FormatBool(sync)}
+	if boot {
+		args = append(args, "--boot")
+	}
+	if err := c.run(ctx, args...); err != nil {
 		return outputs.Stack{}, err
 	}
 	cmd := exec.CommandContext(ctx, c.bin, "outputs", "--name", name)

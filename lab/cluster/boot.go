@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net"
 	"net/netip"
@@ -143,15 +144,29 @@ func (l *Lab) upBoot(ctx context.Context, o UpOptions, res *UpResult, phase func
 	if err := phase("AWS stand-ins: IMDS, SSM, EC2, mirror", func() error { return l.startStandins(ctx, o.Control) }); err != nil {
 		return err
 	}
-	if err := phase("machines: create and boot", func() error { return l.bootMachines(ctx, st, img) }); err != nil {
+	var launched map[string]time.Time
+	if err := phase("machines: create and boot", func() error {
+		launched, err = l.bootMachines(ctx, st, img)
+		return err
+	}); err != nil {
 		return err
 	}
 	var ready boot.ReadyResult
+	gate := time.Now()
 	if err := phase("readiness: cloud-init, boot script, 1+2", func() error {
 		ready, err = l.bootReadiness(ctx, o)
 		return err
 	}); err != nil {
 		return err
+	}
+	res.NodeReady, res.NodeCloudInit = map[string]time.Duration{}, map[string]time.Duration{}
+	for node, at := range launched {
+		if took, ok := ready.Took[node]; ok {
+			res.NodeReady[node] = gate.Add(took).Sub(at)
+		}
+		if done, err := l.cloudInitDone(node); err == nil {
+			res.NodeCloudInit[node] = done.Sub(at)
+		}
 	}
 	s, err := l.bootOutputs(st, ready)
 	if err != nil {
@@ -160,7 +175,6 @@ func (l *Lab) upBoot(ctx context.Context, o UpOptions, res *UpResult, phase func
 	if lead, err := leaderOf(ready.ClusterState); err == nil {
 		res.Leader = lead
 	}
-	res.NodeReady = ready.Took
 	return s.Write(l.OutputsFile())
 }
 
@@ -349,11 +363,12 @@ func (l *Lab) ServeStandins(ctx context.Context) error {
 }
 
 // bootMachines creates every node's machine on the image and boots them
-// all at once, as EC2 launches the stack's instances.
-func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) error {
+// all at once, as EC2 launches the stack's instances; it returns when each
+// was launched.
+func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) (map[string]time.Time, error) {
 	ca, err := os.ReadFile(st.CACert)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var hosts []string
 	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
@@ -361,11 +376,13 @@ func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) 
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.Plan.Nodes))
+	at := make([]time.Time, len(l.Plan.Nodes))
 	for i, n := range l.Plan.Nodes {
 		wg.Go(func() {
 			m, err := machine.Create(machine.Spec{Name: n.Name, Image: img.RootFS, StateDir: l.machineDir(n.Name),
 				Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}})
 			if err == nil {
+				at[i] = time.Now()
 				err = m.Start(ctx)
 			}
 			if err != nil {
@@ -374,7 +391,35 @@ func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) 
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	launched := map[string]time.Time{}
+	for i, n := range l.Plan.Nodes {
+		launched[n.Name] = at[i]
+	}
+	return launched, errors.Join(errs...)
+}
+
+// cloudInitDone is when cloud-init on a node finished its last stage (the
+// one that installs the packages and runs the boot script), from the
+// status file it keeps.
+func (l *Lab) cloudInitDone(node string) (time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(l.machineDir(node), "upper", "var", "lib", "cloud", "data", "status.json"))
+	if err != nil {
+		return time.Time{}, err
+	}
+	var st struct {
+		V1 map[string]json.RawMessage `json:"v1"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return time.Time{}, err
+	}
+	var final struct {
+		Finished *float64 `json:"finished"`
+	}
+	if err := json.Unmarshal(st.V1["modules-final"], &final); err != nil || final.Finished == nil {
+		return time.Time{}, fmt.Errorf("%s: cloud-init has not finished", node)
+	}
+	sec := math.Floor(*final.Finished)
+	return time.Unix(int64(sec), int64((*final.Finished-sec)*1e9)), nil
 }
 
 // bootReadiness is `pulumi up`'s readiness gate, over the machines' real

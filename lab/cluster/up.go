@@ -140,9 +140,10 @@ type UpResult struct {
 	Phases []Phase
 	Total  time.Duration
 	Leader string
-	// NodeReady is, in a booted lab, each node's time from the start of the
-	// readiness gate to its ready marker.
-	NodeReady map[string]time.Duration
+	// NodeReady and NodeCloudInit are, in a booted lab, each node's time
+	// from its launch to its ready marker, and to the end of cloud-init's
+	// last stage.
+	NodeReady, NodeCloudInit map[string]time.Duration
 }
 
 // Up builds the lab from nothing to a leader with two streaming replicas

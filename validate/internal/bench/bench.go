@@ -101,6 +101,7 @@ type Result struct {
 	Machine  Machine   `json:"machine"`
 	Command  string    `json:"command"`
 	Sync     bool      `json:"synchronous_mode"`
+	Boot     bool      `json:"booted,omitempty"` // the labs were booted machines (lab up --boot)
 	Runs     int       `json:"runs"`
 	Profiles []string  `json:"profiles"`
 	Trials   []Trial   `json:"trials"`

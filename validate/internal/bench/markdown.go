@@ -6,8 +6,20 @@ import (
 	"strings"
 )
 
-// Heading is the section of docs/benchmarks.md that the bench owns.
-const Heading = "## Failover benchmarks"
+// Heading is the section of docs/benchmarks.md that the bench owns;
+// BootHeading the one of a bench on a booted lab (--boot).
+const (
+	Heading     = "## Failover benchmarks"
+	BootHeading = "## Failover benchmarks on booted machines"
+)
+
+// HeadingOf is r's section heading.
+func HeadingOf(r Result) string {
+	if r.Boot {
+		return BootHeading
+	}
+	return Heading
+}
 
 // Managed is a published failover figure of a managed service or a default
 // configuration, shown beside ours. These are the vendors' and projects'
@@ -66,12 +78,17 @@ func statsRow(b *strings.Builder, label string, vs []float64, f func(float64) st
 // chart's file name relative to the page ("" for none).
 func Markdown(r Result, svgName string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\n", Heading)
-	fmt.Fprintf(&b, "Measured %s–%s UTC by `validate bench` on this repository's lab: %d CPUs, Linux %s, "+
+	fmt.Fprintf(&b, "%s\n\n", HeadingOf(r))
+	where := "this repository's lab"
+	if r.Boot {
+		where = "this repository's booted lab (every node a Debian 12 machine booting the user data EC2 would get; " +
+			"the faults go through validate's AWS path: kill and partition over SSH, through haproxy-1)"
+	}
+	fmt.Fprintf(&b, "Measured %s–%s UTC by `validate bench` on %s: %d CPUs, Linux %s, "+
 		"1/5/15-minute load average %.2f/%.2f/%.2f before and %.2f/%.2f/%.2f after. "+
 		"Other labs may run on the same machine at the same time; the load column of the JSON and the per-run "+
 		"loads below say how busy it was, and a quieter machine does at least as well.\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
+		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), where, r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
 		r.Machine.LoadBefore[0], r.Machine.LoadBefore[1], r.Machine.LoadBefore[2],
 		r.Machine.LoadAfter[0], r.Machine.LoadAfter[1], r.Machine.LoadAfter[2])
 	fmt.Fprintf(&b, "Each profile got its own freshly built lab (synchronous mode %s) and %d runs of each kind, under "+
