@@ -129,32 +129,71 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	}, nil
 }
 
-// deploy registers the resources and returns the stack outputs.
+// deploy registers the resources, each layer on the one before, and
+// returns the stack outputs.
 func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) {
-	cfg, azs := p.cfg, p.azs
-	tagger := components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}
+	b, err := deployBase(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	t, err := deployTiers(ctx, p, b)
+	if err != nil {
+		return nil, err
+	}
+	jumpIP := t.haproxy.PublicIPs[0]
+	writeHost, readHost, err := deployEndpoint(ctx, p, b, t, jumpIP)
+	if err != nil {
+		return nil, err
+	}
+	nodes := placeNodes(p.cfg.Plan, t)
+	readiness, err := deployReadiness(ctx, p, b, nodes, jumpIP)
+	if err != nil {
+		return nil, err
+	}
+	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b.secrets, readiness, b.privateKey), nil
+}
+
+// base is what every tier stands on.
+type base struct {
+	tagger   components.Tagger
+	withAWS  pulumi.ResourceOption // the explicit provider, with the default tags
+	network  *components.Network
+	security *components.Security
+	secrets  *components.Secrets
+	keyPair  *ec2.KeyPair
+	// privateKey is the generated SSH key; nil with the operator's own.
+	privateKey pulumi.StringInput
+	// boot is what an instance needs before it boots: egress to apt and
+	// SSM, its security rules, its secrets (see components.Dependencies for
+	// why these resources and not the components).
+	boot []pulumi.Resource
+}
+
+// deployBase registers the provider, the network, the security groups, the
+// secrets and the SSH key pair.
+func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
+	cfg := p.cfg
+	b := &base{tagger: components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}}
 	prov, err := aws.NewProvider(ctx, "aws", &aws.ProviderArgs{
 		Region:      pulumi.String(cfg.Region),
-		DefaultTags: aws.ProviderDefaultTagsArgs{Tags: tagger.Default()},
+		DefaultTags: aws.ProviderDefaultTagsArgs{Tags: b.tagger.Default()},
 	})
 	if err != nil {
 		return nil, err
 	}
-	withAWS := pulumi.Providers(prov)
+	b.withAWS = pulumi.Providers(prov)
 
-	network, err := components.NewNetwork(ctx, "network", &components.NetworkArgs{
-		Plan: cfg.Plan, Zones: azs, PerAZNAT: cfg.NATGateways == stackconfig.NATPerAZ, Tags: tagger,
-	}, withAWS)
-	if err != nil {
+	if b.network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{
+		Plan: cfg.Plan, Zones: p.azs, PerAZNAT: cfg.NATGateways == stackconfig.NATPerAZ, Tags: b.tagger,
+	}, b.withAWS); err != nil {
 		return nil, err
 	}
-	security, err := components.NewSecurity(ctx, "security", &components.SecurityArgs{
-		VpcID:        network.VpcID.ToStringOutput(),
+	if b.security, err = components.NewSecurity(ctx, "security", &components.SecurityArgs{
+		VpcID:        b.network.VpcID.ToStringOutput(),
 		AllowedCIDRs: cfg.AllowedCIDRs,
 		LoadBalancer: cfg.NetworkLoadBalancer,
-		Tags:         tagger,
-	}, withAWS)
-	if err != nil {
+		Tags:         b.tagger,
+	}, b.withAWS); err != nil {
 		return nil, err
 	}
 
@@ -162,126 +201,141 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	for _, s := range userdata.Secrets {
 		specs = append(specs, components.SecretSpec{Name: s.ParamName(), Value: cfg.Passwords[s.ConfigKey]})
 	}
-	secrets, err := components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
-		ParameterPrefix: p.paramPrefix, Secrets: specs, Tags: tagger,
-	}, withAWS)
-	if err != nil {
+	if b.secrets, err = components.NewSecrets(ctx, "secrets", &components.SecretsArgs{
+		ParameterPrefix: p.paramPrefix, Secrets: specs, Tags: b.tagger,
+	}, b.withAWS); err != nil {
 		return nil, err
 	}
 
 	// SSH: the operator's key, or a generated ED25519 key exported as a secret.
-	var privateKey pulumi.StringInput
 	var publicKey pulumi.StringInput = pulumi.String(cfg.SSHPublicKey)
 	if cfg.SSHPublicKey == "" {
 		key, err := tls.NewPrivateKey(ctx, "ssh-key", &tls.PrivateKeyArgs{Algorithm: pulumi.String("ED25519")})
 		if err != nil {
 			return nil, err
 		}
-		privateKey = key.PrivateKeyOpenssh
+		b.privateKey = key.PrivateKeyOpenssh
 		publicKey = key.PublicKeyOpenssh
 	}
-	keyPair, err := ec2.NewKeyPair(ctx, "ssh", &ec2.KeyPairArgs{
+	if b.keyPair, err = ec2.NewKeyPair(ctx, "ssh", &ec2.KeyPairArgs{
 		PublicKey: publicKey,
-		Tags:      tagger.Tags(components.RoleSecurity, "ssh-key"),
-	}, pulumi.Provider(prov))
-	if err != nil {
+		Tags:      b.tagger.Tags(components.RoleSecurity, "ssh-key"),
+	}, pulumi.Provider(prov)); err != nil {
 		return nil, err
 	}
 
-	// Explicit resources, not the components: see components.Dependencies.
-	var boot []pulumi.Resource
-	boot = append(boot, network.Egress...)
-	boot = append(boot, security.Rules...)
-	boot = append(boot, secrets.Parameters...)
+	b.boot = append(b.boot, b.network.Egress...)
+	b.boot = append(b.boot, b.security.Rules...)
+	b.boot = append(b.boot, b.secrets.Parameters...)
+	return b, nil
+}
+
+// tiers are the three tiers' instances.
+type tiers struct {
+	etcd    *components.EtcdCluster
+	patroni *components.PatroniCluster
+	haproxy *components.HAProxyTier
+}
+
+// deployTiers registers etcd, Patroni and HAProxy, each instance at its
+// plan address with the user data rendered for it.
+func deployTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
+	cfg := p.cfg
 	tierArgs := func(role topology.Role, tier topology.Tier, itype string, size int) *components.TierArgs {
-		subnets := network.PrivateSubnetIDs
+		subnets := b.network.PrivateSubnetIDs
 		if tier == topology.Public {
-			subnets = network.PublicSubnetIDs
+			subnets = b.network.PublicSubnetIDs
 		}
 		return &components.TierArgs{
-			Nodes: cfg.Plan.ByRole(role), Zones: azs, SubnetIDs: subnets,
-			SecurityGroupID: security.Groups[string(role)].ID(),
+			Nodes: cfg.Plan.ByRole(role), Zones: p.azs, SubnetIDs: subnets,
+			SecurityGroupID: b.security.Groups[string(role)].ID(),
 			AMI:             p.ami, InstanceType: itype, VolumeSize: size,
-			KeyName: keyPair.KeyName, UserData: p.userData,
+			KeyName: b.keyPair.KeyName, UserData: p.userData,
 			SecretParameterARNs: p.tierParams[role],
 			Region:              cfg.Region, Partition: p.partition, AccountID: p.account,
 			Public:    tier == topology.Public,
-			DependsOn: boot,
-			Tags:      tagger,
+			DependsOn: b.boot,
+			Tags:      b.tagger,
 		}
 	}
-	etcd, err := components.NewEtcdCluster(ctx, "etcd",
-		tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), withAWS)
-	if err != nil {
+	var t tiers
+	var err error
+	if t.etcd, err = components.NewEtcdCluster(ctx, "etcd",
+		tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), b.withAWS); err != nil {
 		return nil, err
 	}
-	patroni, err := components.NewPatroniCluster(ctx, "patroni",
-		tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), withAWS)
-	if err != nil {
+	if t.patroni, err = components.NewPatroniCluster(ctx, "patroni",
+		tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), b.withAWS); err != nil {
 		return nil, err
 	}
-	haproxy, err := components.NewHAProxyTier(ctx, "haproxy",
-		tierArgs(topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize), withAWS)
-	if err != nil {
+	if t.haproxy, err = components.NewHAProxyTier(ctx, "haproxy",
+		tierArgs(topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize), b.withAWS); err != nil {
 		return nil, err
 	}
-	jumpIP := haproxy.PublicIPs[0]
+	return &t, nil
+}
 
-	writeHost, readHost := jumpIP, jumpIP
-	if cfg.NetworkLoadBalancer {
-		nlb, err := components.NewLoadBalancer(ctx, "endpoint", &components.LoadBalancerArgs{
-			VpcID: network.VpcID, SubnetIDs: network.PublicSubnetIDs,
-			SecurityGroupID: security.Groups[components.SGNLB].ID(),
-			Targets:         haproxy.Instances,
-			Ports:           []int{topology.PortWrite, topology.PortRead},
-			Tags:            tagger,
-		}, withAWS)
-		if err != nil {
-			return nil, err
-		}
-		writeHost, readHost = nlb.DNSName, nlb.DNSName
+// deployEndpoint returns the hosts clients write and read through: the
+// network load balancer when enabled, else the first HAProxy node.
+func deployEndpoint(ctx *pulumi.Context, p *prepared, b *base, t *tiers, jumpIP pulumi.StringOutput) (write, read pulumi.StringOutput, err error) {
+	if !p.cfg.NetworkLoadBalancer {
+		return jumpIP, jumpIP, nil
 	}
+	nlb, err := components.NewLoadBalancer(ctx, "endpoint", &components.LoadBalancerArgs{
+		VpcID: b.network.VpcID, SubnetIDs: b.network.PublicSubnetIDs,
+		SecurityGroupID: b.security.Groups[components.SGNLB].ID(),
+		Targets:         t.haproxy.Instances,
+		Ports:           []int{topology.PortWrite, topology.PortRead},
+		Tags:            b.tagger,
+	}, b.withAWS)
+	if err != nil {
+		return write, read, err
+	}
+	return nlb.DNSName, nlb.DNSName, nil
+}
 
-	// Every node, in plan order, with its instance.
+// placeNodes pairs every plan node, in plan order, with its instance.
+func placeNodes(plan topology.Plan, t *tiers) []placed {
 	var nodes []placed
-	for _, t := range []struct {
+	for _, tt := range []struct {
 		role topology.Role
 		tier *components.Tier
-	}{{topology.RoleEtcd, &etcd.Tier}, {topology.RolePatroni, &patroni.Tier}, {topology.RoleHAProxy, &haproxy.Tier}} {
-		for i, n := range cfg.Plan.ByRole(t.role) {
-			p := placed{node: n, inst: t.tier.Instances[i]}
-			if i < len(t.tier.PublicIPs) {
-				p.publicIP = t.tier.PublicIPs[i]
+	}{{topology.RoleEtcd, &t.etcd.Tier}, {topology.RolePatroni, &t.patroni.Tier}, {topology.RoleHAProxy, &t.haproxy.Tier}} {
+		for i, n := range plan.ByRole(tt.role) {
+			p := placed{node: n, inst: tt.tier.Instances[i]}
+			if i < len(tt.tier.PublicIPs) {
+				p.publicIP = tt.tier.PublicIPs[i]
 			}
 			nodes = append(nodes, p)
 		}
 	}
+	return nodes
+}
 
+// deployReadiness registers the gate `pulumi up` waits on: every node's
+// boot, over SSH through the jump host, then the cluster's formation.
+func deployReadiness(ctx *pulumi.Context, p *prepared, b *base, nodes []placed, jumpIP pulumi.StringOutput) (*components.Readiness, error) {
 	var ready []components.ReadyNode
-	for _, p := range nodes {
+	for _, n := range nodes {
 		rn := components.ReadyNode{
-			Name: p.node.Name, Host: pulumi.String(p.node.IP.String()), ViaJump: true,
-			InstanceID: p.inst.ID(), DependsOn: append([]pulumi.Resource{p.inst}, security.Rules...),
+			Name: n.node.Name, Host: pulumi.String(n.node.IP.String()), ViaJump: true,
+			InstanceID: n.inst.ID(), DependsOn: append([]pulumi.Resource{n.inst}, b.security.Rules...),
 		}
-		if p.node.Tier == topology.Public {
-			rn.Host, rn.ViaJump = p.publicIP, false
+		if n.node.Tier == topology.Public {
+			rn.Host, rn.ViaJump = n.publicIP, false
 		}
 		ready = append(ready, rn)
 	}
-	pg1 := cfg.Plan.ByRole(topology.RolePatroni)[0]
-	readiness, err := components.NewReadiness(ctx, "readiness", &components.ReadinessArgs{
-		Nodes: ready, JumpHost: jumpIP, User: loginUser, PrivateKey: privateKey,
+	plan := p.cfg.Plan
+	pg1 := plan.ByRole(topology.RolePatroni)[0]
+	return components.NewReadiness(ctx, "readiness", &components.ReadinessArgs{
+		Nodes: ready, JumpHost: jumpIP, User: loginUser, PrivateKey: b.privateKey,
 		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
-		HostKeysNode:     cfg.Plan.ByRole(topology.RoleHAProxy)[0].Name,
+		HostKeysNode:     plan.ByRole(topology.RoleHAProxy)[0].Name,
 		ClusterCheckNode: pg1.Name,
 		PatroniAPI:       fmt.Sprintf("http://%s:%d", pg1.IP, topology.PortPatroniAPI),
 		TimeoutSeconds:   readinessTimeout,
 	})
-	if err != nil {
-		return nil, err
-	}
-
-	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, secrets, readiness, privateKey), nil
 }
 
 // placed is one plan node with its instance.
