@@ -232,15 +232,11 @@ func ec2Tags(ts []ec2types.Tag) map[string]string {
 
 func (f finder) instances(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeInstancesPaginator(f.c.EC2, &ec2.DescribeInstancesInput{Filters: f.ec2Filters(ec2types.Filter{
+	in := &ec2.DescribeInstancesInput{Filters: f.ec2Filters(ec2types.Filter{
 		Name:   aws.String("instance-state-name"),
 		Values: []string{"pending", "running", "shutting-down", "stopping", "stopped"},
-	})})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	})}
+	if err := eachPage(ctx, ec2.NewDescribeInstancesPaginator(f.c.EC2, in), func(page *ec2.DescribeInstancesOutput) {
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
 				tags := ec2Tags(i.Tags)
@@ -254,18 +250,15 @@ func (f finder) instances(ctx context.Context) ([]Leftover, error) {
 				out = append(out, f.leftover(KindInstance, aws.ToString(i.InstanceId), tags["Name"], state))
 			}
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) volumes(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeVolumesPaginator(f.c.EC2, &ec2.DescribeVolumesInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeVolumesPaginator(f.c.EC2, &ec2.DescribeVolumesInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeVolumesOutput) {
 		for _, v := range page.Volumes {
 			tags := ec2Tags(v.Tags)
 			if !f.ours(tags) || v.State == ec2types.VolumeStateDeleted {
@@ -274,20 +267,18 @@ func (f finder) volumes(ctx context.Context) ([]Leftover, error) {
 			out = append(out, f.leftover(KindVolume, aws.ToString(v.VolumeId), tags["Name"],
 				fmt.Sprintf("%s, %d GiB", v.State, aws.ToInt32(v.Size))))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) natGateways(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeNatGatewaysPaginator(f.c.EC2, &ec2.DescribeNatGatewaysInput{Filter: f.ec2Filters(ec2types.Filter{
+	in := &ec2.DescribeNatGatewaysInput{Filter: f.ec2Filters(ec2types.Filter{
 		Name: aws.String("state"), Values: []string{"pending", "available", "deleting", "failed"},
-	})})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	})}
+	if err := eachPage(ctx, ec2.NewDescribeNatGatewaysPaginator(f.c.EC2, in), func(page *ec2.DescribeNatGatewaysOutput) {
 		for _, n := range page.NatGateways {
 			tags := ec2Tags(n.Tags)
 			if !f.ours(tags) || n.State == ec2types.NatGatewayStateDeleted {
@@ -295,6 +286,8 @@ func (f finder) natGateways(ctx context.Context) ([]Leftover, error) {
 			}
 			out = append(out, f.leftover(KindNATGateway, aws.ToString(n.NatGatewayId), tags["Name"], string(n.State)))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -324,12 +317,7 @@ func (f finder) networkInterfaces(ctx context.Context, vpcIDs []string) ([]Lefto
 	seen := map[string]bool{}
 	var out []Leftover
 	collect := func(in *ec2.DescribeNetworkInterfacesInput, needTags bool) error {
-		p := ec2.NewDescribeNetworkInterfacesPaginator(f.c.EC2, in)
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return err
-			}
+		if err := eachPage(ctx, ec2.NewDescribeNetworkInterfacesPaginator(f.c.EC2, in), func(page *ec2.DescribeNetworkInterfacesOutput) {
 			for _, n := range page.NetworkInterfaces {
 				id := aws.ToString(n.NetworkInterfaceId)
 				if seen[id] || (needTags && !f.ours(ec2Tags(n.TagSet))) {
@@ -338,6 +326,8 @@ func (f finder) networkInterfaces(ctx context.Context, vpcIDs []string) ([]Lefto
 				seen[id] = true
 				out = append(out, f.leftover(KindNetworkInterface, id, aws.ToString(n.Description), string(n.Status)))
 			}
+		}); err != nil {
+			return err
 		}
 		return nil
 	}
@@ -355,30 +345,22 @@ func (f finder) networkInterfaces(ctx context.Context, vpcIDs []string) ([]Lefto
 
 func (f finder) securityGroups(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeSecurityGroupsPaginator(f.c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeSecurityGroupsPaginator(f.c.EC2, &ec2.DescribeSecurityGroupsInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeSecurityGroupsOutput) {
 		for _, g := range page.SecurityGroups {
 			if !f.ours(ec2Tags(g.Tags)) {
 				continue
 			}
 			out = append(out, f.leftover(KindSecurityGroup, aws.ToString(g.GroupId), aws.ToString(g.GroupName), aws.ToString(g.VpcId)))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) subnets(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeSubnetsPaginator(f.c.EC2, &ec2.DescribeSubnetsInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeSubnetsPaginator(f.c.EC2, &ec2.DescribeSubnetsInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeSubnetsOutput) {
 		for _, s := range page.Subnets {
 			tags := ec2Tags(s.Tags)
 			if !f.ours(tags) {
@@ -386,18 +368,15 @@ func (f finder) subnets(ctx context.Context) ([]Leftover, error) {
 			}
 			out = append(out, f.leftover(KindSubnet, aws.ToString(s.SubnetId), tags["Name"], aws.ToString(s.CidrBlock)+" "+aws.ToString(s.AvailabilityZone)))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) routeTables(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeRouteTablesPaginator(f.c.EC2, &ec2.DescribeRouteTablesInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeRouteTablesPaginator(f.c.EC2, &ec2.DescribeRouteTablesInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeRouteTablesOutput) {
 		for _, rt := range page.RouteTables {
 			tags := ec2Tags(rt.Tags)
 			if !f.ours(tags) {
@@ -405,18 +384,15 @@ func (f finder) routeTables(ctx context.Context) ([]Leftover, error) {
 			}
 			out = append(out, f.leftover(KindRouteTable, aws.ToString(rt.RouteTableId), tags["Name"], aws.ToString(rt.VpcId)))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) internetGateways(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeInternetGatewaysPaginator(f.c.EC2, &ec2.DescribeInternetGatewaysInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeInternetGatewaysPaginator(f.c.EC2, &ec2.DescribeInternetGatewaysInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeInternetGatewaysOutput) {
 		for _, g := range page.InternetGateways {
 			tags := ec2Tags(g.Tags)
 			if !f.ours(tags) {
@@ -428,18 +404,15 @@ func (f finder) internetGateways(ctx context.Context) ([]Leftover, error) {
 			}
 			out = append(out, f.leftover(KindInternetGateway, aws.ToString(g.InternetGatewayId), tags["Name"], state))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 func (f finder) vpcs(ctx context.Context) ([]Leftover, error) {
 	var out []Leftover
-	p := ec2.NewDescribeVpcsPaginator(f.c.EC2, &ec2.DescribeVpcsInput{Filters: f.ec2Filters()})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, ec2.NewDescribeVpcsPaginator(f.c.EC2, &ec2.DescribeVpcsInput{Filters: f.ec2Filters()}), func(page *ec2.DescribeVpcsOutput) {
 		for _, v := range page.Vpcs {
 			tags := ec2Tags(v.Tags)
 			// The default VPC belongs to the account, never to a stack.
@@ -448,6 +421,8 @@ func (f finder) vpcs(ctx context.Context) ([]Leftover, error) {
 			}
 			out = append(out, f.leftover(KindVPC, aws.ToString(v.VpcId), tags["Name"], aws.ToString(v.CidrBlock)))
 		}
+	}); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -495,13 +470,10 @@ func (f finder) elbTagged(ctx context.Context, arns []string) (map[string]bool, 
 
 func (f finder) loadBalancers(ctx context.Context) ([]Leftover, error) {
 	var all []elbtypes.LoadBalancer
-	p := elb.NewDescribeLoadBalancersPaginator(f.c.ELB, &elb.DescribeLoadBalancersInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, elb.NewDescribeLoadBalancersPaginator(f.c.ELB, &elb.DescribeLoadBalancersInput{}), func(page *elb.DescribeLoadBalancersOutput) {
 		all = append(all, page.LoadBalancers...)
+	}); err != nil {
+		return nil, err
 	}
 	var arns []string
 	for _, lb := range all {
@@ -527,13 +499,10 @@ func (f finder) loadBalancers(ctx context.Context) ([]Leftover, error) {
 
 func (f finder) targetGroups(ctx context.Context) ([]Leftover, error) {
 	var all []elbtypes.TargetGroup
-	p := elb.NewDescribeTargetGroupsPaginator(f.c.ELB, &elb.DescribeTargetGroupsInput{})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if err := eachPage(ctx, elb.NewDescribeTargetGroupsPaginator(f.c.ELB, &elb.DescribeTargetGroupsInput{}), func(page *elb.DescribeTargetGroupsOutput) {
 		all = append(all, page.TargetGroups...)
+	}); err != nil {
+		return nil, err
 	}
 	var arns []string
 	for _, tg := range all {
@@ -568,12 +537,7 @@ func (f finder) parameters(ctx context.Context) ([]Leftover, error) {
 		},
 	}
 	for _, q := range queries {
-		p := ssm.NewDescribeParametersPaginator(f.c.SSM, &ssm.DescribeParametersInput{ParameterFilters: q})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, err
-			}
+		if err := eachPage(ctx, ssm.NewDescribeParametersPaginator(f.c.SSM, &ssm.DescribeParametersInput{ParameterFilters: q}), func(page *ssm.DescribeParametersOutput) {
 			for _, m := range page.Parameters {
 				name := aws.ToString(m.Name)
 				if seen[name] {
@@ -582,6 +546,8 @@ func (f finder) parameters(ctx context.Context) ([]Leftover, error) {
 				seen[name] = true
 				out = append(out, f.leftover(KindSSMParameter, name, "", string(m.Type)))
 			}
+		}); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -678,12 +644,15 @@ func (f finder) iamLeftovers(ctx context.Context, kind string, names []string, t
 }
 
 // pager is what every aws-sdk-go-v2 IAM paginator offers.
-type pager[T any] interface {
+// pager is every aws-sdk-go-v2 paginator: T its page, O its client's
+// options.
+type pager[T, O any] interface {
 	HasMorePages() bool
-	NextPage(context.Context, ...func(*iam.Options)) (T, error)
+	NextPage(context.Context, ...func(O)) (T, error)
 }
 
-func eachPage[T any](ctx context.Context, p pager[T], each func(T)) error {
+// eachPage hands each page of p to each, and stops at the first error.
+func eachPage[T, O any](ctx context.Context, p pager[T, O], each func(T)) error {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
