@@ -62,9 +62,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for name, cn := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var res result
 			ok := wait.Poll(ctx, e.opts.replicationBound, 10*time.Millisecond, func() bool {
 				var n int
@@ -82,7 +80,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 			mu.Lock()
 			results[name] = res
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	var worst time.Duration

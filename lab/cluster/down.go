@@ -102,11 +102,9 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 				stop()
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				stop()
-			}()
+			})
 		}
 		wg.Wait()
 		if n := rep.Stopped - before; n > 0 {

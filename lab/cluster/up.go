@@ -292,13 +292,11 @@ func (l *Lab) startRole(r topology.Role) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.Plan.Nodes))
 	for i, n := range l.Plan.ByRole(r) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := l.startDaemon(n); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)

@@ -53,11 +53,9 @@ func switchoverLoadStory(ctx context.Context, r *Run) {
 	lctx, stopLoad := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var ld loadStats
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		ld = runLoad(lctx, r, 8)
-	}()
+	})
 	defer func() { stopLoad(); wg.Wait() }()
 	_ = r.Hold(ctx, 4*time.Second)
 	if ctx.Err() != nil {
@@ -176,9 +174,7 @@ func pgxLoad(ctx context.Context, t pg.Target, clients int) loadStats {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for ctx.Err() == nil {
 				c, err := t.Connect(ctx)
 				if err != nil {
@@ -195,7 +191,7 @@ func pgxLoad(ctx context.Context, t pg.Target, clients int) loadStats {
 				}
 				c.Close(context.Background())
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return st

@@ -23,6 +23,7 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pgha/pgha/internal/outputs"
 )
@@ -555,42 +556,32 @@ func (f finder) parameters(ctx context.Context) ([]Leftover, error) {
 
 // iamTagged runs tagsOf over names with a few workers: IAM has no tag
 // filter on its list calls, so each role or profile is asked for its tags.
+// The first error stops the rest.
 func (f finder) iamTagged(ctx context.Context, names []string, tagsOf func(context.Context, string) (map[string]string, error)) (map[string]bool, error) {
+	var mu sync.Mutex
 	ours := map[string]bool{}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	work := make(chan string)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for name := range work {
-				tags, err := tagsOf(ctx, name)
-				// Deleted between the list and the tag call: it is gone.
-				var gone *iamtypes.NoSuchEntityException
-				if errors.As(err, &gone) {
-					err, tags = nil, nil
-				}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, name := range names {
+		g.Go(func() error {
+			tags, err := tagsOf(ctx, name)
+			// Deleted between the list and the tag call: it is gone.
+			var gone *iamtypes.NoSuchEntityException
+			if errors.As(err, &gone) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			if f.ours(tags) {
 				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", name, err)
-				}
-				if err == nil && f.ours(tags) {
-					ours[name] = true
-				}
+				ours[name] = true
 				mu.Unlock()
 			}
-		}()
+			return nil
+		})
 	}
-	for _, n := range names {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
-	return ours, firstErr
+	return ours, g.Wait()
 }
 
 func (f finder) roles(ctx context.Context) ([]Leftover, error) {
