@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/lab/mountinfo"
 )
 
 // LabPackages is what the nodes' user data installs today (the union of
@@ -118,7 +120,7 @@ func TestBuildFailureLeavesNothing(t *testing.T) {
 	}
 	r := NewRecipe(DefaultSuite, mustArch(t), []string{"curl"})
 	require.ElementsMatch(t, []string{".build.lock", "failed-" + r.Hash() + ".log"}, names)
-	mps, err := mountsUnder(cache)
+	mps, err := mountinfo.Under(mountinfo.Self, cache)
 	require.NoError(t, err)
 	require.Empty(t, mps)
 }

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,11 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pgha/pgha/lab/mountinfo"
 )
 
 // Hash names the recipe's cache entry: the first 16 hex digits of the
@@ -92,64 +92,18 @@ func lockFile(ctx context.Context, path string, say func(string)) (unlock func()
 	}
 }
 
-// mountsUnder lists the mount points at or below dir in this process's
-// mount namespace, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	// Longer paths are deeper; unmount those first.
-	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // removeTree deletes dir, first unmounting anything mounted below it. It
 // refuses to delete while a mount remains: os.RemoveAll would walk into a
 // bind mount of /dev or /proc and delete the host's files.
 func removeTree(dir string) error {
-	mps, err := mountsUnder(dir)
+	mps, err := mountinfo.Under(mountinfo.Self, dir)
 	if err != nil {
 		return err
 	}
 	for _, mp := range mps {
 		_ = unix.Unmount(mp, unix.MNT_DETACH)
 	}
-	if mps, err = mountsUnder(dir); err != nil {
+	if mps, err = mountinfo.Under(mountinfo.Self, dir); err != nil {
 		return err
 	} else if len(mps) > 0 {
 		return fmt.Errorf("not deleting %s: still mounted: %s; unmount them (umount -l) and try again", dir, strings.Join(mps, ", "))

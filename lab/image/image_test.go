@@ -169,11 +169,6 @@ func TestLockFileExcludesASecondHolder(t *testing.T) {
 	unlock2()
 }
 
-func TestUnescapeMount(t *testing.T) {
-	require.Equal(t, "/tmp/a b", unescapeMount(`/tmp/a\040b`))
-	require.Equal(t, "/plain", unescapeMount("/plain"))
-}
-
 func TestHostAptConfValue(t *testing.T) {
 	conf := "Acquire::http::Proxy \"http://proxy.example.invalid:3128\";\nAcquire::Check-Valid-Until \"false\";\n"
 	require.Equal(t, "http://proxy.example.invalid:3128", aptConfValue(conf, "Acquire::http::Proxy"))

@@ -1,18 +1,17 @@
 package machine
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pgha/pgha/lab/mountinfo"
 )
 
 // Process is a leftover process.
@@ -57,7 +56,7 @@ func FindLeftovers(dir string) (Leftovers, error) {
 		return Leftovers{}, err
 	}
 	var l Leftovers
-	if l.Mounts, err = mountsUnder("/proc/self/mountinfo", dir); err != nil {
+	if l.Mounts, err = mountinfo.Under(mountinfo.Self, dir); err != nil {
 		return Leftovers{}, err
 	}
 	self, _ := os.Readlink("/proc/self/ns/mnt")
@@ -84,7 +83,7 @@ func FindLeftovers(dir string) (Leftovers, error) {
 			opts = rootMountOptions(pid)
 			rootByNS[ns] = opts
 		}
-		if upper := optionValue(opts, "upperdir"); upper != "" && under(upper, dir) {
+		if upper := mountinfo.Option(opts, "upperdir"); upper != "" && under(upper, dir) {
 			l.Processes = append(l.Processes, Process{PID: pid, Command: strings.Join(args, " "), Why: "in a container on " + upper})
 		}
 	}
@@ -119,37 +118,7 @@ func rootMountOptions(pid int) string {
 		return ""
 	}
 	defer f.Close()
-	return rootOptions(f)
-}
-
-// rootOptions reads a mountinfo file: "ID PARENT MAJ:MIN ROOT MOUNTPOINT
-// OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS". The last "/" mount
-// is the one on top.
-func rootOptions(r io.Reader) string {
-	opts := ""
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 || fields[4] != "/" {
-			continue
-		}
-		for i, x := range fields {
-			if x == "-" && i+3 < len(fields) {
-				opts = fields[i+3]
-			}
-		}
-	}
-	return opts
-}
-
-func optionValue(opts, key string) string {
-	for _, o := range strings.Split(opts, ",") {
-		if v, ok := strings.CutPrefix(o, key+"="); ok {
-			return unescapeMount(v)
-		}
-	}
-	return ""
+	return mountinfo.RootOptions(f)
 }
 
 // Clean ends every leftover process of dir with SIGKILL (container
@@ -181,7 +150,7 @@ func Clean(dir string) error {
 		for _, mp := range l.Mounts {
 			unmount(mp)
 		}
-		if l.Mounts, err = mountsUnder("/proc/self/mountinfo", dir); err != nil {
+		if l.Mounts, err = mountinfo.Under(mountinfo.Self, dir); err != nil {
 			return err
 		}
 	}
@@ -208,60 +177,4 @@ func unmount(mp string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = unix.Unmount(mp, unix.MNT_DETACH)
-}
-
-// mountsUnder lists the mount points at or under dir in a mountinfo file,
-// deepest first.
-func mountsUnder(mountinfo, dir string) ([]string, error) {
-	f, err := os.Open(mountinfo)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		if mp := unescapeMount(fields[4]); under(mp, dir) {
-			out = append(out, mp)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return dedup(out), sc.Err()
-}
-
-func dedup(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0]
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// unescapeMount undoes mountinfo's octal escapes ("\040" is a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pgha/pgha/lab/mountinfo"
 )
 
 // Spec describes one machine.
@@ -183,7 +185,7 @@ func (s *Spec) check() error {
 
 // mount mounts the overlay at root unless it is mounted already.
 func (m *Machine) mount() error {
-	mps, err := mountsUnder("/proc/self/mountinfo", m.Root())
+	mps, err := mountinfo.Under(mountinfo.Self, m.Root())
 	if err != nil {
 		return err
 	}
@@ -281,7 +283,7 @@ func RemoveState(stateDir string) error {
 	if err := Clean(stateDir); err != nil {
 		return err
 	}
-	mps, err := mountsUnder("/proc/self/mountinfo", stateDir)
+	mps, err := mountinfo.Under(mountinfo.Self, stateDir)
 	if err != nil {
 		return err
 	}

@@ -82,26 +82,6 @@ func TestTrustCAsRejectsNonCertificates(t *testing.T) {
 	require.Error(t, trustCAs(t.TempDir(), [][]byte{bad}))
 }
 
-func TestMountinfoParsing(t *testing.T) {
-	mi := `22 1 0:21 / / rw,relatime - overlay overlay rw,lowerdir=/cache/rootfs,upperdir=/state/pg\0401/upper,workdir=/state/pg\0401/work
-23 22 0:5 / /proc rw - proc proc rw
-24 22 0:22 / /state/pg\0401/root rw shared:1 - overlay overlay rw,lowerdir=/a,upperdir=/b,workdir=/c
-25 24 0:23 / /state/pg\0401/root/proc rw - proc proc rw
-`
-	p := filepath.Join(t.TempDir(), "mountinfo")
-	require.NoError(t, os.WriteFile(p, []byte(mi), 0o644))
-	mps, err := mountsUnder(p, "/state/pg 1")
-	require.NoError(t, err)
-	require.Equal(t, []string{"/state/pg 1/root/proc", "/state/pg 1/root"}, mps, "deepest first")
-	none, err := mountsUnder(p, "/state/pg")
-	require.NoError(t, err)
-	require.Empty(t, none, "a prefix of a name is not a parent")
-
-	opts := rootOptions(strings.NewReader(mi))
-	require.Equal(t, "/state/pg 1/upper", optionValue(opts, "upperdir"))
-	require.Equal(t, "/cache/rootfs", optionValue(opts, "lowerdir"))
-}
-
 func TestNspawnFor(t *testing.T) {
 	require.NotEmpty(t, nspawnFor([]string{"/usr/bin/systemd-nspawn", "-D", "/lab/pg-1/root", "-b"}, "/lab"))
 	require.NotEmpty(t, nspawnFor([]string{"systemd-nspawn", "--directory=/lab/pg-1/root"}, "/lab"))
