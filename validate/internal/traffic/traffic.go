@@ -59,9 +59,9 @@ type Writer struct {
 	// OpTimeout bounds one insert; a write that hangs is a failed write.
 	OpTimeout time.Duration
 
-	mu  sync.Mutex
-	ops []history.Op
-	id  int64
+	opLog
+	mu sync.Mutex // guards id
+	id int64
 }
 
 // Run writes until ctx is done.
@@ -128,17 +128,23 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
-func (w *Writer) record(o history.Op) {
-	w.mu.Lock()
-	w.ops = append(w.ops, o)
-	w.mu.Unlock()
+// opLog is a history that one goroutine appends to while others read it.
+type opLog struct {
+	mu  sync.Mutex
+	ops []history.Op
+}
+
+func (l *opLog) record(o history.Op) {
+	l.mu.Lock()
+	l.ops = append(l.ops, o)
+	l.mu.Unlock()
 }
 
 // Ops returns a copy of the history so far.
-func (w *Writer) Ops() []history.Op {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]history.Op(nil), w.ops...)
+func (l *opLog) Ops() []history.Op {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]history.Op(nil), l.ops...)
 }
 
 // Reader opens a fresh connection to Target for every read, as a new client
@@ -152,8 +158,7 @@ type Reader struct {
 	// endpoint must only reach replicas (the leader is only a backup).
 	WantReplica bool
 
-	mu  sync.Mutex
-	ops []history.Op
+	opLog
 }
 
 // Run reads until ctx is done.
@@ -191,17 +196,8 @@ func (r *Reader) Run(ctx context.Context) error {
 		if err != nil {
 			op.Err = err.Error()
 		}
-		r.mu.Lock()
-		r.ops = append(r.ops, op)
-		r.mu.Unlock()
+		r.record(op)
 	}
-}
-
-// Ops returns a copy of the history so far.
-func (r *Reader) Ops() []history.Op {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]history.Op(nil), r.ops...)
 }
 
 // Session runs a writer and a reader together until Stop.
