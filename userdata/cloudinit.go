@@ -20,6 +20,7 @@ const (
 	fetchSecrets  = "/usr/local/sbin/pgha-fetch-secrets"
 	readyDir      = "/var/lib/pgha"
 	createCluster = "/etc/postgresql-common/createcluster.conf"
+	aptConf       = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -74,7 +75,12 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	d.Packages = rolePackages[role]
 	d.Secrets = secretEntries(c, role)
 
-	var cf []cloudFile
+	// Not deferred: apt must read it before the package step.
+	aptNoRec, err := execute("apt-no-recommends.conf.tmpl", d)
+	if err != nil {
+		return nil, err
+	}
+	cf := []cloudFile{{File: File{Path: aptConf, Content: aptNoRec, Owner: "root:root", Mode: 0o644}}}
 	if role == topology.RolePatroni {
 		// Not deferred: it must exist before postgresql-common is installed,
 		// so Debian never creates and starts its own 15/main next to Patroni.

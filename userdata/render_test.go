@@ -163,10 +163,14 @@ func TestCloudInitCarriesNodeFiles(t *testing.T) {
 		byPath := map[string]int{}
 		for i, f := range doc.WriteFiles {
 			byPath[f.Path] = i
-			if f.Path == createCluster {
+			switch f.Path {
+			case createCluster:
 				assert.False(t, f.Defer, "createcluster.conf must exist before postgresql-common installs")
 				assert.Contains(t, f.Content, "create_main_cluster = false")
-			} else {
+			case aptConf:
+				assert.False(t, f.Defer, "apt must read its configuration before the package step")
+				assert.Contains(t, f.Content, "\nAPT::Install-Recommends \"false\";\n")
+			default:
 				assert.True(t, f.Defer, "%s on %s must wait for the packages", f.Path, n.Name)
 			}
 		}
@@ -188,6 +192,8 @@ func TestCloudInitCarriesNodeFiles(t *testing.T) {
 		}
 		_, hasFetch := byPath[fetchSecrets]
 		assert.Equal(t, n.Role != topology.RoleEtcd, hasFetch, "%s: only roles with passwords fetch secrets", n.Name)
+		_, hasApt := byPath[aptConf]
+		assert.True(t, hasApt, "%s: every node installs without recommends", n.Name)
 		_, hasCC := byPath[createCluster]
 		assert.Equal(t, n.Role == topology.RolePatroni, hasCC, n.Name)
 	}

@@ -299,3 +299,18 @@ func TestPostBootstrapNeedsPassword(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, "post-bootstrap: PGHA_APP_PASSWORD is not set; add it to /etc/patroni/secrets.env\n", string(out))
 }
+
+// TestAptConfigParses hands the nodes' apt configuration to apt itself: a
+// syntax error there would fail every node's package step.
+func TestAptConfigParses(t *testing.T) {
+	if _, err := exec.LookPath("apt-config"); err != nil {
+		t.Skip("apt-config not found (Debian's apt)")
+	}
+	for _, n := range defaultCluster(t).Plan.Nodes {
+		f := filepath.Join(t.TempDir(), "apt.conf")
+		require.NoError(t, os.WriteFile(f, []byte(cloudFileContent(t, defaultCluster(t), n.Name, aptConf)), 0o644))
+		out, err := exec.Command("apt-config", "-c", f, "dump", "APT::Install-Recommends").CombinedOutput()
+		require.NoError(t, err, "%s: %s", n.Name, out)
+		assert.Equal(t, "APT::Install-Recommends \"false\";\n", string(out), n.Name)
+	}
+}
