@@ -17,16 +17,21 @@ const benchHeading = "## Lab start-up"
 
 func benchLab(ctx context.Context, l *cluster.Lab, runs int, profile, doc string) int {
 	fmt.Printf("bench: %d up/down cycles of lab %q, profile %s\n", runs, l.Name, profile)
-	res, err := l.Bench(ctx, runs, cluster.UpOptions{Profile: profile})
+	res, err := l.Bench(ctx, runs, cluster.UpOptions{Profile: profile}, 0)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab bench:", err)
 		return 1
 	}
-	section := benchSection(res, l.Name, profile)
+	return publish(benchSection(res, l.Name, profile), doc, benchHeading)
+}
+
+// publish prints a bench's section and writes it into doc under heading
+// (when doc is set).
+func publish(section, doc, heading string) int {
 	fmt.Println()
 	fmt.Print(section)
 	if doc != "" {
-		if err := benchdoc.WriteSection(doc, benchHeading, section); err != nil {
+		if err := benchdoc.WriteSection(doc, heading, section); err != nil {
 			fmt.Fprintln(os.Stderr, "lab bench:", err)
 			return 1
 		}

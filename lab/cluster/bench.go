@@ -38,10 +38,19 @@ func loadAvg() float64 {
 	return v
 }
 
-// Bench runs up and down n times on this lab and returns every run.
-func (l *Lab) Bench(ctx context.Context, n int, o UpOptions) ([]BenchRun, error) {
+// Bench runs up and down n times on this lab and returns every run. When
+// settle is set, each run first waits (for at most settle) until the
+// 1-minute load average is below 1: a booted lab's start-up is CPU-bound,
+// and the load a previous run leaves behind decays over minutes.
+func (l *Lab) Bench(ctx context.Context, n int, o UpOptions, settle time.Duration) ([]BenchRun, error) {
 	var runs []BenchRun
 	for i := 0; i < n; i++ {
+		if settle > 0 {
+			deadline := time.Now().Add(settle)
+			for loadAvg() >= 1 && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(5 * time.Second)
+			}
+		}
 		load := loadAvg()
 		res, err := l.Up(ctx, o)
 		if err != nil {
