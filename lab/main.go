@@ -49,7 +49,7 @@ func upFlags(fs *flag.FlagSet, o *options) {
 
 // commands in the order `lab help` lists them.
 var commands = []command{
-	{name: "up", summary: "build the lab: 3 etcd, 3 Patroni/PostgreSQL, 2 HAProxy", run: up,
+	{name: "up", summary: "build the lab: 3 etcd, 3 Patroni/PostgreSQL, 2 HAProxy (--boot: as booted Debian 12 machines)", run: up,
 		flags: func(fs *flag.FlagSet, o *options) {
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
@@ -61,14 +61,14 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.StringVar(&o.keepLogs, "keep-logs", "", "first copy every node's logs under this `dir`")
 		}},
-	{name: "kill", node: true, summary: "crash a node (SIGKILL; on pg-N both Patroni and PostgreSQL)", run: fault},
+	{name: "kill", node: true, summary: "crash a node (SIGKILL; on pg-N both Patroni and PostgreSQL; booted: held down until start)", run: fault},
 	{name: "kill-postgres", node: true, summary: "crash PostgreSQL alone on a pg-N node; Patroni lives", run: fault},
-	{name: "stop", node: true, summary: "stop a node cleanly (SIGTERM)", run: fault},
+	{name: "stop", node: true, summary: "stop a node cleanly (SIGTERM; booted: the machine powers off)", run: fault},
 	{name: "start", node: true, summary: "start a stopped or killed node again (nothing to do if it runs)", run: fault},
-	{name: "partition", node: true, summary: "cut the node's network link (a real partition; netns mode only)", run: fault},
+	{name: "partition", node: true, summary: "cut the node's network link (a real partition; not in loopback mode)", run: fault},
 	{name: "heal", node: true, summary: "reconnect a partitioned node", run: fault},
 	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
-	{name: "bench", summary: "measure start-up, down time and memory (median of --runs)", run: bench,
+	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {
 			upFlags(fs, o)
 			fs.IntVar(&o.runs, "runs", 5, "number of up/down cycles")
