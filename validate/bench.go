@@ -492,7 +492,10 @@ func reproduceBench(o *benchOptions) string {
 	if o.boot {
 		cmd += " --boot"
 	}
-	if o.pgSecs != 15 || o.pgRounds != 2 {
+	switch {
+	case o.pgSecs == 0:
+		cmd += " --pgbench-seconds 0"
+	case o.pgSecs != 15 || o.pgRounds != 2:
 		cmd += fmt.Sprintf(" --pgbench-seconds %d --pgbench-rounds %d", o.pgSecs, o.pgRounds)
 	}
 	switch o.doc {
