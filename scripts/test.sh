@@ -36,7 +36,19 @@ go test -p 1 -count=1 -timeout 45m -v "$@" ./... 2>&1 | tee "$log" |
 status=${PIPESTATUS[0]}
 set -e
 if [ "$status" -ne 0 ]; then
-  echo "== failures"; grep -B2 -A30 -E '^--- FAIL' "$log" | head -n 400 || true
+  # go test -v streams each test's log as it runs, so the evidence of a
+  # failure sits above its "--- FAIL" line: print each failed test's own
+  # output (its last lines, where the failure is), not the lines after it.
+  echo "== failures"
+  for t in $(sed -n -E 's/^--- FAIL: (\S+) .*/\1/p' "$log"); do
+    echo "== $t"
+    awk -v t="$t" '
+      $0 == "=== RUN   " t { on = 1; print; next }
+      on && ((/^=== RUN   / && index($0, "=== RUN   " t "/") != 1) || /^(ok|FAIL|PASS)([ \t]|$)/) { on = 0 }
+      on { print }' "$log" |
+      tail -n 250
+  done
+  grep -E '^(FAIL|panic:)' "$log" || true
   exit "$status"
 fi
 # As root with the packages installed, every real-tool and lab test must
