@@ -26,6 +26,7 @@ const (
 	tRolePolicy = "aws:iam/rolePolicy:RolePolicy"
 	tRouteTable = "aws:ec2/routeTable:RouteTable"
 	tProvider   = "pulumi:providers:aws"
+	tStackRef   = "pulumi:pulumi:StackReference"
 )
 
 func TestDefaultStackResourceCounts(t *testing.T) {
@@ -37,6 +38,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 	}
 	want := map[string]int{
 		tProvider:                                 1,
+		tStackRef:                                 1, // the read of its own previous placement
 		"pgha:index:Network":                      1,
 		"pgha:index:Security":                     1,
 		"pgha:index:Secrets":                      1,
@@ -366,7 +368,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeyTarget, outputs.KeyClusterName, outputs.KeyRegion, outputs.KeyProfile,
 		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
-		outputs.KeySSHPrivateKey, outputs.KeyClusterState,
+		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -429,7 +431,10 @@ func TestEveryNodeHasItsOwnHostKeys(t *testing.T) {
 			waits++
 			create := str(c.Inputs, "create")
 			assert.Contains(t, create, readiness.HostKeysScript, c.Name)
-			assert.Less(t, strings.Index(create, " ready\""), strings.Index(create, readiness.HostKeysMarker), c.Name)
+			ready, keys := strings.Index(create, " ready\""), strings.Index(create, readiness.HostKeysMarker)
+			require.GreaterOrEqual(t, ready, 0, "%s waits for no ready marker", c.Name)
+			require.GreaterOrEqual(t, keys, 0, "%s prints no host keys", c.Name)
+			assert.Less(t, ready, keys, "%s prints the keys before the node is ready", c.Name)
 		}
 	}
 	assert.Equal(t, 8, waits)
@@ -574,7 +579,7 @@ func TestTagsAndProviderOnEveryAWSResource(t *testing.T) {
 func TestChildrenAreParentedAndPrefixed(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
-	topLevel := map[string]bool{tProvider: true, "tls:index/privateKey:PrivateKey": true, "aws:ec2/keyPair:KeyPair": true, "pulumi:pulumi:Stack": true}
+	topLevel := map[string]bool{tProvider: true, tStackRef: true, "tls:index/privateKey:PrivateKey": true, "aws:ec2/keyPair:KeyPair": true, "pulumi:pulumi:Stack": true}
 	for _, res := range r.mocks.snapshot() {
 		if topLevel[res.Type] || strings.HasPrefix(res.Type, "pgha:index:") {
 			continue
