@@ -114,7 +114,13 @@ func TestBadConfigRefusedBeforeAnyResource(t *testing.T) {
 				}
 			}
 			// The mocks never see the root stack; anything else is a leak.
+			// A check that needs AWS's answer (the region's zones) runs after
+			// the provider and the read of the stack's own previous outputs,
+			// which create nothing in AWS.
 			for _, res := range r.mocks.snapshot() {
+				if tc.zones != nil && (res.Type == tProvider || res.Type == tStackRef) {
+					continue
+				}
 				t.Errorf("resource %s %s registered despite bad config", res.Type, res.Name)
 			}
 		})

@@ -43,12 +43,19 @@ type registered struct {
 type mocks struct {
 	mu        sync.Mutex
 	resources []registered
-	invokes   []string
+	invokes   []invoke
 	zones     []string
+	ami       string // what the newest-AMI look-up answers
+	// previous are the stack's outputs from its last update, as a
+	// reference to the stack itself reads them; nil for a new stack.
+	previous map[string]any
 }
 
+// invoke is one look-up the program made, and the provider it went through.
+type invoke struct{ Token, Provider string }
+
 func newMocks() *mocks {
-	return &mocks{zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}}
+	return &mocks{zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, ami: mockAMI}
 }
 
 func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -93,6 +100,14 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		set("publicKeyOpenssh", str(mockPublicKey))
 	case "random:index/randomPassword:RandomPassword":
 		set("result", resource.MakeSecret(str(mockRandomStart+args.Name)))
+	case "pulumi:pulumi:StackReference":
+		prev := m.previous
+		if prev == nil {
+			prev = map[string]any{}
+		}
+		set("outputs", resource.NewObjectProperty(resource.NewPropertyMapFromMap(prev)))
+		set("secretOutputNames", resource.NewArrayProperty(nil))
+		id = args.ID
 	case "command:remote:Command":
 		// Like the real provider, stdout is secret because the connection
 		// carries the private key.
@@ -137,7 +152,7 @@ const mockClusterState = `{"members":[{"name":"pg-1","role":"leader","state":"ru
 
 func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	m.mu.Lock()
-	m.invokes = append(m.invokes, args.Token)
+	m.invokes = append(m.invokes, invoke{args.Token, args.Provider})
 	m.mu.Unlock()
 	switch args.Token {
 	case "aws:index/getAvailabilityZones:getAvailabilityZones":
@@ -148,7 +163,7 @@ func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"names": names, "zoneIds": ids, "id": "eu-west-1"}), nil
 	case "aws:ec2/getAmi:getAmi":
-		return resource.NewPropertyMapFromMap(map[string]any{"id": mockAMI, "name": "debian-12-amd64-20250101-1234"}), nil
+		return resource.NewPropertyMapFromMap(map[string]any{"id": m.ami, "name": "debian-12-amd64-20250101-1234"}), nil
 	case "aws:index/getCallerIdentity:getCallerIdentity":
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"accountId": mockAccount, "arn": "arn:aws:iam::" + mockAccount + ":user/test", "userId": "AIDAEXAMPLE", "id": mockAccount,

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -18,11 +17,7 @@ import (
 	"github.com/pgha/pgha/userdata"
 )
 
-// Debian's official AMIs: the account Debian publishes from and the name
-// pattern of Debian 12 (bookworm) on x86_64.
 const (
-	debianOwner   = "136693071363"
-	debianAMIName = "debian-12-amd64-*"
 	// The Debian AMI's login user, with passwordless sudo.
 	loginUser = "admin"
 	// readinessTimeout bounds each wait of `pulumi up` (seconds); it matches
@@ -57,6 +52,8 @@ func build(ctx *pulumi.Context) (map[string]pulumi.Output, error) {
 // config, the AWS look-ups and every node's rendered user data.
 type prepared struct {
 	cfg         stackconfig.Config
+	provider    *aws.Provider
+	placement   *outputs.Placement
 	azs         []string // the 3 AZs, by plan AZ index
 	ami         string
 	account     string
@@ -67,53 +64,39 @@ type prepared struct {
 }
 
 // prepare checks the config, asks AWS what it needs and renders the user
-// data. It registers no resource, so any error here leaves nothing behind.
+// data. It creates nothing in AWS (it registers only the provider and a
+// read of the stack's own previous outputs), so any error here leaves
+// nothing behind.
 func prepare(ctx *pulumi.Context) (*prepared, error) {
 	cfg, err := stackconfig.Load(ctx.Stack(), ctx.GetConfig, ctx.IsConfigSecret)
 	if err != nil {
 		return nil, err
 	}
-
-	// Look-ups are invokes, not resources; they use the default provider,
-	// which reads the same aws:region.
-	zones, err := aws.GetAvailabilityZones(ctx, &aws.GetAvailabilityZonesArgs{
-		State: pulumi.StringRef("available"),
-		// Plain AZs only: Local Zones lack most instance types and NAT.
-		Filters: []aws.GetAvailabilityZonesFilter{{Name: "opt-in-status", Values: []string{"opt-in-not-required"}}},
+	tagger := components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}
+	// One provider for the look-ups and the resources: with aws:profile or
+	// aws:assumeRole set, the default provider could act in another account.
+	prov, err := aws.NewProvider(ctx, "aws", &aws.ProviderArgs{
+		Region:      pulumi.String(cfg.Region),
+		DefaultTags: aws.ProviderDefaultTagsArgs{Tags: tagger.Default()},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot list the Availability Zones of %q (check the region name and your AWS credentials): %w",
-			stackconfig.RegionKey, cfg.Region, err)
-	}
-	if err := stackconfig.CheckZones(cfg.Region, zones.Names); err != nil {
 		return nil, err
 	}
-	azs := append([]string(nil), zones.Names...)
-	sort.Strings(azs)
-	azs = azs[:topology.AZCount]
+	invoke := pulumi.Provider(prov)
 
-	ami := cfg.AMI
-	if ami == "" {
-		img, err := ec2.LookupAmi(ctx, &ec2.LookupAmiArgs{
-			Owners:     []string{debianOwner},
-			MostRecent: pulumi.BoolRef(true),
-			Filters: []ec2.GetAmiFilter{
-				{Name: "name", Values: []string{debianAMIName}},
-				{Name: "architecture", Values: []string{"x86_64"}},
-				{Name: "virtualization-type", Values: []string{"hvm"}},
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s: no Debian 12 AMI found in %s (%v); fix: pulumi config set %s ami-...",
-				stackconfig.Full(stackconfig.KeyAMI), cfg.Region, err, stackconfig.Full(stackconfig.KeyAMI))
-		}
-		ami = img.Id
+	prev, err := previousPlacement(ctx)
+	if err != nil {
+		return nil, err
 	}
-	ident, err := aws.GetCallerIdentity(ctx, &aws.GetCallerIdentityArgs{})
+	place, err := placeCluster(ctx, cfg, prev, invoke)
+	if err != nil {
+		return nil, err
+	}
+	ident, err := aws.GetCallerIdentity(ctx, &aws.GetCallerIdentityArgs{}, invoke)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the AWS account (are AWS credentials set?): %w", err)
 	}
-	part, err := aws.GetPartition(ctx, &aws.GetPartitionArgs{})
+	part, err := aws.GetPartition(ctx, &aws.GetPartitionArgs{}, invoke)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the AWS partition: %w", err)
 	}
@@ -124,7 +107,8 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	}
 
 	return &prepared{
-		cfg: cfg, azs: azs, ami: ami, account: ident.AccountId, partition: part.Partition,
+		cfg: cfg, provider: prov, placement: place, azs: place.Zones, ami: place.AMI,
+		account: ident.AccountId, partition: part.Partition,
 		paramPrefix: spec.ParamPrefix, userData: spec.UserData, tierParams: spec.TierParameters(part.Partition, ident.AccountId),
 	}, nil
 }
@@ -174,14 +158,9 @@ type base struct {
 func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 	cfg := p.cfg
 	b := &base{tagger: components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}}
-	prov, err := aws.NewProvider(ctx, "aws", &aws.ProviderArgs{
-		Region:      pulumi.String(cfg.Region),
-		DefaultTags: aws.ProviderDefaultTagsArgs{Tags: b.tagger.Default()},
-	})
-	if err != nil {
-		return nil, err
-	}
+	prov := p.provider
 	b.withAWS = pulumi.Providers(prov)
+	var err error
 
 	if b.network, err = components.NewNetwork(ctx, "network", &components.NetworkArgs{
 		Plan: cfg.Plan, Zones: p.azs, PerAZNAT: cfg.NATGateways == stackconfig.NATPerAZ, Tags: b.tagger,
@@ -405,6 +384,11 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		}.ToMapOutput(),
 		outputs.KeyCredentials:  pulumi.ToSecret(creds),
 		outputs.KeyClusterState: clusterState,
+		outputs.KeyPlacement: pulumi.Map{
+			"region": pulumi.String(p.placement.Region),
+			"ami":    pulumi.String(p.placement.AMI),
+			"zones":  pulumi.ToStringArray(p.placement.Zones),
+		}.ToMapOutput(),
 	}
 	if privateKey != nil {
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)

@@ -34,6 +34,7 @@ const (
 	KeyCredentials     = "credentials"   // secret
 	KeySSHPrivateKey   = "sshPrivateKey" // secret, AWS only
 	KeyClusterState    = "clusterState"  // Patroni's /cluster at readiness time
+	KeyPlacement       = "placement"     // AWS only: the image and zones, kept across runs
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -76,6 +77,17 @@ type Stack struct {
 	Credentials     Credentials `json:"credentials"`
 	SSHPrivateKey   string      `json:"sshPrivateKey,omitempty"`
 	ClusterState    any         `json:"clusterState,omitempty"`
+	Placement       *Placement  `json:"placement,omitempty"`
+}
+
+// Placement is what a stack's nodes were first placed on: the machine image
+// and the three Availability Zones. The Pulumi program reads it back from
+// the stack's previous outputs and keeps it, so a newer AMI or a change in
+// a zone's state never replaces running nodes by itself.
+type Placement struct {
+	Region string   `json:"region"`
+	AMI    string   `json:"ami"`
+	Zones  []string `json:"zones"` // by plan AZ index
 }
 
 // Endpoint is a host and port clients connect to. On AWS the host is the

@@ -105,7 +105,7 @@ type Config struct {
 	HAProxyVolumeSize   int
 	NetworkLoadBalancer bool
 	SSHPublicKey        string // empty: the program generates a key pair
-	AMI                 string // empty: look up the newest Debian 12 AMI
+	AMI                 string // empty: the AMI the stack runs, or the newest Debian 12 AMI
 	// Passwords holds the configured password secrets by key; a missing key
 	// means "generate it".
 	Passwords map[string]string
@@ -237,7 +237,7 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 
 	c.AMI = str(KeyAMI, "")
 	if c.AMI != "" && !amiRE.MatchString(c.AMI) {
-		bad(Full(KeyAMI), "%q is not an AMI id like ami-0123456789abcdef0; fix: pulumi config rm %s to use the newest Debian 12 AMI",
+		bad(Full(KeyAMI), "%q is not an AMI id like ami-0123456789abcdef0; fix: pulumi config rm %s to keep the AMI the stack runs (the newest Debian 12 on a new stack)",
 			c.AMI, Full(KeyAMI))
 	}
 

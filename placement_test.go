@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/apitype"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pulumicli"
+)
+
+// previousOutputs is what a reference to the stack itself reads after run
+// r: its outputs, through JSON as the engine stores them.
+func previousOutputs(t *testing.T, r *run) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.stackJSON(t), &m))
+	return m
+}
+
+// A second `pulumi up` with nothing changed in config must plan no change,
+// even when Debian has published a newer AMI and the region's first zone
+// is no longer "available": the cluster stays on what it was placed on.
+func TestPlacementIsKeptAcrossUpdates(t *testing.T) {
+	first := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, first.err)
+	place := previousOutputs(t, first)[outputs.KeyPlacement].(map[string]any)
+	assert.Equal(t, mockAMI, place["ami"])
+	assert.EqualValues(t, []any{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, place["zones"])
+
+	mk := newMocks()
+	mk.previous = previousOutputs(t, first)
+	mk.ami = "ami-0fedcba9876543210"                              // newer
+	mk.zones = []string{"eu-west-1b", "eu-west-1c", "eu-west-1d"} // 1a impaired
+	second := runProgram(t, baseConfig(), nil, mk)
+	require.NoError(t, second.err)
+	assert.Equal(t, place, previousOutputs(t, second)[outputs.KeyPlacement])
+
+	// Every resource is registered again with exactly the same inputs: the
+	// engine would plan no update and no replacement.
+	before := map[string]registered{}
+	for _, r := range first.mocks.snapshot() {
+		before[r.Type+"::"+r.Name] = r
+	}
+	n := 0
+	for _, r := range second.mocks.snapshot() {
+		b, ok := before[r.Type+"::"+r.Name]
+		require.True(t, ok, "%s %s is new on the second update", r.Type, r.Name)
+		delete(before, r.Type+"::"+r.Name)
+		assert.True(t, b.Inputs.DeepEquals(r.Inputs), "%s %s changed:\nbefore %v\nafter  %v", r.Type, r.Name, b.Inputs, r.Inputs)
+		n++
+	}
+	assert.Empty(t, before, "resources gone on the second update")
+	assert.Greater(t, n, 60)
+	for _, inst := range second.mocks.byType(tInstance) {
+		assert.Equal(t, mockAMI, str(inst.Inputs, "ami"), inst.Name)
+	}
+}
+
+// Naming an AMI in config is the one deliberate way to change the image.
+func TestConfiguredAMIWinsOverTheKeptOne(t *testing.T) {
+	first := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, first.err)
+	mk := newMocks()
+	mk.previous = previousOutputs(t, first)
+	cfg := baseConfig()
+	cfg["pgha:amiId"] = "ami-0aaaabbbbccccdddd"
+	second := runProgram(t, cfg, nil, mk)
+	require.NoError(t, second.err)
+	for _, inst := range second.mocks.byType(tInstance) {
+		assert.Equal(t, "ami-0aaaabbbbccccdddd", str(inst.Inputs, "ami"), inst.Name)
+	}
+	place := previousOutputs(t, second)[outputs.KeyPlacement].(map[string]any)
+	assert.Equal(t, "ami-0aaaabbbbccccdddd", place["ami"])
+	assert.EqualValues(t, []any{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, place["zones"], "the zones stay")
+}
+
+func TestRegionChangeIsRefusedBeforeAnyAWSResource(t *testing.T) {
+	first := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, first.err)
+	mk := newMocks()
+	mk.previous = previousOutputs(t, first)
+	cfg := baseConfig()
+	cfg["aws:region"] = "eu-central-1"
+	r := runProgram(t, cfg, nil, mk)
+	require.Error(t, r.err)
+	for _, w := range []string{"aws:region", "eu-west-1", "eu-central-1", "cannot move regions"} {
+		assert.Contains(t, r.err.Error(), w)
+	}
+	for _, res := range r.mocks.snapshot() {
+		assert.Contains(t, []string{tProvider, tStackRef}, res.Type, "%s %s registered", res.Type, res.Name)
+	}
+}
+
+// With aws:profile or aws:assumeRole, the default provider could answer
+// from another account than the one the resources go to: every look-up
+// goes through the stack's own provider.
+func TestLookupsUseTheStacksProvider(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	r.mocks.mu.Lock()
+	defer r.mocks.mu.Unlock()
+	require.NotEmpty(t, r.mocks.invokes)
+	for _, in := range r.mocks.invokes {
+		assert.True(t, strings.Contains(in.Provider, "::"+tProvider+"::aws::"), "%s went through %q", in.Token, in.Provider)
+	}
+}
+
+// The mocks above stand in for the engine's answer to a reference to the
+// stack itself. This drives the real pulumi CLI (file backend, inline
+// program) through previousPlacement: nothing on the first update, then
+// what the last update exported, and a preview of an unchanged program
+// plans no change.
+func TestSelfReferenceReadsTheLastUpdateWithTheRealEngine(t *testing.T) {
+	root, _, err := pulumicli.Find()
+	if err != nil {
+		t.Skipf("%v (CI builds it with tools/pulumi/build.sh)", err)
+	}
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	require.NoError(t, os.MkdirAll(state, 0o700))
+	t.Setenv("PULUMI_HOME", filepath.Join(dir, "home"))
+	t.Setenv("PULUMI_BACKEND_URL", "file://"+state)
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+	t.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
+	t.Setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var seen []*outputs.Placement
+	offer := outputs.Placement{Region: "eu-west-1", AMI: "ami-0000000000000001f", Zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}}
+	program := func(ctx *pulumi.Context) error {
+		prev, err := previousPlacement(ctx)
+		if err != nil {
+			return err
+		}
+		seen = append(seen, prev)
+		p := offer
+		if prev != nil {
+			p = *prev
+		}
+		ctx.Export(outputs.KeyPlacement, pulumi.Map{
+			"region": pulumi.String(p.Region), "ami": pulumi.String(p.AMI), "zones": pulumi.ToStringArray(p.Zones),
+		})
+		return nil
+	}
+	cmd, err := auto.NewPulumiCommand(&auto.PulumiCommandOptions{Root: root})
+	require.NoError(t, err)
+	st, err := auto.UpsertStackInlineSource(ctx, "dev", "pgha", program, auto.Pulumi(cmd))
+	require.NoError(t, err)
+	_, err = st.Up(ctx)
+	require.NoError(t, err)
+	first := offer
+	offer.AMI = "ami-0000000000000002f" // a newer image is offered
+	res, err := st.Up(ctx)
+	require.NoError(t, err)
+	require.Len(t, seen, 2)
+	assert.Nil(t, seen[0], "a new stack has no previous placement")
+	require.NotNil(t, seen[1])
+	assert.Equal(t, first, *seen[1])
+	assert.Equal(t, first.AMI, res.Outputs[outputs.KeyPlacement].Value.(map[string]any)["ami"])
+	pv, err := st.Preview(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[apitype.OpType]int{apitype.OpSame: 1}, pv.ChangeSummary, "the stack unchanged (the self-reference is a read)")
+}
