@@ -63,9 +63,18 @@ func TestPulumiCLIChecksTheConfigSchema(t *testing.T) {
 	out, err := pulumi("stack", "init", "dev")
 	require.NoError(t, err, out)
 
-	// The example stack passes the CLI's own checks.
+	// The example stack, as committed, is refused by the CLI itself for
+	// want of the one value only its user knows, naming the key...
+	out, _ = pulumi("preview")
+	assert.Contains(t, out, "allowedCidrs", out)
+	assert.NotContains(t, out, "language plugin", "preview ran the program without pgha:allowedCidrs:\n%s", out)
+	// ...and with it, passes the CLI's own checks.
+	out, err = pulumi("config", "set", "--path", "pgha:allowedCidrs[0]", "100.20.30.0/24")
+	require.NoError(t, err, out)
 	out, _ = pulumi("preview")
 	passed(out)
+	out, err = pulumi("config", "rm", "pgha:allowedCidrs")
+	require.NoError(t, err, out)
 
 	// Every default applies: `config` lists them.
 	out, err = pulumi("config", "get", "pgha:patroniInstanceType")
@@ -73,14 +82,14 @@ func TestPulumiCLIChecksTheConfigSchema(t *testing.T) {
 	assert.Equal(t, "t3.medium\n", out)
 
 	// A list set as one string is refused, naming the key...
-	out, err = pulumi("config", "set", "pgha:allowedCidrs", `["198.51.100.0/24"]`)
+	out, err = pulumi("config", "set", "pgha:allowedCidrs", `["100.20.30.0/24"]`)
 	require.NoError(t, err, out)
 	out, _ = pulumi("preview")
 	assert.Contains(t, out, "configuration key 'allowedCidrs' must be of type 'array<string>'", out)
 	// ...and the documented --path form is accepted.
 	out, err = pulumi("config", "rm", "pgha:allowedCidrs")
 	require.NoError(t, err, out)
-	out, err = pulumi("config", "set", "--path", "pgha:allowedCidrs[0]", "198.51.100.0/24")
+	out, err = pulumi("config", "set", "--path", "pgha:allowedCidrs[0]", "100.20.30.0/24")
 	require.NoError(t, err, out)
 	out, _ = pulumi("preview")
 	passed(out)

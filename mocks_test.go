@@ -204,7 +204,7 @@ type run struct {
 func baseConfig() map[string]string {
 	return map[string]string{
 		"aws:region":        "eu-west-1",
-		"pgha:allowedCidrs": `["203.0.113.0/24"]`,
+		"pgha:allowedCidrs": `["100.20.30.0/24"]`,
 	}
 }
 

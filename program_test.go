@@ -205,11 +205,11 @@ func TestSecurityRulesMatchTheTable(t *testing.T) {
 	for _, nlb := range []bool{false, true} {
 		t.Run(fmt.Sprintf("nlb=%v", nlb), func(t *testing.T) {
 			cfg := baseConfig()
-			cfg["pgha:allowedCidrs"] = `["203.0.113.0/24", "198.51.100.7/32"]`
+			cfg["pgha:allowedCidrs"] = `["100.20.30.0/24", "100.20.40.7/32"]`
 			cfg["pgha:networkLoadBalancer"] = fmt.Sprint(nlb)
 			r := runProgram(t, cfg, nil, nil)
 			require.NoError(t, r.err)
-			cidrs := []string{"198.51.100.7/32", "203.0.113.0/24"}
+			cidrs := []string{"100.20.30.0/24", "100.20.40.7/32"}
 			assert.Equal(t, expectedRules(cidrs, nlb), ruleLines(t, r))
 		})
 	}
@@ -221,8 +221,8 @@ func TestSecurityRulesMatchTheTable(t *testing.T) {
 // the jump hosts.
 func TestNothingElseReachableFromOutside(t *testing.T) {
 	cfg := baseConfig()
-	cfg["pgha:allowedCidrs"] = `["203.0.113.0/24", "198.51.100.7/32"]`
-	allowed := map[string]bool{"203.0.113.0/24": true, "198.51.100.7/32": true}
+	cfg["pgha:allowedCidrs"] = `["100.20.30.0/24", "100.20.40.7/32"]`
+	allowed := map[string]bool{"100.20.30.0/24": true, "100.20.40.7/32": true}
 	for _, nlb := range []string{"false", "true"} {
 		cfg["pgha:networkLoadBalancer"] = nlb
 		r := runProgram(t, cfg, nil, nil)

@@ -111,9 +111,15 @@ func TestExampleStack(t *testing.T) {
 		}
 	}
 	get := func(k string) (string, bool) { v, ok := values[k]; return v, ok }
+	// As committed, the example lacks the one value only its user knows,
+	// and says so in the error; with it, the stack is valid.
+	_, err = stackconfig.Load("dev", get, func(string) bool { return false })
+	require.ErrorContains(t, err, "pgha:allowedCidrs: is required")
+	assert.Contains(t, string(raw), "pulumi config set --path 'pgha:allowedCidrs[0]'", "the example says how to set it")
+	values["pgha:allowedCidrs"] = `["100.20.30.0/24"]`
 	cfg, err := stackconfig.Load("dev", get, func(string) bool { return false })
 	require.NoError(t, err)
-	assert.Equal(t, []string{"203.0.113.0/24"}, cfg.AllowedCIDRs)
+	assert.Equal(t, []string{"100.20.30.0/24"}, cfg.AllowedCIDRs)
 	assert.Equal(t, "eu-west-1", cfg.Region)
 }
 

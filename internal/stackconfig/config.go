@@ -129,6 +129,9 @@ var (
 	regionRE       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 	clusterNameRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
 	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
+	// A family whose attributes after the generation carry a "g" (t4g,
+	// m7gd, c6gn, im4gn, is4gen, g5g) is Graviton, as is a1.
+	gravitonRE = regexp.MustCompile(`^(a1|[a-z]+[0-9][a-z]*g[a-z]*)$`)
 	amiRE          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 	// Passwords land in pgpass, YAML, HAProxy and shell environment files;
 	// a restricted alphabet keeps every one of them free of quoting bugs.
@@ -283,7 +286,7 @@ func CheckZones(region string, zones []string) error {
 
 func allowedCIDRs(get Getter, world bool, bad func(key, format string, a ...any)) []string {
 	key := Full(KeyAllowedCIDRs)
-	fix := fmt.Sprintf("pulumi config set --path '%s[0]' 203.0.113.0/24", key)
+	fix := fmt.Sprintf("pulumi config set --path '%s[0]' <your public IPv4 address>/32", key)
 	raw, ok := get(key)
 	raw = strings.TrimSpace(raw)
 	if !ok || raw == "" || raw == "[]" {
@@ -325,6 +328,12 @@ func allowedCIDRs(get Getter, world bool, bad func(key, format string, a ...any)
 				i, s, fix, Full(KeyAllowWorldAccess))
 			continue
 		}
+		if name, ok := neverAClient(p); ok {
+			// An example left in place would pass here and leave `up`
+			// dialling the jump host for its whole readiness timeout.
+			bad(key, "entry %d %q is %s, never a client's address; fix: %s", i, s, name, fix)
+			continue
+		}
 		if !seen[p.String()] {
 			seen[p.String()] = true
 			out = append(out, p.String())
@@ -340,7 +349,13 @@ func instanceType(key, v, def string, needsRAM bool, bad func(key, format string
 		bad(full, "%q is not an EC2 instance type like %s; fix: pulumi config set %s %s", v, def, full, def)
 		return v
 	}
-	size := v[strings.LastIndex(v, ".")+1:]
+	family, size, _ := strings.Cut(v, ".")
+	// The AMI look-up and the image are x86_64: an Arm (Graviton) type
+	// would pass here and fail in RunInstances after the network exists.
+	if graviton(family) {
+		bad(full, "%q is an Arm (Graviton) type; the nodes run the x86_64 Debian 12 AMI; fix: pulumi config set %s %s (or another x86_64 type)", v, full, def)
+		return v
+	}
 	// nano has 0.5 GiB: not enough for any tier. micro (1 GiB) runs etcd or
 	// HAProxy, but PostgreSQL plus Patroni would swap or be OOM-killed.
 	if size == "nano" || (needsRAM && size == "micro") {
@@ -370,3 +385,30 @@ func AsError(err error) (*Error, bool) {
 	ok := errors.As(err, &e)
 	return e, ok
 }
+
+// unroutable are the IPv4 ranges no client on the internet connects from
+// (RFC 5737, RFC 1122, RFC 3927, RFC 5771, RFC 1112).
+var unroutable = []struct {
+	prefix netip.Prefix
+	name   string
+}{
+	{netip.MustParsePrefix("192.0.2.0/24"), "a documentation range (RFC 5737)"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "a documentation range (RFC 5737)"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation range (RFC 5737)"},
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
+	{netip.MustParsePrefix("169.254.0.0/16"), "link-local"},
+	{netip.MustParsePrefix("224.0.0.0/4"), "multicast"},
+	{netip.MustParsePrefix("240.0.0.0/4"), "reserved"},
+}
+
+// neverAClient names the special range p lies wholly inside, if any.
+func neverAClient(p netip.Prefix) (string, bool) {
+	for _, u := range unroutable {
+		if p.Bits() >= u.prefix.Bits() && u.prefix.Contains(p.Addr()) {
+			return u.name, true
+		}
+	}
+	return "", false
+}
+
+func graviton(family string) bool { return gravitonRE.MatchString(family) }

@@ -13,7 +13,7 @@ func getter(m map[string]string) Getter {
 
 func TestDefaults(t *testing.T) {
 	c, err := Load("dev", getter(map[string]string{
-		"aws:region": "eu-west-1", "pgha:allowedCidrs": `["203.0.113.0/24"]`,
+		"aws:region": "eu-west-1", "pgha:allowedCidrs": `["100.20.30.0/24"]`,
 		// Pulumi applies the schema's empty defaults; they mean "unset".
 		"pgha:sshPublicKey": "", "pgha:amiId": "", "pgha:appPassword": "",
 	}), nil)
@@ -33,10 +33,10 @@ func TestDefaults(t *testing.T) {
 
 func TestAllowedCIDRForms(t *testing.T) {
 	for raw, want := range map[string][]string{
-		`["203.0.113.0/24","198.51.100.7/32"]`: {"198.51.100.7/32", "203.0.113.0/24"},
-		`203.0.113.0/24`:                       {"203.0.113.0/24"},
-		`203.0.113.0/24, 198.51.100.7/32`:      {"198.51.100.7/32", "203.0.113.0/24"},
-		`["203.0.113.0/24","203.0.113.0/24"]`:  {"203.0.113.0/24"},
+		`["100.20.30.0/24","100.20.40.7/32"]`: {"100.20.30.0/24", "100.20.40.7/32"},
+		`100.20.30.0/24`:                      {"100.20.30.0/24"},
+		`100.20.30.0/24, 100.20.40.7/32`:      {"100.20.30.0/24", "100.20.40.7/32"},
+		`["100.20.30.0/24","100.20.30.0/24"]`: {"100.20.30.0/24"},
 	} {
 		c, err := Load("dev", getter(map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": raw}), nil)
 		require.NoError(t, err, raw)
@@ -45,7 +45,7 @@ func TestAllowedCIDRForms(t *testing.T) {
 }
 
 func TestConfiguredSecretPassword(t *testing.T) {
-	m := map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": "203.0.113.0/24", "pgha:statsPassword": "Stats-Password-0123456789"}
+	m := map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": "100.20.30.0/24", "pgha:statsPassword": "Stats-Password-0123456789"}
 	c, err := Load("dev", getter(m), func(k string) bool { return k == "pgha:statsPassword" })
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"statsPassword": "Stats-Password-0123456789"}, c.Passwords)
@@ -60,4 +60,13 @@ func TestCheckZones(t *testing.T) {
 	e, ok := AsError(err)
 	require.True(t, ok)
 	assert.Len(t, e.Problems, 1)
+}
+
+func TestGravitonFamilies(t *testing.T) {
+	for _, f := range []string{"t4g", "m6g", "m6gd", "m7g", "c6gn", "c7gd", "r8g", "x2gd", "im4gn", "is4gen", "g5g", "hpc7g", "a1"} {
+		assert.True(t, graviton(f), f)
+	}
+	for _, f := range []string{"t3", "t3a", "m5", "m6i", "m7a", "c6in", "r5b", "g4dn", "g5", "x2iezn", "m5zn", "i4i", "inf1", "p4d", "hpc6a", "z1d"} {
+		assert.False(t, graviton(f), f)
+	}
 }
