@@ -36,6 +36,10 @@ type registered struct {
 	Parent   string
 	Deps     []string // URNs from dependsOn, expanded
 	Custom   bool
+	// The resource options the engine would act on.
+	DeleteBeforeReplace bool
+	IgnoreChanges       []string
+	Protect             bool
 }
 
 // mocks records every registration behind a mutex and answers the invokes
@@ -63,6 +67,9 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	if args.RegisterRPC != nil {
 		r.Parent = args.RegisterRPC.GetParent()
 		r.Deps = args.RegisterRPC.GetDependencies()
+		r.DeleteBeforeReplace = args.RegisterRPC.GetDeleteBeforeReplace()
+		r.IgnoreChanges = args.RegisterRPC.GetIgnoreChanges()
+		r.Protect = args.RegisterRPC.GetProtect()
 	}
 	m.mu.Lock()
 	m.resources = append(m.resources, r)

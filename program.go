@@ -265,6 +265,7 @@ func deployEndpoint(ctx *pulumi.Context, p *prepared, b *base, t *tiers, jumpIP 
 		SecurityGroupID: b.security.Groups[components.SGNLB].ID(),
 		Targets:         t.haproxy.Instances,
 		Ports:           []int{topology.PortWrite, topology.PortRead},
+		DependsOn:       b.network.Internet,
 		Tags:            b.tagger,
 	}, b.withAWS)
 	if err != nil {

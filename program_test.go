@@ -672,3 +672,36 @@ func TestBootOrder(t *testing.T) {
 		assert.True(t, dependsOnName(check.Deps, w), "the cluster check does not wait for %s", w)
 	}
 }
+
+// Every node keeps its planned private address, so a replacement must
+// delete the old instance first: created first, it would ask EC2 for an
+// address still in use (InvalidIPAddress.InUse).
+func TestInstancesReplaceDeleteFirst(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	insts := r.mocks.byType(tInstance)
+	require.Len(t, insts, 8)
+	for _, i := range insts {
+		assert.True(t, i.DeleteBeforeReplace, "%s replaces create-first", i.Name)
+		assert.NotEmpty(t, str(i.Inputs, "privateIp"), i.Name)
+	}
+}
+
+// AWS refuses an internet-facing NLB in a VPC with no internet gateway, so
+// the NLB waits for the gateway and the public routes.
+func TestLoadBalancerWaitsForTheInternetGateway(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:networkLoadBalancer"] = "true"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	nlbs := r.mocks.byType("aws:lb/loadBalancer:LoadBalancer")
+	require.Len(t, nlbs, 1)
+	igws := r.mocks.byType("aws:ec2/internetGateway:InternetGateway")
+	require.Len(t, igws, 1)
+	var deps []string
+	for _, d := range nlbs[0].Deps {
+		deps = append(deps, d[strings.LastIndex(d, "::")+2:])
+	}
+	assert.Contains(t, deps, igws[0].Name)
+	assert.Contains(t, deps, "network-public-rt")
+}

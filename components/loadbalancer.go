@@ -16,7 +16,10 @@ type LoadBalancerArgs struct {
 	SecurityGroupID pulumi.IDOutput
 	Targets         []*ec2.Instance // the HAProxy nodes
 	Ports           []int           // 5000 and 5001
-	Tags            Tagger
+	// DependsOn must hold the network's Internet: AWS refuses an
+	// internet-facing load balancer in a VPC without an internet gateway.
+	DependsOn []pulumi.Resource
+	Tags      Tagger
 }
 
 // LoadBalancer is one stable DNS name across the AZs for both SQL ports.
@@ -47,7 +50,7 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		SecurityGroups:               pulumi.StringArray{args.SecurityGroupID},
 		EnableCrossZoneLoadBalancing: pulumi.Bool(true),
 		Tags:                         args.Tags.Tags(RoleEndpoint, "nlb"),
-	}, parent)
+	}, parent, pulumi.DependsOn(args.DependsOn))
 	if err != nil {
 		return nil, err
 	}

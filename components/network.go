@@ -31,6 +31,10 @@ type Network struct {
 	// Egress is what a node needs before it boots: the gateways, route
 	// tables and their associations.
 	Egress Dependencies
+	// Internet is what makes the public subnets public: the internet
+	// gateway, the public route table and its associations. An
+	// internet-facing load balancer needs it before it is created.
+	Internet Dependencies
 }
 
 // NewNetwork builds the VPC, subnets, internet gateway, NAT and routes.
@@ -64,6 +68,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	n.Egress = append(n.Egress, igw)
+	n.Internet = append(n.Internet, igw)
 
 	subnets := map[topology.Tier][]*ec2.Subnet{}
 	for _, s := range args.Plan.Subnets {
@@ -101,6 +106,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 		return nil, err
 	}
 	n.Egress = append(n.Egress, publicRT)
+	n.Internet = append(n.Internet, publicRT)
 	for az, sn := range subnets[topology.Public] {
 		rta, err := ec2.NewRouteTableAssociation(ctx, fmt.Sprintf("%s-public-rta-%d", name, az+1), &ec2.RouteTableAssociationArgs{
 			SubnetId:     sn.ID(),
@@ -110,6 +116,7 @@ func NewNetwork(ctx *pulumi.Context, name string, args *NetworkArgs, opts ...pul
 			return nil, err
 		}
 		n.Egress = append(n.Egress, rta)
+		n.Internet = append(n.Internet, rta)
 	}
 
 	natCount := 1

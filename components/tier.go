@@ -167,7 +167,11 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 			// looks for volumes by these tags.
 			VolumeTags: tags,
 			Tags:       tags,
-		}, parent, pulumi.DependsOn(append([]pulumi.Resource{profile}, args.DependsOn...)))
+		}, parent, pulumi.DependsOn(append([]pulumi.Resource{profile}, args.DependsOn...)),
+			// The node keeps its planned address, which a replacement
+			// created first would ask for while it is still in use
+			// (InvalidIPAddress.InUse): the old instance goes first.
+			pulumi.DeleteBeforeReplace(true))
 		if err != nil {
 			return err
 		}

@@ -28,8 +28,15 @@ func WaitScript(node, ready, failed string, timeout int) string {
 
 func waitScript(node, ready, failed, outputLog string, timeout int) string {
 	return fmt.Sprintf(`set -u
+deadline=$(( $(date +%%s) + %[4]d ))
 rc=0
-sudo cloud-init status --wait >/dev/null || rc=$?
+# One bound for the whole wait: a cloud-init that never finishes (a hung
+# package mirror) must not hold `+"`pulumi up`"+` forever.
+sudo timeout %[4]d cloud-init status --wait >/dev/null || rc=$?
+if [ "$rc" -eq 124 ]; then
+  echo "%[1]s: cloud-init still running after %[4]d s; see %[5]s on the node" >&2
+  exit 1
+fi
 # The boot script runs inside cloud-init: its own reason beats cloud-init's.
 if sudo test -e %[3]s; then
   echo "%[1]s: boot failed: $(sudo cat %[3]s)" >&2
@@ -43,7 +50,6 @@ if [ "$rc" -ne 0 ]; then
   printf '%%s\n' "$long" | sed 's/^/    /' >&2
   exit 1
 fi
-deadline=$(( $(date +%%s) + %[4]d ))
 until sudo test -e %[2]s; do
   if sudo test -e %[3]s; then
     echo "%[1]s: boot failed: $(sudo cat %[3]s)" >&2

@@ -110,7 +110,7 @@ detail:
 ('package-update-upgrade-install', ProcessExecutionError("Unexpected error while running command.\nCommand: ['apt-get', 'install', 'pgha-no-such-package']\nExit code: 100"))
 ('write-files-deferred', OSError('Unknown user or group: "getpwnam(): name not found: \'postgres\'"'))`
 	require.NoError(t, os.WriteFile(filepath.Join(bin, "cloud-init"),
-		[]byte("#!/bin/sh\nif [ \"$2\" = --long ]; then cat <<'EOF'\n"+long+"\nEOF\nexit 1\nfi\nexit ${CLOUD_INIT_RC:-0}\n"), 0o755))
+		[]byte("#!/bin/sh\nif [ \"$2\" = --long ]; then cat <<'EOF'\n"+long+"\nEOF\nexit 1\nfi\n[ -n \"${CLOUD_INIT_HANG:-}\" ] && sleep 60\nexit ${CLOUD_INIT_RC:-0}\n"), 0o755))
 	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
 	outputLog := filepath.Join(bin, "cloud-init-output.log")
 	require.NoError(t, os.WriteFile(outputLog, []byte("Reading package lists...\nE: Unable to locate package pgha-no-such-package\n"), 0o644))
@@ -120,6 +120,7 @@ detail:
 		ready     bool
 		failed    string
 		cloudInit string
+		hang      bool
 		timeout   int
 		wantErr   string
 	}{
@@ -130,6 +131,7 @@ detail:
 			wantErr: "pg-1: cloud-init failed in package-update-upgrade-install, write-files-deferred (E: Unable to locate package pgha-no-such-package); see " + outputLog + " on the node\n" +
 				"    status: error\n"},
 		{name: "never ready", timeout: 1, wantErr: "not ready after 1 s"},
+		{name: "cloud-init never finishes", hang: true, ready: true, timeout: 1, wantErr: "pg-1: cloud-init still running after 1 s"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,6 +148,9 @@ detail:
 				timeout = 60
 			}
 			e := append(env, "CLOUD_INIT_RC="+tc.cloudInit)
+			if tc.hang {
+				e = append(e, "CLOUD_INIT_HANG=1")
+			}
 			out, errOut, err := runScript(t, waitScript("pg-1", ready, failed, outputLog, timeout), e, time.Minute)
 			if tc.wantErr == "" {
 				require.NoError(t, err, errOut)
