@@ -132,7 +132,7 @@ var (
 	// A family whose attributes after the generation carry a "g" (t4g,
 	// m7gd, c6gn, im4gn, is4gen, g5g) is Graviton, as is a1.
 	gravitonRE = regexp.MustCompile(`^(a1|[a-z]+[0-9][a-z]*g[a-z]*)$`)
-	amiRE          = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
+	amiRE      = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
 	// Passwords land in pgpass, YAML, HAProxy and shell environment files;
 	// a restricted alphabet keeps every one of them free of quoting bugs.
 	passwordRE = regexp.MustCompile(`^[A-Za-z0-9._~+=-]{16,128}$`)
