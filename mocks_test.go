@@ -53,13 +53,17 @@ type mocks struct {
 	// previous are the stack's outputs from its last update, as a
 	// reference to the stack itself reads them; nil for a new stack.
 	previous map[string]any
+	// Elastic IPs: the region's quota (0: Service Quotas refuses to
+	// answer), how many addresses the region holds, and how many of them
+	// carry this stack's tags.
+	eipQuota, eipsInRegion, eipsOfStack int
 }
 
 // invoke is one look-up the program made, and the provider it went through.
 type invoke struct{ Token, Provider string }
 
 func newMocks() *mocks {
-	return &mocks{zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, ami: mockAMI}
+	return &mocks{zones: []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, ami: mockAMI, eipQuota: 5}
 }
 
 func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
@@ -175,6 +179,24 @@ func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 		return resource.NewPropertyMapFromMap(map[string]any{
 			"accountId": mockAccount, "arn": "arn:aws:iam::" + mockAccount + ":user/test", "userId": "AIDAEXAMPLE", "id": mockAccount,
 		}), nil
+	case "aws:servicequotas/getServiceQuota:getServiceQuota":
+		if m.eipQuota == 0 {
+			return nil, fmt.Errorf("AccessDeniedException: not authorized to perform servicequotas:GetServiceQuota")
+		}
+		if args.Args["serviceCode"].StringValue() != "ec2" || args.Args["quotaCode"].StringValue() != "L-0263D0A3" {
+			return nil, fmt.Errorf("unexpected quota %v", args.Args)
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"value": float64(m.eipQuota), "id": "ec2/L-0263D0A3"}), nil
+	case "aws:ec2/getEips:getEips":
+		n := m.eipsInRegion
+		if _, ok := args.Args["tags"]; ok {
+			n = m.eipsOfStack
+		}
+		var ids []any
+		for i := 0; i < n; i++ {
+			ids = append(ids, fmt.Sprintf("eipalloc-%d", i))
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"allocationIds": ids, "publicIps": ids, "id": "eu-west-1"}), nil
 	case "aws:index/getPartition:getPartition":
 		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}

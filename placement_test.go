@@ -173,3 +173,41 @@ func TestSelfReferenceReadsTheLastUpdateWithTheRealEngine(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, map[apitype.OpType]int{apitype.OpSame: 1}, pv.ChangeSummary, "the stack unchanged (the self-reference is a read)")
 }
+
+func TestElasticIPQuota(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		nat                string
+		quota, inRegion, o int
+		want               string // "" passes
+	}{
+		{name: "single NAT in an empty region", nat: "single", quota: 5},
+		{name: "perAz takes the whole default quota", nat: "perAz", quota: 5},
+		{name: "perAz beside another address", nat: "perAz", quota: 5, inRegion: 1,
+			want: "needs 5 Elastic IPs in eu-west-1, and 1 of the region's quota of 5 are held by others"},
+		{name: "the stack's own addresses count once", nat: "perAz", quota: 5, inRegion: 5, o: 5},
+		{name: "single beside three others", nat: "single", quota: 5, inRegion: 3,
+			want: "needs 3 Elastic IPs"},
+		{name: "no permission to read the quota", nat: "perAz", inRegion: 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mk := newMocks()
+			mk.eipQuota, mk.eipsInRegion, mk.eipsOfStack = tc.quota, tc.inRegion, tc.o
+			cfg := baseConfig()
+			cfg["pgha:natGateways"] = tc.nat
+			r := runProgram(t, cfg, nil, mk)
+			if tc.want == "" {
+				require.NoError(t, r.err)
+				return
+			}
+			require.Error(t, r.err)
+			assert.Contains(t, r.err.Error(), "pgha:natGateways: the stack "+tc.want)
+			if tc.nat == "perAz" {
+				assert.Contains(t, r.err.Error(), "pulumi config set pgha:natGateways single")
+			}
+			for _, res := range r.mocks.snapshot() {
+				assert.Contains(t, []string{tProvider, tStackRef}, res.Type, "%s %s registered", res.Type, res.Name)
+			}
+		})
+	}
+}

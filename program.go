@@ -92,6 +92,9 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkElasticIPQuota(ctx, cfg, invoke); err != nil {
+		return nil, err
+	}
 	ident, err := aws.GetCallerIdentity(ctx, &aws.GetCallerIdentityArgs{}, invoke)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the AWS account (are AWS credentials set?): %w", err)
