@@ -16,11 +16,14 @@ type cloudFile struct {
 
 // Boot-time paths on EC2; the lab does not use them.
 const (
-	bootScript    = "/usr/local/sbin/pgha-boot"
-	fetchSecrets  = "/usr/local/sbin/pgha-fetch-secrets"
-	readyDir      = "/var/lib/pgha"
-	createCluster = "/etc/postgresql-common/createcluster.conf"
-	aptConf       = "/etc/apt/apt.conf.d/90pgha-no-recommends"
+	bootScript = "/usr/local/sbin/pgha-boot"
+	// EtcdJoinScript decides, on an etcd node's first boot, whether etcd
+	// creates the cluster or joins the existing one.
+	EtcdJoinScript = "/usr/local/sbin/pgha-etcd-join"
+	fetchSecrets   = "/usr/local/sbin/pgha-fetch-secrets"
+	readyDir       = "/var/lib/pgha"
+	createCluster  = "/etc/postgresql-common/createcluster.conf"
+	aptConf        = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -93,6 +96,13 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	}
 	for _, f := range files {
 		cf = append(cf, cloudFile{File: f, Defer: true})
+	}
+	if role == topology.RoleEtcd {
+		b, err := RenderEtcdJoin(c, node, p)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: EtcdJoinScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 	}
 	if len(d.Secrets) > 0 {
 		b, err := execute("fetch-secrets.sh.tmpl", d)

@@ -26,11 +26,12 @@ var templates = template.Must(template.New("").Option("missingkey=error").Funcs(
 		}
 		return "", fmt.Errorf("template names unknown secret %q", name)
 	},
-	"dir":     path.Dir,
-	"charset": func() string { return PasswordCharset },
-	"indent":  indent,
-	"chomp":   blockHeader,
-	"mode":    func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
+	"dir":      path.Dir,
+	"etcdJoin": func() string { return EtcdJoinScript },
+	"charset":  func() string { return PasswordCharset },
+	"indent":   indent,
+	"chomp":    blockHeader,
+	"mode":     func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // data is what every template sees.
@@ -103,6 +104,18 @@ func RenderEtcdConfig(c Cluster, node string, p Paths) ([]byte, error) {
 		return nil, err
 	}
 	return execute("etcd.conf.yml.tmpl", d)
+}
+
+// RenderEtcdJoin renders the script an etcd node runs before etcd's first
+// start: it keeps existing data, joins an existing cluster as a new member
+// (a replaced node), or leaves the config to create the cluster.
+func RenderEtcdJoin(c Cluster, node string, p Paths) ([]byte, error) {
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd},
+		[2]string{"EtcdDataDir", p.EtcdDataDir}, [2]string{"EtcdConfigFile", p.EtcdConfigFile})
+	if err != nil {
+		return nil, err
+	}
+	return execute("etcd-join.sh.tmpl", d)
 }
 
 func patroniPaths(p Paths) [][2]string {

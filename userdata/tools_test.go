@@ -118,8 +118,8 @@ func TestScriptsParse(t *testing.T) {
 			assert.NoError(t, err, "%s %s: %s", n.Name, wf.Path, out)
 		}
 	}
-	// etcd: boot; patroni: post-bootstrap, fetch, boot; haproxy: fetch, boot.
-	assert.Equal(t, 3*1+3*3+2*2, scripts)
+	// etcd: join, boot; patroni: post-bootstrap, fetch, boot; haproxy: fetch, boot.
+	assert.Equal(t, 3*2+3*3+2*2, scripts)
 }
 
 // TestSystemdDropIns checks each role's drop-in against the unit Debian's
