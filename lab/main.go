@@ -6,6 +6,7 @@
 //	go run ./lab up [--name pgha] [--profile fast] [--sync=false] [--net netns|loopback] [--boot]
 //	go run ./lab status | outputs | down
 //	go run ./lab kill|kill-postgres|stop|start|partition|heal NODE
+//	go run ./lab replace [--force] NODE   (booted lab)
 //	go run ./lab bench [--runs 5] [--boot]
 package main
 
@@ -37,7 +38,7 @@ type command struct {
 // options hold every flag value; each command declares only its own.
 type options struct {
 	cmd, name, net, profile, doc, keepLogs string
-	sync, keepOnFailure, boot              bool
+	sync, keepOnFailure, boot, force       bool
 	runs                                   int
 }
 
@@ -67,6 +68,10 @@ var commands = []command{
 	{name: "start", node: true, summary: "start a stopped or killed node again (nothing to do if it runs)", run: fault},
 	{name: "partition", node: true, summary: "cut the node's network link (a real partition; not in loopback mode)", run: fault},
 	{name: "heal", node: true, summary: "reconnect a partitioned node", run: fault},
+	{name: "replace", node: true, summary: "booted: destroy the node's machine and boot a new one from the same user data, as `pulumi up` replaces an instance; waits until the cluster is whole", run: replace,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.BoolVar(&o.force, "force", false, "replace the Patroni leader without a switchover first (a failover)")
+		}},
 	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
 	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {

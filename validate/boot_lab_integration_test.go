@@ -27,8 +27,10 @@ import (
 // the readiness gate writes the outputs, and validate takes the AWS path
 // against them: SSH through haproxy-1, the second hop for etcd, the kill
 // and partition faults over SSH, and stop through the EC2 API. Every check
-// and every scenario must pass with nothing lost, and `lab down` must leave
-// nothing behind. About 15 minutes (plus the image on a fresh machine).
+// and every scenario must pass with nothing lost; nodes are then replaced
+// under traffic as `pulumi up` replaces instances; and `lab down` must
+// leave nothing behind. About 17 minutes (plus the image on a fresh
+// machine).
 func TestValidateAgainstBootedLab(t *testing.T) {
 	tl := labtest.StartBooted(t, "pghavb")
 
@@ -95,6 +97,10 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		}
 		require.Equal(t, want, namesOf(r.Checks))
 		noneLost(t, r)
+	})
+
+	t.Run("replacing nodes under traffic keeps writes and loses nothing", func(t *testing.T) {
+		replaceUnderTraffic(t, tl)
 	})
 
 	t.Run("down leaves nothing", func(t *testing.T) {

@@ -366,28 +366,12 @@ func (l *Lab) ServeStandins(ctx context.Context) error {
 // all at once, as EC2 launches the stack's instances; it returns when each
 // was launched.
 func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) (map[string]time.Time, error) {
-	ca, err := os.ReadFile(st.CACert)
-	if err != nil {
-		return nil, err
-	}
-	var hosts []string
-	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
-		hosts = append(hosts, st.Address.String()+" "+name)
-	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.Plan.Nodes))
 	at := make([]time.Time, len(l.Plan.Nodes))
 	for i, n := range l.Plan.Nodes {
 		wg.Go(func() {
-			m, err := machine.Create(machine.Spec{Name: n.Name, Image: img.RootFS, StateDir: l.machineDir(n.Name),
-				Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}})
-			if err == nil {
-				at[i] = time.Now()
-				err = m.Start(ctx)
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
-			}
+			at[i], errs[i] = l.launch(ctx, st, img, n)
 		})
 	}
 	wg.Wait()
@@ -396,6 +380,29 @@ func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) 
 		launched[n.Name] = at[i]
 	}
 	return launched, errors.Join(errs...)
+}
+
+// launch creates a node's machine from the image and boots it, as EC2
+// launches an instance: it returns when the machine was started.
+func (l *Lab) launch(ctx context.Context, st boot.State, img image.Image, n topology.Node) (time.Time, error) {
+	ca, err := os.ReadFile(st.CACert)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var hosts []string
+	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
+		hosts = append(hosts, st.Address.String()+" "+name)
+	}
+	m, err := machine.Create(machine.Spec{Name: n.Name, Image: img.RootFS, StateDir: l.machineDir(n.Name),
+		Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", n.Name, err)
+	}
+	at := time.Now()
+	if err := m.Start(ctx); err != nil {
+		return at, fmt.Errorf("%s: %w", n.Name, err)
+	}
+	return at, nil
 }
 
 // cloudInitDone is when cloud-init on a node finished its last stage (the
@@ -425,6 +432,11 @@ func (l *Lab) cloudInitDone(node string) (time.Time, error) {
 // bootReadiness is `pulumi up`'s readiness gate, over the machines' real
 // sshd, through haproxy-1 as the jump host, from the client's namespace.
 func (l *Lab) bootReadiness(ctx context.Context, o UpOptions) (boot.ReadyResult, error) {
+	return l.readiness(ctx, l.Plan.Nodes, l.Plan.ByRole(topology.RoleHAProxy)[0], o.BootTimeout)
+}
+
+// readiness waits for nodes through the jump host, then for the cluster.
+func (l *Lab) readiness(ctx context.Context, of []topology.Node, jump topology.Node, timeout time.Duration) (boot.ReadyResult, error) {
 	dial, err := access.Netns(l.ClientNamespace())
 	if err != nil {
 		return boot.ReadyResult{}, err
@@ -434,12 +446,10 @@ func (l *Lab) bootReadiness(ctx context.Context, o UpOptions) (boot.ReadyResult,
 		return boot.ReadyResult{}, err
 	}
 	var nodes []boot.ReadyNode
-	for _, n := range l.Plan.Nodes {
+	for _, n := range of {
 		nodes = append(nodes, boot.ReadyNode{Name: n.Name, Addr: net.JoinHostPort(n.IP.String(), fmt.Sprint(topology.PortSSH))})
 	}
-	jump := l.Plan.ByRole(topology.RoleHAProxy)[0]
 	pg1 := l.Plan.ByRole(topology.RolePatroni)[0]
-	timeout := o.BootTimeout
 	if timeout <= 0 {
 		timeout = 15 * time.Minute
 	}
