@@ -388,6 +388,7 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		}.ToMapOutput(),
 		outputs.KeyCredentials:  pulumi.ToSecret(creds),
 		outputs.KeyClusterState: clusterState,
+		outputs.KeyConnection: connection(p, users, writeHost, nodes),
 		outputs.KeyPlacement: pulumi.Map{
 			"region": pulumi.String(p.placement.Region),
 			"ami":    pulumi.String(p.placement.AMI),
@@ -398,4 +399,29 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)
 	}
 	return outs
+}
+
+// connection is the clients' way in with no single entry point: both
+// HAProxy nodes' addresses in one libpq URI per side, or the load
+// balancer's name when it fronts them (the HAProxy nodes then admit only
+// the load balancer).
+func connection(p *prepared, users userdata.Users, writeHost pulumi.StringOutput, nodes []placed) pulumi.Output {
+	var hosts []any
+	if p.cfg.NetworkLoadBalancer {
+		hosts = append(hosts, writeHost)
+	} else {
+		for _, n := range nodes {
+			if n.node.Role == topology.RoleHAProxy {
+				hosts = append(hosts, n.publicIP)
+			}
+		}
+	}
+	return pulumi.All(hosts...).ApplyT(func(hs []any) map[string]string {
+		var list []string
+		for _, h := range hs {
+			list = append(list, h.(string))
+		}
+		c := outputs.NewConnection(users.App, users.AppDatabase, list)
+		return map[string]string{"write": c.Write, "read": c.Read}
+	}).(pulumi.StringMapOutput)
 }

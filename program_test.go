@@ -368,7 +368,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeyTarget, outputs.KeyClusterName, outputs.KeyRegion, outputs.KeyProfile,
 		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
-		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement,
+		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -704,4 +704,28 @@ func TestLoadBalancerWaitsForTheInternetGateway(t *testing.T) {
 	}
 	assert.Contains(t, deps, igws[0].Name)
 	assert.Contains(t, deps, "network-public-rt")
+}
+
+// Without the load balancer, clients still have no single entry point:
+// the exported URIs list both HAProxy nodes, writes asking for read-write.
+func TestConnectionListsEveryEntryPoint(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	assert.False(t, r.secret[outputs.KeyConnection], "no password in it: not a secret")
+	s, err := outputs.Parse(r.stackJSON(t))
+	require.NoError(t, err)
+	require.NotNil(t, s.Connection)
+	assert.Equal(t, "postgresql://app@198.51.100.201:5000,198.51.100.202:5000/app?connect_timeout=5&sslmode=require&target_session_attrs=read-write", s.Connection.Write)
+	assert.Equal(t, "postgresql://app@198.51.100.201:5001,198.51.100.202:5001/app?connect_timeout=5&sslmode=require", s.Connection.Read)
+	for _, v := range []string{mockRandomStart, "password"} {
+		assert.NotContains(t, s.Connection.Write+s.Connection.Read, v)
+	}
+
+	cfg := baseConfig()
+	cfg["pgha:networkLoadBalancer"] = "true"
+	r = runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	s, err = outputs.Parse(r.stackJSON(t))
+	require.NoError(t, err)
+	assert.Equal(t, "postgresql://app@pgha-nlb-0123.elb.eu-west-1.amazonaws.com:5000/app?connect_timeout=5&sslmode=require&target_session_attrs=read-write", s.Connection.Write)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -115,12 +114,12 @@ func printOutputs(ctx context.Context, l *cluster.Lab, _ *options, _ string) int
 		fmt.Fprintln(os.Stderr, "lab outputs:", err)
 		return 1
 	}
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := s.JSON()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab outputs:", err)
 		return 1
 	}
-	fmt.Println(string(b))
+	fmt.Print(string(b))
 	return 0
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/fault"
+	"github.com/pgha/pgha/validate/internal/scenario"
 )
 
 // env is everything a check needs to reach the cluster.
@@ -79,11 +80,11 @@ func (e *env) app(host string, port int) pg.Target {
 }
 
 func (e *env) writeTarget() pg.Target {
-	return e.app(e.stack.WriteEndpoint.Host, e.stack.WriteEndpoint.Port)
+	return scenario.AppTarget(e.stack, e.dial, true, 3*time.Second)
 }
 
 func (e *env) readTarget() pg.Target {
-	return e.app(e.stack.ReadEndpoint.Host, e.stack.ReadEndpoint.Port)
+	return scenario.AppTarget(e.stack, e.dial, false, 3*time.Second)
 }
 
 // faultSet returns the faults this target supports.

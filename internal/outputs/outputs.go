@@ -7,9 +7,11 @@
 package outputs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -35,6 +37,7 @@ const (
 	KeySSHPrivateKey   = "sshPrivateKey" // secret, AWS only
 	KeyClusterState    = "clusterState"  // Patroni's /cluster at readiness time
 	KeyPlacement       = "placement"     // AWS only: the image and zones, kept across runs
+	KeyConnection      = "connection"    // libpq URIs over every entry point, no password
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -78,6 +81,60 @@ type Stack struct {
 	SSHPrivateKey   string      `json:"sshPrivateKey,omitempty"`
 	ClusterState    any         `json:"clusterState,omitempty"`
 	Placement       *Placement  `json:"placement,omitempty"`
+	Connection      *Connection `json:"connection,omitempty"`
+}
+
+// Connection is how clients reach the cluster with no single entry point:
+// libpq connection URIs (the password is not in them: it is in
+// credentials) that list every entry point, both HAProxy nodes or the load
+// balancer. libpq and pgx try the hosts in order, so a client whose first
+// HAProxy node is gone connects through the next.
+type Connection struct {
+	Write string `json:"write"` // target_session_attrs=read-write
+	Read  string `json:"read"`
+}
+
+// NewConnection lists hosts (the HAProxy nodes, or the load balancer) for
+// the write side (5000, read-write) and the read side (5001).
+func NewConnection(user, database string, hosts []string) *Connection {
+	return &Connection{
+		Write: ConnectionURI(user, database, hosts, topology.PortWrite, "read-write"),
+		Read:  ConnectionURI(user, database, hosts, topology.PortRead, ""),
+	}
+}
+
+// ConnectionURI is a libpq URI for user and database over hosts, all on
+// port, with TLS required and, when attrs is set, target_session_attrs.
+func ConnectionURI(user, database string, hosts []string, port int, attrs string) string {
+	var hp []string
+	for _, h := range hosts {
+		hp = append(hp, net.JoinHostPort(h, fmt.Sprint(port)))
+	}
+	q := url.Values{"sslmode": {"require"}, "connect_timeout": {"5"}}
+	if attrs != "" {
+		q.Set("target_session_attrs", attrs)
+	}
+	u := url.URL{Scheme: "postgresql", User: url.User(user), Host: strings.Join(hp, ","), Path: "/" + database, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// ParseConnectionURI reads back what ConnectionURI wrote: the hosts as
+// host:port, in order, the user, the database and target_session_attrs.
+func ParseConnectionURI(uri string) (hosts []string, user, database, attrs string, err error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, "", "", "", err
+	}
+	if u.Scheme != "postgresql" && u.Scheme != "postgres" {
+		return nil, "", "", "", fmt.Errorf("%q is not a postgresql:// URI", uri)
+	}
+	for _, hp := range strings.Split(u.Host, ",") {
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			return nil, "", "", "", fmt.Errorf("%q: host %q: %w", uri, hp, err)
+		}
+		hosts = append(hosts, hp)
+	}
+	return hosts, u.User.Username(), strings.TrimPrefix(u.Path, "/"), u.Query().Get("target_session_attrs"), nil
 }
 
 // Placement is what a stack's nodes were first placed on: the machine image
@@ -188,11 +245,24 @@ func Load(path string) (Stack, error) {
 
 // Write stores the JSON form with mode 0600: it holds secrets.
 func (s Stack) Write(path string) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := s.JSON()
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o600)
+	return os.WriteFile(path, b, 0o600)
+}
+
+// JSON is the outputs indented as `pulumi stack output --json` prints
+// them: the connection URIs keep their "&" (no HTML escaping).
+func (s Stack) JSON() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(s); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // ByRole returns the nodes of one role, in output order.
@@ -250,6 +320,13 @@ func (s Stack) Validate() error {
 	}{{KeyWriteEndpoint, s.WriteEndpoint}, {KeyReadEndpoint, s.ReadEndpoint}} {
 		if ep.e.Host == "" || ep.e.Port <= 0 || ep.e.Port > 65535 {
 			bad(ep.key, "needs a host and a port in 1-65535, got %q", ep.e.String())
+		}
+	}
+	if c := s.Connection; c != nil {
+		for _, uri := range []string{c.Write, c.Read} {
+			if hosts, _, _, _, err := ParseConnectionURI(uri); err != nil || len(hosts) == 0 {
+				bad(KeyConnection, "%q is not a libpq URI with at least one host:port (%v)", uri, err)
+			}
 		}
 	}
 	counts := map[topology.Role]int{}

@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 // Target is where and as whom to connect.
@@ -32,6 +34,29 @@ type Target struct {
 	ConnectTimeout time.Duration
 	// Application names the client in pg_stat_activity (default pgha).
 	Application string
+	// Fallbacks are further host:port entry points, tried in order when
+	// Host:Port cannot be reached, as libpq's multi-host URIs do.
+	Fallbacks []string
+	// SessionAttrs is libpq's target_session_attrs: read-write on the write
+	// side refuses a server that took the connection but cannot write.
+	SessionAttrs string
+}
+
+// FromConnection is a Target for a libpq URI of the stack outputs: its
+// hosts in order, its user and database and target_session_attrs, with
+// the password, the dial path and the connect timeout given.
+func FromConnection(uri, password string, dial access.DialFunc, timeout time.Duration) (Target, error) {
+	hosts, user, db, attrs, err := outputs.ParseConnectionURI(uri)
+	if err != nil {
+		return Target{}, err
+	}
+	host, port, _ := net.SplitHostPort(hosts[0])
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return Target{}, fmt.Errorf("%q: port %q: %w", uri, port, err)
+	}
+	return Target{Host: host, Port: p, User: user, Password: password, Database: db, Dial: dial,
+		ConnectTimeout: timeout, Fallbacks: hosts[1:], SessionAttrs: attrs}, nil
 }
 
 func (t Target) application() string {
@@ -41,7 +66,9 @@ func (t Target) application() string {
 	return t.Application
 }
 
-func (t Target) String() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+func (t Target) String() string {
+	return strings.Join(append([]string{net.JoinHostPort(t.Host, strconv.Itoa(t.Port))}, t.Fallbacks...), ",")
+}
 
 // Config builds a pgx config: TLS required (sslmode=require, as the cluster's
 // pg_hba demands for non-local clients), a connect timeout, and the dial path.
@@ -60,6 +87,9 @@ func (t Target) Config() (*pgx.ConnConfig, error) {
 	q.Set("sslmode", "require")
 	q.Set("connect_timeout", strconv.Itoa(int((timeout+time.Second-1)/time.Second)))
 	q.Set("application_name", t.application())
+	if t.SessionAttrs != "" {
+		q.Set("target_session_attrs", t.SessionAttrs)
+	}
 	u.RawQuery = q.Encode()
 	cfg, err := pgx.ParseConfig(u.String())
 	if err != nil {
@@ -81,7 +111,8 @@ func (t Target) Connect(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	timeout := cfg.ConnectTimeout
+	// The timeout holds for each host a multi-host target tries.
+	timeout := cfg.ConnectTimeout * time.Duration(1+len(t.Fallbacks))
 	cctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
 	c, err := pgx.ConnectConfig(cctx, cfg)

@@ -507,6 +507,11 @@ func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack,
 		Credentials:   creds,
 		SSHPrivateKey: string(key),
 	}
+	var entry []string
+	for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {
+		entry = append(entry, n.IP.String())
+	}
+	s.Connection = outputs.NewConnection(creds.AppName, creds.AppDatabase, entry)
 	byNode := map[string]boot.Instance{}
 	for _, in := range st.Instances {
 		byNode[in.Node] = in

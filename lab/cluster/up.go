@@ -371,6 +371,11 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		Access:        outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
 		Credentials:   creds,
 	}
+	var entry []string
+	for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {
+		entry = append(entry, n.IP.String())
+	}
+	s.Connection = outputs.NewConnection(creds.AppName, creds.AppDatabase, entry)
 	if l.Loopback() {
 		// The 127.0.x.y addresses are reachable from anywhere on this host.
 		s.Access = outputs.Access{Kind: outputs.AccessDirect, LabDir: l.Dir}

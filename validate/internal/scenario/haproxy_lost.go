@@ -9,10 +9,11 @@ import (
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 
-// 8. One HAProxy node is lost: the one clients reach first. Clients list
-// both HAProxy nodes (libpq's host=a,b; the traffic here does the same),
-// so new connections go to the other node; the sessions that were on the
-// lost one fail once and reconnect.
+// 8. One HAProxy node is lost: the one clients reach first. Clients use
+// the outputs' connection URIs, which list both HAProxy nodes (libpq's
+// multi-host form; the traffic here connects with them), so new
+// connections go to the other node; the sessions that were on the lost
+// one fail once and reconnect.
 var haproxyLost = Scenario{
 	Name:   "haproxy-lost",
 	Title:  "the HAProxy node clients use first is stopped",
@@ -22,9 +23,10 @@ var haproxyLost = Scenario{
 
 func haproxyLostStory(ctx context.Context, r *Run) {
 	s := r.Env.Stack()
+	first := AppTarget(s, nil, true, time.Second).Host
 	victim := ""
 	for _, n := range s.ByRole(topology.RoleHAProxy) {
-		if n.PrivateIP == s.WriteEndpoint.Host {
+		if n.PrivateIP == first || n.PublicIP == first {
 			victim = n.Name
 		}
 	}

@@ -43,7 +43,7 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		r.Failf("interrupted before anything was broken: %v", err)
 		return
 	}
-	if err := setupTable(ctx, appTarget(s, env.Dial(), s.WriteEndpoint, 3*time.Second)); err != nil {
+	if err := setupTable(ctx, AppTarget(s, env.Dial(), true, 3*time.Second)); err != nil {
 		r.Failf("%v", err)
 		return
 	}
@@ -56,9 +56,9 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		Ask:      primaryAsker(s, dialers, env.Probe().Patroni, 500*time.Millisecond),
 		Writable: writableAsker(env.Probe(), dialers, 500*time.Millisecond)}
 	r.poller.Start(ctx)
-	w := &traffic.Writer{Target: appTarget(s, env.Dial(), s.WriteEndpoint, st.OpTimeout),
+	w := &traffic.Writer{Target: AppTarget(s, env.Dial(), true, st.OpTimeout),
 		RunID: env.RunID() + "-" + c.Name, Interval: st.WriteInterval, OpTimeout: st.OpTimeout}
-	rd := &traffic.Reader{Target: appTarget(s, env.Dial(), s.ReadEndpoint, st.OpTimeout), Interval: st.ReadInterval, OpTimeout: st.OpTimeout}
+	rd := &traffic.Reader{Target: AppTarget(s, env.Dial(), false, st.OpTimeout), Interval: st.ReadInterval, OpTimeout: st.OpTimeout}
 	r.traffic = traffic.Start(ctx, w, rd)
 	var once sync.Once
 	stop := func() {

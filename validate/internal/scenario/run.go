@@ -175,16 +175,32 @@ func (r *Run) Hold(ctx context.Context, d time.Duration) error { return wait.Sle
 // LastErr is the newest client error of the writer.
 func (r *Run) LastErr() string { return history.LastErr(r.Writes()) }
 
-// appTarget is the application user through an endpoint. Its dial tries
-// every HAProxy node in turn when the endpoint is one of them, the way
-// libpq's multi-host "host=a,b" does: clients of this product list both
-// HAProxy nodes (or use the load balancer in front of them).
-func appTarget(s outputs.Stack, dial access.DialFunc, e outputs.Endpoint, timeout time.Duration) pg.Target {
+// AppTarget is the application user on the write side (write) or the read
+// side, connected the way the outputs tell clients to: through the
+// connection URI that lists every entry point (libpq tries them in order,
+// and the write side asks for read-write). Outputs from before the URIs
+// existed get the same behaviour from a dial that tries every HAProxy
+// node in turn.
+func AppTarget(s outputs.Stack, dial access.DialFunc, write bool, timeout time.Duration) pg.Target {
+	c := s.Credentials
+	if s.Connection != nil {
+		uri := s.Connection.Read
+		if write {
+			uri = s.Connection.Write
+		}
+		// outputs.Validate checked the URI when the outputs were read.
+		if t, err := pg.FromConnection(uri, c.AppPassword, dial, timeout); err == nil {
+			return t
+		}
+	}
+	e := s.ReadEndpoint
+	if write {
+		e = s.WriteEndpoint
+	}
 	var hosts []string
 	for _, n := range s.ByRole(topology.RoleHAProxy) {
 		hosts = append(hosts, n.PrivateIP)
 	}
-	c := s.Credentials
 	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
 		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout}
 }

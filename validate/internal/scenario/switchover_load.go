@@ -45,7 +45,7 @@ func switchoverLoadStory(ctx context.Context, r *Run) {
 	if !ok || cand.Name == "" {
 		cand = r.Before.Replicas[0]
 	}
-	wt := appTarget(s, r.Env.Dial(), s.WriteEndpoint, 3*time.Second)
+	wt := AppTarget(s, r.Env.Dial(), true, 3*time.Second)
 	if err := exec1(ctx, wt, `CREATE TABLE IF NOT EXISTS `+loadTable+` (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp(), pad text)`); err != nil {
 		r.Failf("%v", err)
 		return
@@ -122,7 +122,7 @@ func runLoad(ctx context.Context, r *Run, clients int) loadStats {
 			return st
 		}
 	}
-	st := pgxLoad(ctx, appTarget(s, r.Env.Dial(), s.WriteEndpoint, 2*time.Second), clients)
+	st := pgxLoad(ctx, AppTarget(s, r.Env.Dial(), true, 2*time.Second), clients)
 	st.seconds = time.Since(start).Seconds()
 	return st
 }

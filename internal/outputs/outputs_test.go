@@ -1,0 +1,27 @@
+package outputs
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConnectionURIRoundTrip(t *testing.T) {
+	uri := ConnectionURI("app", "appdb", []string{"100.20.30.1", "100.20.30.2"}, 5000, "read-write")
+	require.Equal(t, "postgresql://app@100.20.30.1:5000,100.20.30.2:5000/appdb?connect_timeout=5&sslmode=require&target_session_attrs=read-write", uri)
+	hosts, user, db, attrs, err := ParseConnectionURI(uri)
+	require.NoError(t, err)
+	require.Equal(t, []string{"100.20.30.1:5000", "100.20.30.2:5000"}, hosts)
+	require.Equal(t, []string{"app", "appdb", "read-write"}, []string{user, db, attrs})
+	// pgx, which validate's clients use, reads it as one host and a fallback.
+	cfg, err := pgconn.ParseConfig(uri + "&password=x")
+	require.NoError(t, err)
+	require.Equal(t, "100.20.30.1", cfg.Host)
+	require.Len(t, cfg.Fallbacks, 1)
+	require.Equal(t, "100.20.30.2", cfg.Fallbacks[0].Host)
+	_, _, _, _, err = ParseConnectionURI("mysql://x@h:1/db")
+	require.Error(t, err)
+	_, _, _, _, err = ParseConnectionURI("postgresql://x@h/db")
+	require.Error(t, err, "a host without a port")
+}
