@@ -185,3 +185,21 @@ func replace(ctx context.Context, l *cluster.Lab, o *options, node string) int {
 		node, r.Removed.Seconds(), r.Ready.Seconds(), r.Whole.Seconds())
 	return 0
 }
+
+func rollLab(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
+	t := time.Now()
+	done, err := l.Roll(ctx)
+	for _, d := range done {
+		to := ""
+		if d.To != "" {
+			to = " → " + d.To
+		}
+		fmt.Printf("  %-28s started %s, took %.1fs\n", d.Step.String()+to, d.Start.UTC().Format(time.RFC3339Nano), d.Took.Seconds())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab roll:", err)
+		return 1
+	}
+	fmt.Printf("roll: %d steps in %.1fs; the cluster is whole\n", len(done), time.Since(t).Seconds())
+	return 0
+}

@@ -7,6 +7,7 @@
 //	go run ./lab status | outputs | down
 //	go run ./lab kill|kill-postgres|stop|start|partition|heal NODE
 //	go run ./lab replace [--force] NODE   (booted lab)
+//	go run ./lab roll                     (booted lab)
 //	go run ./lab bench [--runs 5] [--boot]
 package main
 
@@ -72,6 +73,7 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet, o *options) {
 			fs.BoolVar(&o.force, "force", false, "replace the Patroni leader without a switchover first (a failover)")
 		}},
+	{name: "roll", summary: "booted: replace every node one at a time in the runbook's safe order (HAProxy, etcd, replicas, switchover, former leader), each gated on a whole cluster", run: rollLab},
 	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
 	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {

@@ -99,8 +99,8 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		noneLost(t, r)
 	})
 
-	t.Run("replacing nodes under traffic keeps writes and loses nothing", func(t *testing.T) {
-		replaceUnderTraffic(t, tl)
+	t.Run("rolling every node under traffic keeps writes and loses nothing", func(t *testing.T) {
+		rollUnderTraffic(t, tl)
 	})
 
 	t.Run("down leaves nothing", func(t *testing.T) {

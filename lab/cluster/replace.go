@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/roll"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/boot"
 	"github.com/pgha/pgha/lab/image"
@@ -129,4 +132,74 @@ func (l *Lab) recordHostKeys(node string, keys []string) error {
 		s.Access.JumpHostKeys = keys
 	}
 	return s.Write(l.OutputsFile())
+}
+
+// Roll replaces every node of a booted lab, one at a time in roll.Order,
+// each step gated on the cluster being whole: what the runbook's image
+// roll does on AWS, acted out on machines.
+func (l *Lab) Roll(ctx context.Context) ([]roll.Done, error) {
+	if !l.Boot() {
+		return nil, fmt.Errorf("roll needs a booted lab (go run ./lab up --boot)")
+	}
+	p, err := l.Probe()
+	if err != nil {
+		return nil, err
+	}
+	f := p.Formation(ctx)
+	if err := f.Err(); err != nil {
+		return nil, fmt.Errorf("the cluster is not whole before the roll: %w", err)
+	}
+	steps, err := roll.Order(l.Plan, f.Leader.Name, f.Sync)
+	if err != nil {
+		return nil, err
+	}
+	return roll.Run(ctx, labRoll{l, p}, steps, 5*time.Minute, l.Log)
+}
+
+// labRoll is the booted lab as a roll acts on it.
+type labRoll struct {
+	l *Lab
+	p *probe.Probe
+}
+
+func (r labRoll) Replace(ctx context.Context, node string) error {
+	res, err := r.l.Replace(ctx, node, false)
+	if err == nil {
+		fmt.Fprintf(r.l.Log, "  %s replaced: new machine ready %.1fs, cluster whole %.1fs after launch\n", node, res.Ready.Seconds(), res.Whole.Seconds())
+	}
+	return err
+}
+
+func (r labRoll) Whole(ctx context.Context) error {
+	if err := r.p.Etcd(ctx).Err(); err != nil {
+		return err
+	}
+	return r.p.Formation(ctx).Err()
+}
+
+// Switchover hands over to the synchronous standby (or any streaming
+// replica), through Patroni's REST API, and waits for it to lead.
+func (r labRoll) Switchover(ctx context.Context, leader string) (string, error) {
+	f := r.p.Formation(ctx)
+	if err := f.Err(); err != nil {
+		return "", err
+	}
+	cand, ok := f.Replica(true)
+	if !ok {
+		if cand, ok = f.Replica(false); !ok {
+			return "", fmt.Errorf("no replica to switch over to")
+		}
+	}
+	slow := *r.p.Patroni
+	slow.HTTP = access.HTTPClient(r.p.Dial, 90*time.Second)
+	if _, err := slow.Switchover(ctx, f.Leader.Host, leader, cand.Name); err != nil {
+		return "", err
+	}
+	return cand.Name, waitFor(ctx, time.Minute, func(ctx context.Context) error {
+		g := r.p.Formation(ctx)
+		if g.Leader.Name != cand.Name {
+			return fmt.Errorf("%s does not lead yet", cand.Name)
+		}
+		return g.Err()
+	})
 }
