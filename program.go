@@ -388,7 +388,7 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		}.ToMapOutput(),
 		outputs.KeyCredentials:  pulumi.ToSecret(creds),
 		outputs.KeyClusterState: clusterState,
-		outputs.KeyConnection: connection(p, users, writeHost, nodes),
+		outputs.KeyConnection:   connection(p, users, writeHost, nodes),
 		outputs.KeyPlacement: pulumi.Map{
 			"region": pulumi.String(p.placement.Region),
 			"ami":    pulumi.String(p.placement.AMI),
