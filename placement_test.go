@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/outputs"
-	"github.com/pgha/pgha/internal/pulumicli"
+	"github.com/pgha/pgha/internal/pulumitest"
 )
 
 // previousOutputs is what a reference to the stack itself reads after run
@@ -26,6 +24,19 @@ func previousOutputs(t *testing.T, r *run) map[string]any {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(r.stackJSON(t), &m))
 	return m
+}
+
+// nextUpdate runs the program as the update after first, with cfg; tweak,
+// when set, changes what AWS answers this time.
+func nextUpdate(t *testing.T, first *run, cfg map[string]string, tweak func(*mocks)) *run {
+	t.Helper()
+	require.NoError(t, first.err)
+	mk := newMocks()
+	mk.previous = previousOutputs(t, first)
+	if tweak != nil {
+		tweak(mk)
+	}
+	return runProgram(t, cfg, nil, mk)
 }
 
 // A second `pulumi up` with nothing changed in config must plan no change,
@@ -38,11 +49,10 @@ func TestPlacementIsKeptAcrossUpdates(t *testing.T) {
 	assert.Equal(t, mockAMI, place["ami"])
 	assert.EqualValues(t, []any{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, place["zones"])
 
-	mk := newMocks()
-	mk.previous = previousOutputs(t, first)
-	mk.ami = "ami-0fedcba9876543210"                              // newer
-	mk.zones = []string{"eu-west-1b", "eu-west-1c", "eu-west-1d"} // 1a impaired
-	second := runProgram(t, baseConfig(), nil, mk)
+	second := nextUpdate(t, first, baseConfig(), func(mk *mocks) {
+		mk.ami = "ami-0fedcba9876543210"                              // newer
+		mk.zones = []string{"eu-west-1b", "eu-west-1c", "eu-west-1d"} // 1a impaired
+	})
 	require.NoError(t, second.err)
 	assert.Equal(t, place, previousOutputs(t, second)[outputs.KeyPlacement])
 
@@ -69,13 +79,9 @@ func TestPlacementIsKeptAcrossUpdates(t *testing.T) {
 
 // Naming an AMI in config is the one deliberate way to change the image.
 func TestConfiguredAMIWinsOverTheKeptOne(t *testing.T) {
-	first := runProgram(t, baseConfig(), nil, nil)
-	require.NoError(t, first.err)
-	mk := newMocks()
-	mk.previous = previousOutputs(t, first)
 	cfg := baseConfig()
 	cfg["pgha:amiId"] = "ami-0aaaabbbbccccdddd"
-	second := runProgram(t, cfg, nil, mk)
+	second := nextUpdate(t, runProgram(t, baseConfig(), nil, nil), cfg, nil)
 	require.NoError(t, second.err)
 	for _, inst := range second.mocks.byType(tInstance) {
 		assert.Equal(t, "ami-0aaaabbbbccccdddd", str(inst.Inputs, "ami"), inst.Name)
@@ -86,13 +92,9 @@ func TestConfiguredAMIWinsOverTheKeptOne(t *testing.T) {
 }
 
 func TestRegionChangeIsRefusedBeforeAnyAWSResource(t *testing.T) {
-	first := runProgram(t, baseConfig(), nil, nil)
-	require.NoError(t, first.err)
-	mk := newMocks()
-	mk.previous = previousOutputs(t, first)
 	cfg := baseConfig()
 	cfg["aws:region"] = "eu-central-1"
-	r := runProgram(t, cfg, nil, mk)
+	r := nextUpdate(t, runProgram(t, baseConfig(), nil, nil), cfg, nil)
 	require.Error(t, r.err)
 	for _, w := range []string{"aws:region", "eu-west-1", "eu-central-1", "cannot move regions"} {
 		assert.Contains(t, r.err.Error(), w)
@@ -122,18 +124,7 @@ func TestLookupsUseTheStacksProvider(t *testing.T) {
 // what the last update exported, and a preview of an unchanged program
 // plans no change.
 func TestSelfReferenceReadsTheLastUpdateWithTheRealEngine(t *testing.T) {
-	root, _, err := pulumicli.Find()
-	if err != nil {
-		t.Skipf("%v (CI builds it with tools/pulumi/build.sh)", err)
-	}
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	require.NoError(t, os.MkdirAll(state, 0o700))
-	t.Setenv("PULUMI_HOME", filepath.Join(dir, "home"))
-	t.Setenv("PULUMI_BACKEND_URL", "file://"+state)
-	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
-	t.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
-	t.Setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+	root, _ := pulumitest.Backend(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/pulumicli"
+	"github.com/pgha/pgha/internal/pulumitest"
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -64,17 +65,7 @@ func sample() outputs.Stack {
 // the test touches nothing of the user's and no network.
 func backend(t *testing.T) (projectDir string) {
 	t.Helper()
-	if _, _, err := pulumicli.Find(); err != nil {
-		t.Skipf("%v (CI builds it with tools/pulumi/build.sh)", err)
-	}
-	root := t.TempDir()
-	state := filepath.Join(root, "state")
-	require.NoError(t, os.MkdirAll(state, 0o700))
-	t.Setenv("PULUMI_HOME", filepath.Join(root, "home"))
-	t.Setenv("PULUMI_BACKEND_URL", "file://"+state)
-	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
-	t.Setenv("PULUMI_SKIP_UPDATE_CHECK", "true")
-	t.Setenv("PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "true")
+	_, root := pulumitest.Backend(t)
 	projectDir = filepath.Join(root, "project")
 	require.NoError(t, os.MkdirAll(projectDir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(projectDir, "Pulumi.yaml"),
