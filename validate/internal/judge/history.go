@@ -2,7 +2,9 @@ package judge
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pgha/pgha/validate/internal/history"
@@ -51,11 +53,15 @@ type HistoryInput struct {
 
 // HistoryReport lists every way the history is not single.
 type HistoryReport struct {
-	Missing     []int64            `json:"missing,omitempty"`     // acknowledged, not on the final leader
-	Foreign     []string           `json:"foreign,omitempty"`     // surviving row written by another server than the one that acked it
-	Divergent   map[string][]int64 `json:"divergent,omitempty"`   // rows on a node that the final leader lacks
-	Behind      map[string][]int64 `json:"behind,omitempty"`      // final leader's rows a node lacks
-	Interleaved []string           `json:"interleaved,omitempty"` // a replaced primary acknowledged again without re-election
+	Missing   []int64            `json:"missing,omitempty"`   // acknowledged, not on the final leader
+	Foreign   []string           `json:"foreign,omitempty"`   // surviving row written by another server than the one that acked it
+	Divergent map[string][]int64 `json:"divergent,omitempty"` // rows on a node that the final leader lacks
+	// DivergentOrigin names, per node, the servers that wrote its
+	// divergent rows (the rows' own origin column): which primary the
+	// second history came from.
+	DivergentOrigin map[string][]string `json:"divergentOrigin,omitempty"`
+	Behind          map[string][]int64  `json:"behind,omitempty"`      // final leader's rows a node lacks
+	Interleaved     []string            `json:"interleaved,omitempty"` // a replaced primary acknowledged again without re-election
 }
 
 // OK reports a single history.
@@ -69,7 +75,11 @@ func (h HistoryReport) Problems() []string {
 	}
 	out = append(out, h.Foreign...)
 	for _, n := range sortedKeys(h.Divergent) {
-		out = append(out, fmt.Sprintf("%s holds %d rows the final leader never had (ids %s): a second history", n, len(h.Divergent[n]), IDs(h.Divergent[n])))
+		from := ""
+		if o := h.DivergentOrigin[n]; len(o) > 0 {
+			from = ", written by " + strings.Join(o, " and ")
+		}
+		out = append(out, fmt.Sprintf("%s holds %d rows the final leader never had (ids %s%s): a second history", n, len(h.Divergent[n]), IDs(h.Divergent[n]), from))
 	}
 	for _, n := range sortedKeys(h.Behind) {
 		out = append(out, fmt.Sprintf("%s lacks %d rows of the final leader (ids %s): it did not rejoin the history", n, len(h.Behind[n]), IDs(h.Behind[n])))
@@ -109,6 +119,12 @@ func CheckHistory(in HistoryInput) HistoryReport {
 					h.Divergent = map[string][]int64{}
 				}
 				h.Divergent[node] = append(h.Divergent[node], r.ID)
+				if r.Origin != "" && !slices.Contains(h.DivergentOrigin[node], r.Origin) {
+					if h.DivergentOrigin == nil {
+						h.DivergentOrigin = map[string][]string{}
+					}
+					h.DivergentOrigin[node] = append(h.DivergentOrigin[node], r.Origin)
+				}
 			}
 		}
 		for id := range leaderRows {

@@ -58,10 +58,11 @@ func TestCheckHistoryCatchesDivergentAndBehindNodes(t *testing.T) {
 	in.Rows["pg-3"] = in.Rows["pg-3"][:3]
 	h := CheckHistory(in)
 	require.Equal(t, map[string][]int64{"pg-1": {6}}, h.Divergent)
+	require.Equal(t, map[string][]string{"pg-1": {"pg-1"}}, h.DivergentOrigin, "the second history's primary is named")
 	require.Equal(t, map[string][]int64{"pg-3": {4, 5}}, h.Behind)
 	p := h.Problems()
 	require.Len(t, p, 2)
-	require.Contains(t, p[0], "pg-1 holds 1 rows the final leader never had (ids 6): a second history")
+	require.Contains(t, p[0], "pg-1 holds 1 rows the final leader never had (ids 6, written by pg-1): a second history")
 	require.Contains(t, p[1], "pg-3 lacks 2 rows of the final leader (ids 4, 5)")
 }
 
