@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -12,8 +10,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/pgha/pgha/lab/netlab"
 )
 
 // bootTestLab is testLab for a booted lab: it skips where machines cannot
@@ -27,22 +23,10 @@ func bootTestLab(t *testing.T) (*Lab, string) {
 	if p := bootPrerequisites(); len(p) > 0 {
 		t.Skipf("the booted lab cannot run here: %s", strings.Join(p, "; "))
 	}
-	sweepOrphanLabs(t, "pghaboot")
 	control := filepath.Join(t.TempDir(), "lab")
 	out, err := exec.Command("go", "build", "-o", control, "github.com/pgha/pgha/lab").CombinedOutput()
 	require.NoError(t, err, "go build ./lab: %s", out)
-	l, err := New(fmt.Sprintf("pghaboot%d", os.Getpid()))
-	require.NoError(t, err)
-	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
-	l.Log = testWriter{t}
-	t.Cleanup(func() {
-		if _, err := l.Down(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		assert.Empty(t, netlab.Existing(l.Name))
-		assert.Empty(t, l.bootLeftovers())
-	})
-	return l, control
+	return newTestLab(t, "pghaboot", ""), control
 }
 
 // TestFailedBootIsReported boots a lab that cannot come up, in the two ways

@@ -281,9 +281,20 @@ func testLab(t *testing.T) *Lab {
 			t.Skipf("%s is not installed: %s", b, aptFix)
 		}
 	}
-	sweepOrphanLabs(t, "pghatest")
-	l, err := New(fmt.Sprintf("pghatest%d", os.Getpid()))
+	return newTestLab(t, "pghatest", "")
+}
+
+// newTestLab sweeps orphans of prefix, makes the lab prefix+pid (in net
+// mode, when given) and takes it down when the test ends, checking that
+// nothing of it survives: namespaces, processes, machines or mounts.
+func newTestLab(t *testing.T, prefix, net string) *Lab {
+	t.Helper()
+	sweepOrphanLabs(t, prefix)
+	l, err := New(fmt.Sprintf("%s%d", prefix, os.Getpid()))
 	require.NoError(t, err)
+	if net != "" {
+		require.NoError(t, l.SetNet(net))
+	}
 	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
 	l.Log = testWriter{t}
 	t.Cleanup(func() {
@@ -293,6 +304,7 @@ func testLab(t *testing.T) *Lab {
 		// Nothing may survive, even when the test failed half-way.
 		assert.Empty(t, netlab.Existing(l.Name))
 		assert.Empty(t, proc.CmdlineContains(l.Dir+"/"))
+		assert.Empty(t, l.bootLeftovers())
 	})
 	return l
 }

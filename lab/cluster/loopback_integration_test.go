@@ -21,7 +21,6 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/topology"
-	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
 )
 
@@ -307,18 +306,5 @@ func loopbackTestLab(t *testing.T) *Lab {
 		t.Skip("this test runs the lab as root; TestLoopbackLabWithoutRoot covers an unprivileged user")
 	}
 	requireLabPackages(t)
-	sweepOrphanLabs(t, "pghalb")
-	l, err := New(fmt.Sprintf("pghalb%d", os.Getpid()))
-	require.NoError(t, err)
-	require.NoError(t, l.SetNet(NetLoopback))
-	require.False(t, l.Exists(), "lab %s left over from an earlier run", l.Name)
-	l.Log = testWriter{t}
-	t.Cleanup(func() {
-		if _, err := l.Down(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		assert.Empty(t, netlab.Existing(l.Name))
-		assert.Empty(t, proc.CmdlineContains(l.Dir+"/"))
-	})
-	return l
+	return newTestLab(t, "pghalb", NetLoopback)
 }
