@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,10 +57,7 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		t.Logf("validate %s took %s:\n%s", strings.Join(args, " "), time.Since(start).Round(time.Second), buf.String())
 		require.NoError(t, err, "validate %s failed", strings.Join(args, " "))
 		require.Contains(t, buf.String(), "RESULT: PASS")
-		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-		require.NoError(t, err)
-		var r report.Report
-		require.NoError(t, json.Unmarshal(b, &r))
+		r := readReport(t, dir)
 		require.True(t, r.Passed)
 		return r, buf.String()
 	}

@@ -70,10 +70,7 @@ func TestValidateAgainstLab(t *testing.T) {
 		require.Equal(t, 0, code, "validate failed against a healthy lab")
 		require.Contains(t, out, "RESULT: PASS")
 
-		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-		require.NoError(t, err)
-		var r report.Report
-		require.NoError(t, json.Unmarshal(b, &r), "report.json")
+		r := readReport(t, dir)
 		require.True(t, r.Passed)
 		require.Equal(t, checkNames(), namesOf(r.Checks))
 		for _, name := range []string{"switchover", "failover"} {
@@ -193,6 +190,16 @@ func TestValidateAgainstLab(t *testing.T) {
 		require.Contains(t, out, "routing  FAIL")
 		require.Contains(t, out, "it must reach only replicas")
 	})
+}
+
+// readReport reads the report.json a validate run wrote into dir.
+func readReport(t *testing.T, dir string) report.Report {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	var r report.Report
+	require.NoError(t, json.Unmarshal(b, &r), "report.json")
+	return r
 }
 
 func namesOf(cs []report.Check) []string {

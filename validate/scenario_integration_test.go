@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -53,10 +52,7 @@ func TestScenariosAgainstLab(t *testing.T) {
 		require.NoError(t, err, "validate --scenario failed")
 		require.Contains(t, buf.String(), "RESULT: PASS")
 
-		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-		require.NoError(t, err)
-		var r report.Report
-		require.NoError(t, json.Unmarshal(b, &r))
+		r := readReport(t, dir)
 		require.True(t, r.Passed)
 		require.Equal(t, want, namesOf(r.Checks), "the report lists every scenario run, in order")
 		md, err := os.ReadFile(filepath.Join(dir, "report.md"))

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -24,7 +23,6 @@ import (
 	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/lab/labtest"
 	"github.com/pgha/pgha/validate/internal/fault"
-	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // TestValidateOverSSHMatchesDirect brings up a real lab, runs a real sshd
@@ -118,12 +116,8 @@ func TestValidateOverSSHMatchesDirect(t *testing.T) {
 		return buf.String(), 0
 	}
 	verdicts := func(dir string) map[string]string {
-		b, err := os.ReadFile(filepath.Join(dir, "report.json"))
-		require.NoError(t, err)
-		var r report.Report
-		require.NoError(t, json.Unmarshal(b, &r))
 		m := map[string]string{}
-		for _, c := range r.Checks {
+		for _, c := range readReport(t, dir).Checks {
 			m[c.Name] = c.Verdict
 		}
 		return m
