@@ -51,7 +51,7 @@ func previousPlacement(ctx *pulumi.Context) (*outputs.Placement, error) {
 	}
 	if p.AMI == "" || len(p.Zones) != topology.AZCount {
 		return nil, fmt.Errorf("the stack's previous output %q is malformed (%v); "+
-			"it is written by this program only: restore it with `pulumi stack export`/`import` or ask for help", outputs.KeyPlacement, d.Value)
+			"only this program writes it; repair it in the state (`pulumi stack export`, edit the stack outputs, `pulumi stack import`)", outputs.KeyPlacement, d.Value)
 	}
 	return p, nil
 }
@@ -106,7 +106,7 @@ func placeCluster(ctx *pulumi.Context, cfg stackconfig.Config, prev *outputs.Pla
 		}
 	default:
 		if p.AMI, err = newestDebianAMI(ctx, invoke); err != nil {
-			return nil, fmt.Errorf("%s: no Debian 12 AMI found in %s (%v); fix: pulumi config set %s ami-...",
+			return nil, fmt.Errorf("%s: no Debian 12 AMI found in %s (%v); fix: pulumi config set %s <ami-id>",
 				stackconfig.Full(stackconfig.KeyAMI), cfg.Region, err, stackconfig.Full(stackconfig.KeyAMI))
 		}
 	}

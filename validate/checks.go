@@ -65,12 +65,6 @@ func (c *checkRun) failf(format string, a ...any) {
 	c.e.logf("  FAIL: %s", msg)
 }
 
-func (c *checkRun) notef(format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
-	c.Notes = append(c.Notes, msg)
-	c.e.logf("  %s", msg)
-}
-
 func (c *checkRun) figure(key, label string, v float64, unit string) {
 	c.Figures = append(c.Figures, report.Figure{Key: key, Label: label, Value: v, Unit: unit})
 	c.e.logf("  %s: %s", label, c.Figures[len(c.Figures)-1])
@@ -79,10 +73,6 @@ func (c *checkRun) figure(key, label string, v float64, unit string) {
 func (c *checkRun) text(key, label, v string) {
 	c.Figures = append(c.Figures, report.Figure{Key: key, Label: label, Text: v})
 	c.e.logf("  %s: %s", label, v)
-}
-
-func (c *checkRun) seconds(key, label string, d time.Duration) {
-	c.figure(key, label, d.Seconds(), "s")
 }
 
 // ---- 1. etcd ----

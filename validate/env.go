@@ -65,26 +65,12 @@ func (e *env) logf(format string, a ...any) {
 
 func (e *env) isLab() bool { return e.stack.Target == outputs.TargetLab }
 
-func (e *env) pgNodes() []outputs.Node   { return e.stack.ByRole(topology.RolePatroni) }
-func (e *env) etcdNodes() []outputs.Node { return e.stack.ByRole(topology.RoleEtcd) }
-func (e *env) haNodes() []outputs.Node   { return e.stack.ByRole(topology.RoleHAProxy) }
+func (e *env) pgNodes() []outputs.Node { return e.stack.ByRole(topology.RolePatroni) }
 
-// nodeByHost maps a Patroni member's host to its node.
-func (e *env) nodeByName(name string) (outputs.Node, bool) { return e.stack.NodeByName(name) }
-
-// app is the application user through an endpoint.
-func (e *env) app(host string, port int) pg.Target {
-	c := e.stack.Credentials
-	return pg.Target{Host: host, Port: port, User: c.AppName, Password: c.AppPassword,
-		Database: c.AppDatabase, Dial: e.dial, ConnectTimeout: 3 * time.Second}
-}
-
+// writeTarget is the application user on the write side, as clients
+// connect (the outputs' connection URI).
 func (e *env) writeTarget() pg.Target {
 	return scenario.AppTarget(e.stack, e.dial, true, 3*time.Second)
-}
-
-func (e *env) readTarget() pg.Target {
-	return scenario.AppTarget(e.stack, e.dial, false, 3*time.Second)
 }
 
 // faultSet returns the faults this target supports.

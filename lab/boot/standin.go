@@ -22,7 +22,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -318,7 +317,6 @@ func listenIn(nsPath, addr string) (net.Listener, error) {
 // machines acts out EC2's stop and start on the instances' machines.
 type machines struct {
 	state State
-	mu    sync.Mutex
 }
 
 func (m *machines) open(id string) (*machine.Machine, error) {
