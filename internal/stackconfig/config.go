@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,10 @@ const (
 	KeyEtcdVolumeSize      = "etcdVolumeSize"
 	KeyPatroniVolumeSize   = "patroniVolumeSize"
 	KeyHAProxyVolumeSize   = "haproxyVolumeSize"
+	KeyEtcdDataSize        = "etcdDataVolumeSize"
+	KeyPatroniDataSize     = "patroniDataVolumeSize"
+	KeyProtectData         = "protectDataVolumes"
+	KeyJumpHost            = "jumpHost"
 	KeyNetworkLoadBalancer = "networkLoadBalancer"
 	KeySSHPublicKey        = "sshPublicKey"
 	KeyAMI                 = "amiId"
@@ -76,6 +81,10 @@ const (
 	DefaultEtcdVolumeSize      = 10
 	DefaultPatroniVolumeSize   = 20
 	DefaultHAProxyVolumeSize   = 10
+	DefaultEtcdDataSize        = 8
+	DefaultPatroniDataSize     = 50
+	DefaultProtectData         = true
+	DefaultJumpHost            = "haproxy-1"
 )
 
 // Volume bounds in GiB: the Debian 12 AMI's root snapshot is 8 GiB, and gp3
@@ -83,6 +92,8 @@ const (
 const (
 	MinVolumeSize = 8
 	MaxVolumeSize = 16384
+	// A data volume starts empty: gp3's own minimum.
+	MinDataVolumeSize = 1
 )
 
 // Config is the checked configuration.
@@ -103,6 +114,15 @@ type Config struct {
 	EtcdVolumeSize      int
 	PatroniVolumeSize   int
 	HAProxyVolumeSize   int
+	// The etcd and PostgreSQL nodes keep their data on volumes of their
+	// own, which outlive a replaced instance; protected from `pulumi
+	// destroy` unless ProtectData is off.
+	EtcdDataSize    int
+	PatroniDataSize int
+	ProtectData     bool
+	// JumpHost is the HAProxy node `pulumi up`'s readiness gate reaches
+	// the private nodes through; the other one when its AZ is lost.
+	JumpHost            string
 	NetworkLoadBalancer bool
 	SSHPublicKey        string // empty: the program generates a key pair
 	AMI                 string // empty: the AMI the stack runs, or the newest Debian 12 AMI
@@ -227,6 +247,20 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	c.EtcdVolumeSize = volume(KeyEtcdVolumeSize, integer(KeyEtcdVolumeSize, DefaultEtcdVolumeSize), DefaultEtcdVolumeSize, bad)
 	c.PatroniVolumeSize = volume(KeyPatroniVolumeSize, integer(KeyPatroniVolumeSize, DefaultPatroniVolumeSize), DefaultPatroniVolumeSize, bad)
 	c.HAProxyVolumeSize = volume(KeyHAProxyVolumeSize, integer(KeyHAProxyVolumeSize, DefaultHAProxyVolumeSize), DefaultHAProxyVolumeSize, bad)
+	c.EtcdDataSize = dataVolume(KeyEtcdDataSize, integer(KeyEtcdDataSize, DefaultEtcdDataSize), DefaultEtcdDataSize, bad)
+	c.PatroniDataSize = dataVolume(KeyPatroniDataSize, integer(KeyPatroniDataSize, DefaultPatroniDataSize), DefaultPatroniDataSize, bad)
+	c.ProtectData = boolean(KeyProtectData, DefaultProtectData)
+	c.JumpHost = str(KeyJumpHost, DefaultJumpHost)
+	if c.Plan.VPC.IsValid() {
+		var names []string
+		for _, n := range c.Plan.ByRole(topology.RoleHAProxy) {
+			names = append(names, n.Name)
+		}
+		if !slices.Contains(names, c.JumpHost) {
+			bad(Full(KeyJumpHost), "%q is not an HAProxy node (want one of %s); fix: pulumi config set %s %s",
+				c.JumpHost, strings.Join(names, ", "), Full(KeyJumpHost), DefaultJumpHost)
+		}
+	}
 
 	c.NetworkLoadBalancer = boolean(KeyNetworkLoadBalancer, false)
 
@@ -367,6 +401,13 @@ func instanceType(key, v, def string, needsRAM bool, bad func(key, format string
 func volume(key string, n, def int, bad func(key, format string, a ...any)) int {
 	if n < MinVolumeSize || n > MaxVolumeSize {
 		bad(Full(key), "%d GiB is outside %d-%d GiB; fix: pulumi config set %s %d", n, MinVolumeSize, MaxVolumeSize, Full(key), def)
+	}
+	return n
+}
+
+func dataVolume(key string, n, def int, bad func(key, format string, a ...any)) int {
+	if n < MinDataVolumeSize || n > MaxVolumeSize {
+		bad(Full(key), "%d GiB is outside %d-%d GiB; fix: pulumi config set %s %d", n, MinDataVolumeSize, MaxVolumeSize, Full(key), def)
 	}
 	return n
 }

@@ -27,8 +27,41 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "t3.medium", c.PatroniInstanceType)
 	assert.Equal(t, 20, c.PatroniVolumeSize)
 	assert.False(t, c.NetworkLoadBalancer)
+	assert.Equal(t, 50, c.PatroniDataSize)
+	assert.Equal(t, 8, c.EtcdDataSize)
+	assert.True(t, c.ProtectData, "the databases are protected from pulumi destroy unless the user opts out")
+	assert.Equal(t, "haproxy-1", c.JumpHost)
 	assert.Empty(t, c.SSHPublicKey)
 	assert.Empty(t, c.Passwords)
+}
+
+func TestDataVolumesAndJumpHost(t *testing.T) {
+	base := map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": "100.20.30.0/24"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	c, err := Load("dev", getter(with("pgha:patroniDataVolumeSize", "1", "pgha:protectDataVolumes", "false", "pgha:jumpHost", "haproxy-2")), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1, c.PatroniDataSize)
+	assert.False(t, c.ProtectData)
+	assert.Equal(t, "haproxy-2", c.JumpHost)
+
+	for _, tc := range []struct{ key, value, want string }{
+		{"pgha:patroniDataVolumeSize", "0", "pulumi config set pgha:patroniDataVolumeSize 50"},
+		{"pgha:etcdDataVolumeSize", "20000", "pulumi config set pgha:etcdDataVolumeSize 8"},
+		{"pgha:jumpHost", "pg-1", `"pg-1" is not an HAProxy node (want one of haproxy-1, haproxy-2)`},
+	} {
+		_, err := Load("dev", getter(with(tc.key, tc.value)), nil)
+		require.Error(t, err, tc.key)
+		assert.Contains(t, err.Error(), tc.want)
+	}
 }
 
 func TestAllowedCIDRForms(t *testing.T) {
