@@ -1,6 +1,7 @@
 package userdata
 
 import (
+	"path"
 	"sort"
 
 	"github.com/pgha/pgha/internal/topology"
@@ -23,6 +24,7 @@ const (
 	fetchSecrets   = "/usr/local/sbin/pgha-fetch-secrets"
 	readyDir       = "/var/lib/pgha"
 	createCluster  = "/etc/postgresql-common/createcluster.conf"
+	dataScript     = "/usr/local/sbin/pgha-data-volume"
 	aptConf        = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 )
 
@@ -33,6 +35,40 @@ const (
 	ReadyMarker  = readyDir + "/ready"
 	FailedMarker = readyDir + "/failed"
 )
+
+// DataDevice is the device name the program attaches each etcd and
+// PostgreSQL node's data volume as (and the lab binds its stand-in volume to,
+// under the name a Xen instance shows: /dev/xvdf).
+const DataDevice = "/dev/sdf"
+
+// DataVolume is where a role keeps the data that must outlive its instance.
+type DataVolume struct {
+	DataMount  string // mount point: the parent of the data directory
+	DataLabel  string // ext4 label, per role: a volume is never mounted on the wrong role
+	DataDevice string
+	DataUnit   string // the systemd unit that mounts it at every boot
+}
+
+// DataUnit mounts the data volume; the role's service requires it.
+const DataUnit = "pgha-data.service"
+
+// DataVolumeOf returns the data volume layout of a role, and false for a
+// role without one (HAProxy keeps nothing).
+func DataVolumeOf(role topology.Role) (DataVolume, bool) {
+	p := CloudPaths()
+	v := DataVolume{DataDevice: DataDevice, DataUnit: DataUnit}
+	switch role {
+	case topology.RoleEtcd:
+		v.DataMount, v.DataLabel = path.Dir(p.EtcdDataDir), "pgha-etcd"
+	case topology.RolePatroni:
+		// /var/lib/postgresql: the data directory, and postgres's home with
+		// the pgpass file Patroni writes.
+		v.DataMount, v.DataLabel = path.Dir(path.Dir(p.PGDataDir)), "pgha-postgres"
+	default:
+		return DataVolume{}, false
+	}
+	return v, true
+}
 
 // rolePackages are what each role's user data installs. nftables is on
 // every node because validate's partition fault cuts a node with it, and
@@ -76,6 +112,8 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	}
 	role := d.Node.Role
 	d.Packages = rolePackages[role]
+	dv, hasData := DataVolumeOf(role)
+	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)
 
 	// Not deferred: apt must read it before the package step.
@@ -103,6 +141,18 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			return nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: EtcdJoinScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+	}
+	if hasData {
+		b, err := execute("data-volume.sh.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: dataScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+		unit, err := execute("pgha-data.service.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + DataUnit, Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
 	}
 	if len(d.Secrets) > 0 {
 		b, err := execute("fetch-secrets.sh.tmpl", d)

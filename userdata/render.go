@@ -32,6 +32,8 @@ var templates = template.Must(template.New("").Option("missingkey=error").Funcs(
 	"indent":   indent,
 	"chomp":    blockHeader,
 	"mode":     func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
+	// xvd is the name a Xen instance gives a device attached as /dev/sdX.
+	"xvd": func(dev string) string { return strings.Replace(dev, "/dev/sd", "/dev/xvd", 1) },
 }).ParseFS(templateFS, "templates/*.tmpl"))
 
 // data is what every template sees.
@@ -48,6 +50,8 @@ type data struct {
 	// Packages is the role's Debian packages (cloud-init only).
 	Packages []string
 	Ports    ports
+	// The data volume (cloud-init, etcd and Patroni nodes only).
+	DataVolume
 }
 
 // ports are the IP plan's service ports, by the names templates use.

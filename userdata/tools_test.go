@@ -118,8 +118,9 @@ func TestScriptsParse(t *testing.T) {
 			assert.NoError(t, err, "%s %s: %s", n.Name, wf.Path, out)
 		}
 	}
-	// etcd: join, boot; patroni: post-bootstrap, fetch, boot; haproxy: fetch, boot.
-	assert.Equal(t, 3*2+3*3+2*2, scripts)
+	// etcd: join, data volume, boot; patroni: post-bootstrap, data volume,
+	// fetch, boot; haproxy: fetch, boot.
+	assert.Equal(t, 3*3+3*4+2*2, scripts)
 }
 
 // TestSystemdDropIns checks each role's drop-in against the unit Debian's
@@ -128,8 +129,11 @@ func TestScriptsParse(t *testing.T) {
 func TestSystemdDropIns(t *testing.T) {
 	analyze := lookTool(t, "systemd-analyze")
 	c := defaultCluster(t)
-	verify := func(unit, dropIn string) (string, error) {
+	verify := func(unit, dropIn string, extra map[string]string) (string, error) {
 		dir := t.TempDir()
+		for name, content := range extra {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+		}
 		pkg, err := os.ReadFile(filepath.Join("/lib/systemd/system", unit))
 		require.NoError(t, err, "the package that ships %s is not installed", unit)
 		require.NoError(t, os.WriteFile(filepath.Join(dir, unit), pkg, 0o644))
@@ -151,17 +155,25 @@ func TestSystemdDropIns(t *testing.T) {
 		}
 		require.NoError(t, yaml.Unmarshal(b, &doc))
 		var dropIn string
+		units := map[string]string{}
 		for _, wf := range doc.WriteFiles {
 			if wf.Path == "/etc/systemd/system/"+unit+".d/pgha.conf" {
 				dropIn = wf.Content
 			}
+			if wf.Path == "/etc/systemd/system/"+DataUnit {
+				units[DataUnit] = wf.Content
+			}
 		}
 		require.NotEmpty(t, dropIn, "%s: no drop-in for %s", node, unit)
-		out, err := verify(unit, dropIn)
+		if _, ok := DataVolumeOf(n.Role); ok {
+			require.Contains(t, units, DataUnit, "%s keeps its data on a volume: the unit that mounts it ships too", node)
+			require.Contains(t, dropIn, "Requires="+DataUnit, "%s must never start on the root disk", unit)
+		}
+		out, err := verify(unit, dropIn, units)
 		require.NoError(t, err, "%s: %s", unit, out)
 		assert.Empty(t, out, unit)
 
-		out, _ = verify(unit, dropIn+"NoSuchSetting=1\n")
+		out, _ = verify(unit, dropIn+"NoSuchSetting=1\n", units)
 		assert.Contains(t, out, "Unknown key", "systemd-analyze must notice a bad drop-in")
 	}
 }
