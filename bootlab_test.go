@@ -40,7 +40,7 @@ func TestBootUserDataIsTheProgramsByteForByte(t *testing.T) {
 				require.True(t, ok, "instance %s (Name tag %q) is no node of the booted lab", i.Name, node)
 				// Not assert.Equal: a diff of two 30 KiB documents helps
 				// nobody; the first differing line does.
-				if got := str(i.Inputs, "userData"); got != want {
+				if got := userData(t, i); got != want {
 					t.Errorf("%s: the program's user data differs from the lab's at %s", node, firstDiff(got, want))
 				}
 			}

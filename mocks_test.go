@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pgha/pgha/internal/readiness"
+	"github.com/pgha/pgha/userdata"
 )
 
 // Values the mocks hand out, so tests can look for them where they must
@@ -303,6 +306,19 @@ func (r *run) stackJSON(t *testing.T) []byte {
 }
 
 // str reads a string input, unwrapping secrets; "" when absent.
+// userData is an instance's #cloud-config document, unpacked from the
+// base64 gzip EC2 receives.
+func userData(t testing.TB, inst registered) string {
+	t.Helper()
+	b64 := str(inst.Inputs, "userDataBase64")
+	require.NotEmpty(t, b64, "%s: no userDataBase64", inst.Name)
+	packed, err := base64.StdEncoding.DecodeString(b64)
+	require.NoError(t, err, inst.Name)
+	doc, err := userdata.Unpack(packed)
+	require.NoError(t, err, inst.Name)
+	return string(doc)
+}
+
 func str(m resource.PropertyMap, key string) string {
 	v, ok := m[resource.PropertyKey(key)]
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws"
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-tls/sdk/v5/go/tls"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -127,7 +128,9 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	if err != nil {
 		return nil, err
 	}
-	jumpIP := t.haproxy.PublicIPs[0]
+	// The jump host (haproxy-1 unless pgha:jumpHost names the other, as
+	// while haproxy-1's AZ is lost) is also the single-host endpoint.
+	jumpIP := t.haproxy.PublicIPs[jumpIndex(p.cfg)]
 	writeHost, readHost, err := deployEndpoint(ctx, p, b, t, jumpIP)
 	if err != nil {
 		return nil, err
@@ -240,14 +243,20 @@ func deployTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
 			Tags:      b.tagger,
 		}
 	}
+	// etcd and PostgreSQL keep their data on volumes of their own, which a
+	// replaced instance gets back (userdata mounts them).
+	withData := func(a *components.TierArgs, size int) *components.TierArgs {
+		a.Data = &components.DataVolumeArgs{Size: size, Device: userdata.DataDevice, Protect: cfg.ProtectData}
+		return a
+	}
 	var t tiers
 	var err error
 	if t.etcd, err = components.NewEtcdCluster(ctx, "etcd",
-		tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), b.withAWS); err != nil {
+		withData(tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), cfg.EtcdDataSize), b.withAWS); err != nil {
 		return nil, err
 	}
 	if t.patroni, err = components.NewPatroniCluster(ctx, "patroni",
-		tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), b.withAWS); err != nil {
+		withData(tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), cfg.PatroniDataSize), b.withAWS); err != nil {
 		return nil, err
 	}
 	if t.haproxy, err = components.NewHAProxyTier(ctx, "haproxy",
@@ -286,6 +295,9 @@ func placeNodes(plan topology.Plan, t *tiers) []placed {
 	}{{topology.RoleEtcd, &t.etcd.Tier}, {topology.RolePatroni, &t.patroni.Tier}, {topology.RoleHAProxy, &t.haproxy.Tier}} {
 		for i, n := range plan.ByRole(tt.role) {
 			p := placed{node: n, inst: tt.tier.Instances[i]}
+			if i < len(tt.tier.DataVolumes) {
+				p.dataVolume = tt.tier.DataVolumes[i]
+			}
 			if i < len(tt.tier.PublicIPs) {
 				p.publicIP = tt.tier.PublicIPs[i]
 			}
@@ -310,15 +322,39 @@ func deployReadiness(ctx *pulumi.Context, p *prepared, b *base, nodes []placed, 
 		ready = append(ready, rn)
 	}
 	plan := p.cfg.Plan
-	pg1 := plan.ByRole(topology.RolePatroni)[0]
+	jump := plan.ByRole(topology.RoleHAProxy)[jumpIndex(p.cfg)]
+	check := checkNode(plan, jump)
 	return components.NewReadiness(ctx, "readiness", &components.ReadinessArgs{
 		Nodes: ready, JumpHost: jumpIP, User: loginUser, PrivateKey: b.privateKey,
 		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
-		HostKeysNode:     plan.ByRole(topology.RoleHAProxy)[0].Name,
-		ClusterCheckNode: pg1.Name,
-		PatroniAPI:       fmt.Sprintf("http://%s:%d", pg1.IP, topology.PortPatroniAPI),
+		HostKeysNode:     jump.Name,
+		ClusterCheckNode: check.Name,
+		PatroniAPI:       fmt.Sprintf("http://%s:%d", check.IP, topology.PortPatroniAPI),
 		TimeoutSeconds:   readinessTimeout,
 	})
+}
+
+// jumpIndex is the position of the configured jump host among the HAProxy
+// nodes (the config check allows only their names).
+func jumpIndex(cfg stackconfig.Config) int {
+	for i, n := range cfg.Plan.ByRole(topology.RoleHAProxy) {
+		if n.Name == cfg.JumpHost {
+			return i
+		}
+	}
+	return 0
+}
+
+// checkNode is the PostgreSQL node that runs the gate's cluster check: the
+// one in the jump host's AZ, so that losing another AZ loses neither.
+func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
+	pgs := plan.ByRole(topology.RolePatroni)
+	for _, n := range pgs {
+		if n.AZIndex == jump.AZIndex {
+			return n
+		}
+	}
+	return pgs[0]
 }
 
 // placed is one plan node with its instance.
@@ -326,6 +362,8 @@ type placed struct {
 	node     topology.Node
 	inst     *ec2.Instance
 	publicIP pulumi.StringOutput // HAProxy nodes only
+	// dataVolume is the node's data volume (etcd and PostgreSQL nodes).
+	dataVolume *ebs.Volume
 }
 
 // stackOutputs shapes the outputs exactly as outputs.Stack; the secret ones
@@ -341,6 +379,9 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 			"az":         pulumi.String(azs[p.node.AZIndex]),
 			"privateIp":  pulumi.String(p.node.IP.String()),
 			"instanceId": p.inst.ID(),
+		}
+		if p.dataVolume != nil {
+			m["dataVolumeId"] = p.dataVolume.ID()
 		}
 		if p.node.Tier == topology.Public {
 			m["publicIp"] = p.publicIP

@@ -15,10 +15,13 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/readiness"
 	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/userdata"
 )
 
 const (
 	tInstance   = "aws:ec2/instance:Instance"
+	tVolume     = "aws:ebs/volume:Volume"
+	tAttachment = "aws:ec2/volumeAttachment:VolumeAttachment"
 	tSubnet     = "aws:ec2/subnet:Subnet"
 	tSG         = "aws:ec2/securityGroup:SecurityGroup"
 	tIngress    = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -57,6 +60,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		tIngress:                        13,
 		tEgress:                         15,
 		tInstance:                       8,
+		tVolume:                         6, // etcd and PostgreSQL data
+		tAttachment:                     6,
 		"aws:iam/role:Role":             3,
 		tRolePolicy:                     2, // etcd reads no secret
 		"aws:iam/instanceProfile:InstanceProfile":    3,
@@ -270,7 +275,8 @@ func TestInstancesAreHardened(t *testing.T) {
 		assert.Empty(t, i.Inputs["ebsBlockDevices"].V, "%s: no unencrypted extra volumes", i.Name)
 		assert.Equal(t, "true", str(i.Inputs, "userDataReplaceOnChange"), "%s", i.Name)
 		assert.Equal(t, mockAMI, str(i.Inputs, "ami"), "%s: the Debian 12 AMI", i.Name)
-		assert.True(t, strings.HasPrefix(str(i.Inputs, "userData"), "#cloud-config"), "%s: user data is a cloud-config", i.Name)
+		assert.Empty(t, str(i.Inputs, "userData"), "%s: the packed form only", i.Name)
+		assert.True(t, strings.HasPrefix(userData(t, i), "#cloud-config"), "%s: user data is a cloud-config", i.Name)
 		assert.NotEmpty(t, str(i.Inputs, "iamInstanceProfile"), "%s", i.Name)
 	}
 }
@@ -317,7 +323,7 @@ func TestNoPasswordInUserDataOrPlainInputs(t *testing.T) {
 		}
 	}
 	for _, i := range r.mocks.byType(tInstance) {
-		ud := str(i.Inputs, "userData")
+		ud := userData(t, i)
 		require.NotEmpty(t, ud)
 		for _, pw := range passwords {
 			assert.NotContains(t, ud, pw, "%s user data", i.Name)
@@ -390,7 +396,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 	require.Len(t, s.Nodes, 8)
 	pg2, ok := s.NodeByName("pg-2")
 	require.True(t, ok)
-	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id",
+	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id", DataVolumeID: "patroni-pg-2-data_id",
 		HostKeys: mockNodeHostKeys("pg-2")}, pg2)
 	h2, _ := s.NodeByName("haproxy-2")
 	assert.Equal(t, "198.51.100.202", h2.PublicIP)
@@ -528,7 +534,7 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 	paramRE := regexp.MustCompile(`/pgha/dev/[a-z-]+`)
 	for _, i := range r.mocks.byType(tInstance) {
 		tier := i.Name[:strings.Index(i.Name, "-")]
-		for _, p := range paramRE.FindAllString(str(i.Inputs, "userData"), -1) {
+		for _, p := range paramRE.FindAllString(userData(t, i), -1) {
 			assert.Contains(t, got[tier], strings.TrimPrefix(p, "/pgha/dev/"), "%s reads %s but its role may not", i.Name, p)
 		}
 	}
@@ -539,6 +545,7 @@ var untaggable = map[string]bool{
 	"aws:ec2/routeTableAssociation:RouteTableAssociation": true,
 	tRolePolicy: true,
 	"aws:lb/targetGroupAttachment:TargetGroupAttachment": true,
+	tAttachment: true,
 }
 
 func TestTagsAndProviderOnEveryAWSResource(t *testing.T) {
@@ -568,7 +575,8 @@ func TestTagsAndProviderOnEveryAWSResource(t *testing.T) {
 		assert.Equal(t, "dev", str(tags, outputs.TagStack), "%s %s", res.Type, res.Name)
 		assert.NotEmpty(t, str(tags, outputs.TagRole), "%s %s", res.Type, res.Name)
 		if res.Type == tInstance {
-			vt := obj(res.Inputs, "volumeTags")
+			require.False(t, res.Inputs.HasValue("volumeTags"), "%s: volume_tags would also claim the data volume", res.Name)
+			vt := obj(obj(res.Inputs, "rootBlockDevice"), "tags")
 			assert.Equal(t, "dev", str(vt, outputs.TagStack), "%s volumes", res.Name)
 			assert.Equal(t, str(tags, outputs.TagRole), str(vt, outputs.TagRole), "%s volumes", res.Name)
 		}
@@ -728,4 +736,92 @@ func TestConnectionListsEveryEntryPoint(t *testing.T) {
 	s, err = outputs.Parse(r.stackJSON(t))
 	require.NoError(t, err)
 	assert.Equal(t, "postgresql://app@pgha-nlb-0123.elb.eu-west-1.amazonaws.com:5000/app?connect_timeout=5&sslmode=require&target_session_attrs=read-write", s.Connection.Write)
+}
+
+// TestDataVolumesOutliveTheirInstances: each etcd and PostgreSQL node keeps
+// its data on an encrypted gp3 volume of its own in its AZ, attached under
+// the device name the user data looks for; replacing the instance replaces
+// only the attachment (delete first: a volume attaches to one instance at a
+// time; the old instance stopped first: a clean shutdown of the database),
+// and the volume is protected from `pulumi destroy` unless the user opts out.
+func TestDataVolumesOutliveTheirInstances(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	insts := map[string]registered{}
+	for _, i := range r.mocks.byType(tInstance) {
+		insts[i.Name] = i
+	}
+	vols := r.mocks.byType(tVolume)
+	require.Len(t, vols, 6)
+	byNode := map[string]registered{}
+	for _, v := range vols {
+		inst, ok := insts[strings.TrimSuffix(v.Name, "-data")]
+		require.True(t, ok, "%s: a data volume of no instance", v.Name)
+		byNode[inst.Name] = v
+		assert.Equal(t, str(inst.Inputs, "availabilityZone"), str(v.Inputs, "availabilityZone"), "%s: in its node's AZ", v.Name)
+		assert.Equal(t, "true", str(v.Inputs, "encrypted"), v.Name)
+		assert.Equal(t, "gp3", str(v.Inputs, "type"), v.Name)
+		assert.True(t, v.Protect, "%s: protected from pulumi destroy by default", v.Name)
+		assert.Equal(t, "true", str(obj(v.Inputs, "tags"), outputs.TagKeep), "%s: the teardown check reads this", v.Name)
+		want := "50"
+		if strings.HasPrefix(v.Name, "etcd-") {
+			want = "8"
+		}
+		assert.Equal(t, want, str(v.Inputs, "size"), v.Name)
+		assert.False(t, dependsOnName(v.Deps, inst.Name), "%s must not depend on the instance it outlives", v.Name)
+	}
+	for _, name := range []string{"haproxy-haproxy-1", "haproxy-haproxy-2"} {
+		assert.NotContains(t, byNode, name, "HAProxy keeps nothing")
+	}
+	atts := r.mocks.byType(tAttachment)
+	require.Len(t, atts, 6)
+	for _, a := range atts {
+		inst := strings.TrimSuffix(a.Name, "-data")
+		assert.Equal(t, inst+"_id", str(a.Inputs, "instanceId"), a.Name)
+		assert.Equal(t, byNode[inst].Name+"_id", str(a.Inputs, "volumeId"), a.Name)
+		assert.Equal(t, userdata.DataDevice, str(a.Inputs, "deviceName"), a.Name)
+		assert.Equal(t, "true", str(a.Inputs, "stopInstanceBeforeDetaching"), a.Name)
+		assert.True(t, a.DeleteBeforeReplace, a.Name)
+		assert.False(t, a.Protect, a.Name)
+	}
+	for name, i := range insts {
+		_, kept := byNode[name]
+		assert.Equal(t, kept, strings.Contains(userData(t, i), "/usr/local/sbin/pgha-data-volume"), "%s mounts a volume iff it has one", name)
+	}
+
+	cfg := baseConfig()
+	cfg["pgha:protectDataVolumes"] = "false"
+	cfg["pgha:patroniDataVolumeSize"] = "200"
+	r = runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	for _, v := range r.mocks.byType(tVolume) {
+		assert.False(t, v.Protect, "%s: the user opted out", v.Name)
+		assert.Equal(t, "false", str(obj(v.Inputs, "tags"), outputs.TagKeep), v.Name)
+		if strings.HasPrefix(v.Name, "patroni-") {
+			assert.Equal(t, "200", str(v.Inputs, "size"), v.Name)
+		}
+	}
+}
+
+// TestJumpHostCanBeHAProxy2: with haproxy-1's AZ lost the gate goes through
+// haproxy-2, runs its cluster check on the PostgreSQL node of haproxy-2's
+// AZ, and the outputs name haproxy-2 as the jump host.
+func TestJumpHostCanBeHAProxy2(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:jumpHost"] = "haproxy-2"
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	for _, c := range r.mocks.byType("command:remote:Command") {
+		conn := obj(c.Inputs, "connection")
+		if strings.Contains(c.Name, "haproxy") {
+			continue
+		}
+		assert.Equal(t, "198.51.100.202", str(obj(conn, "proxy"), "host"), "%s goes through haproxy-2", c.Name)
+		if strings.HasSuffix(c.Name, "-cluster") {
+			assert.Equal(t, "10.42.5.20", str(conn, "host"), "the cluster check runs on pg-2, in haproxy-2's AZ")
+		}
+	}
+	access, ok := r.values[outputs.KeyAccess].(map[string]any)
+	require.True(t, ok)
+	assert.Equal(t, "198.51.100.202:22", access["jumpHost"])
 }

@@ -37,6 +37,9 @@ const (
 	RoleEndpoint = "endpoint"
 )
 
+// TagKeep marks a data volume kept on purpose (see outputs.TagKeep).
+const TagKeep = outputs.TagKeep
+
 // Tagger stamps every taggable resource with the project, stack and role
 // tags. The provider's default tags carry project and stack as well; the
 // explicit copy also reaches the instances' EBS volumes, which default tags

@@ -1,14 +1,17 @@
 package components
 
 import (
+	"encoding/base64"
 	"fmt"
 
+	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/pgha/pgha/internal/iampolicy"
 	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/userdata"
 )
 
 // TierArgs describe one tier of nodes (etcd, Patroni or HAProxy). The tier
@@ -37,6 +40,9 @@ type TierArgs struct {
 	// Public gives each node an Elastic IP: the HAProxy endpoints and SSH
 	// jump hosts keep their address across a stop and start.
 	Public bool
+	// Data, when set, gives every node an encrypted gp3 volume of its own
+	// for the data that must outlive the instance.
+	Data *DataVolumeArgs
 	// DependsOn must hold the network (NAT and routes), the security rules
 	// and the secrets: cloud-init installs packages and reads SSM at first
 	// boot, and runs only once.
@@ -44,9 +50,21 @@ type TierArgs struct {
 	Tags      Tagger
 }
 
+// DataVolumeArgs describe the tier's data volumes.
+type DataVolumeArgs struct {
+	Size   int    // GiB
+	Device string // the attachment's device name, as the user data looks for it
+	// Protect keeps `pulumi destroy` (and any replacement) from deleting the
+	// volumes: `pulumi destroy --exclude-protected` leaves them, and the
+	// teardown check reports them as kept.
+	Protect bool
+}
+
 // Tier is what the three node components share.
 type Tier struct {
 	Instances []*ec2.Instance
+	// DataVolumes holds each node's data volume when the tier has them.
+	DataVolumes []*ebs.Volume
 	// PublicIPs holds the Elastic IP address of each node when Public.
 	PublicIPs []pulumi.StringOutput
 	Role      *iam.Role
@@ -135,6 +153,10 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 		if !ok || ud == "" {
 			return fmt.Errorf("%s: no user data for node %s", name, n.Name)
 		}
+		packed, err := userdata.Pack([]byte(ud))
+		if err != nil {
+			return fmt.Errorf("%s: node %s: %w", name, n.Name, err)
+		}
 		tags := args.Tags.Tags(role, n.Name)
 		inst, err := ec2.NewInstance(ctx, name+"-"+n.Name, &ec2.InstanceArgs{
 			Ami:                      pulumi.String(args.AMI),
@@ -146,7 +168,7 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 			IamInstanceProfile:       profile.Name,
 			KeyName:                  args.KeyName,
 			AssociatePublicIpAddress: pulumi.Bool(args.Public),
-			UserData:                 pulumi.String(ud),
+			UserDataBase64:           pulumi.String(base64.StdEncoding.EncodeToString(packed)),
 			// A changed configuration means a new node: cloud-init runs
 			// only at first boot, so an in-place update would change nothing.
 			UserDataReplaceOnChange: pulumi.Bool(true),
@@ -162,11 +184,13 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 				VolumeSize:          pulumi.Int(args.VolumeSize),
 				Encrypted:           pulumi.Bool(true),
 				DeleteOnTermination: pulumi.Bool(true),
+				// Default tags do not reach EBS volumes; the teardown
+				// check looks for volumes by these tags. Not volume_tags:
+				// those would also claim the data volume, whose own tags
+				// then fight them at every update.
+				Tags: args.Tags.Tags(role, n.Name+"-root"),
 			},
-			// Default tags do not reach EBS volumes; the teardown check
-			// looks for volumes by these tags.
-			VolumeTags: tags,
-			Tags:       tags,
+			Tags: tags,
 		}, parent, pulumi.DependsOn(append([]pulumi.Resource{profile}, args.DependsOn...)),
 			// The node keeps its planned address, which a replacement
 			// created first would ask for while it is still in use
@@ -176,6 +200,13 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 			return err
 		}
 		t.Instances = append(t.Instances, inst)
+		if args.Data != nil {
+			vol, err := dataVolume(ctx, name, role, n, args, inst, parent)
+			if err != nil {
+				return err
+			}
+			t.DataVolumes = append(t.DataVolumes, vol)
+		}
 		if args.Public {
 			eip, err := ec2.NewEip(ctx, name+"-"+n.Name+"-eip", &ec2.EipArgs{
 				Domain:   pulumi.String("vpc"),
@@ -194,8 +225,43 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 		outs[args.Nodes[i].Name+"-instanceId"] = inst.ID()
 		outs[args.Nodes[i].Name+"-privateIp"] = inst.PrivateIp
 	}
+	for i, v := range t.DataVolumes {
+		outs[args.Nodes[i].Name+"-dataVolumeId"] = v.ID()
+	}
 	for i, ip := range t.PublicIPs {
 		outs[args.Nodes[i].Name+"-publicIp"] = ip
 	}
 	return ctx.RegisterResourceOutputs(parentRes, outs)
+}
+
+// dataVolume creates a node's data volume in its AZ and attaches it. The
+// volume depends on nothing of the instance, so replacing the instance
+// replaces only the attachment: the old instance is stopped (a clean
+// shutdown of PostgreSQL or etcd) before the volume leaves it, and the new
+// instance gets the same volume, with the data on it.
+func dataVolume(ctx *pulumi.Context, name, role string, n topology.Node, args *TierArgs, inst *ec2.Instance, parent pulumi.ResourceOption) (*ebs.Volume, error) {
+	tags := args.Tags.Tags(role, n.Name+"-data")
+	tags[TagKeep] = pulumi.String(fmt.Sprint(args.Data.Protect))
+	vol, err := ebs.NewVolume(ctx, name+"-"+n.Name+"-data", &ebs.VolumeArgs{
+		AvailabilityZone: pulumi.String(args.Zones[n.AZIndex]),
+		Type:             pulumi.String("gp3"),
+		Size:             pulumi.Int(args.Data.Size),
+		Encrypted:        pulumi.Bool(true),
+		Tags:             tags,
+	}, parent, pulumi.Protect(args.Data.Protect))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ec2.NewVolumeAttachment(ctx, name+"-"+n.Name+"-data", &ec2.VolumeAttachmentArgs{
+		DeviceName:                  pulumi.String(args.Data.Device),
+		InstanceId:                  inst.ID(),
+		VolumeId:                    vol.ID(),
+		StopInstanceBeforeDetaching: pulumi.Bool(true),
+	}, parent,
+		// A volume attaches to one instance at a time: the old attachment
+		// goes before the new one is made.
+		pulumi.DeleteBeforeReplace(true)); err != nil {
+		return nil, err
+	}
+	return vol, nil
 }

@@ -46,6 +46,9 @@ const (
 	TagProject = "pgha:project"
 	TagStack   = "pgha:stack"
 	TagRole    = "pgha:role"
+	// TagKeep is "true" on a data volume the stack protects from `pulumi
+	// destroy`: the teardown check reports it as kept, not as left over.
+	TagKeep = "pgha:keep"
 )
 
 // SecretKeys are the outputs that must only ever be exported as secrets.
@@ -164,6 +167,9 @@ type Node struct {
 	PrivateIP  string        `json:"privateIp"`
 	PublicIP   string        `json:"publicIp,omitempty"`
 	InstanceID string        `json:"instanceId,omitempty"` // lab: empty
+	// DataVolumeID is the EBS volume an etcd or PostgreSQL node keeps its
+	// data on (lab: empty).
+	DataVolumeID string `json:"dataVolumeId,omitempty"`
 	// Namespace is, in a namespace lab, the node's network namespace on
 	// the lab's machine: validate observes a partitioned node from there.
 	Namespace string `json:"namespace,omitempty"`
