@@ -37,10 +37,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	region := fs.String("region", "", "AWS region (default: the stack's aws:region, then AWS_REGION)")
 	dir := fs.String("dir", "", "directory of Pulumi.yaml (default: here or above)")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	strict := fs.Bool("strict", false, "also exit 1 for the data volumes kept on purpose (pgha:protectDataVolumes)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: validate teardown [--project P] [--stack S] [--region R] [--json]")
-		fmt.Fprintln(stderr, "Lists by the stack's tags everything it left in AWS; exits 1 when anything is left.")
+		fmt.Fprintln(stderr, "usage: validate teardown [--project P] [--stack S] [--region R] [--json] [--strict]")
+		fmt.Fprintln(stderr, "Lists by the stack's tags everything it left in AWS; exits 1 when anything is left")
+		fmt.Fprintln(stderr, "but the data volumes the stack keeps on purpose (listed too; --strict counts them).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +112,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	} else {
 		rep.Write(stdout)
 	}
-	if !rep.Clean() {
+	if !rep.Clean() || (*strict && len(rep.Kept()) > 0) {
 		return ExitLeftover
 	}
 	return ExitClean

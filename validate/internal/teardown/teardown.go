@@ -71,6 +71,9 @@ type Leftover struct {
 	Name     string `json:"name,omitempty"`
 	State    string `json:"state,omitempty"`
 	Billable bool   `json:"billable"`
+	// Kept marks a data volume the stack protected from `pulumi destroy`
+	// (tag pgha:keep=true): left on purpose, holding a database.
+	Kept bool `json:"kept,omitempty"`
 }
 
 // Report is the outcome of one check.
@@ -81,25 +84,67 @@ type Report struct {
 	Leftovers []Leftover `json:"leftovers"`
 }
 
-// Clean is true when nothing of the stack remains.
-func (r Report) Clean() bool { return len(r.Leftovers) == 0 }
+// Clean is true when nothing of the stack remains but the data volumes it
+// kept on purpose.
+func (r Report) Clean() bool { return len(r.left()) == 0 }
 
-// Write prints the report as a table, billable things first.
-func (r Report) Write(w io.Writer) {
-	if r.Clean() {
-		fmt.Fprintf(w, "teardown: nothing of project %q stack %q is left in %s (the default VPC is not counted)\n", r.Project, r.Stack, r.Region)
-		return
-	}
-	nb := 0
+// Kept lists the data volumes the stack protected from `pulumi destroy`.
+func (r Report) Kept() []Leftover {
+	var out []Leftover
 	for _, l := range r.Leftovers {
-		if l.Billable {
-			nb++
+		if l.Kept {
+			out = append(out, l)
 		}
 	}
-	fmt.Fprintf(w, "teardown: %d resource(s) of project %q stack %q are left in %s, %d of them billable:\n", len(r.Leftovers), r.Project, r.Stack, r.Region, nb)
+	return out
+}
+
+func (r Report) left() []Leftover {
+	var out []Leftover
+	for _, l := range r.Leftovers {
+		if !l.Kept {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Write prints the report as a table, billable things first, then the
+// data volumes kept on purpose.
+func (r Report) Write(w io.Writer) {
+	left, kept := r.left(), r.Kept()
+	if len(left) == 0 {
+		fmt.Fprintf(w, "teardown: nothing of project %q stack %q is left in %s (the default VPC is not counted)", r.Project, r.Stack, r.Region)
+		if len(kept) > 0 {
+			fmt.Fprintf(w, " but the %d data volume(s) it keeps on purpose", len(kept))
+		}
+		fmt.Fprintln(w)
+	} else {
+		nb := 0
+		for _, l := range left {
+			if l.Billable {
+				nb++
+			}
+		}
+		fmt.Fprintf(w, "teardown: %d resource(s) of project %q stack %q are left in %s, %d of them billable:\n", len(left), r.Project, r.Stack, r.Region, nb)
+		table(w, left)
+		fmt.Fprintln(w, "run `pulumi destroy` again, or delete these by hand, then rerun this check")
+	}
+	if len(kept) > 0 {
+		fmt.Fprintf(w, "kept on purpose (pgha:protectDataVolumes): %d data volume(s) holding the databases and etcd's data; they bill per GiB-month:\n", len(kept))
+		table(w, kept)
+		var ids []string
+		for _, l := range kept {
+			ids = append(ids, l.ID)
+		}
+		fmt.Fprintf(w, "when the data is no longer needed (snapshot first if in doubt): for v in %s; do aws ec2 delete-volume --region %s --volume-id $v; done\n", strings.Join(ids, " "), r.Region)
+	}
+}
+
+func table(w io.Writer, ls []Leftover) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BILLABLE\tKIND\tID\tNAME\tSTATE")
-	for _, l := range r.Leftovers {
+	for _, l := range ls {
 		b := ""
 		if l.Billable {
 			b = "$"
@@ -107,7 +152,6 @@ func (r Report) Write(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", b, l.Kind, l.ID, dash(l.Name), dash(l.State))
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "run `pulumi destroy` again, or delete these by hand, then rerun this check")
 }
 
 func dash(s string) string {
@@ -265,8 +309,10 @@ func (f finder) volumes(ctx context.Context) ([]Leftover, error) {
 			if !f.ours(tags) || v.State == ec2types.VolumeStateDeleted {
 				continue
 			}
-			out = append(out, f.leftover(KindVolume, aws.ToString(v.VolumeId), tags["Name"],
-				fmt.Sprintf("%s, %d GiB", v.State, aws.ToInt32(v.Size))))
+			l := f.leftover(KindVolume, aws.ToString(v.VolumeId), tags["Name"],
+				fmt.Sprintf("%s, %d GiB", v.State, aws.ToInt32(v.Size)))
+			l.Kept = tags[outputs.TagKeep] == "true"
+			out = append(out, l)
 		}
 	}); err != nil {
 		return nil, err

@@ -241,3 +241,50 @@ func TestMainExitStatus(t *testing.T) {
 	require.Contains(t, errs, "no usable AWS credentials")
 	require.Equal(t, 1, strings.Count(errs, "\n"), "one line: %q", errs)
 }
+
+// TestKeptDataVolumes: after `pulumi destroy --exclude-protected` only the
+// protected data volumes remain. They are reported, with how to delete
+// them, but they are not leftovers unless --strict; a data volume without
+// the keep tag (protection was turned off) is a leftover like any other.
+func TestKeptDataVolumes(t *testing.T) {
+	f, srv := newFakeAWS(t)
+	foreign(f)
+	kept := func(id string, keep string) {
+		tags := ourTags(id)
+		tags[outputs.TagKeep] = keep
+		f.add(fakeRes{kind: KindVolume, id: id, tags: tags, attrs: map[string]string{"status": "available", "size": "50"}})
+	}
+	kept("vol-0pgdata1", "true")
+	kept("vol-0etcddata1", "true")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Check(ctx, awsConfig(t, srv), project, stack)
+	require.NoError(t, err)
+	require.True(t, rep.Clean(), "kept data volumes are no leftover: %+v", rep.Leftovers)
+	require.Len(t, rep.Kept(), 2)
+	var b bytes.Buffer
+	rep.Write(&b)
+	out := b.String()
+	t.Log("\n" + out)
+	require.Contains(t, out, "but the 2 data volume(s) it keeps on purpose")
+	require.Contains(t, out, "aws ec2 delete-volume --region eu-west-1 --volume-id $v")
+	require.Contains(t, out, "vol-0pgdata1")
+
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	args := []string{"--project", project, "--stack", stack, "--region", "eu-west-1"}
+	var sink bytes.Buffer
+	require.Equal(t, ExitClean, Main(context.Background(), args, &sink, &sink))
+	require.Equal(t, ExitLeftover, Main(context.Background(), append(args, "--strict"), &sink, &sink))
+
+	kept("vol-0unprotected", "false")
+	rep, err = Check(ctx, awsConfig(t, srv), project, stack)
+	require.NoError(t, err)
+	require.False(t, rep.Clean(), "a volume the stack did not protect is a leftover")
+	require.Equal(t, "vol-0unprotected", rep.left()[0].ID)
+}
