@@ -34,6 +34,7 @@ import (
 	"github.com/pgha/pgha/lab/image"
 	"github.com/pgha/pgha/lab/machine"
 	"github.com/pgha/pgha/lab/proc"
+	"github.com/pgha/pgha/lab/volume"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -268,8 +269,13 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 		return st, err
 	}
 	for _, n := range l.Plan.Nodes {
-		file := l.bootDir("userdata", n.Name+".yml")
-		if err := os.WriteFile(file, []byte(spec.UserData[n.Name]), 0o644); err != nil {
+		// Packed as the program packs it for EC2: cloud-init unpacks it.
+		packed, err := userdata.Pack([]byte(spec.UserData[n.Name]))
+		if err != nil {
+			return st, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		file := l.bootDir("userdata", n.Name+".yml.gz")
+		if err := os.WriteFile(file, packed, 0o644); err != nil {
 			return st, err
 		}
 		t := map[string]string{"Name": n.Name, outputs.TagRole: string(n.Role)}
@@ -393,8 +399,12 @@ func (l *Lab) launch(ctx context.Context, st boot.State, img image.Image, n topo
 	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
 		hosts = append(hosts, st.Address.String()+" "+name)
 	}
+	disks, err := l.dataDisks(n)
+	if err != nil {
+		return time.Time{}, err
+	}
 	m, err := machine.Create(machine.Spec{Name: n.Name, Image: img.RootFS, StateDir: l.machineDir(n.Name),
-		Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}})
+		Netns: filepath.Join(access.NetnsDir, l.Namespace(n.Name)), Hosts: hosts, CACerts: [][]byte{ca}, Disks: disks})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", n.Name, err)
 	}
@@ -403,6 +413,28 @@ func (l *Lab) launch(ctx context.Context, st boot.State, img image.Image, n topo
 		return at, fmt.Errorf("%s: %w", n.Name, err)
 	}
 	return at, nil
+}
+
+// Lab data volumes, sparse: the lab's databases are small, and a smaller
+// file system formats faster than the stack's default sizes would.
+var labDataSize = map[topology.Role]int64{topology.RoleEtcd: 1 << 30, topology.RolePatroni: 4 << 30}
+
+// dataVolume is the file standing in for a node's EBS data volume.
+func (l *Lab) dataVolume(node string) string { return l.bootDir("volumes", node+".img") }
+
+// dataDisks attaches a node's data volume, as the program attaches an EBS
+// volume to its instance, where userdata's boot looks for it. It outlives
+// the node's machine: a replaced node gets the same volume back.
+func (l *Lab) dataDisks(n topology.Node) ([]machine.Disk, error) {
+	if _, ok := userdata.DataVolumeOf(n.Role); !ok {
+		return nil, nil
+	}
+	dev, err := volume.Attach(l.dataVolume(n.Name), labDataSize[n.Role])
+	if err != nil {
+		return nil, fmt.Errorf("%s's data volume: %w", n.Name, err)
+	}
+	// The name a Xen instance shows a volume attached as /dev/sdf.
+	return []machine.Disk{{Device: dev, Path: strings.Replace(userdata.DataDevice, "/dev/sd", "/dev/xvd", 1)}}, nil
 }
 
 // cloudInitDone is when cloud-init on a node finished its last stage (the
@@ -570,6 +602,12 @@ func (l *Lab) downBoot() []error {
 		})
 	}
 	wg.Wait()
+	if len(errs) == 0 {
+		// The machines are gone; their volumes go with the lab.
+		if err := volume.DetachUnder(l.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errs
 }
 
@@ -585,6 +623,13 @@ func (l *Lab) bootLeftovers() []string {
 	}
 	for _, p := range lo.Processes {
 		out = append(out, fmt.Sprintf("pid %d (%s)", p.PID, p.Why))
+	}
+	loops, err := volume.Under(l.Dir)
+	if err != nil {
+		out = append(out, "cannot list loop devices: "+err.Error())
+	}
+	for _, lp := range loops {
+		out = append(out, fmt.Sprintf("loop device %s (%s)", lp.Device, lp.File))
 	}
 	sort.Strings(out)
 	return out

@@ -32,6 +32,10 @@ type Spec struct {
 	// /run/netns/NAME, with its link, address and routes already set.
 	Netns string
 
+	// Disks are host block devices the machine sees as its own, at every
+	// boot (as EBS volumes attached to an instance).
+	Disks []Disk
+
 	// Placed into the root before the first boot only (later starts keep
 	// the disk as it is, as an EC2 stop/start keeps the root volume):
 
@@ -48,6 +52,12 @@ type Spec struct {
 	// awscli reads too (its botocore asks python3-certifi, which Debian
 	// patches to return that file).
 	CACerts [][]byte
+}
+
+// Disk is a host block device and the path the machine sees it at.
+type Disk struct {
+	Device string `json:"device"` // on the host, e.g. /dev/loop3
+	Path   string `json:"path"`   // inside the machine, e.g. /dev/xvdf
 }
 
 // File is a file to place into the machine's root.
@@ -72,6 +82,7 @@ type record struct {
 	Name   string `json:"name"`
 	Image  string `json:"image"`
 	Netns  string `json:"netns"`
+	Disks  []Disk `json:"disks,omitempty"`
 	NSpawn proc   `json:"nspawn"`
 	Init   proc   `json:"init"`
 }
@@ -137,7 +148,7 @@ func Create(spec Spec) (m *Machine, err error) {
 			return nil, err
 		}
 	}
-	m.st = record{Name: spec.Name, Image: spec.Image, Netns: spec.Netns}
+	m.st = record{Name: spec.Name, Image: spec.Image, Netns: spec.Netns, Disks: spec.Disks}
 	if old, err := loadRecord(m.path("machine.json")); err == nil {
 		m.st.NSpawn, m.st.Init = old.NSpawn, old.Init
 	}
@@ -155,7 +166,7 @@ func Open(stateDir string) (*Machine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no machine in %s: %w", stateDir, err)
 	}
-	m := &Machine{spec: Spec{Name: r.Name, Image: r.Image, StateDir: stateDir, Netns: r.Netns}, st: r}
+	m := &Machine{spec: Spec{Name: r.Name, Image: r.Image, StateDir: stateDir, Netns: r.Netns, Disks: r.Disks}, st: r}
 	return m, nil
 }
 
@@ -179,6 +190,15 @@ func (s *Spec) check() error {
 	}
 	if _, err := os.Stat(s.Netns); err != nil {
 		return fmt.Errorf("network namespace %s: %w; create it first (ip netns add)", s.Netns, err)
+	}
+	for _, d := range s.Disks {
+		// nspawn's --bind takes colon-separated paths.
+		if !strings.HasPrefix(d.Path, "/dev/") || strings.ContainsAny(d.Device+d.Path, ":,") {
+			return fmt.Errorf("disk %s at %s: want a host device and a /dev/ path inside the machine, without ':' or ','", d.Device, d.Path)
+		}
+		if st, err := os.Stat(d.Device); err != nil || st.Mode()&os.ModeDevice == 0 {
+			return fmt.Errorf("disk %s: not a block device on this host", d.Device)
+		}
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ func TestSpecCheck(t *testing.T) {
 		"comma in path": {Name: "pg-1", Image: img, StateDir: ok.StateDir + "/a,b", Netns: ns},
 		"no systemd":    {Name: "pg-1", Image: t.TempDir(), StateDir: ok.StateDir, Netns: ns},
 		"no netns":      {Name: "pg-1", Image: img, StateDir: ok.StateDir, Netns: ns + "-gone"},
+		"disk no device": {Name: "pg-1", Image: img, StateDir: ok.StateDir, Netns: ns,
+			Disks: []Disk{{Device: filepath.Join(t.TempDir(), "file"), Path: "/dev/xvdf"}}},
+		"disk outside dev": {Name: "pg-1", Image: img, StateDir: ok.StateDir, Netns: ns,
+			Disks: []Disk{{Device: "/dev/null", Path: "/var/lib/postgresql"}}},
 	} {
 		require.Error(t, s.check(), name)
 	}
@@ -41,6 +45,9 @@ func TestNspawnArgsAreTheVerifiedOnes(t *testing.T) {
 		require.Contains(t, args, want)
 	}
 	require.NotContains(t, args, "--private-network", "fails without machined on this host")
+
+	m.spec.Disks = []Disk{{Device: "/dev/loop3", Path: "/dev/xvdf"}}
+	require.Contains(t, m.nspawnArgs(), "--bind=/dev/loop3:/dev/xvdf", "a volume is the machine's disk at every boot")
 }
 
 func TestWriteInRootStaysInside(t *testing.T) {

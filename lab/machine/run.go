@@ -99,7 +99,7 @@ func (m *Machine) Start(ctx context.Context) error {
 }
 
 func (m *Machine) nspawnArgs() []string {
-	return []string{
+	args := []string{
 		"-D", m.Root(),
 		"-M", m.machineName(),
 		"--hostname=" + m.spec.Name,
@@ -120,6 +120,10 @@ func (m *Machine) nspawnArgs() []string {
 		// A pty whose output nspawn copies to its stdout, the console log.
 		"--console=read-only",
 	}
+	for _, d := range m.spec.Disks {
+		args = append(args, "--bind="+d.Device+":"+d.Path)
+	}
+	return args
 }
 
 // machineName is nspawn's name for the machine: the node name plus a
