@@ -372,9 +372,7 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 		}()
 		e.story(ctx, benchStory(kind), c)
 	}()
-	for _, msg := range e.restore.all() {
-		c.Problems = append(c.Problems, msg)
-	}
+	c.Problems = append(c.Problems, e.restore.all()...)
 	fig := func(key string) float64 {
 		if f, ok := c.Figure(key); ok {
 			return f.Value

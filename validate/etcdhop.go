@@ -92,3 +92,13 @@ func (e *env) etcdHop(ip string) (*etcdHop, error) {
 	e.etcdVia.hops[n.Name] = h
 	return h, nil
 }
+
+// closeHops closes the hops' SSH connections.
+func (e *env) closeHops() {
+	e.etcdVia.mu.Lock()
+	defer e.etcdVia.mu.Unlock()
+	for name, h := range e.etcdVia.hops {
+		_ = h.jump.Close()
+		delete(e.etcdVia.hops, name)
+	}
+}

@@ -14,6 +14,7 @@ import (
 type options struct {
 	outputsFile string
 	stack       string
+	dir         string // the Pulumi project's; empty: here or above
 	reportDir   string
 	only, skip  string
 	fault       string

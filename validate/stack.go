@@ -17,7 +17,7 @@ func loadStack(ctx context.Context, o *options) (outputs.Stack, error) {
 		}
 		return s, nil
 	}
-	s, err := stackout.Read(ctx, stackout.Options{Stack: o.stack})
+	s, err := stackout.Read(ctx, stackout.Options{Dir: o.dir, Stack: o.stack})
 	if err != nil {
 		return outputs.Stack{}, userError{err}
 	}

@@ -100,3 +100,13 @@ func query[T any](ctx context.Context, p *Probe, host, sql string, scan pgx.RowT
 }
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// Switchover asks Patroni on host to hand leadership from leader to
+// candidate. Patroni answers only once the candidate has taken over, so
+// this request, unlike the probe's others, may take up to 90 s.
+func (p *Probe) Switchover(ctx context.Context, host, leader, candidate string) error {
+	slow := *p.Patroni
+	slow.HTTP = access.HTTPClient(p.Dial, 90*time.Second)
+	_, err := slow.Switchover(ctx, host, leader, candidate)
+	return err
+}

@@ -14,7 +14,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/internal/wait"
 )
 
 // Kind is what a step does.
@@ -89,11 +91,22 @@ type Done struct {
 	To    string // the new leader, for a switchover
 }
 
+// GateError is a gate that did not pass, after step After (1-based; 0 is
+// before the first): that step's change was made.
+type GateError struct {
+	After int
+	Err   error // why the cluster was not whole
+	msg   string
+}
+
+func (e *GateError) Error() string { return e.msg }
+func (e *GateError) Unwrap() error { return e.Err }
+
 // Run takes the steps in order. Before the first and after each, the
 // cluster must be whole (Whole is the gate, waited on up to gate); it stops
 // at the first step or gate that fails, saying which, and leaves the rest.
 func Run(ctx context.Context, c Cluster, steps []Step, gate time.Duration, log io.Writer) ([]Done, error) {
-	wait := func(after string) error {
+	wait := func(step int, after string) error {
 		gctx, cancel := context.WithTimeout(ctx, gate)
 		defer cancel()
 		var err error
@@ -103,12 +116,15 @@ func Run(ctx context.Context, c Cluster, steps []Step, gate time.Duration, log i
 			}
 			select {
 			case <-gctx.Done():
-				return fmt.Errorf("%s: the cluster is not whole after %s: %w", after, gate, err)
+				if ctx.Err() != nil {
+					return &GateError{After: step, Err: err, msg: fmt.Sprintf("%s: interrupted while waiting for the cluster to be whole (%v)", after, err)}
+				}
+				return &GateError{After: step, Err: err, msg: fmt.Sprintf("%s: the cluster is not whole after %s: %v", after, gate, err)}
 			case <-time.After(time.Second):
 			}
 		}
 	}
-	if err := wait("before the roll"); err != nil {
+	if err := wait(0, "before the roll"); err != nil {
 		return nil, err
 	}
 	var done []Done
@@ -126,11 +142,58 @@ func Run(ctx context.Context, c Cluster, steps []Step, gate time.Duration, log i
 		if err != nil {
 			return done, fmt.Errorf("step %d/%d, %s: %w", i+1, len(steps), s, err)
 		}
-		if err := wait(fmt.Sprintf("step %d/%d, %s", i+1, len(steps), s)); err != nil {
+		if err := wait(i+1, fmt.Sprintf("step %d/%d, %s", i+1, len(steps), s)); err != nil {
 			return done, err
 		}
 		d.Took = time.Since(t)
 		done = append(done, d)
 	}
 	return done, nil
+}
+
+// Switcher is what a switchover needs of a cluster: Patroni's formation,
+// and POST /switchover on a member.
+type Switcher interface {
+	Formation(ctx context.Context, skip ...string) probe.Formation
+	Switchover(ctx context.Context, host, leader, candidate string) error
+}
+
+// HandOver switches over from leader, through Patroni's REST API, to the
+// synchronous standby (else a streaming replica) and waits up to bound for
+// it to lead a whole formation; it returns the new leader. The lab's roll
+// and validate's roll of an AWS stack both hand over with it. When leader
+// no longer leads, there is nothing to hand over: it asks Patroni nothing
+// and returns the leader there is.
+func HandOver(ctx context.Context, s Switcher, leader string, bound time.Duration) (string, error) {
+	f := s.Formation(ctx)
+	if err := f.Err(); err != nil {
+		return "", fmt.Errorf("not switching over from %s: %w", leader, err)
+	}
+	if f.Leader.Name != leader {
+		return f.Leader.Name, nil
+	}
+	cand, ok := f.Replica(true)
+	if !ok {
+		if cand, ok = f.Replica(false); !ok {
+			return "", fmt.Errorf("no replica to switch over to")
+		}
+	}
+	if err := s.Switchover(ctx, f.Leader.Host, leader, cand.Name); err != nil {
+		return "", err
+	}
+	var last probe.Formation
+	if wait.Poll(ctx, bound, 500*time.Millisecond, func() bool {
+		last = s.Formation(ctx)
+		return last.Leader.Name == cand.Name && last.OK()
+	}) {
+		return cand.Name, nil
+	}
+	why := last.Problem()
+	if last.Leader.Name != cand.Name {
+		why = fmt.Sprintf("the leader is %q", last.Leader.Name)
+	}
+	if ctx.Err() != nil {
+		return cand.Name, fmt.Errorf("interrupted while waiting for %s to lead (%s)", cand.Name, why)
+	}
+	return cand.Name, fmt.Errorf("%s does not lead a whole cluster %s after the switchover: %s", cand.Name, bound, why)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/roll"
@@ -32,12 +31,14 @@ type ReplaceResult struct {
 }
 
 // Replace does to a booted node what `pulumi up` does to an instance it
-// replaces (delete-before-replace, the same address and user data): the
-// machine and everything on it are destroyed, a new machine is created from
-// the image and boots the same user data, and the cluster is waited on
-// until it is whole again. The outputs then carry the new host keys.
-// Nothing of the old node's disk survives: etcd rejoins as a new member,
-// Patroni clones the node from the leader.
+// replaces (delete-before-replace, the same address and user data, the
+// same data volume): the machine and its root disk are destroyed, a new
+// machine is created from the image with the node's data volume attached
+// and boots the same user data, and the cluster is waited on until it is
+// whole again. The outputs then carry the new host keys. The data volume
+// survives: etcd restarts as the same member with its data, PostgreSQL
+// comes back with its database and catches up by streaming (or pg_rewind),
+// not by a full copy from the leader.
 func (l *Lab) Replace(ctx context.Context, node string, force bool) (ReplaceResult, error) {
 	var res ReplaceResult
 	n, err := l.node(node)
@@ -72,11 +73,19 @@ func (l *Lab) Replace(ctx context.Context, node string, force bool) (ReplaceResu
 	}
 
 	t := time.Now()
+	// EC2 shuts an instance down before it terminates it (and the data
+	// volume's attachment stops it before detaching): PostgreSQL and etcd
+	// stop cleanly, and the volume is unmounted, before the machine goes.
+	if m, err := machine.Open(l.machineDir(node)); err == nil && m.Running() {
+		if err := m.Poweroff(90 * time.Second); err != nil {
+			fmt.Fprintf(l.Log, "replace %s: %v\n", node, err)
+		}
+	}
 	if err := machine.RemoveState(l.machineDir(node)); err != nil {
 		return res, fmt.Errorf("removing %s's machine: %w", node, err)
 	}
 	res.Removed = time.Since(t)
-	fmt.Fprintf(l.Log, "replace %s: old machine removed in %.1fs; booting a new one from the same user data\n", node, res.Removed.Seconds())
+	fmt.Fprintf(l.Log, "replace %s: old machine shut down and removed in %.1fs; booting a new one from the same user data\n", node, res.Removed.Seconds())
 
 	launched, err := l.launch(ctx, st, img, n)
 	if err != nil {
@@ -177,29 +186,7 @@ func (r labRoll) Whole(ctx context.Context) error {
 	return r.p.Formation(ctx).Err()
 }
 
-// Switchover hands over to the synchronous standby (or any streaming
-// replica), through Patroni's REST API, and waits for it to lead.
+// Switchover is roll.HandOver, the one switchover of a roll.
 func (r labRoll) Switchover(ctx context.Context, leader string) (string, error) {
-	f := r.p.Formation(ctx)
-	if err := f.Err(); err != nil {
-		return "", err
-	}
-	cand, ok := f.Replica(true)
-	if !ok {
-		if cand, ok = f.Replica(false); !ok {
-			return "", fmt.Errorf("no replica to switch over to")
-		}
-	}
-	slow := *r.p.Patroni
-	slow.HTTP = access.HTTPClient(r.p.Dial, 90*time.Second)
-	if _, err := slow.Switchover(ctx, f.Leader.Host, leader, cand.Name); err != nil {
-		return "", err
-	}
-	return cand.Name, waitFor(ctx, time.Minute, func(ctx context.Context) error {
-		g := r.p.Formation(ctx)
-		if g.Leader.Name != cand.Name {
-			return fmt.Errorf("%s does not lead yet", cand.Name)
-		}
-		return g.Err()
-	})
+	return roll.HandOver(ctx, r.p, leader, time.Minute)
 }
