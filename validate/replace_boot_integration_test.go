@@ -24,13 +24,14 @@ import (
 
 // rollUnderTraffic acts out the runbook's image roll on a booted lab: every
 // node replaced as `pulumi up` replaces an instance (the old machine and
-// its disk destroyed, a new one booted from the same user data at the same
-// address), one at a time in the safe order (HAProxy, etcd, replicas, a
-// switchover, the former leader), each gated on a whole cluster, while a
-// writer and a reader run through the outputs' connection URIs. Replacing
-// the leader without a switchover is refused. Every step's longest write
-// gap and the total time are reported; the cluster ends whole, and not one
-// acknowledged write is missing on any node.
+// its root disk destroyed, a new one booted from the same user data at the
+// same address with the node's data volume), one at a time in the safe
+// order (HAProxy, etcd, replicas, a switchover, the former leader), each
+// gated on a whole cluster, while a writer and a reader run through the
+// outputs' connection URIs. Replacing the leader without a switchover is
+// refused. Every step's longest write gap and the total time are reported;
+// the cluster ends whole, every etcd and PostgreSQL node came back with
+// its data volume, and not one acknowledged write is missing on any node.
 func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
@@ -66,6 +67,7 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 
 	f := e.probe.Formation(ctx)
 	require.True(t, f.OK(), f.Problem())
+	before := volumeEvidence(ctx, t, e, run)
 	out, err := tl.Run(time.Minute, "replace", f.Leader.Name)
 	require.Error(t, err, "replacing the leader must be refused: %s", out)
 	assert.Contains(t, out, "is the Patroni leader; switch over first")
@@ -102,6 +104,17 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 	f = e.probe.Formation(ctx)
 	require.True(t, f.OK(), f.Problem())
 
+	// The data volumes outlived their machines: every PostgreSQL node
+	// still has the file written beside its data directory before the
+	// roll, and the data directory itself was never copied again (a clone
+	// from the leader rewrites PG_VERSION); every etcd member has its old
+	// member ID (a member that lost its data rejoins under a new one).
+	after := volumeEvidence(ctx, t, e, "")
+	for node, want := range before {
+		assert.Equal(t, want, after[node], "%s: the data volume did not come back with the node", node)
+	}
+	t.Logf("data volumes kept across the roll: %v", after)
+
 	acked := history.Acked(w.Ops())
 	survivors := map[string][]int64{}
 	for _, n := range e.pgNodes() {
@@ -126,6 +139,37 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 	require.True(t, loss.OK(), "acknowledged writes lost: %v", loss.LostAnywhere)
 	// A generous bound: correctness here, the figures go to the benchmarks.
 	assert.Less(t, worst, 30*time.Second)
+}
+
+// volumeEvidence reads, per node, what only a kept data volume carries: on
+// a PostgreSQL node a marker file beside the data directory (written
+// first when mark is not empty) and the time PG_VERSION was written; on an
+// etcd member its member ID.
+func volumeEvidence(ctx context.Context, t *testing.T, e *env, mark string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, n := range e.pgNodes() {
+		c, err := e.probe.Super(n.PrivateIP).Connect(ctx)
+		require.NoError(t, err, n.Name)
+		const marker = "/var/lib/postgresql/pgha-volume-marker"
+		if mark != "" {
+			// Server-side COPY writes as the postgres user, on the node.
+			_, err = c.Exec(ctx, fmt.Sprintf("COPY (SELECT '%s %s') TO '%s'", n.Name, mark, marker))
+			require.NoError(t, err, n.Name)
+		}
+		var content, written string
+		err = c.QueryRow(ctx, "SELECT pg_read_file($1), (pg_stat_file('PG_VERSION')).modification::text", marker).Scan(&content, &written)
+		c.Close(context.Background())
+		require.NoError(t, err, "%s: the marker on its data volume", n.Name)
+		out[n.Name] = strings.TrimSpace(content) + " / PG_VERSION " + written
+	}
+	st := e.probe.Etcd(ctx)
+	require.NoError(t, st.Err())
+	for _, m := range st.Members {
+		require.NotEmpty(t, m.MemberID, m.Node.Name)
+		out[m.Node.Name] = "member " + m.MemberID
+	}
+	return out
 }
 
 // longestGap is the longest stretch without an acknowledged write that
