@@ -87,6 +87,12 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	set := func(k string, v resource.PropertyValue) { outs[resource.PropertyKey(k)] = v }
 	str := resource.NewStringProperty
 	switch args.TypeToken {
+	case "aws:kms/key:Key":
+		set("arn", str("arn:aws:kms:eu-west-1:"+mockAccount+":key/"+id))
+	case "aws:s3/bucketV2:BucketV2":
+		// A bucket's id is its name.
+		id = outs["bucket"].StringValue()
+		set("arn", str("arn:aws:s3:::"+id))
 	case "aws:ec2/instance:Instance":
 		set("arn", str("arn:aws:ec2:eu-west-1:"+mockAccount+":instance/"+id))
 	case "aws:ec2/eip:Eip":

@@ -60,6 +60,7 @@ type prepared struct {
 	account     string
 	partition   string
 	paramPrefix string            // "/pgha/<stack>/"
+	bucket      string            // the backup bucket, with pgha:backups
 	userData    map[string]string // by node name
 	tierParams  map[topology.Role][]string
 }
@@ -109,10 +110,17 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	var bucket string
+	if cfg.Backups {
+		if bucket, err = cfg.BucketName(ident.AccountId); err != nil {
+			return nil, err
+		}
+	}
 
 	return &prepared{
 		cfg: cfg, provider: prov, placement: place, azs: place.Zones, ami: place.AMI,
 		account: ident.AccountId, partition: part.Partition,
+		bucket:      bucket,
 		paramPrefix: spec.ParamPrefix, userData: spec.UserData, tierParams: spec.TierParameters(part.Partition, ident.AccountId),
 	}, nil
 }
@@ -140,7 +148,7 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	if err != nil {
 		return nil, err
 	}
-	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b.secrets, readiness, b.privateKey), nil
+	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b.secrets, readiness, b.privateKey, b.backups), nil
 }
 
 // base is what every tier stands on.
@@ -151,6 +159,7 @@ type base struct {
 	security *components.Security
 	secrets  *components.Secrets
 	keyPair  *ec2.KeyPair
+	backups  *components.Backups // nil without pgha:backups
 	// privateKey is the generated SSH key; nil with the operator's own.
 	privateKey pulumi.StringInput
 	// boot is what an instance needs before it boots: egress to apt and
@@ -209,6 +218,15 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 		return nil, err
 	}
 
+	if cfg.Backups {
+		if b.backups, err = components.NewBackups(ctx, "backups", &components.BackupsArgs{
+			Bucket: p.bucket, Prefix: backupPrefix(cfg), NoncurrentDays: 30, Protect: cfg.ProtectBackups,
+			Partition: p.partition, Region: cfg.Region, Tags: b.tagger,
+		}, b.withAWS); err != nil {
+			return nil, err
+		}
+		b.boot = append(b.boot, b.backups.Resources...)
+	}
 	b.boot = append(b.boot, b.network.Egress...)
 	b.boot = append(b.boot, b.security.Rules...)
 	b.boot = append(b.boot, b.secrets.Parameters...)
@@ -249,6 +267,10 @@ func deployTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
 		a.Data = &components.DataVolumeArgs{Size: size, Device: userdata.DataDevice, Protect: cfg.ProtectData}
 		return a
 	}
+	pgArgs := withData(tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), cfg.PatroniDataSize)
+	if b.backups != nil {
+		pgArgs.Policies = map[string]pulumi.StringInput{"backups": b.backups.Policy}
+	}
 	var t tiers
 	var err error
 	if t.etcd, err = components.NewEtcdCluster(ctx, "etcd",
@@ -256,7 +278,7 @@ func deployTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
 		return nil, err
 	}
 	if t.patroni, err = components.NewPatroniCluster(ctx, "patroni",
-		withData(tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), cfg.PatroniDataSize), b.withAWS); err != nil {
+		pgArgs, b.withAWS); err != nil {
 		return nil, err
 	}
 	if t.haproxy, err = components.NewHAProxyTier(ctx, "haproxy",
@@ -357,6 +379,10 @@ func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
 	return pgs[0]
 }
 
+// backupPrefix is the pgBackRest repository's path in the bucket: one per
+// cluster, so two clusters may share a bucket set by pgha:backupBucket.
+func backupPrefix(cfg stackconfig.Config) string { return "pgha/" + cfg.ClusterName }
+
 // placed is one plan node with its instance.
 type placed struct {
 	node     topology.Node
@@ -369,7 +395,7 @@ type placed struct {
 // stackOutputs shapes the outputs exactly as outputs.Stack; the secret ones
 // only through pulumi.ToSecret.
 func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulumi.StringOutput,
-	secrets *components.Secrets, readiness *components.Readiness, privateKey pulumi.StringInput) map[string]pulumi.Output {
+	secrets *components.Secrets, readiness *components.Readiness, privateKey pulumi.StringInput, bk *components.Backups) map[string]pulumi.Output {
 	cfg, azs := p.cfg, p.azs
 	var nodeOuts pulumi.Array
 	for _, p := range nodes {
@@ -438,6 +464,14 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 	}
 	if privateKey != nil {
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)
+	}
+	if bk != nil {
+		outs[outputs.KeyBackups] = pulumi.Map{
+			"bucket": bk.Bucket.ID(),
+			"path":   pulumi.String("/" + backupPrefix(cfg)),
+			"region": pulumi.String(cfg.Region),
+			"keyArn": bk.Key.Arn,
+		}.ToMapOutput()
 	}
 	return outs
 }

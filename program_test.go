@@ -546,11 +546,19 @@ var untaggable = map[string]bool{
 	tRolePolicy: true,
 	"aws:lb/targetGroupAttachment:TargetGroupAttachment": true,
 	tAttachment: true,
+	// The bucket's settings are sub-resources of the (tagged) bucket.
+	"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":                                     true,
+	"aws:s3/bucketOwnershipControls:BucketOwnershipControls":                                     true,
+	"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": true,
+	"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               true,
+	"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       true,
+	"aws:s3/bucketPolicy:BucketPolicy":                                                           true,
 }
 
 func TestTagsAndProviderOnEveryAWSResource(t *testing.T) {
 	cfg := baseConfig()
 	cfg["pgha:networkLoadBalancer"] = "true"
+	cfg["pgha:backups"] = "true"
 	r := runProgram(t, cfg, nil, nil)
 	require.NoError(t, r.err)
 	provs := r.mocks.byType(tProvider)
@@ -824,4 +832,106 @@ func TestJumpHostCanBeHAProxy2(t *testing.T) {
 	access, ok := r.values[outputs.KeyAccess].(map[string]any)
 	require.True(t, ok)
 	assert.Equal(t, "198.51.100.202:22", access["jumpHost"])
+}
+
+// TestBackupRepository: with pgha:backups the stack gets a private,
+// versioned, TLS-only bucket encrypted with a key of its own, both kept
+// from `pulumi destroy` unless the user opts out, and only the PostgreSQL
+// role may use it, only under its cluster's prefix: this test fails if that
+// policy grows.
+func TestBackupRepository(t *testing.T) {
+	r := runProgram(t, baseConfig(), nil, nil)
+	require.NoError(t, r.err)
+	assert.Empty(t, r.mocks.byType("aws:s3/bucketV2:BucketV2"), "off by default")
+	assert.NotContains(t, r.values, outputs.KeyBackups)
+
+	cfg := baseConfig()
+	cfg["pgha:backups"] = "true"
+	r = runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	const bucket = "pgha-dev-" + mockAccount + "-eu-west-1"
+	buckets := r.mocks.byType("aws:s3/bucketV2:BucketV2")
+	require.Len(t, buckets, 1)
+	b := buckets[0]
+	assert.Equal(t, bucket, str(b.Inputs, "bucket"), "a fixed name: the nodes and a restore elsewhere name it")
+	assert.True(t, b.Protect)
+	assert.Equal(t, "false", str(b.Inputs, "forceDestroy"))
+	keys := r.mocks.byType("aws:kms/key:Key")
+	require.Len(t, keys, 1)
+	assert.True(t, keys[0].Protect, "the backups are unreadable without their key")
+	assert.Equal(t, "true", str(keys[0].Inputs, "enableKeyRotation"))
+
+	one := func(typ string) registered {
+		rs := r.mocks.byType(typ)
+		require.Len(t, rs, 1, typ)
+		assert.Equal(t, bucket, str(rs[0].Inputs, "bucket"), typ)
+		return rs[0]
+	}
+	pab := one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+	for _, k := range []string{"blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"} {
+		assert.Equal(t, "true", str(pab.Inputs, k), k)
+	}
+	sse := one("aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+	rule := sse.Inputs["rules"].ArrayValue()[0].ObjectValue()
+	assert.Equal(t, "aws:kms", str(obj(rule, "applyServerSideEncryptionByDefault"), "sseAlgorithm"))
+	assert.Equal(t, "arn:aws:kms:eu-west-1:"+mockAccount+":key/backups-key_id", str(obj(rule, "applyServerSideEncryptionByDefault"), "kmsMasterKeyId"))
+	assert.Equal(t, "Enabled", str(obj(one("aws:s3/bucketVersioningV2:BucketVersioningV2").Inputs, "versioningConfiguration"), "status"))
+	one("aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2")
+	assert.Equal(t, "BucketOwnerEnforced", str(obj(one("aws:s3/bucketOwnershipControls:BucketOwnershipControls").Inputs, "rule"), "objectOwnership"))
+	pol := str(one("aws:s3/bucketPolicy:BucketPolicy").Inputs, "policy")
+	assert.Contains(t, pol, `"aws:SecureTransport":"false"`)
+	assert.Contains(t, pol, `"Effect":"Deny"`)
+
+	var repo []registered
+	for _, p := range r.mocks.byType(tRolePolicy) {
+		if strings.HasSuffix(p.Name, "-backups") {
+			repo = append(repo, p)
+		}
+	}
+	require.Len(t, repo, 1, "only the PostgreSQL role may use the repository")
+	assert.Equal(t, "patroni-backups", repo[0].Name)
+	var doc struct {
+		Statement []struct {
+			Sid       string
+			Action    any
+			Resource  any
+			Condition map[string]map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(str(repo[0].Inputs, "policy")), &doc))
+	got := map[string]string{}
+	for _, st := range doc.Statement {
+		got[st.Sid] = fmt.Sprint(st.Action, " on ", st.Resource, " if ", st.Condition)
+	}
+	assert.Equal(t, map[string]string{
+		"ListOwnRepository":      "s3:ListBucket on arn:aws:s3:::" + bucket + " if map[StringLike:map[s3:prefix:[pgha/pgha pgha/pgha/*]]]",
+		"UseOwnRepository":       "[s3:GetObject s3:PutObject s3:DeleteObject] on arn:aws:s3:::" + bucket + "/pgha/pgha/* if map[]",
+		"BucketKeyThroughS3Only": "[kms:GenerateDataKey kms:Decrypt] on arn:aws:kms:eu-west-1:" + mockAccount + ":key/backups-key_id if map[StringEquals:map[kms:ViaService:s3.eu-west-1.amazonaws.com]]",
+	}, got, "the repository policy must not grow")
+
+	bk, ok := r.values[outputs.KeyBackups].(map[string]any)
+	require.True(t, ok)
+	assert.Equal(t, bucket, fmt.Sprint(bk["bucket"]))
+	assert.Equal(t, "/pgha/pgha", bk["path"])
+
+	cfg["pgha:protectBackups"] = "false"
+	cfg["pgha:backupBucket"] = "my-pgha-backups"
+	r = runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	b = r.mocks.byType("aws:s3/bucketV2:BucketV2")[0]
+	assert.False(t, b.Protect)
+	assert.Equal(t, "true", str(b.Inputs, "forceDestroy"), "unprotected: destroy empties the bucket")
+	assert.Equal(t, "my-pgha-backups", str(b.Inputs, "bucket"))
+
+	// A name S3 would refuse fails before anything exists.
+	cfg["pgha:backupBucket"] = "My_Bucket"
+	r = runProgram(t, cfg, nil, nil)
+	require.ErrorContains(t, r.err, "pgha:backupBucket")
+	assert.Empty(t, r.mocks.byType("aws:s3/bucketV2:BucketV2"))
+	delete(cfg, "pgha:backupBucket")
+	r = runStack(t, "a-stack-name-far-too-long-for-a-bucket", cfg, nil, nil)
+	require.ErrorContains(t, r.err, "pulumi config set pgha:backupBucket")
+	for _, res := range r.mocks.snapshot() {
+		assert.False(t, res.Custom && res.Type != tProvider && res.Type != tStackRef, "%s %s registered before the config error", res.Type, res.Name)
+	}
 }

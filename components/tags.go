@@ -21,6 +21,7 @@ const (
 	TypeHAProxy   = "pgha:index:HAProxyTier"
 	TypeEndpoint  = "pgha:index:LoadBalancer"
 	TypeReadiness = "pgha:index:Readiness"
+	TypeBackups   = "pgha:index:Backups"
 )
 
 // Dependencies is the custom resources a component created. Depend on
@@ -35,6 +36,7 @@ const (
 	RoleSecurity = "security"
 	RoleSecrets  = "secrets"
 	RoleEndpoint = "endpoint"
+	RoleBackups  = "backups"
 )
 
 // TagKeep marks a data volume kept on purpose (see outputs.TagKeep).

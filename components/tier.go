@@ -3,6 +3,7 @@ package components
 import (
 	"encoding/base64"
 	"fmt"
+	"sort"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/ec2"
@@ -34,9 +35,12 @@ type TierArgs struct {
 	// and all its instance role may read: Patroni nodes read the database
 	// and REST API passwords, HAProxy nodes the stats password, etcd none.
 	SecretParameterARNs []string
-	Region              string
-	Partition           string
-	AccountID           string
+	// Policies are more inline policies of the tier's role, by name
+	// suffix (the PostgreSQL nodes' backup repository).
+	Policies  map[string]pulumi.StringInput
+	Region    string
+	Partition string
+	AccountID string
 	// Public gives each node an Elastic IP: the HAProxy endpoints and SSH
 	// jump hosts keep their address across a stop and start.
 	Public bool
@@ -133,6 +137,14 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 		if _, err := iam.NewRolePolicy(ctx, name+"-secrets", &iam.RolePolicyArgs{
 			Role:   iamRole.Name,
 			Policy: pulumi.String(iampolicy.SecretsRead(args.SecretParameterARNs, args.Partition, args.Region, args.AccountID)),
+		}, parent); err != nil {
+			return err
+		}
+	}
+	for _, suffix := range sortedKeys(args.Policies) {
+		if _, err := iam.NewRolePolicy(ctx, name+"-"+suffix, &iam.RolePolicyArgs{
+			Role:   iamRole.Name,
+			Policy: args.Policies[suffix],
 		}, parent); err != nil {
 			return err
 		}
@@ -264,4 +276,13 @@ func dataVolume(ctx *pulumi.Context, name, role string, n topology.Node, args *T
 		return nil, err
 	}
 	return vol, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -90,3 +90,57 @@ func Validate(stack string) string {
 		},
 	})
 }
+
+// BackupRepo lets the PostgreSQL nodes use their pgBackRest repository and
+// nothing else of the bucket: list only under the repository's prefix,
+// read, write and delete objects only there (pgBackRest expires old
+// backups itself), and use the bucket's KMS key only through S3 in this
+// region. keyARN is the bucket's own key.
+func BackupRepo(partition, region, bucket, prefix, keyARN string) string {
+	bucketARN := fmt.Sprintf("arn:%s:s3:::%s", partition, bucket)
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{
+			map[string]any{
+				"Sid":      "ListOwnRepository",
+				"Effect":   "Allow",
+				"Action":   "s3:ListBucket",
+				"Resource": bucketARN,
+				"Condition": map[string]any{"StringLike": map[string]any{
+					"s3:prefix": []string{prefix, prefix + "/*"},
+				}},
+			},
+			map[string]any{
+				"Sid":      "UseOwnRepository",
+				"Effect":   "Allow",
+				"Action":   []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"},
+				"Resource": bucketARN + "/" + prefix + "/*",
+			},
+			map[string]any{
+				"Sid":      "BucketKeyThroughS3Only",
+				"Effect":   "Allow",
+				"Action":   []string{"kms:GenerateDataKey", "kms:Decrypt"},
+				"Resource": keyARN,
+				"Condition": map[string]any{"StringEquals": map[string]any{
+					"kms:ViaService": fmt.Sprintf("s3.%s.amazonaws.com", region),
+				}},
+			},
+		},
+	})
+}
+
+// DenyInsecureTransport is a bucket policy refusing every request to the
+// bucket that does not come over TLS.
+func DenyInsecureTransport(bucketARN string) string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid":       "TLSOnly",
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    "s3:*",
+			"Resource":  []string{bucketARN, bucketARN + "/*"},
+			"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+		}},
+	})
+}

@@ -38,6 +38,7 @@ const (
 	KeyClusterState    = "clusterState"  // Patroni's /cluster at readiness time
 	KeyPlacement       = "placement"     // AWS only: the image and zones, kept across runs
 	KeyConnection      = "connection"    // libpq URIs over every entry point, no password
+	KeyBackups         = "backups"       // the pgBackRest repository: bucket, path, region, key (with pgha:backups)
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -85,6 +86,7 @@ type Stack struct {
 	ClusterState    any         `json:"clusterState,omitempty"`
 	Placement       *Placement  `json:"placement,omitempty"`
 	Connection      *Connection `json:"connection,omitempty"`
+	Backups         *Backups    `json:"backups,omitempty"`
 }
 
 // Connection is how clients reach the cluster with no single entry point:
@@ -148,6 +150,14 @@ type Placement struct {
 	Region string   `json:"region"`
 	AMI    string   `json:"ami"`
 	Zones  []string `json:"zones"` // by plan AZ index
+}
+
+// Backups is where the cluster's pgBackRest repository lives (pgha:backups).
+type Backups struct {
+	Bucket string `json:"bucket"`
+	Path   string `json:"path"` // repo1-path
+	Region string `json:"region"`
+	KeyARN string `json:"keyArn"` // the bucket's KMS key
 }
 
 // Endpoint is a host and port clients connect to. On AWS the host is the

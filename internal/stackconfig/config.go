@@ -47,6 +47,9 @@ const (
 	KeyPatroniDataSize     = "patroniDataVolumeSize"
 	KeyProtectData         = "protectDataVolumes"
 	KeyJumpHost            = "jumpHost"
+	KeyBackups             = "backups"
+	KeyBackupBucket        = "backupBucket"
+	KeyProtectBackups      = "protectBackups"
 	KeyNetworkLoadBalancer = "networkLoadBalancer"
 	KeySSHPublicKey        = "sshPublicKey"
 	KeyAMI                 = "amiId"
@@ -85,6 +88,8 @@ const (
 	DefaultPatroniDataSize     = 50
 	DefaultProtectData         = true
 	DefaultJumpHost            = "haproxy-1"
+	DefaultBackups             = false
+	DefaultProtectBackups      = true
 )
 
 // Volume bounds in GiB: the Debian 12 AMI's root snapshot is 8 GiB, and gp3
@@ -120,6 +125,12 @@ type Config struct {
 	EtcdDataSize    int
 	PatroniDataSize int
 	ProtectData     bool
+	// Backups creates the pgBackRest repository: a bucket of the stack's,
+	// named BackupBucket (empty: derived in BucketName), protected from
+	// `pulumi destroy` unless ProtectBackups is off.
+	Backups        bool
+	BackupBucket   string
+	ProtectBackups bool
 	// JumpHost is the HAProxy node `pulumi up`'s readiness gate reaches
 	// the private nodes through; the other one when its AZ is lost.
 	JumpHost            string
@@ -146,6 +157,7 @@ func (e *Error) Error() string {
 func Full(key string) string { return Namespace + ":" + key }
 
 var (
+	bucketRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	regionRE       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 	clusterNameRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
 	instanceTypeRE = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
@@ -250,6 +262,13 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	c.EtcdDataSize = dataVolume(KeyEtcdDataSize, integer(KeyEtcdDataSize, DefaultEtcdDataSize), DefaultEtcdDataSize, bad)
 	c.PatroniDataSize = dataVolume(KeyPatroniDataSize, integer(KeyPatroniDataSize, DefaultPatroniDataSize), DefaultPatroniDataSize, bad)
 	c.ProtectData = boolean(KeyProtectData, DefaultProtectData)
+	c.Backups = boolean(KeyBackups, DefaultBackups)
+	c.ProtectBackups = boolean(KeyProtectBackups, DefaultProtectBackups)
+	c.BackupBucket = str(KeyBackupBucket, "")
+	if c.BackupBucket != "" && !bucketRE.MatchString(c.BackupBucket) {
+		bad(Full(KeyBackupBucket), "%q is not an S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit); fix: pulumi config rm %s to use pgha-<stack>-<account>-<region>",
+			c.BackupBucket, Full(KeyBackupBucket))
+	}
 	c.JumpHost = str(KeyJumpHost, DefaultJumpHost)
 	if c.Plan.VPC.IsValid() {
 		var names []string
@@ -453,3 +472,18 @@ func neverAClient(p netip.Prefix) (string, bool) {
 }
 
 func graviton(family string) bool { return gravitonRE.MatchString(family) }
+
+// BucketName is the backup bucket's name: the configured one, else
+// pgha-<stack>-<account>-<region>, which is unique across AWS without a
+// random part, so the nodes' user data and a restore elsewhere can name it.
+func (c Config) BucketName(account string) (string, error) {
+	if c.BackupBucket != "" {
+		return c.BackupBucket, nil
+	}
+	name := strings.ToLower(fmt.Sprintf("pgha-%s-%s-%s", c.Stack, account, c.Region))
+	if !bucketRE.MatchString(name) || strings.Contains(name, "..") {
+		return "", &Error{Problems: []string{fmt.Sprintf("%s: the derived bucket name %q is not a valid S3 bucket name (too long, or the stack name has other characters); fix: pulumi config set %s <a bucket name of yours>",
+			Full(KeyBackupBucket), name, Full(KeyBackupBucket))}}
+	}
+	return name, nil
+}
