@@ -11,6 +11,8 @@ packages=(
   # the package mirror's index (apt-ftparchive), and the nodes' AWS client,
   # which the stand-in tests drive from the host too.
   debootstrap systemd-container apt-utils awscli
+  # Backups: the lab's S3 endpoint is proven with the real pgBackRest.
+  pgbackrest
 )
 
 if [ "$(id -u)" -ne 0 ]; then
