@@ -106,15 +106,20 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		return nil, fmt.Errorf("cannot read the AWS partition: %w", err)
 	}
 
-	spec, err := stackspec.New(cfg, ctx.Stack())
-	if err != nil {
-		return nil, err
-	}
 	var bucket string
+	var backup *userdata.Backup
 	if cfg.Backups {
 		if bucket, err = cfg.BucketName(ident.AccountId); err != nil {
 			return nil, err
 		}
+		backup = &userdata.Backup{
+			Bucket: bucket, Region: cfg.Region, Endpoint: "s3." + cfg.Region + ".amazonaws.com",
+			Path: "/" + backupPrefix(cfg), URIStyle: "host", KeyType: "auto", RetentionFull: backupRetentionFull,
+		}
+	}
+	spec, err := stackspec.NewWithBackup(cfg, ctx.Stack(), backup)
+	if err != nil {
+		return nil, err
 	}
 
 	return &prepared{
@@ -378,6 +383,9 @@ func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
 	}
 	return pgs[0]
 }
+
+// backupRetentionFull is how many full backups the repository keeps.
+const backupRetentionFull = 2
 
 // backupPrefix is the pgBackRest repository's path in the bucket: one per
 // cluster, so two clusters may share a bucket set by pgha:backupBucket.

@@ -909,6 +909,19 @@ func TestBackupRepository(t *testing.T) {
 		"BucketKeyThroughS3Only": "[kms:GenerateDataKey kms:Decrypt] on arn:aws:kms:eu-west-1:" + mockAccount + ":key/backups-key_id if map[StringEquals:map[kms:ViaService:s3.eu-west-1.amazonaws.com]]",
 	}, got, "the repository policy must not grow")
 
+	// The PostgreSQL nodes archive there with the instance role's
+	// credentials; no other node knows of it.
+	for _, i := range r.mocks.byType(tInstance) {
+		ud := userData(t, i)
+		if strings.HasPrefix(i.Name, "patroni-") {
+			assert.Contains(t, ud, "repo1-s3-bucket="+bucket, i.Name)
+			assert.Contains(t, ud, "repo1-s3-key-type=auto", i.Name)
+			assert.Contains(t, ud, "repo1-path=/pgha/pgha", i.Name)
+		} else {
+			assert.NotContains(t, ud, "pgbackrest", i.Name)
+		}
+	}
+
 	bk, ok := r.values[outputs.KeyBackups].(map[string]any)
 	require.True(t, ok)
 	assert.Equal(t, bucket, fmt.Sprint(bk["bucket"]))

@@ -112,6 +112,9 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	}
 	role := d.Node.Role
 	d.Packages = rolePackages[role]
+	if role == topology.RolePatroni && c.Backup != nil {
+		d.Packages = append(append([]string(nil), d.Packages...), "pgbackrest")
+	}
 	dv, hasData := DataVolumeOf(role)
 	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)

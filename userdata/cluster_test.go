@@ -104,6 +104,20 @@ func TestRealCluster(t *testing.T) {
 				assert.Empty(t, out, "%s/%s", profile.Name, n.Name)
 			}
 		}
+		// With backups: archive_command, archive_mode and restore_command
+		// must pass the validator too.
+		bc := c
+		bc.Backup = testBackup()
+		for _, n := range bc.Plan.ByRole(topology.RolePatroni) {
+			cfg, err := RenderPatroniConfig(bc, n.Name, labPaths(base, n.Name))
+			require.NoError(t, err)
+			require.Contains(t, string(cfg), "archive-push %p")
+			f := filepath.Join(base, n.Name+"-backup-validate.yml")
+			require.NoError(t, os.WriteFile(f, cfg, 0o644))
+			out, err := run(ns, env, "patroni", "--validate-config", f)
+			require.NoError(t, err, "%s with backups: %s", n.Name, out)
+			assert.Empty(t, out, "%s with backups", n.Name)
+		}
 		// And it does check: a member whose etcd hosts are all wrong fails.
 		p := labPaths(base, "pg-1")
 		cfg, err := RenderPatroniConfig(c, "pg-1", p)
@@ -350,6 +364,10 @@ func labPaths(base, node string) Paths {
 		TLSCertFile:       CloudPaths().TLSCertFile,
 		TLSKeyFile:        CloudPaths().TLSKeyFile,
 		HAProxyConfigFile: filepath.Join(d, "haproxy.cfg"),
+		PgBackRestConfig:  filepath.Join(d, "pgbackrest.conf"),
+		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
+		PgBackRestLog:     filepath.Join(d, "pgbackrest", "log"),
+		PgBackRestLock:    filepath.Join(d, "pgbackrest", "lock"),
 	}
 }
 

@@ -138,7 +138,11 @@ func patroniPaths(p Paths) [][2]string {
 // RenderPatroniConfig renders patroni.yml of a Patroni node. It holds user
 // names but no password; Patroni takes those from its environment.
 func RenderPatroniConfig(c Cluster, node string, p Paths) ([]byte, error) {
-	d, err := prepare(c, node, p, []topology.Role{topology.RolePatroni}, patroniPaths(p)...)
+	paths := patroniPaths(p)
+	if c.Backup != nil {
+		paths = append(paths, backupPaths(p)...)
+	}
+	d, err := prepare(c, node, p, []topology.Role{topology.RolePatroni}, paths...)
 	if err != nil {
 		return nil, err
 	}
@@ -266,10 +270,18 @@ func NodeFiles(c Cluster, node string, p Paths) ([]File, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []File{
+		files := []File{
 			{Path: p.PatroniConfigFile, Content: cfg, Owner: "postgres:postgres", Mode: 0o640},
 			{Path: p.PostBootstrap, Content: script, Owner: "root:root", Mode: 0o755},
-		}, nil
+		}
+		if c.Backup != nil {
+			b, err := RenderPgBackRest(c, node, p)
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, File{Path: p.PgBackRestConfig, Content: b, Owner: "postgres:postgres", Mode: 0o640})
+		}
+		return files, nil
 	default:
 		if err := checkPaths([2]string{"HAProxyConfigFile", p.HAProxyConfigFile}); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
@@ -47,6 +48,14 @@ func TestGolden(t *testing.T) {
 	secrets, err := RenderSecretsEnv(c, testPasswords())
 	require.NoError(t, err)
 	got["secrets.env.example"] = secrets
+	// A PostgreSQL node of a cluster with backups, as AWS gets it.
+	bc := c
+	bc.Backup = testBackup()
+	for name, b := range renderAll(t, bc) {
+		if strings.HasPrefix(name, "pg-1/") {
+			got["backup/"+name] = b
+		}
+	}
 
 	dir := filepath.Join("testdata", "golden")
 	if *update {
@@ -80,8 +89,10 @@ func TestGolden(t *testing.T) {
 		assert.Equal(t, string(want), string(b), "%s differs from its golden file; review and run go test ./userdata -update", name)
 	}
 	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts,
-	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example.
-	assert.Len(t, got, 3+3*2+2+8+1)
+	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example; then
+	// pg-1 with backups: its patroni.yml, script, pgbackrest.conf and
+	// cloud-init document.
+	assert.Len(t, got, 3+3*2+2+8+1+4)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -395,4 +406,50 @@ func TestOnlyPathsDiffer(t *testing.T) {
 func pathValues(p Paths) []string {
 	return []string{p.EtcdConfigFile, p.EtcdDataDir, p.PatroniConfigFile, p.SecretsEnvFile, p.PostBootstrap,
 		p.PGDataDir, p.PGSocketDir, p.PGPassFile, p.PGLogDir, p.TLSCertFile, p.TLSKeyFile, p.HAProxyConfigFile}
+}
+
+// testBackup is a repository as the program configures it on AWS.
+func testBackup() *Backup {
+	return &Backup{Bucket: "pgha-dev-123456789012-eu-west-1", Region: "eu-west-1", Endpoint: "s3.eu-west-1.amazonaws.com",
+		Path: "/pgha/pgha", URIStyle: "host", KeyType: "auto", RetentionFull: 2}
+}
+
+// TestBackupRendering: a cluster with backups installs pgBackRest on its
+// PostgreSQL nodes only, with its configuration beside Patroni's, makes the
+// stanza once at bootstrap, and refuses a repository pgBackRest could not
+// use, naming each field.
+func TestBackupRendering(t *testing.T) {
+	c := defaultCluster(t)
+	c.Backup = testBackup()
+	pg := cloudFileContent(t, c, "pg-1", "/etc/pgbackrest.conf")
+	for _, want := range []string{"repo1-type=s3", "repo1-s3-bucket=pgha-dev-123456789012-eu-west-1", "repo1-s3-key-type=auto",
+		"repo1-s3-uri-style=host", "archive-async=y", "[pgha]\npg1-path=/var/lib/postgresql/15/pgha"} {
+		assert.Contains(t, pg, want)
+	}
+	assert.NotContains(t, pg, "repo1-storage-ca-file", "AWS: the system's CAs")
+	ci, err := RenderCloudInit(c, "pg-1")
+	require.NoError(t, err)
+	assert.Contains(t, string(ci), "\n  - pgbackrest\n")
+	for _, script := range []string{CloudPaths().PostBootstrap, "/usr/local/sbin/pgha-boot"} {
+		body := cloudFileContent(t, c, "pg-1", script)
+		f := filepath.Join(t.TempDir(), "script")
+		require.NoError(t, os.WriteFile(f, []byte(body), 0o755))
+		out, err := exec.Command("bash", "-n", f).CombinedOutput()
+		require.NoError(t, err, "%s: %s", script, out)
+	}
+	assert.Contains(t, cloudFileContent(t, c, "pg-1", CloudPaths().PostBootstrap), "--stanza=pgha stanza-create")
+	for _, node := range []string{"etcd-1", "haproxy-1"} {
+		ci, err := RenderCloudInit(c, node)
+		require.NoError(t, err)
+		assert.NotContains(t, string(ci), "pgbackrest", node)
+	}
+
+	bad := *c.Backup
+	bad.Endpoint, bad.Bucket, bad.KeyType, bad.RetentionFull = "127.0.0.1", "B", "iam", 0
+	c.Backup = &bad
+	err = c.Validate()
+	require.Error(t, err)
+	for _, want := range []string{"Backup.Endpoint \"127.0.0.1\" is an address", "Backup.Bucket \"B\"", "Backup.KeyType \"iam\"", "Backup.RetentionFull 0"} {
+		assert.Contains(t, err.Error(), want)
+	}
 }

@@ -45,6 +45,9 @@ type Cluster struct {
 	Region          string // AWS region, for fetching SSM parameters at boot
 	Users           Users
 	Secrets         SecretParams
+	// Backup, when set, makes the PostgreSQL nodes archive their WAL to and
+	// back up into a pgBackRest repository.
+	Backup *Backup
 	// Unprivileged is for the lab run without root, where every daemon runs
 	// as the invoking user: HAProxy then must not switch to user haproxy
 	// (a non-root process cannot), so its user/group lines are left out.
@@ -76,6 +79,12 @@ type Paths struct {
 	TLSCertFile       string // server certificate for PostgreSQL
 	TLSKeyFile        string
 	HAProxyConfigFile string
+
+	// pgBackRest (nodes of a cluster with a Backup only).
+	PgBackRestConfig string
+	PgBackRestSpool  string // the asynchronous archive's queue
+	PgBackRestLog    string
+	PgBackRestLock   string
 }
 
 // File is one rendered file and how it is installed.
@@ -120,5 +129,9 @@ func CloudPaths() Paths {
 		TLSCertFile:       "/etc/ssl/certs/ssl-cert-snakeoil.pem",
 		TLSKeyFile:        "/etc/ssl/private/ssl-cert-snakeoil.key",
 		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
+		PgBackRestConfig:  "/etc/pgbackrest.conf",
+		PgBackRestSpool:   "/var/spool/pgbackrest",
+		PgBackRestLog:     "/var/log/pgbackrest",
+		PgBackRestLock:    "/tmp/pgbackrest",
 	}
 }

@@ -47,6 +47,7 @@ func (c Cluster) Validate() error {
 	}
 
 	errs = append(errs, c.validatePlan()...)
+	errs = append(errs, c.Backup.validate()...)
 
 	users := []struct{ field, value string }{
 		{"Users.Superuser", c.Users.Superuser},

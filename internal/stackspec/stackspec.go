@@ -30,6 +30,12 @@ type Spec struct {
 // New checks the cluster a config describes and renders every node's user
 // data. Nothing is created, so an error here leaves nothing behind.
 func New(cfg stackconfig.Config, stack string) (*Spec, error) {
+	return NewWithBackup(cfg, stack, nil)
+}
+
+// NewWithBackup is New for a cluster that archives to and backs up into
+// the given pgBackRest repository.
+func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup) (*Spec, error) {
 	prefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, stack)
 	s := &Spec{
 		Config:      cfg,
@@ -44,6 +50,7 @@ func New(cfg stackconfig.Config, stack string) (*Spec, error) {
 			// SSM parameter names are fixed strings, so the user data is
 			// rendered (and checked) before anything exists.
 			Secrets: userdata.ParamsUnder(prefix),
+			Backup:  backup,
 		},
 		UserData: map[string]string{},
 	}
