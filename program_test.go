@@ -856,6 +856,7 @@ func TestBackupRepository(t *testing.T) {
 	assert.Equal(t, bucket, str(b.Inputs, "bucket"), "a fixed name: the nodes and a restore elsewhere name it")
 	assert.True(t, b.Protect)
 	assert.Equal(t, "false", str(b.Inputs, "forceDestroy"))
+	assert.Equal(t, "true", str(obj(b.Inputs, "tags"), outputs.TagKeep), "the teardown check reports it as kept")
 	keys := r.mocks.byType("aws:kms/key:Key")
 	require.Len(t, keys, 1)
 	assert.True(t, keys[0].Protect, "the backups are unreadable without their key")

@@ -1,6 +1,8 @@
 package components
 
 import (
+	"fmt"
+
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/kms"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -55,7 +57,7 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 		// The longest wait before a deleted key is gone: the backups are
 		// unreadable without it.
 		DeletionWindowInDays: pulumi.Int(30),
-		Tags:                 args.Tags.Tags(RoleBackups, "backups-key"),
+		Tags:                 keepTags(args.Tags.Tags(RoleBackups, "backups-key"), args.Protect),
 	}, parent, keep); err != nil {
 		return nil, err
 	}
@@ -64,7 +66,7 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 		// Unprotected, destroy means the backups go too; protected, the
 		// bucket is never deleted by Pulumi at all.
 		ForceDestroy: pulumi.Bool(!args.Protect),
-		Tags:         args.Tags.Tags(RoleBackups, "backups"),
+		Tags:         keepTags(args.Tags.Tags(RoleBackups, "backups"), args.Protect),
 	}, parent, keep); err != nil {
 		return nil, err
 	}
@@ -143,4 +145,10 @@ func NewBackups(ctx *pulumi.Context, name string, args *BackupsArgs, opts ...pul
 		"bucket": b.Bucket.ID(),
 		"keyArn": b.Key.Arn,
 	})
+}
+
+// keepTags marks what the stack keeps on purpose, for the teardown check.
+func keepTags(tags pulumi.StringMap, keep bool) pulumi.StringMap {
+	tags[TagKeep] = pulumi.String(fmt.Sprint(keep))
+	return tags
 }

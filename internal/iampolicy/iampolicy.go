@@ -74,6 +74,8 @@ func Validate(stack string) string {
 					"elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups",
 					"elasticloadbalancing:DescribeTags", "ssm:DescribeParameters", "iam:ListRoles", "iam:ListRoleTags",
 					"iam:ListInstanceProfiles", "iam:ListInstanceProfileTags",
+					// The backup bucket and its key, found by tag.
+					"tag:GetResources",
 				},
 				"Resource": "*",
 			},

@@ -83,10 +83,11 @@ func (f *fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var action string
 	var form url.Values
 	var js map[string]any
-	if svc == "ssm" {
-		action = strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
+	if svc == "ssm" || svc == "tagging" {
+		target := r.Header.Get("X-Amz-Target")
+		action = target[strings.LastIndex(target, ".")+1:]
 		if err := json.Unmarshal(body, &js); err != nil {
-			f.t.Errorf("ssm %s: body is not JSON: %v", action, err)
+			f.t.Errorf("%s %s: body is not JSON: %v", svc, action, err)
 		}
 	} else {
 		var err error
@@ -123,6 +124,8 @@ func (f *fakeAWS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.iam(w, action, form)
 	case "ssm":
 		f.ssm(w, action, js)
+	case "tagging":
+		f.tagging(w, action, js)
 	default:
 		f.t.Errorf("request for unknown service %q (Authorization %q)", svc, r.Header.Get("Authorization"))
 		w.WriteHeader(400)
@@ -140,7 +143,7 @@ func (f *fakeAWS) errorResponse(w http.ResponseWriter, svc string, throttle bool
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
 <Response><Errors><Error><Code>%s</Code><Message>You are not authorized to perform %s (or: Request limit exceeded).</Message></Error></Errors><RequestID>req-err</RequestID></Response>`, code, action)
-	case "ssm":
+	case "ssm", "tagging":
 		code := "AccessDeniedException"
 		if throttle {
 			code = "ThrottlingException"
@@ -501,4 +504,56 @@ func (f *fakeAWS) ssm(w http.ResponseWriter, action string, in map[string]any) {
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	json.NewEncoder(w).Encode(resp)
+}
+
+// tagging answers the Resource Groups Tagging API's GetResources (JSON 1.1)
+// for the kinds it serves here: S3 buckets and KMS keys, filtered by
+// resource type and by every tag filter, paged by PaginationToken.
+func (f *fakeAWS) tagging(w http.ResponseWriter, action string, in map[string]any) {
+	if action != "GetResources" {
+		f.t.Errorf("unexpected tagging action %q", action)
+		w.WriteHeader(400)
+		return
+	}
+	types := map[string]bool{}
+	for _, t := range in["ResourceTypeFilters"].([]any) {
+		types[t.(string)] = true
+	}
+	var out []fakeRes
+	for _, r := range append(f.ofKind(KindBucket), f.ofKind(KindKMSKey)...) {
+		if (r.kind == KindBucket && !types["s3:bucket"]) || (r.kind == KindKMSKey && !types["kms:key"]) {
+			continue
+		}
+		ok := true
+		filters, _ := in["TagFilters"].([]any)
+		for _, fa := range filters {
+			fm := fa.(map[string]any)
+			key, _ := fm["Key"].(string)
+			match := false
+			for _, v := range fm["Values"].([]any) {
+				tv, present := r.tags[key]
+				match = match || (present && tv == v.(string))
+			}
+			ok = ok && match
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	token, _ := in["PaginationToken"].(string)
+	page, next := f.page(out, token)
+	var list []map[string]any
+	for _, r := range page {
+		arn := "arn:aws:s3:::" + r.id
+		if r.kind == KindKMSKey {
+			arn = "arn:aws:kms:eu-west-1:123456789012:key/" + r.id
+		}
+		var tags []map[string]string
+		for k, v := range r.tags {
+			tags = append(tags, map[string]string{"Key": k, "Value": v})
+		}
+		list = append(list, map[string]any{"ResourceARN": arn, "Tags": tags})
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	json.NewEncoder(w).Encode(map[string]any{"ResourceTagMappingList": list, "PaginationToken": next})
 }

@@ -21,6 +21,8 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	tagging "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
+	taggingtypes "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"golang.org/x/sync/errgroup"
@@ -35,6 +37,8 @@ const (
 	KindNATGateway       = "nat gateway"
 	KindLoadBalancer     = "load balancer"
 	KindVolume           = "ebs volume"
+	KindBucket           = "s3 bucket"
+	KindKMSKey           = "kms key"
 	KindElasticIP        = "elastic ip"
 	KindTargetGroup      = "target group"
 	KindNetworkInterface = "network interface"
@@ -51,7 +55,7 @@ const (
 
 // Kinds lists every kind in report order.
 var Kinds = []string{
-	KindInstance, KindNATGateway, KindLoadBalancer, KindVolume, KindElasticIP,
+	KindInstance, KindNATGateway, KindLoadBalancer, KindVolume, KindBucket, KindKMSKey, KindElasticIP,
 	KindTargetGroup, KindNetworkInterface, KindSecurityGroup, KindSubnet,
 	KindRouteTable, KindInternetGateway, KindVPC, KindSSMParameter, KindKeyPair,
 	KindInstanceProfile, KindRole,
@@ -61,7 +65,7 @@ var Kinds = []string{
 // for its volumes; every public IPv4 address is charged).
 var billable = map[string]bool{
 	KindInstance: true, KindNATGateway: true, KindLoadBalancer: true,
-	KindVolume: true, KindElasticIP: true,
+	KindVolume: true, KindElasticIP: true, KindBucket: true, KindKMSKey: true,
 }
 
 // Leftover is one resource that is still there.
@@ -71,8 +75,9 @@ type Leftover struct {
 	Name     string `json:"name,omitempty"`
 	State    string `json:"state,omitempty"`
 	Billable bool   `json:"billable"`
-	// Kept marks a data volume the stack protected from `pulumi destroy`
-	// (tag pgha:keep=true): left on purpose, holding a database.
+	// Kept marks a data volume, or the backup bucket and its key, that the
+	// stack protected from `pulumi destroy` (tag pgha:keep=true): left on
+	// purpose, holding data.
 	Kept bool `json:"kept,omitempty"`
 }
 
@@ -116,7 +121,7 @@ func (r Report) Write(w io.Writer) {
 	if len(left) == 0 {
 		fmt.Fprintf(w, "teardown: nothing of project %q stack %q is left in %s (the default VPC is not counted)", r.Project, r.Stack, r.Region)
 		if len(kept) > 0 {
-			fmt.Fprintf(w, " but the %d data volume(s) it keeps on purpose", len(kept))
+			fmt.Fprintf(w, " but the %d resource(s) it keeps on purpose", len(kept))
 		}
 		fmt.Fprintln(w)
 	} else {
@@ -131,13 +136,22 @@ func (r Report) Write(w io.Writer) {
 		fmt.Fprintln(w, "run `pulumi destroy` again, or delete these by hand, then rerun this check")
 	}
 	if len(kept) > 0 {
-		fmt.Fprintf(w, "kept on purpose (pgha:protectDataVolumes): %d data volume(s) holding the databases and etcd's data; they bill per GiB-month:\n", len(kept))
+		fmt.Fprintf(w, "kept on purpose (pgha:protectDataVolumes, pgha:protectBackups): %d resource(s) holding the stack's data; they bill while they exist:\n", len(kept))
 		table(w, kept)
-		var ids []string
+		var vols []string
 		for _, l := range kept {
-			ids = append(ids, l.ID)
+			switch l.Kind {
+			case KindVolume:
+				vols = append(vols, l.ID)
+			case KindBucket:
+				fmt.Fprintf(w, "when the backups are no longer needed: aws s3 rb --region %s --force s3://%s (versioned: delete its object versions first)\n", r.Region, l.ID)
+			case KindKMSKey:
+				fmt.Fprintf(w, "and its key, after the bucket: aws kms schedule-key-deletion --region %s --key-id %s --pending-window-in-days 30\n", r.Region, l.ID)
+			}
 		}
-		fmt.Fprintf(w, "when the data is no longer needed (snapshot first if in doubt): for v in %s; do aws ec2 delete-volume --region %s --volume-id $v; done\n", strings.Join(ids, " "), r.Region)
+		if len(vols) > 0 {
+			fmt.Fprintf(w, "when the data is no longer needed (snapshot first if in doubt): for v in %s; do aws ec2 delete-volume --region %s --volume-id $v; done\n", strings.Join(vols, " "), r.Region)
+		}
 	}
 }
 
@@ -168,15 +182,19 @@ type Clients struct {
 	ELB *elb.Client
 	SSM *ssm.Client
 	IAM *iam.Client
+	// Tagging finds what the services' own lists cannot filter by tag:
+	// the backup bucket and its KMS key.
+	Tagging *tagging.Client
 }
 
 // NewClients builds the clients from cfg.
 func NewClients(cfg aws.Config) Clients {
 	return Clients{
-		EC2: ec2.NewFromConfig(cfg),
-		ELB: elb.NewFromConfig(cfg),
-		SSM: ssm.NewFromConfig(cfg),
-		IAM: iam.NewFromConfig(cfg),
+		EC2:     ec2.NewFromConfig(cfg),
+		ELB:     elb.NewFromConfig(cfg),
+		SSM:     ssm.NewFromConfig(cfg),
+		IAM:     iam.NewFromConfig(cfg),
+		Tagging: tagging.NewFromConfig(cfg),
 	}
 }
 
@@ -196,7 +214,7 @@ func (c Clients) Check(ctx context.Context, region, project, stack string) (Repo
 		what string
 		fn   func(context.Context) ([]Leftover, error)
 	}{
-		{"instances", f.instances}, {"volumes", f.volumes}, {"NAT gateways", f.natGateways},
+		{"instances", f.instances}, {"volumes", f.volumes}, {"backup buckets and keys", f.backupStore}, {"NAT gateways", f.natGateways},
 		{"Elastic IPs", f.addresses}, {"load balancers", f.loadBalancers}, {"target groups", f.targetGroups},
 		{"security groups", f.securityGroups}, {"subnets", f.subnets}, {"route tables", f.routeTables},
 		{"internet gateways", f.internetGateways}, {"VPCs", f.vpcs}, {"SSM parameters", f.parameters},
@@ -311,6 +329,42 @@ func (f finder) volumes(ctx context.Context) ([]Leftover, error) {
 			}
 			l := f.leftover(KindVolume, aws.ToString(v.VolumeId), tags["Name"],
 				fmt.Sprintf("%s, %d GiB", v.State, aws.ToInt32(v.Size)))
+			l.Kept = tags[outputs.TagKeep] == "true"
+			out = append(out, l)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// backupStore lists the backup bucket and its KMS key by the stack's tags
+// (the Resource Groups Tagging API: neither S3 nor KMS filters its lists by
+// tag). Tagged pgha:keep=true, they were protected on purpose.
+func (f finder) backupStore(ctx context.Context) ([]Leftover, error) {
+	var out []Leftover
+	in := &tagging.GetResourcesInput{
+		ResourceTypeFilters: []string{"s3:bucket", "kms:key"},
+		TagFilters: []taggingtypes.TagFilter{
+			{Key: aws.String(outputs.TagProject), Values: []string{f.project}},
+			{Key: aws.String(outputs.TagStack), Values: []string{f.stack}},
+		},
+	}
+	if err := eachPage(ctx, tagging.NewGetResourcesPaginator(f.c.Tagging, in), func(page *tagging.GetResourcesOutput) {
+		for _, m := range page.ResourceTagMappingList {
+			tags := map[string]string{}
+			for _, t := range m.Tags {
+				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			if !f.ours(tags) {
+				continue
+			}
+			arn := aws.ToString(m.ResourceARN)
+			kind, id := KindKMSKey, arn[strings.LastIndex(arn, "/")+1:]
+			if strings.HasPrefix(arn, "arn:") && strings.Contains(arn, ":s3:::") {
+				kind, id = KindBucket, arn[strings.LastIndex(arn, ":")+1:]
+			}
+			l := f.leftover(kind, id, tags["Name"], "")
 			l.Kept = tags[outputs.TagKeep] == "true"
 			out = append(out, l)
 		}

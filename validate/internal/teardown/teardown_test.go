@@ -98,6 +98,8 @@ func leftovers(f *fakeAWS) map[string][]string {
 		add(fakeRes{kind: KindSSMParameter, id: fmt.Sprintf("/pgha/dev/secret-%d", i)})
 	}
 	add(fakeRes{kind: KindNATGateway, id: "nat-0dev", attrs: map[string]string{"state": "deleting"}})
+	add(fakeRes{kind: KindBucket, id: "pgha-dev-123456789012-eu-west-1"})
+	add(fakeRes{kind: KindKMSKey, id: "1234abcd-12ab-34cd-56ef-1234567890ab"})
 	add(fakeRes{kind: KindElasticIP, id: "eipalloc-0dev", attrs: map[string]string{"public-ip": "198.51.100.7"}})
 	add(fakeRes{kind: KindLoadBalancer, id: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/net/dev-nlb/abc", name: "dev-nlb"})
 	add(fakeRes{kind: KindTargetGroup, id: "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/dev-w/abc", name: "dev-w"})
@@ -159,7 +161,7 @@ func TestReportsEveryKindOfLeftoverBillableFirst(t *testing.T) {
 	// Pagination happened: 3 instances at 2 per page, plus the retry.
 	require.GreaterOrEqual(t, f.count("DescribeInstances"), 3)
 	require.GreaterOrEqual(t, f.count("DescribeTags"), 3, "22+ load balancers and target groups need batches of 20")
-	for _, svc := range []string{"ec2", "elasticloadbalancing", "ssm", "iam"} {
+	for _, svc := range []string{"ec2", "elasticloadbalancing", "ssm", "iam", "tagging"} {
 		require.True(t, f.services[svc], "service %s was asked", svc)
 	}
 
@@ -243,7 +245,7 @@ func TestMainExitStatus(t *testing.T) {
 }
 
 // TestKeptDataVolumes: after `pulumi destroy --exclude-protected` only the
-// protected data volumes remain. They are reported, with how to delete
+// protected data volumes, backup bucket and key remain. They are reported, with how to delete
 // them, but they are not leftovers unless --strict; a data volume without
 // the keep tag (protection was turned off) is a leftover like any other.
 func TestKeptDataVolumes(t *testing.T) {
@@ -256,18 +258,27 @@ func TestKeptDataVolumes(t *testing.T) {
 	}
 	kept("vol-0pgdata1", "true")
 	kept("vol-0etcddata1", "true")
+	bucketTags := ourTags("backups")
+	bucketTags[outputs.TagKeep] = "true"
+	f.add(fakeRes{kind: KindBucket, id: "pgha-dev-123456789012-eu-west-1", tags: bucketTags})
+	f.add(fakeRes{kind: KindKMSKey, id: "1234abcd-12ab-34cd-56ef-1234567890ab", tags: bucketTags})
+	// Another stack's bucket is none of ours.
+	f.add(fakeRes{kind: KindBucket, id: "pgha-prod-123456789012-eu-west-1", tags: otherTags("backups")})
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, err := Check(ctx, awsConfig(t, srv), project, stack)
 	require.NoError(t, err)
 	require.True(t, rep.Clean(), "kept data volumes are no leftover: %+v", rep.Leftovers)
-	require.Len(t, rep.Kept(), 2)
+	require.Len(t, rep.Kept(), 4)
 	var b bytes.Buffer
 	rep.Write(&b)
 	out := b.String()
 	t.Log("\n" + out)
-	require.Contains(t, out, "but the 2 data volume(s) it keeps on purpose")
+	require.Contains(t, out, "but the 4 resource(s) it keeps on purpose")
+	require.Contains(t, out, "aws s3 rb --region eu-west-1 --force s3://pgha-dev-123456789012-eu-west-1")
+	require.Contains(t, out, "aws kms schedule-key-deletion --region eu-west-1 --key-id 1234abcd-12ab-34cd-56ef-1234567890ab")
+	require.NotContains(t, out, "pgha-prod")
 	require.Contains(t, out, "aws ec2 delete-volume --region eu-west-1 --volume-id $v")
 	require.Contains(t, out, "vol-0pgdata1")
 
