@@ -27,7 +27,7 @@ func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
 		return 1
 	}
-	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode, Control: exe}
+	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode, Control: exe, Backups: o.backups}
 	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v, network %s)\n", l.Name, uo.Profile, uo.SynchronousMode, uo.Net)
 	res, err := l.Up(ctx, uo)
 	if err != nil {
@@ -170,6 +170,51 @@ func bench(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 func standins(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
 	if err := l.ServeStandins(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lab aws-standin:", err)
+		return 1
+	}
+	return 0
+}
+
+func backupCmd(ctx context.Context, l *cluster.Lab, o *options, node string) int {
+	switch o.backupType {
+	case "full", "diff", "incr":
+	default:
+		fmt.Fprintf(os.Stderr, "lab backup: --type %q: use full, diff or incr\n", o.backupType)
+		return 2
+	}
+	if _, err := l.PgBackRest(ctx, node, "--type="+o.backupType, "backup"); err != nil {
+		fmt.Fprintln(os.Stderr, "lab backup:", err)
+		return 1
+	}
+	out, err := l.PgBackRest(ctx, node, "info")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab backup:", err)
+		return 1
+	}
+	os.Stdout.Write(out)
+	return 0
+}
+
+func restoreDrill(ctx context.Context, l *cluster.Lab, o *options, node string) int {
+	t, err := time.Parse(time.RFC3339Nano, o.target)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "lab restore-drill: --target %q: give a time like %s\n", o.target, time.Now().UTC().Format(time.RFC3339Nano))
+		return 2
+	}
+	out, err := l.RestoreDrill(ctx, node, t, o.database, o.query)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab restore-drill:", err)
+		return 1
+	}
+	fmt.Println(out)
+	return 0
+}
+
+// objectStore is `lab objectstore`: a lab's S3 endpoint, until the lab
+// goes down.
+func objectStore(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
+	if err := l.ServeObjectStore(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "lab objectstore:", err)
 		return 1
 	}
 	return 0

@@ -40,6 +40,8 @@ type command struct {
 type options struct {
 	cmd, name, net, profile, doc, keepLogs string
 	sync, keepOnFailure, boot, force       bool
+	backups                                bool
+	backupType, target, query, database    string
 	runs                                   int
 }
 
@@ -56,6 +58,7 @@ var commands = []command{
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
+			fs.BoolVar(&o.backups, "backups", false, "pgBackRest on the PostgreSQL nodes, archiving to and backing up into an S3 endpoint of the lab's own (namespace labs)")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},
 	{name: "outputs", summary: "print the stack outputs as JSON (what validate --outputs reads; holds the passwords)", run: printOutputs},
@@ -74,6 +77,17 @@ var commands = []command{
 			fs.BoolVar(&o.force, "force", false, "replace the Patroni leader without a switchover first (a failover)")
 		}},
 	{name: "roll", summary: "booted: replace every node one at a time in the runbook's safe order (HAProxy, etcd, replicas, switchover, former leader), each gated on a whole cluster", run: rollLab},
+	{name: "backup", node: true, summary: "with --backups: take a pgBackRest backup on a PostgreSQL node (a full one by default) and print `pgbackrest info`", run: backupCmd,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.backupType, "type", "full", "full, diff or incr")
+		}},
+	{name: "restore-drill", node: true, summary: "with --backups: restore the repository as it was at --target into a scratch server on the node, run --query there, print the result, remove it", run: restoreDrill,
+		flags: func(fs *flag.FlagSet, o *options) {
+			fs.StringVar(&o.target, "target", "", "the time to restore to (RFC 3339)")
+			fs.StringVar(&o.query, "query", "SELECT 1", "SQL to run on the restored server, as the superuser")
+			fs.StringVar(&o.database, "database", "postgres", "the database --query runs in")
+		}},
+	{name: "objectstore", hidden: true, summary: "(internal) serve a lab's S3 endpoint for its backups; `up --backups` starts it", run: objectStore},
 	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
 	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {

@@ -94,3 +94,45 @@ func HTTPClient(dial DialFunc, timeout time.Duration) *http.Client {
 		},
 	}
 }
+
+// ListenNetns listens on addr inside the named network namespace: the
+// socket stays in that namespace whatever thread accepts on it. The lab's
+// S3 endpoint listens this way on each PostgreSQL node's own loopback.
+func ListenNetns(name, network, addr string) (net.Listener, error) {
+	path := filepath.Join(NetnsDir, name)
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		host, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer host.Close()
+		target, err := os.Open(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, fmt.Errorf("network namespace %q: %w", name, err)}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, fmt.Errorf("entering network namespace %s: %w", path, err)}
+			return
+		}
+		ln, lnErr := net.Listen(network, addr)
+		// As in dialIn: a thread that cannot go home is retired.
+		if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{ln, lnErr}
+	}()
+	r := <-ch
+	return r.ln, r.err
+}

@@ -157,7 +157,7 @@ type Backups struct {
 	Bucket string `json:"bucket"`
 	Path   string `json:"path"` // repo1-path
 	Region string `json:"region"`
-	KeyARN string `json:"keyArn"` // the bucket's KMS key
+	KeyARN string `json:"keyArn,omitempty"` // the bucket's KMS key (AWS)
 }
 
 // Endpoint is a host and port clients connect to. On AWS the host is the

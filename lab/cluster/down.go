@@ -111,6 +111,14 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 			l.logf("  stopped %-8s %6.2fs (%d processes)", r, time.Since(t).Seconds(), n)
 		}
 	}
+	// The S3 endpoint last: the PostgreSQL nodes archive into it until
+	// they stop.
+	if recs, err := l.records(); err == nil {
+		if r, ok := recs[objectStoreHost]; ok && r.Alive() {
+			_ = r.Stop(10 * time.Second)
+			rep.Stopped++
+		}
+	}
 	// Anything still inside our namespaces was started by us (PostgreSQL
 	// backends outliving a killed postmaster, say): it lives in a namespace
 	// only the lab uses.

@@ -128,6 +128,13 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 		if err := writeTLS(n, paths, owner); err != nil {
 			return err
 		}
+		if l.Backups() {
+			for _, d := range []string{filepath.Dir(paths.PgBackRestSpool), paths.PgBackRestSpool, paths.PgBackRestLog, paths.PgBackRestLock} {
+				if err := mkdirOwned(d, owner, 0o750); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	files, err := userdata.NodeFiles(spec, n.Name, paths)
 	if err != nil {
@@ -150,7 +157,15 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 	if err != nil {
 		return err
 	}
-	return writeOwned(paths.SecretsEnvFile, forRole(env, n.Role), owner, 0o600)
+	env = forRole(env, n.Role)
+	if n.Role == topology.RolePatroni && l.Backups() {
+		b, err := l.backupEnv()
+		if err != nil {
+			return err
+		}
+		env = append(env, b...)
+	}
+	return writeOwned(paths.SecretsEnvFile, env, owner, 0o600)
 }
 
 // forRole keeps the secrets a role's daemon reads, as the boot script does

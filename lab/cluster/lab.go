@@ -115,7 +115,10 @@ type Settings struct {
 	Profile         string `json:"profile"`
 	SynchronousMode bool   `json:"synchronousMode"`
 	// Net is the network mode; empty (labs from before loopback) is netns.
-	Net     string    `json:"net,omitempty"`
+	Net string `json:"net,omitempty"`
+	// Backups: pgBackRest archives to and backs up into the lab's own S3
+	// endpoint (a namespace lab only, for now).
+	Backups bool      `json:"backups,omitempty"`
 	Created time.Time `json:"created"`
 }
 
@@ -297,6 +300,10 @@ func NodePaths(labDir, node string) userdata.Paths {
 		TLSCertFile:       filepath.Join(d, "tls", "server.crt"),
 		TLSKeyFile:        filepath.Join(d, "tls", "server.key"),
 		HAProxyConfigFile: filepath.Join(d, "etc", "haproxy.cfg"),
+		PgBackRestConfig:  filepath.Join(d, "etc", "pgbackrest.conf"),
+		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
+		PgBackRestLog:     filepath.Join(d, "log", "pgbackrest"),
+		PgBackRestLock:    filepath.Join(d, "pgbackrest", "lock"),
 	}
 }
 
@@ -342,7 +349,15 @@ func (l *Lab) Spec() userdata.Cluster {
 		Users:  userdata.DefaultUsers(),
 		// On AWS these name SSM parameters; the lab's stand-ins are files.
 		Secrets: userdata.ParamsUnder("lab/"),
+		Backup:  l.specBackup(),
 	}
+}
+
+func (l *Lab) specBackup() *userdata.Backup {
+	if !l.Backups() {
+		return nil
+	}
+	return l.labBackup()
 }
 
 func (l *Lab) settingsFile() string { return filepath.Join(l.Dir, "lab.json") }

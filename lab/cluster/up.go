@@ -114,6 +114,9 @@ type UpOptions struct {
 	// Timeout bounds the whole start-up (default 3 minutes; 25 for a booted
 	// lab, whose first start builds the image).
 	Timeout time.Duration
+	// Backups gives the lab pgBackRest archiving and backups into an S3
+	// endpoint of its own (namespace labs).
+	Backups bool
 
 	// The booted lab (Net == NetBoot):
 
@@ -196,7 +199,10 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 		}
 	}()
 
-	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Created: time.Now().UTC()}
+	if o.Backups && l.Settings.Net != NetNetns && l.Settings.Net != "" {
+		return res, fmt.Errorf("--backups needs a namespace lab (--net netns): its S3 endpoint listens on each PostgreSQL node's own loopback")
+	}
+	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Backups: o.Backups, Created: time.Now().UTC()}
 	if l.Boot() {
 		if _, err := l.BootSpec(); err != nil {
 			return res, err
@@ -225,6 +231,11 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if err != nil {
 		return res, err
 	}
+	if l.Backups() {
+		if err := phase("backups: S3 endpoint on each PostgreSQL node", func() error { return l.startObjectStore(ctx, o.Control) }); err != nil {
+			return res, err
+		}
+	}
 	if err := phase("etcd: 3 members, 1 leader", func() error { return l.startEtcd(ctx, p) }); err != nil {
 		return res, err
 	}
@@ -249,6 +260,11 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 func (l *Lab) writeState() error {
 	if err := l.writeBase(); err != nil {
 		return err
+	}
+	if l.Backups() {
+		if err := l.writeBackupBase(); err != nil {
+			return err
+		}
 	}
 	pw, err := l.Passwords()
 	if err != nil {
@@ -376,6 +392,9 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		entry = append(entry, n.IP.String())
 	}
 	s.Connection = outputs.NewConnection(creds.AppName, creds.AppDatabase, entry)
+	if b := l.specBackup(); b != nil {
+		s.Backups = &outputs.Backups{Bucket: b.Bucket, Path: b.Path, Region: b.Region}
+	}
 	if l.Loopback() {
 		// The 127.0.x.y addresses are reachable from anywhere on this host.
 		s.Access = outputs.Access{Kind: outputs.AccessDirect, LabDir: l.Dir}

@@ -44,6 +44,18 @@ func Start(t *testing.T, prefix string, extraBins ...string) *Lab {
 	return start(t, prefix, 5*time.Minute)
 }
 
+// StartWith is Start with more `lab up` flags (for example --backups).
+func StartWith(t *testing.T, prefix string, upArgs ...string) *Lab {
+	t.Helper()
+	skipUnlessLab(t)
+	for _, bin := range []string{"etcd", "patroni", "haproxy", "ip", "/usr/lib/postgresql/15/bin/postgres", "pgbackrest"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (the lab needs postgresql-15, patroni, etcd-server, haproxy, iproute2, pgbackrest)", bin)
+		}
+	}
+	return start(t, prefix, 5*time.Minute, upArgs...)
+}
+
 // StartBooted is Start for a booted lab (`lab up --boot`): eight Debian 12
 // machines booting their user data, which validate reaches as it reaches
 // AWS. The first one on a machine also builds the image (a few minutes).
