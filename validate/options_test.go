@@ -16,7 +16,7 @@ import (
 func TestSelectChecks(t *testing.T) {
 	all, err := selectChecks("", "")
 	require.NoError(t, err)
-	require.Equal(t, []string{"etcd", "formation", "routing", "replication", "switchover", "failover"}, all)
+	require.Equal(t, []string{"etcd", "formation", "routing", "replication", "backup", "switchover", "failover"}, all)
 
 	got, err := selectChecks("failover, etcd", "")
 	require.NoError(t, err)
@@ -24,7 +24,7 @@ func TestSelectChecks(t *testing.T) {
 
 	got, err = selectChecks("", "switchover,failover")
 	require.NoError(t, err)
-	require.Equal(t, []string{"etcd", "formation", "routing", "replication"}, got)
+	require.Equal(t, []string{"etcd", "formation", "routing", "replication", "backup"}, got)
 
 	_, err = selectChecks("etcd,bogus", "")
 	require.ErrorContains(t, err, `--only: unknown check "bogus"; the checks are etcd, formation`)

@@ -79,3 +79,24 @@ func (c labCommand) Stop(ctx context.Context, n string) error      { return c.ru
 func (c labCommand) Start(ctx context.Context, n string) error     { return c.run(ctx, "start", n) }
 func (c labCommand) Partition(ctx context.Context, n string) error { return c.run(ctx, "partition", n) }
 func (c labCommand) Heal(ctx context.Context, n string) error      { return c.run(ctx, "heal", n) }
+
+// LabRun runs another command of the lab's control on a node (`lab backup`,
+// `lab restore-drill`) with its flags, and returns what it printed.
+func LabRun(ctx context.Context, s outputs.Stack, cmd, node string, flags ...string) (string, error) {
+	ctl, err := LabCommand(s)
+	if err != nil {
+		return "", err
+	}
+	c := ctl.(labCommand)
+	x := exec.CommandContext(ctx, c.bin, append([]string{cmd, node, "--name", c.name}, flags...)...)
+	var out, errb bytes.Buffer
+	x.Stdout, x.Stderr = &out, &errb
+	if err := x.Run(); err != nil {
+		msg := strings.TrimSpace(errb.String() + out.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return out.String(), fmt.Errorf("lab %s %s: %s", cmd, node, msg)
+	}
+	return out.String(), nil
+}

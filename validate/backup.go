@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/validate/internal/fault"
+)
+
+// drillTable holds the restore drill's rows: written before and after the
+// target time, and counted on the restored server.
+const drillTable = "pgha_restore_drill"
+
+// checkBackup proves the backups where the stack has them: the leader's
+// WAL reaches the repository (a switched segment is archived), a full
+// backup is taken, and a point-in-time restore into a scratch server holds
+// exactly the rows committed before the target and none after.
+func checkBackup(ctx context.Context, e *env, c *checkRun) {
+	if e.stack.Backups == nil {
+		c.text("backups", "backups", "not configured (pgha:backups on AWS; go run ./lab up --backups in a lab)")
+		return
+	}
+	if !e.isLab() {
+		// The drill on AWS runs on a replica over SSH; not built yet. Say
+		// so rather than pass without proving anything.
+		c.text("backups", "restore drill", "runs in the labs only for now; on AWS check `pgbackrest info` on a PostgreSQL node")
+		return
+	}
+	f := e.probe.Formation(ctx)
+	if err := f.Err(); err != nil {
+		c.failf("the cluster is not whole: %v", err)
+		return
+	}
+	leader := f.Leader
+	super := e.probe.Super(leader.Host)
+	conn, err := super.Connect(ctx)
+	if err != nil {
+		c.failf("connecting to the leader %s: %v", leader.Name, err)
+		return
+	}
+	defer conn.Close(context.Background())
+
+	// 1. Archiving: write something, close its segment; that segment must
+	// reach the repository. (A switch with nothing written since the last
+	// one closes nothing.)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+drillTable+" (run text, id int, at timestamptz DEFAULT clock_timestamp())"); err != nil {
+		c.failf("creating %s: %v", drillTable, err)
+		return
+	}
+	switchWAL := func() (string, error) {
+		if _, err := conn.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, 0)", run); err != nil {
+			return "", err
+		}
+		var seg string
+		err := conn.QueryRow(ctx, "SELECT pg_walfile_name(pg_switch_wal())").Scan(&seg)
+		return seg, err
+	}
+	t0 := time.Now()
+	segment, err := switchWAL()
+	if err != nil {
+		c.failf("switching WAL on %s: %v", leader.Name, err)
+		return
+	}
+	var archived, lastFailed string
+	var failed int64
+	ok := wait.Poll(ctx, 60*time.Second, 250*time.Millisecond, func() bool {
+		err := conn.QueryRow(ctx, "SELECT coalesce(last_archived_wal, ''), failed_count, coalesce(last_failed_wal, '') FROM pg_stat_archiver").Scan(&archived, &failed, &lastFailed)
+		return err == nil && archived >= segment
+	})
+	if !ok {
+		c.failf("segment %s was not archived within 60 s (last archived %q; %d failures, last %q): see the leader's PostgreSQL log and pgBackRest's", segment, archived, failed, lastFailed)
+		return
+	}
+	c.figure("archive_s", "a switched WAL segment reached the repository", time.Since(t0).Seconds(), "s")
+
+	// 2. A full backup, from the leader.
+	t0 = time.Now()
+	if _, err := fault.LabRun(ctx, e.stack, "backup", leader.Name, "--type", "full"); err != nil {
+		c.failf("%v", err)
+		return
+	}
+	c.figure("backup_s", "full backup", time.Since(t0).Seconds(), "s")
+	// pgBackRest keeps a backup's stop time in whole seconds: a target in
+	// the same second as the backup's end finds no backup before it.
+	if err := wait.Sleep(ctx, 1100*time.Millisecond); err != nil {
+		return
+	}
+
+	// 3. Rows before the target, the target, rows after.
+	const before, after = 50, 50
+	insert := func(from, to int) error {
+		for i := from; i <= to; i++ {
+			// One transaction per row: each is committed on its own.
+			if _, err := conn.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, $2)", run, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := insert(1, before); err != nil {
+		c.failf("writing the rows before the target: %v", err)
+		return
+	}
+	var target time.Time
+	if err := conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&target); err != nil {
+		c.failf("reading the target time: %v", err)
+		return
+	}
+	if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
+		return
+	}
+	if err := insert(before+1, before+after); err != nil {
+		c.failf("writing the rows after the target: %v", err)
+		return
+	}
+	// The rows after the target must be in the archive too, or a restore
+	// that stops early would pass for an exact one.
+	if segment, err = switchWAL(); err != nil {
+		c.failf("switching WAL: %v", err)
+		return
+	}
+	if !wait.Poll(ctx, 60*time.Second, 250*time.Millisecond, func() bool {
+		return conn.QueryRow(ctx, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").Scan(&archived) == nil && archived >= segment
+	}) {
+		c.failf("the WAL with the rows after the target (%s) was not archived within 60 s", segment)
+		return
+	}
+
+	// 4. The drill, on a replica: nothing of the cluster is touched.
+	node := leader.Name
+	if r, ok := f.Replica(false); ok {
+		node = r.Name
+	} else if r, ok := f.Replica(true); ok {
+		node = r.Name
+	}
+	query := fmt.Sprintf("SELECT count(*) FILTER (WHERE id BETWEEN 1 AND %d), count(*) FILTER (WHERE id > %d), coalesce(min(id) FILTER (WHERE id > 0), 0), coalesce(max(id), 0) FROM %s WHERE run = %s",
+		before, before, drillTable, quoteLiteral(run))
+	t0 = time.Now()
+	out, err := fault.LabRun(ctx, e.stack, "restore-drill", node, "--target", target.UTC().Format(time.RFC3339Nano),
+		"--database", e.stack.Credentials.AppDatabase, "--query", query)
+	if err != nil {
+		c.failf("%v", err)
+		return
+	}
+	c.figure("restore_s", "point-in-time restore into a scratch server, recovery included", time.Since(t0).Seconds(), "s")
+	got := strings.Split(strings.TrimSpace(out), "|")
+	if len(got) != 4 {
+		c.failf("the restored server answered %q, not four counts", strings.TrimSpace(out))
+		return
+	}
+	c.text("restored", "rows on the restored server (before the target | after it | min id | max id)", strings.TrimSpace(out))
+	if got[0] != strconv.Itoa(before) || got[1] != "0" {
+		c.failf("restored to %s on %s: %s rows from before the target (want %d) and %s from after it (want 0)",
+			target.UTC().Format(time.RFC3339Nano), node, got[0], before, got[1])
+	}
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
