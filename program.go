@@ -114,7 +114,8 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		}
 		backup = &userdata.Backup{
 			Bucket: bucket, Region: cfg.Region, Endpoint: "s3." + cfg.Region + ".amazonaws.com",
-			Path: "/" + backupPrefix(cfg), URIStyle: "host", KeyType: "auto", RetentionFull: backupRetentionFull,
+			Path: "/" + backupPrefix(cfg), URIStyle: "host", KeyType: "auto", RetentionFull: cfg.BackupRetention,
+			FullSchedule: cfg.BackupFull, DiffSchedule: cfg.BackupDiff,
 		}
 	}
 	spec, err := stackspec.NewWithBackup(cfg, ctx.Stack(), backup)
@@ -383,9 +384,6 @@ func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
 	}
 	return pgs[0]
 }
-
-// backupRetentionFull is how many full backups the repository keeps.
-const backupRetentionFull = 2
 
 // backupPrefix is the pgBackRest repository's path in the bucket: one per
 // cluster, so two clusters may share a bucket set by pgha:backupBucket.

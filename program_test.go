@@ -918,6 +918,9 @@ func TestBackupRepository(t *testing.T) {
 			assert.Contains(t, ud, "repo1-s3-bucket="+bucket, i.Name)
 			assert.Contains(t, ud, "repo1-s3-key-type=auto", i.Name)
 			assert.Contains(t, ud, "repo1-path=/pgha/pgha", i.Name)
+			assert.Contains(t, ud, "OnCalendar=Sun *-*-* 02:00:00", i.Name)
+			assert.Contains(t, ud, "OnCalendar=Mon..Sat *-*-* 02:00:00", i.Name)
+			assert.Contains(t, ud, "repo1-retention-full=2", i.Name)
 		} else {
 			assert.NotContains(t, ud, "pgbackrest", i.Name)
 		}

@@ -31,6 +31,10 @@ type Backup struct {
 	// RetentionFull is how many full backups pgBackRest keeps; older ones
 	// and the WAL only they need are expired after each backup.
 	RetentionFull int
+	// FullSchedule and DiffSchedule are systemd calendar events (OnCalendar)
+	// for the full and the differential backups; empty means none of that
+	// kind (the labs take theirs by command).
+	FullSchedule, DiffSchedule string
 }
 
 // Environment variables pgBackRest reads the repository's key from when
@@ -44,6 +48,9 @@ var (
 	bucketRe   = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	hostnameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
 	ipRe       = regexp.MustCompile(`^[0-9.]+$`)
+	// calendarRe keeps an OnCalendar value to what a unit file takes
+	// unquoted; systemd itself checks the rest (tests run systemd-analyze).
+	calendarRe = regexp.MustCompile(`^[A-Za-z0-9 ,.*:/~-]{1,100}$`)
 )
 
 func (b *Backup) validate() []error {
@@ -81,6 +88,11 @@ func (b *Backup) validate() []error {
 	if b.KeyType != "auto" && b.KeyType != "shared" {
 		add("Backup.KeyType %q: use auto (the instance role) or shared (%s in the secrets file)", b.KeyType, EnvBackupKey)
 	}
+	for _, f := range []struct{ field, v string }{{"FullSchedule", b.FullSchedule}, {"DiffSchedule", b.DiffSchedule}} {
+		if f.v != "" && !calendarRe.MatchString(f.v) {
+			add("Backup.%s %q is not a systemd calendar event: use e.g. %q", f.field, f.v, "Sun *-*-* 02:00:00")
+		}
+	}
 	if b.RetentionFull < 1 || b.RetentionFull > 100 {
 		add("Backup.RetentionFull %d: keep 1-100 full backups", b.RetentionFull)
 	}
@@ -110,4 +122,25 @@ func RenderPgBackRest(c Cluster, node string, p Paths) ([]byte, error) {
 		return nil, err
 	}
 	return execute("pgbackrest.conf.tmpl", d)
+}
+
+// BackupTimer is one scheduled kind of backup.
+type BackupTimer struct{ Kind, Calendar string }
+
+// Unit is the timer's unit name.
+func (t BackupTimer) Unit() string { return "pgha-backup-" + t.Kind + ".timer" }
+
+// BackupTimers are the scheduled backups of a repository.
+func BackupTimers(b *Backup) []BackupTimer {
+	var out []BackupTimer
+	if b == nil {
+		return nil
+	}
+	if b.FullSchedule != "" {
+		out = append(out, BackupTimer{"full", b.FullSchedule})
+	}
+	if b.DiffSchedule != "" {
+		out = append(out, BackupTimer{"diff", b.DiffSchedule})
+	}
+	return out
 }

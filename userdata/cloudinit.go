@@ -25,7 +25,9 @@ const (
 	readyDir       = "/var/lib/pgha"
 	createCluster  = "/etc/postgresql-common/createcluster.conf"
 	dataScript     = "/usr/local/sbin/pgha-data-volume"
-	aptConf        = "/etc/apt/apt.conf.d/90pgha-no-recommends"
+	// BackupScript takes a backup when its node leads (the timers run it).
+	BackupScript = "/usr/local/sbin/pgha-backup"
+	aptConf      = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -156,6 +158,27 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			return nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + DataUnit, Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
+	}
+	if role == topology.RolePatroni && c.Backup != nil {
+		b, err := execute("pgha-backup.sh.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: BackupScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+		unit, err := execute("pgha-backup.service.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/pgha-backup@.service", Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
+		for _, t := range BackupTimers(c.Backup) {
+			td := d
+			td.BackupKind, td.BackupCalendar = t.Kind, t.Calendar
+			b, err := execute("pgha-backup.timer.tmpl", td)
+			if err != nil {
+				return nil, err
+			}
+			cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + t.Unit(), Content: b, Owner: "root:root", Mode: 0o644}, Defer: true})
+		}
 	}
 	if len(d.Secrets) > 0 {
 		b, err := execute("fetch-secrets.sh.tmpl", d)

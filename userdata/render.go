@@ -26,12 +26,13 @@ var templates = template.Must(template.New("").Option("missingkey=error").Funcs(
 		}
 		return "", fmt.Errorf("template names unknown secret %q", name)
 	},
-	"dir":      path.Dir,
-	"etcdJoin": func() string { return EtcdJoinScript },
-	"charset":  func() string { return PasswordCharset },
-	"indent":   indent,
-	"chomp":    blockHeader,
-	"mode":     func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
+	"dir":          path.Dir,
+	"etcdJoin":     func() string { return EtcdJoinScript },
+	"backupTimers": BackupTimers,
+	"charset":      func() string { return PasswordCharset },
+	"indent":       indent,
+	"chomp":        blockHeader,
+	"mode":         func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
 	// xvd is the name a Xen instance gives a device attached as /dev/sdX.
 	"xvd": func(dev string) string { return strings.Replace(dev, "/dev/sd", "/dev/xvd", 1) },
 }).ParseFS(templateFS, "templates/*.tmpl"))
@@ -52,6 +53,8 @@ type data struct {
 	Ports    ports
 	// The data volume (cloud-init, etcd and Patroni nodes only).
 	DataVolume
+	// A backup timer being rendered: its kind and calendar event.
+	BackupKind, BackupCalendar string
 }
 
 // ports are the IP plan's service ports, by the names templates use.

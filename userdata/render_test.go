@@ -411,7 +411,8 @@ func pathValues(p Paths) []string {
 // testBackup is a repository as the program configures it on AWS.
 func testBackup() *Backup {
 	return &Backup{Bucket: "pgha-dev-123456789012-eu-west-1", Region: "eu-west-1", Endpoint: "s3.eu-west-1.amazonaws.com",
-		Path: "/pgha/pgha", URIStyle: "host", KeyType: "auto", RetentionFull: 2}
+		Path: "/pgha/pgha", URIStyle: "host", KeyType: "auto", RetentionFull: 2,
+		FullSchedule: "Sun *-*-* 02:00:00", DiffSchedule: "Mon..Sat *-*-* 02:00:00"}
 }
 
 // TestBackupRendering: a cluster with backups installs pgBackRest on its
@@ -430,7 +431,7 @@ func TestBackupRendering(t *testing.T) {
 	ci, err := RenderCloudInit(c, "pg-1")
 	require.NoError(t, err)
 	assert.Contains(t, string(ci), "\n  - pgbackrest\n")
-	for _, script := range []string{CloudPaths().PostBootstrap, "/usr/local/sbin/pgha-boot"} {
+	for _, script := range []string{CloudPaths().PostBootstrap, "/usr/local/sbin/pgha-boot", BackupScript} {
 		body := cloudFileContent(t, c, "pg-1", script)
 		f := filepath.Join(t.TempDir(), "script")
 		require.NoError(t, os.WriteFile(f, []byte(body), 0o755))
@@ -438,6 +439,34 @@ func TestBackupRendering(t *testing.T) {
 		require.NoError(t, err, "%s: %s", script, out)
 	}
 	assert.Contains(t, cloudFileContent(t, c, "pg-1", CloudPaths().PostBootstrap), "--stanza=pgha stanza-create")
+
+	// The timers and their service, as systemd reads them.
+	if analyze, err := exec.LookPath("systemd-analyze"); assert.NoError(t, err) {
+		dir := t.TempDir()
+		write := func(name, content string) string {
+			p := filepath.Join(dir, name)
+			require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+			return p
+		}
+		// What the service requires, so verify can load it.
+		write(DataUnit, "[Service]\nType=oneshot\nExecStart=/bin/true\n")
+		write("patroni.service", "[Service]\nExecStart=/bin/true\n")
+		write("pgha-backup@.service", cloudFileContent(t, c, "pg-1", "/etc/systemd/system/pgha-backup@.service"))
+		var units []string
+		for _, tm := range BackupTimers(c.Backup) {
+			units = append(units, write(tm.Unit(), cloudFileContent(t, c, "pg-1", "/etc/systemd/system/"+tm.Unit())))
+			out, err := exec.Command(analyze, "calendar", tm.Calendar).CombinedOutput()
+			require.NoError(t, err, "%s: %s", tm.Calendar, out)
+		}
+		require.Len(t, units, 2)
+		out, err := exec.Command(analyze, append([]string{"verify", "--man=no"}, units...)...).CombinedOutput()
+		// verify checks that ExecStart's program exists on this host; the
+		// script is only on the nodes.
+		msg := strings.ReplaceAll(string(out), BackupScript+" is not executable: No such file or directory", "")
+		require.NoError(t, err, out)
+		assert.NotContains(t, msg, "Unknown", string(out))
+		assert.Contains(t, cloudFileContent(t, c, "pg-1", "/usr/local/sbin/pgha-boot"), "systemctl enable --now pgha-backup-full.timer")
+	}
 	for _, node := range []string{"etcd-1", "haproxy-1"} {
 		ci, err := RenderCloudInit(c, node)
 		require.NoError(t, err)

@@ -50,6 +50,9 @@ const (
 	KeyBackups             = "backups"
 	KeyBackupBucket        = "backupBucket"
 	KeyProtectBackups      = "protectBackups"
+	KeyBackupFull          = "backupFullSchedule"
+	KeyBackupDiff          = "backupDiffSchedule"
+	KeyBackupRetention     = "backupRetentionFull"
 	KeyNetworkLoadBalancer = "networkLoadBalancer"
 	KeySSHPublicKey        = "sshPublicKey"
 	KeyAMI                 = "amiId"
@@ -90,6 +93,9 @@ const (
 	DefaultJumpHost            = "haproxy-1"
 	DefaultBackups             = false
 	DefaultProtectBackups      = true
+	DefaultBackupFull          = "Sun *-*-* 02:00:00"
+	DefaultBackupDiff          = "Mon..Sat *-*-* 02:00:00"
+	DefaultBackupRetention     = 2
 )
 
 // Volume bounds in GiB: the Debian 12 AMI's root snapshot is 8 GiB, and gp3
@@ -131,6 +137,10 @@ type Config struct {
 	Backups        bool
 	BackupBucket   string
 	ProtectBackups bool
+	// The scheduled backups (systemd calendar events; empty: none of that
+	// kind) and how many full backups the repository keeps.
+	BackupFull, BackupDiff string
+	BackupRetention        int
 	// JumpHost is the HAProxy node `pulumi up`'s readiness gate reaches
 	// the private nodes through; the other one when its AZ is lost.
 	JumpHost            string
@@ -157,6 +167,7 @@ func (e *Error) Error() string {
 func Full(key string) string { return Namespace + ":" + key }
 
 var (
+	calendarRE     = regexp.MustCompile(`^[A-Za-z0-9 ,.*:/~-]{1,100}$`)
 	bucketRE       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	regionRE       = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]$`)
 	clusterNameRE  = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
@@ -268,6 +279,17 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	if c.BackupBucket != "" && !bucketRE.MatchString(c.BackupBucket) {
 		bad(Full(KeyBackupBucket), "%q is not an S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit); fix: pulumi config rm %s to use pgha-<stack>-<account>-<region>",
 			c.BackupBucket, Full(KeyBackupBucket))
+	}
+	c.BackupFull = str(KeyBackupFull, DefaultBackupFull)
+	c.BackupDiff = str(KeyBackupDiff, DefaultBackupDiff)
+	for _, k := range []struct{ key, v, def string }{{KeyBackupFull, c.BackupFull, DefaultBackupFull}, {KeyBackupDiff, c.BackupDiff, DefaultBackupDiff}} {
+		if k.v != "" && !calendarRE.MatchString(k.v) {
+			bad(Full(k.key), "%q is not a systemd calendar event; fix: pulumi config set %s '%s'", k.v, Full(k.key), k.def)
+		}
+	}
+	c.BackupRetention = integer(KeyBackupRetention, DefaultBackupRetention)
+	if c.BackupRetention < 1 || c.BackupRetention > 100 {
+		bad(Full(KeyBackupRetention), "%d full backups: keep 1-100; fix: pulumi config set %s %d", c.BackupRetention, Full(KeyBackupRetention), DefaultBackupRetention)
 	}
 	c.JumpHost = str(KeyJumpHost, DefaultJumpHost)
 	if c.Plan.VPC.IsValid() {

@@ -57,6 +57,8 @@ func TestDataVolumesAndJumpHost(t *testing.T) {
 		{"pgha:patroniDataVolumeSize", "0", "pulumi config set pgha:patroniDataVolumeSize 50"},
 		{"pgha:etcdDataVolumeSize", "20000", "pulumi config set pgha:etcdDataVolumeSize 8"},
 		{"pgha:jumpHost", "pg-1", `"pg-1" is not an HAProxy node (want one of haproxy-1, haproxy-2)`},
+		{"pgha:backupFullSchedule", "Sun 02:00; rm -rf /", "is not a systemd calendar event"},
+		{"pgha:backupRetentionFull", "0", "pulumi config set pgha:backupRetentionFull 2"},
 	} {
 		_, err := Load("dev", getter(with(tc.key, tc.value)), nil)
 		require.Error(t, err, tc.key)
