@@ -4,14 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/labtest"
+	"github.com/pgha/pgha/userdata"
 )
 
 // TestBackupsAgainstLab brings up a namespace lab whose PostgreSQL nodes
@@ -58,6 +65,42 @@ func TestBackupsAgainstLab(t *testing.T) {
 		require.True(t, ok, k)
 		assert.Positive(t, f.Value, k)
 	}
+
+	t.Run("a rebuilt replica restores from the repository", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		p, err := tl.Cluster.Probe()
+		require.NoError(t, err)
+		f := p.Formation(ctx)
+		require.NoError(t, f.Err())
+		replica, ok := f.Replica(false)
+		if !ok {
+			replica, ok = f.Replica(true)
+		}
+		require.True(t, ok)
+		const rebuilt = "replica has been created using pgbackrest"
+		count := func() int {
+			b, err := os.ReadFile(tl.Cluster.DaemonLog(replica.Name))
+			require.NoError(t, err)
+			return strings.Count(string(b), rebuilt)
+		}
+		before := count()
+		pw, err := tl.Cluster.Passwords()
+		require.NoError(t, err)
+		dial, err := access.Netns(tl.Cluster.ClientNamespace())
+		require.NoError(t, err)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+net.JoinHostPort(replica.Host, "8008")+"/reinitialize", strings.NewReader(`{"force": true}`))
+		require.NoError(t, err)
+		req.SetBasicAuth(userdata.DefaultUsers().RestAPI, pw["restapi"])
+		resp, err := access.HTTPClient(dial, 30*time.Second).Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "POST /reinitialize on %s", replica.Name)
+		require.True(t, wait.Poll(ctx, 2*time.Minute, 500*time.Millisecond, func() bool { return count() > before }),
+			"%s was not rebuilt from the repository (its log never says %q): copied from the leader instead?", replica.Name, rebuilt)
+		_, whole := p.WaitFormation(ctx, 2*time.Minute, nil, t.Logf)
+		require.True(t, whole, "the cluster is whole again after rebuilding %s", replica.Name)
+	})
 
 	t.Run("repository unreachable, then back", func(t *testing.T) {
 		require.NoError(t, tl.Cluster.StopObjectStore())
