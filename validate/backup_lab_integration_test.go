@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -33,21 +30,8 @@ func TestBackupsAgainstLab(t *testing.T) {
 	tl := labtest.StartWith(t, "pghabk", "--backups")
 	validate := func(t *testing.T, args ...string) (string, int, string) {
 		dir := t.TempDir()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, tl.ValidateBin, append([]string{"--outputs", tl.OutputsFile, "--report-dir", dir}, args...)...)
-		cmd.Dir = tl.Root
-		var buf bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else {
-			require.NoError(t, err)
-		}
-		return buf.String(), code, dir
+		out, code := runValidate(t, tl, dir, args...)
+		return out, code, dir
 	}
 
 	out, code, dir := validate(t, "--only", "backup")

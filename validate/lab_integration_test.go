@@ -29,24 +29,10 @@ import (
 // always taken down.
 func TestValidateAgainstLab(t *testing.T) {
 	tl := labtest.Start(t, "pghavt")
-	root, validateBin, outputsFile, lab, l := tl.Root, tl.ValidateBin, tl.OutputsFile, tl.Run, tl.Cluster
+	validateBin, outputsFile, lab, l := tl.ValidateBin, tl.OutputsFile, tl.Run, tl.Cluster
 
 	validate := func(t *testing.T, dir string, args ...string) (string, int) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, validateBin, append([]string{"--outputs", outputsFile, "--report-dir", dir}, args...)...)
-		cmd.Dir = root
-		var buf bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else {
-			require.NoError(t, err)
-		}
-		return buf.String(), code
+		return runValidate(t, tl, dir, args...)
 	}
 	// waitHealthy waits until formation passes again after a subtest broke it.
 	waitHealthy := func(t *testing.T) {
@@ -193,6 +179,27 @@ func TestValidateAgainstLab(t *testing.T) {
 }
 
 // readReport reads the report.json a validate run wrote into dir.
+// runValidate runs the validate binary against a test lab's outputs,
+// writing its report into dir, and returns its output and exit code.
+func runValidate(t *testing.T, tl *labtest.Lab, dir string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tl.ValidateBin, append([]string{"--outputs", tl.OutputsFile, "--report-dir", dir}, args...)...)
+	cmd.Dir = tl.Root
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return buf.String(), code
+}
+
 func readReport(t *testing.T, dir string) report.Report {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
