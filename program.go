@@ -109,14 +109,10 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	var bucket string
 	var backup *userdata.Backup
 	if cfg.Backups {
-		if bucket, err = cfg.BucketName(ident.AccountId); err != nil {
+		if backup, err = stackspec.AWSBackup(cfg, ident.AccountId); err != nil {
 			return nil, err
 		}
-		backup = &userdata.Backup{
-			Bucket: bucket, Region: cfg.Region, Endpoint: "s3." + cfg.Region + ".amazonaws.com",
-			Path: "/" + backupPrefix(cfg), URIStyle: "host", KeyType: "auto", RetentionFull: cfg.BackupRetention,
-			FullSchedule: cfg.BackupFull, DiffSchedule: cfg.BackupDiff,
-		}
+		bucket = backup.Bucket
 	}
 	spec, err := stackspec.NewWithBackup(cfg, ctx.Stack(), backup)
 	if err != nil {
@@ -226,7 +222,7 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 
 	if cfg.Backups {
 		if b.backups, err = components.NewBackups(ctx, "backups", &components.BackupsArgs{
-			Bucket: p.bucket, Prefix: backupPrefix(cfg), NoncurrentDays: 30, Protect: cfg.ProtectBackups,
+			Bucket: p.bucket, Prefix: stackspec.BackupPrefix(cfg), NoncurrentDays: 30, Protect: cfg.ProtectBackups,
 			Partition: p.partition, Region: cfg.Region, Tags: b.tagger,
 		}, b.withAWS); err != nil {
 			return nil, err
@@ -385,9 +381,6 @@ func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
 	return pgs[0]
 }
 
-// backupPrefix is the pgBackRest repository's path in the bucket: one per
-// cluster, so two clusters may share a bucket set by pgha:backupBucket.
-func backupPrefix(cfg stackconfig.Config) string { return "pgha/" + cfg.ClusterName }
 
 // placed is one plan node with its instance.
 type placed struct {
@@ -474,7 +467,7 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 	if bk != nil {
 		outs[outputs.KeyBackups] = pulumi.Map{
 			"bucket": bk.Bucket.ID(),
-			"path":   pulumi.String("/" + backupPrefix(cfg)),
+			"path":   pulumi.String("/" + stackspec.BackupPrefix(cfg)),
 			"region": pulumi.String(cfg.Region),
 			"keyArn": bk.Key.Arn,
 		}.ToMapOutput()

@@ -27,7 +27,10 @@ const (
 	dataScript     = "/usr/local/sbin/pgha-data-volume"
 	// BackupScript takes a backup when its node leads (the timers run it).
 	BackupScript = "/usr/local/sbin/pgha-backup"
-	aptConf      = "/etc/apt/apt.conf.d/90pgha-no-recommends"
+	// RestoreDrillScript restores the repository into a scratch server on
+	// its node and runs one query there (validate's drill; an operator's).
+	RestoreDrillScript = "/usr/local/sbin/pgha-restore-drill"
+	aptConf            = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -81,12 +84,16 @@ var rolePackages = map[topology.Role][]string{
 	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables"},
 }
 
-// AllPackages is every package any role's user data installs, sorted: what
-// the booted lab's Debian repository must hold.
+// optionalPackages are installed by a role's user data only where a
+// feature asks for them (pgbackrest: pgha:backups).
+var optionalPackages = []string{"pgbackrest"}
+
+// AllPackages is every package any role's user data may install, sorted:
+// what the booted lab's Debian repository must hold.
 func AllPackages() []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, ps := range rolePackages {
+	add := func(ps []string) {
 		for _, p := range ps {
 			if !seen[p] {
 				seen[p] = true
@@ -94,6 +101,10 @@ func AllPackages() []string {
 			}
 		}
 	}
+	for _, ps := range rolePackages {
+		add(ps)
+	}
+	add(optionalPackages)
 	sort.Strings(out)
 	return out
 }
@@ -165,6 +176,10 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			return nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: BackupScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+		if b, err = execute("pgha-restore-drill.sh.tmpl", d); err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: RestoreDrillScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 		unit, err := execute("pgha-backup.service.tmpl", d)
 		if err != nil {
 			return nil, err

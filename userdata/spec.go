@@ -48,6 +48,12 @@ type Cluster struct {
 	// Backup, when set, makes the PostgreSQL nodes archive their WAL to and
 	// back up into a pgBackRest repository.
 	Backup *Backup
+	// SlotWALKeepGB bounds the WAL the leader keeps for a replica that is
+	// behind (max_slot_wal_keep_size), so a replica down for days cannot
+	// fill the leader's disk through its replication slot. Past it the
+	// replica catches up from the archive (with Backup) or needs
+	// `patronictl reinit`. 0 means DefaultSlotWALKeepGB.
+	SlotWALKeepGB int
 	// Unprivileged is for the lab run without root, where every daemon runs
 	// as the invoking user: HAProxy then must not switch to user haproxy
 	// (a non-root process cannot), so its user/group lines are left out.
@@ -58,6 +64,17 @@ type Cluster struct {
 	// one network stack, where two "bind *:5000" would both take every
 	// address. The cloud never sets it.
 	BindNodeAddress bool
+}
+
+// DefaultSlotWALKeepGB is SlotWALKeepGB when the cluster does not say.
+const DefaultSlotWALKeepGB = 4
+
+// SlotWALKeep is max_slot_wal_keep_size in GB.
+func (c Cluster) SlotWALKeep() int {
+	if c.SlotWALKeepGB == 0 {
+		return DefaultSlotWALKeepGB
+	}
+	return c.SlotWALKeepGB
 }
 
 // Paths is the filesystem layout of one node. Only these differ between the

@@ -51,6 +51,9 @@ func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup
 			// rendered (and checked) before anything exists.
 			Secrets: userdata.ParamsUnder(prefix),
 			Backup:  backup,
+			// A fifth of the data volume: room for the leader's own WAL
+			// and data growth stays.
+			SlotWALKeepGB: max(1, cfg.PatroniDataSize/5),
 		},
 		UserData: map[string]string{},
 	}
@@ -92,4 +95,24 @@ func (s *Spec) TierPolicy(r topology.Role, partition, account string) string {
 		return ""
 	}
 	return iampolicy.SecretsRead(arns, partition, s.Config.Region, account)
+}
+
+// BackupPrefix is the pgBackRest repository's path in the bucket: one per
+// cluster, so two clusters may share a bucket set by pgha:backupBucket.
+func BackupPrefix(cfg stackconfig.Config) string { return "pgha/" + cfg.ClusterName }
+
+// AWSBackup is the repository of a stack with pgha:backups on AWS: the
+// stack's bucket, at the region's S3 endpoint in AWS's own addressing,
+// with the instance role's credentials from the metadata service. The
+// booted lab renders the same, so its nodes boot AWS's configuration.
+func AWSBackup(cfg stackconfig.Config, account string) (*userdata.Backup, error) {
+	bucket, err := cfg.BucketName(account)
+	if err != nil {
+		return nil, err
+	}
+	return &userdata.Backup{
+		Bucket: bucket, Region: cfg.Region, Endpoint: "s3." + cfg.Region + ".amazonaws.com",
+		Path: "/" + BackupPrefix(cfg), URIStyle: "host", KeyType: "auto", RetentionFull: cfg.BackupRetention,
+		FullSchedule: cfg.BackupFull, DiffSchedule: cfg.BackupDiff,
+	}, nil
 }
