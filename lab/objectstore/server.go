@@ -32,6 +32,7 @@ type Server struct {
 	tlsConfig   *tls.Config
 	logf        func(format string, args ...any)
 	logRequests bool
+	front       bool // BehindFront: no credential check of its own
 }
 
 // Option configures a Server.
@@ -65,6 +66,14 @@ func WithLogf(logf func(format string, args ...any)) Option {
 	return func(s *Server) { s.logf = logf }
 }
 
+// BehindFront makes a Server that checks no credentials because
+// something in front of it did: the booted lab's AWS stand-in
+// (awsapi.Account.SetObjectStore), which verifies SigV4 and evaluates IAM
+// and KMS before it hands a request on, in path style, through
+// ServeHTTP. Such a Server needs no WithAccessKey and refuses Serve: on a
+// listener of its own it would be an endpoint open to anyone.
+func BehindFront() Option { return func(s *Server) { s.front = true } }
+
 // WithRequestLog logs every request (method, path, query, status, time).
 func WithRequestLog() Option { return func(s *Server) { s.logRequests = true } }
 
@@ -77,7 +86,7 @@ func New(dir string, opts ...Option) (*Server, error) {
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
-	if s.keyID == "" {
+	if s.keyID == "" && !s.front {
 		return nil, errors.New("objectstore: WithAccessKey is required: clients must name a key")
 	}
 	abs, err := filepath.Abs(dir)
@@ -127,6 +136,10 @@ func TLSConfig(ca *awsapi.CA, hosts ...string) (*tls.Config, error) {
 // would, and returns once no request is still being handled, so another
 // Server may take the directory (and the address) over.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.front {
+		ln.Close()
+		return errors.New("objectstore: a Server BehindFront is served by its front (ServeHTTP), never on a listener of its own")
+	}
 	if s.tlsConfig == nil {
 		ln.Close()
 		return errors.New("objectstore: Serve needs WithTLS: clients verify the endpoint's certificate")
@@ -160,19 +173,25 @@ func (s *Server) handler(g *gate) http.Handler {
 			return
 		}
 		defer g.leave()
-		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		target := r.URL.RequestURI()
-		s.virtualHost(r)
-		if code, status, msg := s.authenticate(r); code != "" {
-			writeError(rec, r, status, code, msg)
-		} else {
-			s.s3.ServeHTTP(rec, r)
-		}
-		if s.logRequests {
-			s.logf("%s %s %s -> %d (%s)", r.Method, r.Host, target, rec.status, time.Since(start).Round(time.Millisecond))
-		}
+		s.ServeHTTP(w, r)
 	})
+}
+
+// ServeHTTP serves one request: Serve's handler, and for a Server
+// BehindFront the entry its front calls.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	target := r.URL.RequestURI()
+	s.virtualHost(r)
+	if code, status, msg := s.authenticate(r); code != "" {
+		writeError(rec, r, status, code, msg)
+	} else {
+		s.s3.ServeHTTP(rec, r)
+	}
+	if s.logRequests {
+		s.logf("%s %s %s -> %d (%s)", r.Method, r.Host, target, rec.status, time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // virtualHost turns BUCKET.ENDPOINT/KEY into /BUCKET/KEY.
@@ -199,6 +218,9 @@ func (s *Server) virtualHost(r *http.Request) {
 // what matters is that a client configured with the wrong key, region or
 // no credentials at all fails as it would on AWS.
 func (s *Server) authenticate(r *http.Request) (code string, status int, msg string) {
+	if s.front {
+		return "", 0, ""
+	}
 	var cred string
 	if h := r.Header.Get("Authorization"); h != "" {
 		rest, ok := strings.CutPrefix(h, "AWS4-HMAC-SHA256 ")
