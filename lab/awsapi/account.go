@@ -11,7 +11,8 @@ import (
 )
 
 // Account is one AWS account in one region, in memory: IAM principals and
-// their keys, SSM parameters, EC2 instances. It is safe for concurrent use.
+// their keys, SSM parameters, EC2 instances, KMS keys and S3 buckets (whose
+// objects an ObjectStore keeps). It is safe for concurrent use.
 type Account struct {
 	ID        string // 12 digits
 	Partition string // "aws"
@@ -27,6 +28,9 @@ type Account struct {
 	instances map[string]*instance
 	kmsKeyID  string
 	machines  Machines
+	kmsKeys   map[string]bool // customer-managed keys, by ARN
+	buckets   map[string]Bucket
+	objects   ObjectStore
 
 	// Instance state changes run in the background, as on EC2; Close
 	// cancels and waits for them.
@@ -60,6 +64,8 @@ func NewAccount(id, region string) (*Account, error) {
 		params:    map[string]*parameter{},
 		instances: map[string]*instance{},
 		kmsKeyID:  newKeyUUID(),
+		kmsKeys:   map[string]bool{},
+		buckets:   map[string]Bucket{},
 		ctx:       ctx, cancel: cancel,
 	}
 	return a, nil

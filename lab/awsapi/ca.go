@@ -35,9 +35,18 @@ type ServerCert struct {
 }
 
 // EndpointNames are the host names the stand-in answers for in a region:
-// what awscli and the SDKs resolve when no endpoint URL is given.
+// what awscli and the SDKs resolve when no endpoint URL is given. Each
+// bucket addressed in virtual-host style adds its own (BucketHost).
 func EndpointNames(region string) []string {
-	return []string{"ssm." + region + ".amazonaws.com", "ec2." + region + ".amazonaws.com"}
+	return []string{"ssm." + region + ".amazonaws.com", "ec2." + region + ".amazonaws.com", S3Endpoint(region)}
+}
+
+// CertificateNames are the DNS names the stand-in's certificate needs in
+// a region: EndpointNames and *.s3.REGION.amazonaws.com, which covers
+// every BucketHost (awscli's OpenSSL and pgBackRest 2.45 both accept a
+// wildcard SAN for one label).
+func CertificateNames(region string) []string {
+	return append(EndpointNames(region), "*."+S3Endpoint(region))
 }
 
 // backdate keeps certificates valid on machines whose clocks lag the

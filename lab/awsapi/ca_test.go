@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -34,8 +35,9 @@ func TestCA(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, loaded.Cert.Equal(ca.Cert))
 
-	names := append(awsapi.EndpointNames("eu-west-1"), "127.0.0.1", "10.42.0.2")
-	assert.Equal(t, []string{"ssm.eu-west-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com"}, names[:2])
+	names := append(awsapi.CertificateNames("eu-west-1"), "127.0.0.1", "10.42.0.2")
+	assert.Equal(t, []string{"ssm.eu-west-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com",
+		"*.s3.eu-west-1.amazonaws.com"}, names[:4])
 	sc, err := loaded.Issue(names...)
 	require.NoError(t, err)
 	require.NoError(t, sc.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")))
@@ -44,7 +46,10 @@ func TestCA(t *testing.T) {
 	block, _ := pem.Decode(sc.CertPEM)
 	leaf, err := x509.ParseCertificate(block.Bytes)
 	require.NoError(t, err)
-	for _, n := range names {
+	for _, n := range append(names, awsapi.BucketHost("pgha-backup", "eu-west-1")) {
+		if strings.HasPrefix(n, "*.") {
+			continue
+		}
 		_, err := leaf.Verify(x509.VerifyOptions{DNSName: n, Roots: ca.Pool()})
 		assert.NoError(t, err, n)
 	}

@@ -44,6 +44,8 @@ var conditionKeyHelp = []string{
 	"aws:RequestedRegion", "aws:PrincipalArn", "aws:PrincipalAccount", "aws:SecureTransport",
 	"aws:ResourceTag/<key>", "ec2:ResourceTag/<key>", "ec2:Region",
 	"kms:ViaService", "kms:CallerAccount", "kms:EncryptionContext:<key>",
+	"s3:prefix", "s3:delimiter", "s3:max-keys", "s3:signatureversion", "s3:authType", "s3:x-amz-content-sha256",
+	"s3:ResourceAccount", "s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id",
 }
 
 func knownConditionKey(k string) bool {
@@ -55,7 +57,9 @@ func knownConditionKey(k string) bool {
 	}
 	switch l {
 	case "aws:requestedregion", "aws:principalarn", "aws:principalaccount", "aws:securetransport",
-		"ec2:region", "kms:viaservice", "kms:calleraccount":
+		"ec2:region", "kms:viaservice", "kms:calleraccount",
+		"s3:prefix", "s3:delimiter", "s3:max-keys", "s3:signatureversion", "s3:authtype", "s3:x-amz-content-sha256",
+		"s3:resourceaccount", "s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id":
 		return true
 	}
 	return false

@@ -1,30 +1,50 @@
-// Package awsapi is one in-memory AWS account that answers the signed SSM
-// and EC2 APIs the way AWS does, for the lab's booted machines.
+// Package awsapi is one in-memory AWS account that answers the signed SSM,
+// EC2 and S3 APIs the way AWS does, for the lab's booted machines.
 //
 // On AWS a node's user data reads its secrets with
-// `aws ssm get-parameter --with-decryption` under its instance role, and
+// `aws ssm get-parameter --with-decryption` under its instance role,
+// pgBackRest keeps its repository in an S3 bucket under that role, and
 // validate stops and starts instances through EC2. In the boot lab those
 // same commands and SDK calls reach this package instead. To be a faithful
 // stand-in it does what AWS does on the way, not just what it answers:
 //
 //   - every request's SigV4 signature is recomputed with aws-sdk-go-v2's
 //     signer from what was received, and compared (key, session token,
-//     credential scope and region, X-Amz-Date within 15 minutes);
+//     credential scope and region, X-Amz-Date within 15 minutes); for S3
+//     the signature covers X-Amz-Content-Sha256, and a body that does not
+//     hash to it is refused (XAmzContentSHA256Mismatch) and not stored;
 //   - every action is authorized against the caller's identity-based
 //     policies (explicit Deny wins, default deny; Action/NotAction,
 //     Resource/NotResource with wildcards; String, Bool and Null
 //     conditions), so a role granted some parameters is refused the
 //     others, and reading a SecureString also needs kms:Decrypt on the
 //     aws/ssm key through SSM (kms:ViaService);
+//   - S3 operations are authorized as the IAM actions AWS maps them to
+//     (ListObjectsV2 is s3:ListBucket on the bucket with s3:prefix,
+//     s3:delimiter and s3:max-keys; Get/HeadObject s3:GetObject on
+//     BUCKET/KEY; Put, Copy, multipart s3:PutObject; DeleteObjects
+//     s3:DeleteObject key by key, refused keys reported in the result),
+//     and a bucket under SSE-KMS also needs, through S3, kms:GenerateDataKey
+//     to write (PutObject, CopyObject, CreateMultipartUpload) and
+//     kms:Decrypt to read (GetObject) and to add or assemble parts
+//     (UploadPart, CompleteMultipartUpload), as AWS documents; HeadObject
+//     decrypts nothing and needs no KMS permission. A missing key is
+//     NoSuchKey only to a caller allowed s3:ListBucket with the key as
+//     s3:prefix, else AccessDenied (S3 hides what the caller may not list);
 //   - errors carry the codes, HTTP statuses and messages each service
-//     uses (JSON for SSM, XML for EC2), so clients print what they would
-//     print on AWS.
+//     uses (JSON for SSM, XML for EC2 and S3), so clients print what they
+//     would print on AWS.
 //
 // The Account holds the state: IAM roles, users, instance profiles and
 // their keys, SSM parameters, EC2 instances (whose stops and starts a
-// Machines implementation acts out). NewHandler serves it; serve it over
-// TLS with a certificate from CA, for the names EndpointNames returns.
-// Package awsapitest starts it on loopback for tests and runs awscli.
+// Machines implementation acts out), KMS keys and S3 buckets, whose
+// objects an ObjectStore keeps (lab/objectstore's Server, BehindFront:
+// files on disk, atomic PUTs, S3 listing semantics). NewHandler serves it;
+// serve it over TLS with a certificate from CA, for the names
+// CertificateNames returns; S3 answers both path style
+// (s3.REGION.amazonaws.com/BUCKET/KEY) and virtual-host style
+// (BucketHost: BUCKET.s3.REGION.amazonaws.com/KEY). Package awsapitest
+// starts it on loopback for tests and runs awscli.
 //
 // # The trail
 //
@@ -37,20 +57,34 @@
 //	  decision=deny status=400 error=AccessDeniedException source=10.42.2.10:39526
 //	  request=3631810f-… detail="implicit-deny ssm:GetParameter on … (policies: secrets)"
 //
-// (one line in the log). An authentication failure names the access key
+// (one line in the log). An S3 call names its IAM action and, where it
+// differs, the operation:
+//
+//	… action=s3:PutObject operation=UploadPart caller=… resource=arn:aws:s3:::pgha-backup/pgha/dev/archive/…
+//	  decision=allow status=200 …
+//
+// An authentication failure names the access key
 // as the caller and says why in detail (unknown key, missing session
 // token, expired credentials, clock skew, or the canonical request the
 // lab computed when the signature does not match).
 //
 // # Not modelled
 //
-// Presigned (query-string) requests, SigV4a, resource-based and session
-// policies, permission boundaries, SCPs, trust policies (credentials go to
-// whoever the lab hands them to), policy variables, the numeric, date, IP
-// and ARN condition operators and the ForAnyValue/ForAllValues prefixes
-// (all refused when a policy is added, never silently ignored),
-// customer-managed KMS keys, SSM operations other than GetParameter(s),
-// EC2 operations other than DescribeInstances/StopInstances/StartInstances,
-// and DescribeInstances pagination (everything comes in one page, without
-// a NextToken, which the SDK paginators accept).
+// Presigned (query-string) requests, SigV4a, aws-chunked (STREAMING-…)
+// S3 bodies, resource-based and session policies (bucket and key policies
+// included: the account's own principals are governed by their identity
+// policies alone, as with a key policy that delegates to IAM),
+// permission boundaries, SCPs, trust policies (credentials go to whoever
+// the lab hands them to), policy variables, the numeric, date, IP and ARN
+// condition operators and the ForAnyValue/ForAllValues prefixes (all
+// refused when a policy is added, never silently ignored), KMS's own API
+// (keys exist only for S3 to use), SSM operations other than
+// GetParameter(s), EC2 operations other than
+// DescribeInstances/StopInstances/StartInstances, DescribeInstances
+// pagination (everything comes in one page, without a NextToken, which
+// the SDK paginators accept), S3 bucket management (buckets are made with
+// Account.AddBucket; their encryption can be read, GetBucketEncryption),
+// per-request SSE other than the bucket's default, versioning, object
+// ACLs, tagging and the other subresources (refused by name), and S3's
+// ETag of an SSE-KMS object (the store's MD5, where S3's is opaque).
 package awsapi

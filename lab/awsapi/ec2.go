@@ -21,6 +21,7 @@ func (ec2Service) authError(e *authError) *apiError {
 		authMissing:      {Code: "MissingAuthenticationToken", Status: http.StatusUnauthorized, Message: "The request must contain valid credentials."},
 		authIncomplete:   {Code: "IncompleteSignature", Status: http.StatusBadRequest},
 		authUnknownKey:   {Code: "AuthFailure", Status: http.StatusUnauthorized, Message: "AWS was not able to validate the provided access credentials"},
+		authBadToken:     {Code: "AuthFailure", Status: http.StatusUnauthorized, Message: "AWS was not able to validate the provided access credentials"},
 		authExpiredToken: {Code: "RequestExpired", Status: http.StatusBadRequest, Message: "Request has expired."},
 		authBadSignature: {Code: "SignatureDoesNotMatch", Status: http.StatusForbidden, Message: sigMsg},
 		authSkew:         {Code: "RequestExpired", Status: http.StatusBadRequest, Message: "Request has expired."},
@@ -32,6 +33,8 @@ func (ec2Service) authError(e *authError) *apiError {
 	}
 	return &out
 }
+
+func (ec2Service) payloadHash(c *call) (string, *apiError) { return c.readBody() }
 
 func (ec2Service) writeError(c *call, e *apiError) {
 	var x xmlErrorResponse

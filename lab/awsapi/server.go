@@ -1,6 +1,8 @@
 package awsapi
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,15 +20,17 @@ type HandlerOptions struct {
 	MaxClockSkew time.Duration
 }
 
-// maxBody bounds request bodies; SSM and EC2 requests are small.
+// maxBody bounds SSM and EC2 request bodies, which are small. S3 bodies
+// are not read here: they stream to the object store (see s3.go).
 const maxBody = 1 << 20
 
-// NewHandler serves the account's SSM and EC2 APIs. Serve it over TLS
+// NewHandler serves the account's SSM, EC2 and S3 APIs. Serve it over TLS
 // (awscli and the SDKs speak only HTTPS to these endpoints; see CA); a
 // plain HTTP request is refused. Requests are routed by the service of
-// their SigV4 credential scope, so both endpoint names
-// (ssm.REGION.amazonaws.com, ec2.REGION.amazonaws.com) may point at one
-// listener.
+// their SigV4 credential scope, so every endpoint name
+// (ssm.REGION.amazonaws.com, ec2.REGION.amazonaws.com,
+// s3.REGION.amazonaws.com and BUCKET.s3.REGION.amazonaws.com) may point
+// at one listener. S3 needs an object store: see Account.SetObjectStore.
 func NewHandler(a *Account, o HandlerOptions) http.Handler {
 	if o.MaxClockSkew <= 0 {
 		o.MaxClockSkew = 15 * time.Minute
@@ -44,6 +48,8 @@ type handler struct {
 type service interface {
 	authError(e *authError) *apiError
 	writeError(c *call, e *apiError)
+	// payloadHash is the hex SHA-256 the signature covers for the body.
+	payloadHash(c *call) (string, *apiError)
 	serve(c *call)
 }
 
@@ -73,16 +79,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ev = &event{at: h.acct.Now(), source: r.RemoteAddr, requestID: c.id}
 	defer func() { h.trail.write(c.ev) }()
 
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		c.plainError(http.StatusRequestEntityTooLarge, "the request body could not be read or exceeds 1 MiB")
-		return
-	}
-	c.body = body
 	c.svc = h.pick(r)
 	if c.svc == nil {
 		sc, _ := scopeOf(r)
-		c.plainError(http.StatusBadRequest, fmt.Sprintf("the lab's AWS stand-in serves the ssm and ec2 APIs only; this request is for service %q", sc.service))
+		c.plainError(http.StatusBadRequest, fmt.Sprintf("the lab's AWS stand-in serves the ssm, ec2 and s3 APIs only; this request is for service %q", sc.service))
 		return
 	}
 	if r.TLS == nil {
@@ -90,7 +90,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: "This API requires HTTPS; connect with TLS (see awsapi.CA for a certificate the clients trust)."})
 		return
 	}
-	caller, aerr := h.acct.authenticate(r, body, h.opts.MaxClockSkew)
+	hash, e := c.svc.payloadHash(c)
+	if e != nil {
+		c.fail(e)
+		return
+	}
+	caller, aerr := h.acct.authenticate(r, hash, h.opts.MaxClockSkew)
 	if aerr != nil {
 		c.ev.caller = aerr.keyID
 		e := c.svc.authError(aerr)
@@ -105,7 +110,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // pick routes by the credential scope's service. An unsigned request has
 // none; it is routed by its shape, so that it gets the service's own
-// "missing authentication" error.
+// "missing authentication" error: S3's REST requests have no shape of
+// their own, so whatever is neither SSM nor EC2 is S3's (anonymous S3
+// requests are what unsigned requests usually are).
 func (h *handler) pick(r *http.Request) service {
 	sc, ok := scopeOf(r)
 	if !ok {
@@ -115,15 +122,29 @@ func (h *handler) pick(r *http.Request) service {
 		case strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded") || r.URL.Query().Get("Action") != "":
 			return ec2Service{}
 		}
-		return nil
+		return s3Service{}
 	}
 	switch sc.service {
 	case "ssm":
 		return ssmService{}
 	case "ec2":
 		return ec2Service{}
+	case "s3":
+		return s3Service{}
 	}
 	return nil
+}
+
+// readBody reads a small (SSM, EC2) body into c.body and hashes it.
+func (c *call) readBody() (string, *apiError) {
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		return "", &apiError{Code: "RequestEntityTooLarge", Status: http.StatusRequestEntityTooLarge,
+			Message: "the request body could not be read or exceeds 1 MiB"}
+	}
+	c.body = body
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // fail answers with the service's error format and records the failure.

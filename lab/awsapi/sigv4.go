@@ -2,9 +2,7 @@ package awsapi
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -23,11 +21,12 @@ type authFailure int
 const (
 	authMissing      authFailure = iota // no Authorization header
 	authIncomplete                      // a malformed Authorization header
-	authUnknownKey                      // no such key, or a wrong session token
+	authUnknownKey                      // no such key, or temporary credentials without their token
 	authExpiredToken                    // temporary credentials past their expiry
 	authBadSignature                    // the signature does not match
 	authSkew                            // X-Amz-Date too far from the server's clock
 	authWrongRegion                     // signed for another region
+	authBadToken                        // a session token that is not the key's, or one sent with a long-term key
 )
 
 type authError struct {
@@ -105,8 +104,9 @@ type caller struct {
 // authenticate checks a request's SigV4 signature the way AWS does:
 // algorithm and scope, key and session token, clock skew, then the
 // signature itself, recomputed with aws-sdk-go-v2's signer from what was
-// received. body is the request body, already read.
-func (a *Account) authenticate(r *http.Request, body []byte, maxSkew time.Duration) (*caller, *authError) {
+// received. payloadHash is the hex SHA-256 of the body (SSM, EC2: the
+// body as read) or what S3's X-Amz-Content-Sha256 header declares.
+func (a *Account) authenticate(r *http.Request, payloadHash string, maxSkew time.Duration) (*caller, *authError) {
 	raw := r.Header.Get("Authorization")
 	if raw == "" {
 		if r.URL.Query().Get("X-Amz-Algorithm") != "" {
@@ -151,11 +151,11 @@ func (a *Account) authenticate(r *http.Request, body []byte, maxSkew time.Durati
 	case !ok:
 		return nil, &authError{kind: authUnknownKey, keyID: h.keyID, detail: "no such access key in the account"}
 	case key.token == "" && token != "":
-		return nil, &authError{kind: authUnknownKey, keyID: h.keyID, detail: "a session token was sent with a long-term key"}
+		return nil, &authError{kind: authBadToken, keyID: h.keyID, detail: "a session token was sent with a long-term key"}
 	case key.token != "" && token == "":
 		return nil, &authError{kind: authUnknownKey, keyID: h.keyID, detail: "temporary credentials (ASIA…) need X-Amz-Security-Token"}
 	case key.token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(key.token)) != 1:
-		return nil, &authError{kind: authUnknownKey, keyID: h.keyID, detail: "the session token does not belong to this key"}
+		return nil, &authError{kind: authBadToken, keyID: h.keyID, detail: "the session token does not belong to this key"}
 	case !key.expires.IsZero() && now.After(key.expires):
 		return nil, &authError{kind: authExpiredToken, keyID: h.keyID, detail: "credentials expired at " + key.expires.Format(time.RFC3339)}
 	}
@@ -168,7 +168,7 @@ func (a *Account) authenticate(r *http.Request, body []byte, maxSkew time.Durati
 		return nil, &authError{kind: authSkew, keyID: h.keyID, msg: msg, detail: fmt.Sprintf("clock skew %s exceeds %s", d.Round(time.Second), maxSkew)}
 	}
 
-	want, canonical, why := recompute(r, body, h, key, token != "", signedAt)
+	want, canonical, why := recompute(r, payloadHash, h, key, token != "", signedAt)
 	if why != "" || subtle.ConstantTimeCompare([]byte(want), []byte(h.signature)) != 1 {
 		if why == "" {
 			why = "signature mismatch (wrong secret key, or the request changed after signing)"
@@ -194,7 +194,7 @@ var ignoredBySigner = map[string]bool{"authorization": true, "user-agent": true,
 // headers the client says it signed, and returns the signature the
 // client should have sent, the canonical request, and a reason when the
 // request cannot match whatever the signature.
-func recompute(r *http.Request, body []byte, h sigv4Header, key accessKey, tokenSent bool, at time.Time) (sig, canonical, why string) {
+func recompute(r *http.Request, payloadHash string, h sigv4Header, key accessKey, tokenSent bool, at time.Time) (sig, canonical, why string) {
 	signed := strings.Split(h.signedHeaders, ";")
 	hdr := http.Header{}
 	var contentLength int64
@@ -214,10 +214,12 @@ func recompute(r *http.Request, body []byte, h sigv4Header, key accessKey, token
 	}
 	u := &url.URL{Scheme: "https", Host: r.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	req := &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: hdr, ContentLength: contentLength}
-	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: key.id, SecretAccessKey: key.secret, SessionToken: key.token}
-	err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), h.service, h.region, at,
+	err := v4.NewSigner().SignHTTP(context.Background(), creds, req, payloadHash, h.service, h.region, at,
 		func(o *v4.SignerOptions) {
+			// S3 alone takes the path as sent (encoded once); every other
+			// service's canonical URI encodes it again.
+			o.DisableURIPathEscaping = h.service == "s3"
 			// A client that sent the token without signing it is still
 			// authenticated by it (checked above); sign as it did.
 			o.DisableSessionToken = !strings.Contains(";"+h.signedHeaders+";", ";x-amz-security-token;") || !tokenSent

@@ -21,6 +21,7 @@ func (ssmService) authError(e *authError) *apiError {
 		authMissing:      {Code: "MissingAuthenticationTokenException", Message: "Missing Authentication Token"},
 		authIncomplete:   {Code: "IncompleteSignatureException"},
 		authUnknownKey:   {Code: "UnrecognizedClientException", Message: "The security token included in the request is invalid."},
+		authBadToken:     {Code: "UnrecognizedClientException", Message: "The security token included in the request is invalid."},
 		authExpiredToken: {Code: "ExpiredTokenException", Message: "The security token included in the request is expired"},
 		authBadSignature: {Code: "InvalidSignatureException", Message: sigMsg},
 		authSkew:         {Code: "InvalidSignatureException"},
@@ -33,6 +34,8 @@ func (ssmService) authError(e *authError) *apiError {
 	}
 	return &out
 }
+
+func (ssmService) payloadHash(c *call) (string, *apiError) { return c.readBody() }
 
 func (ssmService) writeError(c *call, e *apiError) {
 	body, _ := json.Marshal(map[string]string{"__type": e.Code, "message": e.Message})

@@ -16,6 +16,7 @@ type event struct {
 	requestID string
 	caller    string // ARN, or the access key id when unauthenticated
 	action    string // e.g. ssm:GetParameter
+	operation string // the API operation when it is not the action's name (S3: ListObjectsV2 is s3:ListBucket)
 	resources []string
 	decision  string // allow, deny, error
 	status    int
@@ -48,6 +49,7 @@ func (t *trail) write(e *event) {
 		b.WriteString(v)
 	}
 	field("action", e.action)
+	field("operation", e.operation)
 	field("caller", e.caller)
 	field("resource", strings.Join(e.resources, ","))
 	field("decision", e.decision)

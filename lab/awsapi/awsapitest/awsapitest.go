@@ -24,7 +24,8 @@ import (
 )
 
 // Server is an awsapi handler on a loopback TLS listener, with a CA of
-// its own whose certificate covers 127.0.0.1 and the region's endpoint names.
+// its own whose certificate covers 127.0.0.1 and the region's endpoint names
+// (awsapi.CertificateNames).
 type Server struct {
 	URL     string // https://127.0.0.1:PORT
 	CA      *awsapi.CA
@@ -41,7 +42,7 @@ func Start(t testing.TB, a *awsapi.Account) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := ca.Issue(append(awsapi.EndpointNames(a.Region), "127.0.0.1")...)
+	sc, err := ca.Issue(append(awsapi.CertificateNames(a.Region), "127.0.0.1")...)
 	if err != nil {
 		t.Fatal(err)
 	}
