@@ -81,11 +81,16 @@ func (r *Report) Markdown() string {
 		if tl := c.Timeline; tl != nil {
 			timeline(&b, tl)
 		}
+		for _, s := range c.Series {
+			seriesSummary(&b, s)
+		}
 	}
 
 	if len(r.Timelines()) > 0 {
 		p("## Timeline chart\n\n![write and read success over time](timeline.svg)\n\n")
 		p("Every verdict on data and primaries above rests on the timelines in report.json alone; `go run ./validate judge <this directory>` judges them again without a cluster.\n\n")
+	} else if len(r.AllSeries()) > 0 {
+		p("## Chart\n\n![sampled over time](timeline.svg)\n\n")
 	}
 	p("## Reproduce\n\n```sh\n")
 	for _, c := range r.Reproduce {
@@ -177,4 +182,24 @@ func timeline(b *strings.Builder, tl *Timeline) {
 func md(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// seriesSummary says in one paragraph what a series' chart shows.
+func seriesSummary(b *strings.Builder, s *Series) {
+	bounds := 0
+	for _, p := range s.Points {
+		if p.Bound {
+			bounds++
+		}
+	}
+	fmt.Fprintf(b, "### %s\n\n%d samples from %s over %.1f s, drawn in timeline.svg", md(s.Title), len(s.Points),
+		s.Start.UTC().Format("15:04:05.000"), s.End.Sub(s.Start).Seconds())
+	for _, r := range s.Refs {
+		fmt.Fprintf(b, "; reference line: %s", md(r.Label))
+	}
+	b.WriteString(".")
+	if bounds > 0 && s.BoundNote != "" {
+		fmt.Fprintf(b, " %d of them are lower bounds: %s.", bounds, md(s.BoundNote))
+	}
+	b.WriteString("\n\n")
 }

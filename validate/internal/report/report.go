@@ -108,6 +108,8 @@ type Check struct {
 	// Properties are the judge's verdicts on the Timeline.
 	Properties []Property `json:"properties,omitempty"`
 	Timeline   *Timeline  `json:"timeline,omitempty"`
+	// Series are quantities the check sampled over time (see Series).
+	Series []*Series `json:"series,omitempty"`
 }
 
 // Figure returns the figure with key, if present.

@@ -32,28 +32,37 @@ var eventColors = map[string]string{
 
 // SVG renders every timeline as one panel: a row of writes and a row of
 // reads, each operation a bar from its start to its end (green acknowledged,
-// red failed), with vertical marks for the events. Hand-written, so the
-// report needs no charting dependency.
+// red failed), with vertical marks for the events; then every series as a
+// line panel (see seriesPanel). Hand-written, so the report needs no
+// charting dependency.
 func (r *Report) SVG() ([]byte, error) {
-	tls := r.Timelines()
+	tls, series := r.Timelines(), r.AllSeries()
 	var b bytes.Buffer
 	panelH := labelSpace + 2*rowHeight + 8 + 24
-	height := 40 + len(tls)*(panelH+panelGap)
-	if len(tls) == 0 {
+	height := 40 + len(tls)*(panelH+panelGap) + len(series)*(seriesH+panelGap)
+	if len(tls) == 0 && len(series) == 0 {
 		height = 80
 	}
 	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>`+"\n")
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", svgWidth, height, svgWidth, height)
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", svgWidth, height)
+	what := "write and read success over time"
+	if len(tls) == 0 && len(series) > 0 {
+		what = "sampled over time"
+	}
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14" font-weight="bold">%s</text>`+"\n",
-		esc(fmt.Sprintf("pgha validate — %s — write and read success over time", r.ClusterName)))
-	if len(tls) == 0 {
+		esc(fmt.Sprintf("pgha validate — %s — %s", r.ClusterName, what)))
+	if len(tls) == 0 && len(series) == 0 {
 		fmt.Fprintf(&b, `<text x="10" y="50">%s</text>`+"\n", esc("No destructive check ran, so there is no traffic timeline."))
 	}
 	y := 40
 	for _, tl := range tls {
 		panel(&b, tl, y)
 		y += panelH + panelGap
+	}
+	for _, s := range series {
+		seriesPanel(&b, s, y)
+		y += seriesH + panelGap
 	}
 	b.WriteString("</svg>\n")
 	return b.Bytes(), nil
@@ -116,8 +125,7 @@ func panel(b *bytes.Buffer, tl *Timeline, top int) {
 		}
 		ly := top + 24 + (i%3)*12
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="4,2"/>`+"\n", ex, ly+2, ex, axisY, color)
-		label := fmt.Sprintf("%s +%.1fs", e.Kind, e.At.Sub(start).Seconds())
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s"><title>%s</title>%s</text>`+"\n", ex+3, ly, color, esc(e.Detail), esc(label))
+		eventLabel(b, ex, float64(ly), color, fmt.Sprintf("%s +%.1fs", e.Kind, e.At.Sub(start).Seconds()), e.Detail)
 	}
 	b.WriteString("</g>\n")
 }
