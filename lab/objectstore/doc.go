@@ -9,9 +9,12 @@
 // the unmaintained mgo bson package and hold each object in memory. The
 // store adds what pgBackRest needs and s3afero lacks (store.go): PUTs that
 // are all or nothing, S3 listing semantics, and refusal of keys that are
-// not one file each. The server checks that each request is SigV4-signed
-// for the configured access key and region; signatures are not verified
-// (see Server.authenticate).
+// not one file each. On a listener of its own (Serve) the server checks
+// that each request is SigV4-signed for the configured access key and
+// region; signatures are not verified (see Server.authenticate). Behind
+// the booted lab's AWS stand-in (BehindFront, awsapi.ObjectStore) it
+// checks nothing: the stand-in verifies signatures and evaluates IAM and
+// KMS, then hands it the request in path style.
 //
 // # pgBackRest 2.45 against this store
 //
@@ -86,7 +89,39 @@
 //     times, then waits for the next WAL segment or 60 s; once the store is
 //     back, archiving catches up with no gap. The test sets both timeouts
 //     to 5 s.
-//   - repo1-s3-key-type=auto would fetch credentials from
-//     169.254.169.254 (fixed, IMDSv2) and send a session token; the store
-//     then needs that temporary key id in WithAccessKey.
+//   - repo1-s3-key-type=auto fetches the instance role's credentials from
+//     169.254.169.254:80 (fixed, IMDSv2: a token first) and signs with the
+//     session token; served through awsapi, as the booted lab does,
+//     standin_integration_test.go proves it (no CA file either: the
+//     machine's system store holds the lab CA).
+//
+// # pgBackRest 2.45 under iampolicy.BackupRepo (through awsapi)
+//
+// With repo1-path=/pgha/test and the policy for prefix "pgha/test":
+//
+//   - pgBackRest signs every payload (X-Amz-Content-Sha256 is the body's
+//     SHA-256, never UNSIGNED-PAYLOAD) and sends x-amz-security-token;
+//     the stand-in recomputes its signatures and checks its bodies.
+//   - stanza-create, check, backup, archive-push, info and restore list
+//     only prefixes that start with the repository path plus "/"
+//     (pgha/test/archive/STANZA/, …/15-1/0000000100000000/0000000100…,
+//     pgha/test/backup/, pgha/test/backup/STANZA/backup.history/…), all
+//     under BackupRepo's s3:prefix "pgha/test/*". It never lists the
+//     bucket's root nor "pgha/test" itself.
+//   - stanza-create reads archive.info(.copy) and backup.info(.copy)
+//     before they exist: S3 answers 404 only to a caller who may list the
+//     key (else 403, which pgBackRest treats as an error), and the keys are
+//     under pgha/test/*, so BackupRepo's listing grant makes them 404s.
+//   - Files over repo-storage-upload-chunk-size (5 MiB: WAL segments that
+//     do not compress, large relation files) go multipart, which under
+//     SSE-KMS needs kms:Decrypt besides kms:GenerateDataKey: BackupRepo
+//     grants both.
+//   - repo-ls (and repo-get) of the repository's root first HEADs the
+//     path itself, the key "pgha/test": BackupRepo grants s3:GetObject
+//     on pgha/test/* only, so `pgbackrest repo-ls` with no path is refused
+//     (403) on AWS too; `repo-ls backup/STANZA` works. The backup and
+//     archive commands never do that HEAD.
+//   - Expiry (repo1-retention-full) deletes with DeleteObjects, which
+//     needs s3:DeleteObject on each key, granted under pgha/test/* (not
+//     exercised by the test).
 package objectstore

@@ -51,45 +51,19 @@ type pitrEnv struct {
 	sock     string
 	ca       *awsapi.CA
 	storeDir string
+	repoPath string // repo1-path
 	addr     string // the store's address, kept across restarts
 	stop     func() // stops the running store; nil when stopped
+	// netns is the network namespace the commands run in ("" for this
+	// host's), and caBundle, when set, replaces the system CA bundle for
+	// them (a machine that trusts the lab CA in its system store).
+	netns    string
+	caBundle string
 }
 
 func newPITREnv(t *testing.T, extraGlobal ...string) *pitrEnv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: PostgreSQL and pgBackRest run as the postgres user, in a mount namespace of their own")
-	}
-	for _, bin := range []string{pgBin + "/initdb", pgBin + "/postgres", "pgbackrest", "unshare", "setpriv", "mount"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (needs postgresql-15, pgbackrest, util-linux)", bin)
-		}
-	}
-	out, err := exec.Command("pgbackrest", "version").Output()
-	require.NoError(t, err)
-	require.Equal(t, "pgBackRest 2.45", strings.TrimSpace(string(out)), "this test pins the behaviour of Debian 12's pgBackRest")
-	pgUser, err := user.Lookup("postgres")
-	require.NoError(t, err)
-	e := &pitrEnv{t: t}
-	e.uid, _ = strconv.Atoi(pgUser.Uid)
-	e.gid, _ = strconv.Atoi(pgUser.Gid)
-
-	e.base, err = os.MkdirTemp("", "objectstore-pgbackrest-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(e.base) })
-	require.NoError(t, os.Chmod(e.base, 0o755)) // postgres must reach its directories
-	t.Cleanup(e.dumpLogsOnFailure)
-	t.Cleanup(e.killStrays)
-	for _, d := range []string{"log", "lock", "spool", "sock"} {
-		e.postgresDir(d)
-	}
-	e.sock = filepath.Join(e.base, "sock")
-	e.storeDir = filepath.Join(e.base, "store")
-
-	e.ca, err = awsapi.NewCA("objectstore pgbackrest test CA")
-	require.NoError(t, err)
-	e.caFile = filepath.Join(e.base, "ca.pem")
-	require.NoError(t, os.WriteFile(e.caFile, e.ca.CertPEM, 0o644))
+	e := newBaseEnv(t)
 	e.hosts = filepath.Join(e.base, "hosts")
 	require.NoError(t, os.WriteFile(e.hosts, []byte(fmt.Sprintf("127.0.0.1\tlocalhost\n127.0.0.1\t%s %s.%s\n",
 		prEndpoint, prBucket, prEndpoint)), 0o644))
@@ -109,7 +83,16 @@ repo1-s3-key-secret=%s
 repo1-s3-uri-style=path
 repo1-storage-port=%s
 repo1-storage-ca-file=%s
-repo1-retention-full=2
+`, prRepoPath, prBucket, prEndpoint, prRegion, prKeyID, prKeySecret, port, e.caFile)
+	e.writeConf(conf, extraGlobal...)
+	return e
+}
+
+// writeConf writes the configuration: the repository's options, then
+// what every test shares.
+func (e *pitrEnv) writeConf(repo string, extraGlobal ...string) {
+	t := e.t
+	conf := repo + fmt.Sprintf(`repo1-retention-full=2
 archive-async=y
 spool-path=%s
 log-path=%s
@@ -121,12 +104,49 @@ start-fast=y
 pg1-path=%s
 pg1-port=%d
 pg1-socket-path=%s
-`, prRepoPath, prBucket, prEndpoint, prRegion, prKeyID, prKeySecret, port, e.caFile,
-		filepath.Join(e.base, "spool"), filepath.Join(e.base, "log"), filepath.Join(e.base, "lock"),
+`, filepath.Join(e.base, "spool"), filepath.Join(e.base, "log"), filepath.Join(e.base, "lock"),
 		strings.Join(extraGlobal, "\n"), prStanza, e.dataDir("data1"), pgPort1, e.sock)
 	e.conf = filepath.Join(e.base, "pgbackrest.conf")
 	require.NoError(t, os.WriteFile(e.conf, []byte(conf), 0o640))
 	require.NoError(t, os.Chown(e.conf, 0, e.gid))
+}
+
+// newBaseEnv checks the tools and makes the directories and the CA.
+func newBaseEnv(t *testing.T) *pitrEnv {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: PostgreSQL and pgBackRest run as the postgres user, in a mount namespace of their own")
+	}
+	for _, bin := range []string{pgBin + "/initdb", pgBin + "/postgres", "pgbackrest", "unshare", "setpriv", "mount"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (needs postgresql-15, pgbackrest, util-linux)", bin)
+		}
+	}
+	out, err := exec.Command("pgbackrest", "version").Output()
+	require.NoError(t, err)
+	require.Equal(t, "pgBackRest 2.45", strings.TrimSpace(string(out)), "this test pins the behaviour of Debian 12's pgBackRest")
+	pgUser, err := user.Lookup("postgres")
+	require.NoError(t, err)
+	e := &pitrEnv{t: t, repoPath: prRepoPath}
+	e.uid, _ = strconv.Atoi(pgUser.Uid)
+	e.gid, _ = strconv.Atoi(pgUser.Gid)
+
+	e.base, err = os.MkdirTemp("", "objectstore-pgbackrest-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(e.base) })
+	require.NoError(t, os.Chmod(e.base, 0o755)) // postgres must reach its directories
+	t.Cleanup(e.dumpLogsOnFailure)
+	t.Cleanup(e.killStrays)
+	for _, d := range []string{"log", "lock", "spool", "sock"} {
+		e.postgresDir(d)
+	}
+	e.sock = filepath.Join(e.base, "sock")
+	e.storeDir = filepath.Join(e.base, "store")
+
+	e.ca, err = awsapi.NewCA("objectstore pgbackrest test CA")
+	require.NoError(t, err)
+	e.caFile = filepath.Join(e.base, "ca.pem")
+	require.NoError(t, os.WriteFile(e.caFile, e.ca.CertPEM, 0o644))
 	return e
 }
 
@@ -173,9 +193,12 @@ func (e *pitrEnv) startStore(addr string) {
 // /etc/hosts maps the endpoint to 127.0.0.1; PostgreSQL passes it on to
 // the archive_command and restore_command it runs.
 func (e *pitrEnv) command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	script := `mount --bind "$1" /etc/hosts && shift && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"`
-	argv := append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", e.hosts, name}, args...)
-	cmd := exec.CommandContext(ctx, "unshare", argv...)
+	script := `mount --bind "$1" /etc/hosts && shift && if [ -n "$1" ]; then mount --bind "$1" /etc/ssl/certs/ca-certificates.crt; fi && shift && exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"`
+	argv := append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", e.hosts, e.caBundle, name}, args...)
+	if e.netns != "" {
+		argv = append([]string{"nsenter", "--net=" + e.netns, "--"}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + e.base, "LANG=C.UTF-8", "TZ=UTC"}
 	cmd.Dir = e.base
 	return cmd
@@ -309,7 +332,7 @@ func (pg *pgInstance) switchWAL() string {
 // the store's directory.
 func (e *pitrEnv) archivedSegments() []string {
 	var segs []string
-	dir := filepath.Join(e.storeDir, bucketsDir, prBucket, strings.TrimPrefix(prRepoPath, "/"), "archive", prStanza, "15-1")
+	dir := filepath.Join(e.storeDir, bucketsDir, prBucket, filepath.FromSlash(strings.TrimPrefix(e.repoPath, "/")), "archive", prStanza, "15-1")
 	matches, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
 	for _, m := range matches {
 		if b := filepath.Base(m); len(b) > 24 && b[24] == '-' {
