@@ -1,7 +1,8 @@
 // Package boot is the AWS side of the booted lab, where every node is a
 // Debian 12 machine that boots its real user data: the stand-ins for what
 // an EC2 instance talks to (the instance metadata service, SSM and EC2 over
-// signed HTTPS, a Debian mirror), the machines behind the EC2 instances,
+// signed HTTPS, S3 for the backup repository, a Debian mirror), the
+// machines behind the EC2 instances,
 // and the readiness gate `pulumi up` runs, over the nodes' real sshd.
 //
 // The stand-ins run as one process for the lab's lifetime (Serve). What
@@ -15,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -30,6 +32,7 @@ import (
 	"github.com/pgha/pgha/lab/image"
 	"github.com/pgha/pgha/lab/imds"
 	"github.com/pgha/pgha/lab/machine"
+	"github.com/pgha/pgha/lab/objectstore"
 )
 
 // IMDSAddress is where every EC2 instance finds its metadata service.
@@ -51,11 +54,17 @@ type State struct {
 	// Operator is the IAM user validate acts as, with its key and policy.
 	Operator Operator `json:"operator"`
 	// Roles are the tiers' instance roles.
-	Roles      []Role            `json:"roles"`
-	Instances  []Instance        `json:"instances"`
-	Parameters []Parameter       `json:"parameters"`
-	KeyPair    KeyPair           `json:"keyPair"`
-	Tags       map[string]string `json:"tags"`
+	Roles      []Role      `json:"roles"`
+	Instances  []Instance  `json:"instances"`
+	Parameters []Parameter `json:"parameters"`
+	// Buckets are the account's S3 buckets, served at
+	// s3.REGION.amazonaws.com and BUCKET.s3.REGION.amazonaws.com
+	// (awsapi.BucketHost: one hosts line each on the nodes); their objects
+	// are files under ObjectStoreDir, which outlives the process.
+	Buckets        []Bucket          `json:"buckets,omitempty"`
+	ObjectStoreDir string            `json:"objectStoreDir,omitempty"`
+	KeyPair        KeyPair           `json:"keyPair"`
+	Tags           map[string]string `json:"tags"`
 	// APIAddrFile is where Serve writes the host-side address of the
 	// endpoints (127.0.0.1:PORT) once it listens.
 	APIAddrFile string `json:"apiAddrFile"`
@@ -72,12 +81,37 @@ type Operator struct {
 	Policy          string `json:"policy"`
 }
 
-// Role is one tier's instance role and profile; Policy is "" for a tier
-// that reads nothing.
+// Role is one tier's instance role and profile. Policy is its secrets
+// policy ("" for a tier that reads nothing), attached as NAME-secrets;
+// Policies are more inline policies by name (e.g. the PostgreSQL tier's
+// backup policy, iampolicy.BackupRepo), attached as named.
 type Role struct {
-	Name    string `json:"name"`
-	Profile string `json:"profile"`
-	Policy  string `json:"policy,omitempty"`
+	Name     string            `json:"name"`
+	Profile  string            `json:"profile"`
+	Policy   string            `json:"policy,omitempty"`
+	Policies map[string]string `json:"policies,omitempty"`
+}
+
+// Bucket is an S3 bucket whose default encryption is SSE-KMS under
+// KMSKeyARN, a customer-managed key of the account
+// (arn:aws:kms:REGION:ACCOUNT:key/UUID; awsapi.NewKMSKeyARN makes one),
+// which the account gets with it. BucketKeyEnabled mirrors the program's
+// bucket (S3 Bucket Keys).
+type Bucket struct {
+	Name             string `json:"name"`
+	KMSKeyARN        string `json:"kmsKeyArn"`
+	BucketKeyEnabled bool   `json:"bucketKeyEnabled,omitempty"`
+}
+
+// BackupKeyARN is the KMS key of the state's bucket (the lab has one, the
+// backup repository's), "" without one.
+func (s State) BackupKeyARN() string {
+	for _, b := range s.Buckets {
+		if b.KMSKeyARN != "" {
+			return b.KMSKeyARN
+		}
+	}
+	return ""
 }
 
 // Instance is one node as an EC2 instance.
@@ -157,6 +191,11 @@ func (s State) Account() (*awsapi.Account, error) {
 				return nil, fmt.Errorf("role %s: %w", r.Name, err)
 			}
 		}
+		for name, doc := range r.Policies {
+			if err := a.PutRolePolicy(r.Name, name, doc); err != nil {
+				return nil, fmt.Errorf("role %s: %w", r.Name, err)
+			}
+		}
 		if _, err := a.AddInstanceProfile(r.Profile, r.Name); err != nil {
 			return nil, err
 		}
@@ -167,6 +206,16 @@ func (s State) Account() (*awsapi.Account, error) {
 			return nil, fmt.Errorf("parameter %s: %w", p.Name, err)
 		}
 		if _, err := a.PutParameter(p.Name, strings.TrimSpace(string(v)), awsapi.SecureString); err != nil {
+			return nil, err
+		}
+	}
+	for _, b := range s.Buckets {
+		if b.KMSKeyARN != "" {
+			if _, err := a.AddKMSKey(b.KMSKeyARN); err != nil {
+				return nil, fmt.Errorf("bucket %s: %w", b.Name, err)
+			}
+		}
+		if err := a.AddBucket(awsapi.Bucket{Name: b.Name, KMSKeyARN: b.KMSKeyARN, BucketKeyEnabled: b.BucketKeyEnabled}); err != nil {
 			return nil, err
 		}
 	}
@@ -183,7 +232,7 @@ func (s State) Account() (*awsapi.Account, error) {
 
 // Serve runs the stand-ins until ctx ends: in the lab's stand-in namespace
 // the metadata service (IMDSAddress:80), the Debian mirror (Address:80)
-// and the SSM and EC2 endpoints (Address:443, TLS); on this host's
+// and the SSM, EC2 and S3 endpoints (Address:443, TLS); on this host's
 // loopback the same endpoints for validate (written to APIAddrFile).
 func Serve(ctx context.Context, s State) error {
 	acct, err := s.Account()
@@ -192,6 +241,9 @@ func Serve(ctx context.Context, s State) error {
 	}
 	defer acct.Close()
 	acct.SetMachines(&machines{state: s})
+	if err := s.serveObjects(acct); err != nil {
+		return err
+	}
 	trail, err := os.OpenFile(s.TrailLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -220,7 +272,7 @@ func Serve(ctx context.Context, s State) error {
 	if err != nil {
 		return err
 	}
-	cert, err := ca.Issue(append(awsapi.EndpointNames(s.Region), s.Address.String(), "127.0.0.1")...)
+	cert, err := ca.Issue(append(awsapi.CertificateNames(s.Region), s.Address.String(), "127.0.0.1")...)
 	if err != nil {
 		return err
 	}
@@ -240,8 +292,8 @@ func Serve(ctx context.Context, s State) error {
 	}{
 		{"instance metadata", ns, net.JoinHostPort(IMDSAddress.String(), "80"), md, false},
 		{"Debian mirror", ns, net.JoinHostPort(s.Address.String(), "80"), image.Handler(s.RepoDir), false},
-		{"SSM and EC2", ns, net.JoinHostPort(s.Address.String(), "443"), api, true},
-		{"SSM and EC2 for validate", "", "127.0.0.1:0", api, true},
+		{"SSM, EC2 and S3", ns, net.JoinHostPort(s.Address.String(), "443"), api, true},
+		{"SSM, EC2 and S3 for validate", "", "127.0.0.1:0", api, true},
 	}
 	var servers []*http.Server
 	errc := make(chan error, len(listeners))
@@ -281,6 +333,24 @@ func Serve(ctx context.Context, s State) error {
 		_ = srv.Shutdown(sctx)
 	}
 	return stopErr
+}
+
+// serveObjects gives the account its object store (ObjectStoreDir), in
+// which the state's buckets then exist. The store checks no credentials:
+// the account's handler verifies and authorizes every request first.
+func (s State) serveObjects(acct *awsapi.Account) error {
+	if len(s.Buckets) == 0 {
+		return nil
+	}
+	if s.ObjectStoreDir == "" {
+		return errors.New("the state has buckets but no ObjectStoreDir to keep their objects in")
+	}
+	store, err := objectstore.New(s.ObjectStoreDir, objectstore.BehindFront(),
+		objectstore.WithLogf(func(format string, args ...any) { log.Printf(format, args...) }))
+	if err != nil {
+		return err
+	}
+	return acct.SetObjectStore(store)
 }
 
 // listenIn listens on addr inside the network namespace at nsPath (this
