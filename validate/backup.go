@@ -44,6 +44,10 @@ func checkBackup(ctx context.Context, e *env, c *checkRun) {
 	}
 	defer conn.Close(context.Background())
 
+	// 0. The archive lag (RPO) under the writer's traffic: first, so an
+	// unreachable repository is reported with how far behind it is.
+	measureArchiveLag(ctx, e, c, leader.Host)
+
 	// 1. Archiving: write something, close its segment; that segment must
 	// reach the repository. (A switch with nothing written since the last
 	// one closes nothing.)

@@ -31,6 +31,7 @@ type options struct {
 	routingBound     time.Duration
 	failoverBound    time.Duration
 	rejoinBound      time.Duration
+	archiveLagWindow time.Duration
 
 	selected []string // check names to run, in runbook order
 }
@@ -56,6 +57,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.routingBound, "routing-bound", 20*time.Second, "after a leader change, HAProxy must route correctly within this")
 	fs.DurationVar(&o.failoverBound, "failover-bound", 60*time.Second, "a new leader must be elected and accept writes within this")
 	fs.DurationVar(&o.rejoinBound, "rejoin-bound", 90*time.Second, "a restored node must stream again within this")
+	fs.DurationVar(&o.archiveLagWindow, "archive-lag-window", 30*time.Second, "backup check: run the writer this long and sample the archive lag (RPO) meanwhile (0 skips it)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate [flags]   (see also: validate help)")
 		fs.PrintDefaults()
@@ -84,6 +86,9 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		if d <= 0 {
 			return nil, userErrorf("%s must be positive, got %s", name, d)
 		}
+	}
+	if o.archiveLagWindow < 0 {
+		return nil, userErrorf("--archive-lag-window must be 0 or more, got %s", o.archiveLagWindow)
 	}
 	scen, err := selectScenarios(o.scenarios, o.allScenarios)
 	if err != nil {
