@@ -50,6 +50,12 @@ type benchOptions struct {
 	render   string
 	logs     string
 	lab      string
+
+	// --backups: the backup and restore figures instead.
+	backups     bool
+	scale       int
+	lagWindow   time.Duration
+	pgbenchLoad time.Duration
 }
 
 func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
@@ -72,6 +78,10 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
 	fs.StringVar(&o.lab, "lab", "", "the lab command to run (default: go build ./lab from this repository)")
 	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
+	fs.BoolVar(&o.backups, "backups", false, "instead: on a lab with backups, a pgbench database's full backup, restore and point-in-time restore times and the archive lag; the page section is \""+backupBenchHeading+"\"")
+	fs.IntVar(&o.scale, "scale", 50, "--backups: pgbench -i scale (50 is about 750 MB)")
+	fs.DurationVar(&o.lagWindow, "lag-window", 3*time.Minute, "--backups: how long the validate writer runs while the archive lag is sampled")
+	fs.DurationVar(&o.pgbenchLoad, "pgbench-load", time.Minute, "--backups: pgbench traffic before the point-in-time target, the archive lag sampled meanwhile")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate bench [flags]   (as root; builds and removes its own labs)")
 		fs.PrintDefaults()
@@ -102,6 +112,9 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	}
 	if o.pgSecs < 0 || o.pgRounds < 1 {
 		return nil, userErrorf("--pgbench-seconds must be 0 or more and --pgbench-rounds at least 1")
+	}
+	if o.backups && (o.scale < 1 || o.lagWindow <= 0 || o.pgbenchLoad < time.Second) {
+		return nil, userErrorf("--scale must be at least 1, --lag-window positive and --pgbench-load at least 1s")
 	}
 	if o.prefix == "" {
 		// Unique per run, short enough for namespace names.
@@ -142,6 +155,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(stderr, "validate bench: run as root: it builds labs of network namespaces")
 		return 2
+	}
+	if o.backups {
+		return runBackupBench(ctx, o, stdout, stderr)
 	}
 	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Boot: o.boot, Profiles: o.profiles,
 		Command: reproduceBench(o)}
