@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,10 @@ func TestBackupsAgainstLab(t *testing.T) {
 		return out, code, dir
 	}
 
-	out, code, dir := validate(t, "--only", "backup")
+	// A short archive-lag window keeps the check quick; the bench runs a
+	// long one (docs/benchmarks.md).
+	const lagWindow = 15 * time.Second
+	out, code, dir := validate(t, "--only", "backup", "--archive-lag-window", lagWindow.String())
 	t.Log(out)
 	require.Equal(t, 0, code, out)
 	r := readReport(t, dir)
@@ -49,6 +53,32 @@ func TestBackupsAgainstLab(t *testing.T) {
 		require.True(t, ok, k)
 		assert.Positive(t, f.Value, k)
 	}
+
+	// The archive lag under the writer: measured, and bounded. The window
+	// starts with a WAL switch, so the lag cannot exceed the window (plus
+	// a poll) unless the measurement is wrong; a healthy archive never
+	// lets it pass archive_timeout plus a minute.
+	for _, k := range []string{"archive_lag_p50_s", "archive_lag_p99_s", "archive_lag_max_s", "archive_timeout_s", "archive_lag_writes"} {
+		f, ok := c.Figure(k)
+		require.True(t, ok, k)
+		assert.Positive(t, f.Value, k)
+	}
+	p50, _ := c.Figure("archive_lag_p50_s")
+	maxLag, _ := c.Figure("archive_lag_max_s")
+	timeout, _ := c.Figure("archive_timeout_s")
+	assert.LessOrEqual(t, p50.Value, maxLag.Value)
+	assert.Less(t, maxLag.Value, lagWindow.Seconds()+5, "the lag is at most the window since its WAL switch")
+	assert.Less(t, maxLag.Value, timeout.Value+60)
+	failures, ok := c.Figure("archive_failures")
+	require.True(t, ok)
+	assert.Zero(t, failures.Value, "no archiving failures while the repository is up")
+	state, _ := c.Figure("archive_state")
+	assert.Contains(t, state.Text, "archiving kept up")
+	require.Len(t, c.Series, 1, "the lag is charted")
+	assert.Greater(t, len(c.Series[0].Points), int(lagWindow/time.Second)*2, "polled about every 250 ms")
+	svg, err := os.ReadFile(filepath.Join(dir, "timeline.svg"))
+	require.NoError(t, err)
+	assert.Contains(t, string(svg), `id="series-backup-archive_lag"`)
 
 	t.Run("a rebuilt replica restores from the repository", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -94,15 +124,46 @@ func TestBackupsAgainstLab(t *testing.T) {
 				assert.NoError(t, tl.Cluster.StartObjectStore(context.Background()))
 			}
 		}()
-		out, code, _ := validate(t, "--only", "replication,backup")
+		// Archiving fails once a segment is ready: close one and wait
+		// for the failure, so the check finds archiving failing.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		p, err := tl.Cluster.Probe()
+		require.NoError(t, err)
+		f := p.Formation(ctx)
+		require.NoError(t, f.Err())
+		conn, err := p.Super(f.Leader.Host).Connect(ctx)
+		require.NoError(t, err)
+		defer conn.Close(context.Background())
+		var before int64
+		require.NoError(t, conn.QueryRow(ctx, "SELECT failed_count FROM pg_stat_archiver").Scan(&before))
+		_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgha_rpo_test (at timestamptz DEFAULT now()); INSERT INTO pgha_rpo_test DEFAULT VALUES; SELECT pg_switch_wal()")
+		require.NoError(t, err)
+		require.True(t, wait.Poll(ctx, 2*time.Minute, time.Second, func() bool {
+			var n int64
+			return conn.QueryRow(ctx, "SELECT failed_count FROM pg_stat_archiver").Scan(&n) == nil && n > before
+		}), "archiving never failed with the repository gone")
+
+		out, code, dir := validate(t, "--only", "replication,backup", "--archive-lag-window", lagWindow.String())
 		t.Log(out)
 		require.NotEqual(t, 0, code, "with the repository gone the backup check must fail")
 		assert.Contains(t, out, "was not archived within 60 s")
+		assert.Contains(t, out, "archiving is FAILING", "validate says the archive is failing")
 		assert.Regexp(t, `replication\s+PASS`, out, "the cluster keeps taking writes without its repository")
+		rep := readReport(t, dir)
+		bc, ok := rep.Check("backup")
+		require.True(t, ok)
+		state, ok := bc.Figure("archive_state")
+		require.True(t, ok)
+		assert.Regexp(t, `FAILING: .* the newest data in the archive is [0-9.]+ s old at least, and [0-9.]+ MiB of WAL waits for it`, state.Text,
+			"the report says how far behind the archive is")
+		behind, ok := bc.Figure("archive_behind_max_bytes")
+		require.True(t, ok)
+		assert.Positive(t, behind.Value)
 
 		require.NoError(t, tl.Cluster.StartObjectStore(context.Background()))
 		stopped = false
-		out, code, _ = validate(t, "--only", "backup")
+		out, code, _ = validate(t, "--only", "backup", "--archive-lag-window", lagWindow.String())
 		t.Log(out)
 		require.Equal(t, 0, code, "archiving catches up once the repository is back: %s", out)
 	})
