@@ -381,7 +381,6 @@ func checkNode(plan topology.Plan, jump topology.Node) topology.Node {
 	return pgs[0]
 }
 
-
 // placed is one plan node with its instance.
 type placed struct {
 	node     topology.Node

@@ -27,6 +27,8 @@ const (
 	dataScript     = "/usr/local/sbin/pgha-data-volume"
 	// BackupScript takes a backup when its node leads (the timers run it).
 	BackupScript = "/usr/local/sbin/pgha-backup"
+	// PatroniCtl is patronictl with the node's configuration and secrets.
+	PatroniCtl = "/usr/local/sbin/pgha-patronictl"
 	// RestoreDrillScript restores the repository into a scratch server on
 	// its node and runs one query there (validate's drill; an operator's).
 	RestoreDrillScript = "/usr/local/sbin/pgha-restore-drill"
@@ -169,6 +171,13 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			return nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + DataUnit, Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
+	}
+	if role == topology.RolePatroni {
+		b, err := execute("pgha-patronictl.sh.tmpl", d)
+		if err != nil {
+			return nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: PatroniCtl, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 	}
 	if role == topology.RolePatroni && c.Backup != nil {
 		b, err := execute("pgha-backup.sh.tmpl", d)
