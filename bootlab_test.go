@@ -17,20 +17,22 @@ import (
 func TestBootUserDataIsTheProgramsByteForByte(t *testing.T) {
 	cases := []struct {
 		name, profile string
-		sync          bool
+		sync, backups bool
 	}{
-		{"pgha", "fast", false},
-		{"bt", "safe", true},
+		{"pgha", "fast", false, false},
+		{"bt", "safe", true, false},
+		{"bk", "fast", false, true},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name+"-"+tc.profile, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-%s-backups=%v", tc.name, tc.profile, tc.backups), func(t *testing.T) {
 			l := &cluster.Lab{Name: tc.name, Settings: cluster.Settings{
 				Name: tc.name, Profile: tc.profile, SynchronousMode: tc.sync, Net: cluster.NetBoot,
+				Backups: tc.backups, Account: mockAccount,
 			}}
 			spec, err := l.BootSpec()
 			require.NoError(t, err)
 
-			r := runStack(t, tc.name, cluster.BootConfig(tc.name, tc.profile, tc.sync), nil, nil)
+			r := runStack(t, tc.name, cluster.BootConfig(l.Settings), nil, nil)
 			require.NoError(t, r.err)
 			insts := r.mocks.byType(tInstance)
 			require.Len(t, insts, len(spec.UserData))
@@ -45,6 +47,9 @@ func TestBootUserDataIsTheProgramsByteForByte(t *testing.T) {
 				}
 			}
 			assert.Contains(t, spec.UserData["pg-1"], "region="+cluster.BootRegion, "the lab stack's region reaches the nodes")
+			if tc.backups {
+				assert.Contains(t, spec.UserData["pg-1"], "repo1-s3-bucket=pgha-"+tc.name+"-"+mockAccount+"-"+cluster.BootRegion)
+			}
 		})
 	}
 }

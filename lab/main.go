@@ -58,7 +58,7 @@ var commands = []command{
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
-			fs.BoolVar(&o.backups, "backups", false, "pgBackRest on the PostgreSQL nodes, archiving to and backing up into an S3 endpoint of the lab's own (namespace labs)")
+			fs.BoolVar(&o.backups, "backups", false, "pgBackRest on the PostgreSQL nodes, archiving to and backing up into an S3 endpoint of the lab's own (namespace labs) or, with --boot, the bucket of the lab's AWS stand-in, as on AWS")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},
 	{name: "outputs", summary: "print the stack outputs as JSON (what validate --outputs reads; holds the passwords)", run: printOutputs},

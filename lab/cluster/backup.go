@@ -245,6 +245,9 @@ func (l *Lab) asPostgresIn(node string) ([]string, []string, error) {
 // PgBackRest runs pgbackrest with args on a PostgreSQL node, with the
 // node's configuration and stanza, and returns what it printed.
 func (l *Lab) PgBackRest(ctx context.Context, node string, args ...string) ([]byte, error) {
+	if l.Boot() {
+		return l.bootPgBackRest(ctx, node, args...)
+	}
 	argv, env, err := l.asPostgresIn(node)
 	if err != nil {
 		return nil, err
@@ -270,6 +273,9 @@ const drillPort = 5499
 // in database and returns its output. The scratch directory and the server go on every
 // path out.
 func (l *Lab) RestoreDrill(ctx context.Context, node string, target time.Time, database, query string) (string, error) {
+	if l.Boot() {
+		return l.bootRestoreDrill(ctx, node, target, database, query)
+	}
 	argv, env, err := l.asPostgresIn(node)
 	if err != nil {
 		return "", err

@@ -76,25 +76,40 @@ func (l *Lab) machineDir(node string) string { return l.bootDir("machines", node
 // BootConfig is the stack config the booted lab is deployed with, in the
 // form `pulumi config` keeps it: the lab boots what `pulumi up` would give
 // EC2 for this config (TestBootUserDataIsTheProgramsByteForByte).
-func BootConfig(name, profile string, sync bool) map[string]string {
-	return map[string]string{
+func BootConfig(s Settings) map[string]string {
+	m := map[string]string{
 		"aws:region": BootRegion,
-		stackconfig.Full(stackconfig.KeyClusterName): name,
-		stackconfig.Full(stackconfig.KeyProfile):     profile,
-		stackconfig.Full("synchronousMode"):          fmt.Sprint(sync),
+		stackconfig.Full(stackconfig.KeyClusterName): s.Name,
+		stackconfig.Full(stackconfig.KeyProfile):     s.Profile,
+		stackconfig.Full("synchronousMode"):          fmt.Sprint(s.SynchronousMode),
 		// Who may connect: the lab's client host.
 		stackconfig.Full("allowedCidrs"): fmt.Sprintf(`["%s/32"]`, ClientIP),
 	}
+	if s.Backups {
+		m[stackconfig.Full("backups")] = "true"
+	}
+	return m
 }
 
-// BootSpec is the booted lab's stack: its config, the nodes' user data.
+// BootSpec is the booted lab's stack: its config, the nodes' user data
+// and, with backups, the repository in the lab account's bucket.
 func (l *Lab) BootSpec() (*stackspec.Spec, error) {
-	m := BootConfig(l.Name, l.Settings.Profile, l.Settings.SynchronousMode)
+	m := BootConfig(l.Settings)
 	cfg, err := stackconfig.Load(l.Name, func(k string) (string, bool) { v, ok := m[k]; return v, ok }, nil)
 	if err != nil {
 		return nil, err
 	}
-	return stackspec.New(cfg, l.Name)
+	if !cfg.Backups {
+		return stackspec.New(cfg, l.Name)
+	}
+	if l.Settings.Account == "" {
+		return nil, errors.New("a booted lab with backups needs its AWS account id (Settings.Account): the bucket is named after it")
+	}
+	b, err := stackspec.AWSBackup(cfg, l.Settings.Account)
+	if err != nil {
+		return nil, err
+	}
+	return stackspec.NewWithBackup(cfg, l.Name, b)
 }
 
 // bootPrerequisites lists what the booted lab needs on this machine.
@@ -216,9 +231,10 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 	if err := os.MkdirAll(l.bootDir("aws"), 0o700); err != nil {
 		return st, err
 	}
-	acct, err := accountID()
-	if err != nil {
-		return st, err
+	// Chosen at up: the bucket's name in the user data carries it.
+	acct := l.Settings.Account
+	if acct == "" {
+		return st, errors.New("the booted lab has no AWS account id in its settings")
 	}
 	ca, err := awsapi.NewCA("pgha lab " + l.Name)
 	if err != nil {
@@ -256,9 +272,22 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 		TrailLog:    l.bootDir("aws", "trail.log"),
 		IMDSLog:     l.bootDir("aws", "imds.log"),
 	}
+	var backupPolicy map[string]string
+	if b := spec.Cluster.Backup; b != nil {
+		// The stack's bucket, with its own KMS key, and the PostgreSQL
+		// role's policy for it: what components.Backups creates.
+		key := awsapi.NewKMSKeyARN("aws", BootRegion, acct)
+		st.Buckets = []boot.Bucket{{Name: b.Bucket, KMSKeyARN: key, BucketKeyEnabled: true}}
+		st.ObjectStoreDir = l.bootDir("aws", "s3")
+		backupPolicy = map[string]string{"backups": iampolicy.BackupRepo("aws", BootRegion, b.Bucket, stackspec.BackupPrefix(spec.Config), key)}
+	}
 	for _, r := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
 		name := fmt.Sprintf("pgha-%s-%s", l.Name, r)
-		st.Roles = append(st.Roles, boot.Role{Name: name, Profile: name, Policy: spec.TierPolicy(r, "aws", acct)})
+		role := boot.Role{Name: name, Profile: name, Policy: spec.TierPolicy(r, "aws", acct)}
+		if r == topology.RolePatroni {
+			role.Policies = backupPolicy
+		}
+		st.Roles = append(st.Roles, role)
 	}
 	for _, s := range userdata.Secrets {
 		st.Parameters = append(st.Parameters, boot.Parameter{Name: spec.Cluster.Secrets[s.Name], ValueFile: filepath.Join(l.secretsDir(), s.Name)})
@@ -396,7 +425,13 @@ func (l *Lab) launch(ctx context.Context, st boot.State, img image.Image, n topo
 		return time.Time{}, err
 	}
 	var hosts []string
-	for _, name := range append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...) {
+	names := append([]string{image.MirrorHost}, awsapi.EndpointNames(BootRegion)...)
+	for _, b := range st.Buckets {
+		// pgBackRest addresses the bucket as AWS's virtual host; a hosts
+		// file has no wildcards, so each bucket gets its line.
+		names = append(names, awsapi.BucketHost(b.Name, BootRegion))
+	}
+	for _, name := range names {
 		hosts = append(hosts, st.Address.String()+" "+name)
 	}
 	disks, err := l.dataDisks(n)
@@ -557,6 +592,14 @@ func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack,
 			on.PublicIP = n.IP.String() // no Elastic IPs in the lab: the address clients and SSH use
 		}
 		s.Nodes = append(s.Nodes, on)
+	}
+	if l.Backups() {
+		spec, err := l.BootSpec()
+		if err != nil {
+			return outputs.Stack{}, err
+		}
+		b := spec.Cluster.Backup
+		s.Backups = &outputs.Backups{Bucket: b.Bucket, Path: b.Path, Region: b.Region, KeyARN: st.BackupKeyARN()}
 	}
 	var cs any
 	if err := json.Unmarshal([]byte(ready.ClusterState), &cs); err == nil {

@@ -117,8 +117,12 @@ type Settings struct {
 	// Net is the network mode; empty (labs from before loopback) is netns.
 	Net string `json:"net,omitempty"`
 	// Backups: pgBackRest archives to and backs up into the lab's own S3
-	// endpoint (a namespace lab only, for now).
-	Backups bool      `json:"backups,omitempty"`
+	// endpoint (a namespace lab), or the booted lab's bucket in its AWS
+	// stand-in.
+	Backups bool `json:"backups,omitempty"`
+	// Account is the booted lab's AWS account id, chosen at `up`: the
+	// backup bucket's name, in the user data, carries it.
+	Account string    `json:"account,omitempty"`
 	Created time.Time `json:"created"`
 }
 

@@ -199,11 +199,16 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 		}
 	}()
 
-	if o.Backups && l.Settings.Net != NetNetns && l.Settings.Net != "" {
-		return res, fmt.Errorf("--backups needs a namespace lab (--net netns): its S3 endpoint listens on each PostgreSQL node's own loopback")
+	if o.Backups && l.Loopback() {
+		return res, fmt.Errorf("--backups needs a namespace or booted lab (--net netns or --boot): the loopback lab's nodes share one loopback, where each node's S3 endpoint would collide")
 	}
 	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Backups: o.Backups, Created: time.Now().UTC()}
 	if l.Boot() {
+		acct, err := accountID()
+		if err != nil {
+			return res, err
+		}
+		l.Settings.Account = acct
 		if _, err := l.BootSpec(); err != nil {
 			return res, err
 		}

@@ -59,14 +59,14 @@ func StartWith(t *testing.T, prefix string, upArgs ...string) *Lab {
 // StartBooted is Start for a booted lab (`lab up --boot`): eight Debian 12
 // machines booting their user data, which validate reaches as it reaches
 // AWS. The first one on a machine also builds the image (a few minutes).
-func StartBooted(t *testing.T, prefix string) *Lab {
+func StartBooted(t *testing.T, prefix string, upArgs ...string) *Lab {
 	t.Helper()
 	skipUnlessLab(t)
 	probe := &cluster.Lab{Settings: cluster.Settings{Net: cluster.NetBoot}}
 	if p := probe.Prerequisites(); len(p) > 0 {
 		t.Skipf("the booted lab cannot run here: %s", strings.Join(p, "; "))
 	}
-	return start(t, prefix, 25*time.Minute, "--boot")
+	return start(t, prefix, 25*time.Minute, append([]string{"--boot"}, upArgs...)...)
 }
 
 func skipUnlessLab(t *testing.T) {
