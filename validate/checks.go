@@ -26,7 +26,7 @@ var checks = []check{
 	{name: "formation", title: "Patroni formation: 1 leader + 2 streaming replicas, one timeline", run: checkFormation},
 	{name: "routing", title: "routing: 5000 → leader, 5001 → replicas", run: checkRouting},
 	{name: "replication", title: "replication: a write reaches every replica", run: checkReplication},
-	{name: "backup", title: "backups: WAL archived, a full backup, a point-in-time restore with exactly the rows before the target", run: checkBackup},
+	{name: "backup", title: "backups: WAL archived and its lag, a backup, a point-in-time restore with exactly the rows before the target", run: checkBackup},
 	{name: "switchover", title: "controlled switchover under traffic", destructive: true,
 		run: func(ctx context.Context, e *env, c *checkRun) { e.story(ctx, scenario.Switchover(e.opts.candidate), c) }},
 	{name: "failover", title: "automatic failover under traffic", destructive: true,
