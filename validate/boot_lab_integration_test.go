@@ -31,7 +31,7 @@ import (
 // leave nothing behind. About 17 minutes (plus the image on a fresh
 // machine).
 func TestValidateAgainstBootedLab(t *testing.T) {
-	tl := labtest.StartBooted(t, "pghavb")
+	tl := labtest.StartBooted(t, "pghavb", "--backups")
 
 	s, err := outputs.Load(tl.OutputsFile)
 	require.NoError(t, err)
@@ -97,6 +97,12 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 
 	t.Run("rolling every node under traffic keeps writes and loses nothing", func(t *testing.T) {
 		rollUnderTraffic(t, tl)
+	})
+
+	t.Run("whole-cluster point-in-time recovery, by docs/backups.md", func(t *testing.T) {
+		pitrAgainstBootedLab(t, tl)
+		// The cluster the restore left is whole, and routes.
+		run(t, 10*time.Minute, "--only", "formation,replication,routing")
 	})
 
 	t.Run("down leaves nothing", func(t *testing.T) {
