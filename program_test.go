@@ -63,13 +63,22 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		tVolume:                         6, // etcd and PostgreSQL data
 		tAttachment:                     6,
 		"aws:iam/role:Role":             3,
-		tRolePolicy:                     2, // etcd reads no secret
-		"aws:iam/instanceProfile:InstanceProfile":    3,
-		"aws:ssm/parameter:Parameter":                6,
-		"random:index/randomPassword:RandomPassword": 6,
-		"tls:index/privateKey:PrivateKey":            1,
-		"aws:ec2/keyPair:KeyPair":                    1,
-		"command:remote:Command":                     9, // 8 waits (each also reads its node's host keys), cluster check
+		tRolePolicy:                     3, // etcd reads no secret; PostgreSQL's backups
+		"pgha:index:Backups":            1, // pgha:backups is on by default
+		"aws:kms/key:Key":               1,
+		"aws:s3/bucketV2:BucketV2":      1,
+		"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":                                     1,
+		"aws:s3/bucketOwnershipControls:BucketOwnershipControls":                                     1,
+		"aws:s3/bucketPolicy:BucketPolicy":                                                           1,
+		"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": 1,
+		"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               1,
+		"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       1,
+		"aws:iam/instanceProfile:InstanceProfile":                                                    3,
+		"aws:ssm/parameter:Parameter":                                                                6,
+		"random:index/randomPassword:RandomPassword":                                                 6,
+		"tls:index/privateKey:PrivateKey":                                                            1,
+		"aws:ec2/keyPair:KeyPair":                                                                    1,
+		"command:remote:Command":                                                                     9, // 8 waits (each also reads its node's host keys), cluster check
 	}
 	assert.Equal(t, want, counts)
 }
@@ -375,6 +384,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
 		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
+		outputs.KeyBackups,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -498,6 +508,9 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 	prefix := "arn:aws:ssm:eu-west-1:" + mockAccount + ":parameter/pgha/dev/"
 	got := map[string][]string{}
 	for _, p := range r.mocks.byType(tRolePolicy) {
+		if !strings.HasSuffix(p.Name, "-secrets") {
+			continue // the backup policy: TestBackupRepository
+		}
 		var doc struct {
 			Statement []struct {
 				Action    any
@@ -840,14 +853,15 @@ func TestJumpHostCanBeHAProxy2(t *testing.T) {
 // role may use it, only under its cluster's prefix: this test fails if that
 // policy grows.
 func TestBackupRepository(t *testing.T) {
-	r := runProgram(t, baseConfig(), nil, nil)
+	off := baseConfig()
+	off["pgha:backups"] = "false"
+	r := runProgram(t, off, nil, nil)
 	require.NoError(t, r.err)
-	assert.Empty(t, r.mocks.byType("aws:s3/bucketV2:BucketV2"), "off by default")
+	assert.Empty(t, r.mocks.byType("aws:s3/bucketV2:BucketV2"), "pgha:backups false: no bucket")
 	assert.NotContains(t, r.values, outputs.KeyBackups)
 
 	cfg := baseConfig()
-	cfg["pgha:backups"] = "true"
-	r = runProgram(t, cfg, nil, nil)
+	r = runProgram(t, cfg, nil, nil) // on by default
 	require.NoError(t, r.err)
 	const bucket = "pgha-dev-" + mockAccount + "-eu-west-1"
 	buckets := r.mocks.byType("aws:s3/bucketV2:BucketV2")

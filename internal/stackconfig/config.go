@@ -91,7 +91,7 @@ const (
 	DefaultPatroniDataSize     = 50
 	DefaultProtectData         = true
 	DefaultJumpHost            = "haproxy-1"
-	DefaultBackups             = false
+	DefaultBackups             = true
 	DefaultProtectBackups      = true
 	DefaultBackupFull          = "Sun *-*-* 02:00:00"
 	DefaultBackupDiff          = "Mon..Sat *-*-* 02:00:00"

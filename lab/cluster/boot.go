@@ -85,9 +85,8 @@ func BootConfig(s Settings) map[string]string {
 		// Who may connect: the lab's client host.
 		stackconfig.Full("allowedCidrs"): fmt.Sprintf(`["%s/32"]`, ClientIP),
 	}
-	if s.Backups {
-		m[stackconfig.Full("backups")] = "true"
-	}
+	// Said either way: the stack's default is on, the lab's is off.
+	m[stackconfig.Full(stackconfig.KeyBackups)] = fmt.Sprint(s.Backups)
 	return m
 }
 
