@@ -64,6 +64,8 @@ func TestBadConfigRefusedBeforeAnyResource(t *testing.T) {
 			want: []string{"pgha:patroniInstanceType", "too small", "t3.medium"}},
 		{name: "NAT layout", set: map[string]string{"pgha:natGateways": "two"},
 			want: []string{"pgha:natGateways", `"single"`, `"perAz"`}},
+		{name: "watchdog mode", set: map[string]string{"pgha:watchdog": "on"},
+			want: []string{"pgha:watchdog", `"on"`, "automatic", "required", "off"}},
 		{name: "region missing", unset: []string{"aws:region"},
 			want: []string{"aws:region: is not set", "pulumi config set aws:region"}},
 		{name: "region garbage", set: map[string]string{"aws:region": "Ireland"},

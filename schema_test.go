@@ -26,6 +26,7 @@ var allKeys = map[string]any{
 	stackconfig.KeyAllowWorldAccess:    false,
 	stackconfig.KeyProfile:             stackconfig.DefaultProfile,
 	stackconfig.KeySynchronousMode:     stackconfig.DefaultSynchronousMode,
+	stackconfig.KeyWatchdog:            stackconfig.DefaultWatchdog,
 	stackconfig.KeyNATGateways:         stackconfig.DefaultNATGateways,
 	stackconfig.KeyEtcdInstanceType:    stackconfig.DefaultEtcdInstanceType,
 	stackconfig.KeyPatroniInstanceType: stackconfig.DefaultPatroniInstanceType,

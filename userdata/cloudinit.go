@@ -178,6 +178,12 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			return nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: PatroniCtl, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+		if c.WatchdogMode() != WatchdogOff {
+			// Before the module loads, so its device is created postgres's.
+			cf = append(cf,
+				cloudFile{File: File{Path: "/etc/modules-load.d/pgha-softdog.conf", Content: []byte("# Patroni's watchdog (pgha)\nsoftdog\n"), Owner: "root:root", Mode: 0o644}},
+				cloudFile{File: File{Path: "/etc/udev/rules.d/60-pgha-watchdog.rules", Content: []byte("# Patroni runs as postgres and feeds the watchdog while it leads (pgha).\nKERNEL==\"watchdog\", OWNER=\"postgres\", GROUP=\"postgres\", MODE=\"0600\"\n"), Owner: "root:root", Mode: 0o644}})
+		}
 	}
 	if role == topology.RolePatroni && c.Backup != nil {
 		b, err := execute("pgha-backup.sh.tmpl", d)

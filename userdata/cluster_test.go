@@ -91,6 +91,9 @@ func TestRealCluster(t *testing.T) {
 			pc := c
 			pc.Profile = profile.Name
 			pc.SynchronousMode = profile.Name != "fast"
+			if profile.Name != "fast" {
+				pc.Watchdog = WatchdogAutomatic // AWS's default
+			}
 			for _, n := range pc.Plan.ByRole(topology.RolePatroni) {
 				p := labPaths(base, n.Name)
 				cfg, err := RenderPatroniConfig(pc, n.Name, p)

@@ -48,9 +48,11 @@ func TestGolden(t *testing.T) {
 	secrets, err := RenderSecretsEnv(c, testPasswords())
 	require.NoError(t, err)
 	got["secrets.env.example"] = secrets
-	// A PostgreSQL node of a cluster with backups, as AWS gets it.
+	// A PostgreSQL node as AWS gets it by default: backups, the watchdog,
+	// the slot bound of a 50 GB data volume.
 	bc := c
 	bc.Backup = testBackup()
+	bc.Watchdog, bc.SlotWALKeepGB = WatchdogAutomatic, 10
 	for name, b := range renderAll(t, bc) {
 		if strings.HasPrefix(name, "pg-1/") {
 			got["backup/"+name] = b

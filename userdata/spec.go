@@ -48,6 +48,11 @@ type Cluster struct {
 	// Backup, when set, makes the PostgreSQL nodes archive their WAL to and
 	// back up into a pgBackRest repository.
 	Backup *Backup
+	// Watchdog is Patroni's watchdog mode: WatchdogAutomatic (the node
+	// loads softdog at boot and Patroni uses it where the platform lets it),
+	// WatchdogRequired (no leader without it) or WatchdogOff. Empty means
+	// off: the labs, whose daemons share this machine's kernel, leave it so.
+	Watchdog string
 	// SlotWALKeepGB bounds the WAL the leader keeps for a replica that is
 	// behind (max_slot_wal_keep_size), so a replica down for days cannot
 	// fill the leader's disk through its replication slot. Past it the
@@ -64,6 +69,26 @@ type Cluster struct {
 	// one network stack, where two "bind *:5000" would both take every
 	// address. The cloud never sets it.
 	BindNodeAddress bool
+}
+
+// Patroni's watchdog modes.
+const (
+	WatchdogOff       = "off"
+	WatchdogAutomatic = "automatic"
+	WatchdogRequired  = "required"
+)
+
+// ValidWatchdog reports whether m is a watchdog mode.
+func ValidWatchdog(m string) bool {
+	return m == WatchdogOff || m == WatchdogAutomatic || m == WatchdogRequired
+}
+
+// WatchdogMode is the mode Patroni is given ("off" when unset).
+func (c Cluster) WatchdogMode() string {
+	if c.Watchdog == "" {
+		return WatchdogOff
+	}
+	return c.Watchdog
 }
 
 // DefaultSlotWALKeepGB is SlotWALKeepGB when the cluster does not say.

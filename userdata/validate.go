@@ -46,6 +46,9 @@ func (c Cluster) Validate() error {
 		add("cluster Region %q is not an AWS region name: use e.g. %q", c.Region, "eu-west-1")
 	}
 
+	if c.Watchdog != "" && !ValidWatchdog(c.Watchdog) {
+		add("cluster Watchdog %q: use %s, %s or %s", c.Watchdog, WatchdogAutomatic, WatchdogRequired, WatchdogOff)
+	}
 	if c.SlotWALKeepGB < 0 || c.SlotWALKeepGB > 16384 {
 		add("cluster SlotWALKeepGB %d: keep 1-16384 GB of WAL for lagging replicas (0 means %d)", c.SlotWALKeepGB, DefaultSlotWALKeepGB)
 	}

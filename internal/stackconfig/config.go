@@ -36,6 +36,7 @@ const (
 	KeyAllowWorldAccess    = "allowWorldAccess"
 	KeyProfile             = "profile"
 	KeySynchronousMode     = "synchronousMode"
+	KeyWatchdog            = "watchdog"
 	KeyNATGateways         = "natGateways"
 	KeyEtcdInstanceType    = "etcdInstanceType"
 	KeyPatroniInstanceType = "patroniInstanceType"
@@ -79,6 +80,7 @@ const (
 const (
 	DefaultClusterName         = "pgha"
 	DefaultProfile             = "fast"
+	DefaultWatchdog            = userdata.WatchdogAutomatic
 	DefaultSynchronousMode     = true
 	DefaultNATGateways         = NATSingle
 	DefaultEtcdInstanceType    = "t3.small"
@@ -117,6 +119,8 @@ type Config struct {
 	AllowedCIDRs        []string
 	AllowWorldAccess    bool
 	Profile             string
+	// Watchdog is Patroni's watchdog mode (userdata.Watchdog*).
+	Watchdog string
 	SynchronousMode     bool
 	NATGateways         string
 	EtcdInstanceType    string
@@ -256,6 +260,11 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 			c.Profile, strings.Join(profileNames(), ", "), Full(KeyProfile), DefaultProfile)
 	}
 	c.SynchronousMode = boolean(KeySynchronousMode, DefaultSynchronousMode)
+	c.Watchdog = str(KeyWatchdog, DefaultWatchdog)
+	if !userdata.ValidWatchdog(c.Watchdog) {
+		bad(Full(KeyWatchdog), "%q is not a watchdog mode (want %s, %s or %s); fix: pulumi config set %s %s",
+			c.Watchdog, userdata.WatchdogAutomatic, userdata.WatchdogRequired, userdata.WatchdogOff, Full(KeyWatchdog), DefaultWatchdog)
+	}
 
 	c.NATGateways = str(KeyNATGateways, DefaultNATGateways)
 	if c.NATGateways != NATSingle && c.NATGateways != NATPerAZ {

@@ -54,6 +54,7 @@ func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup
 			// A fifth of the data volume: room for the leader's own WAL
 			// and data growth stays.
 			SlotWALKeepGB: max(1, cfg.PatroniDataSize/5),
+			Watchdog:      cfg.Watchdog,
 		},
 		UserData: map[string]string{},
 	}
