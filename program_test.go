@@ -74,8 +74,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               1,
 		"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       1,
 		"aws:iam/instanceProfile:InstanceProfile":                                                    3,
-		"aws:ssm/parameter:Parameter":                                                                6,
-		"random:index/randomPassword:RandomPassword":                                                 6,
+		"aws:ssm/parameter:Parameter":                                                                7,
+		"random:index/randomPassword:RandomPassword":                                                 7,
 		"tls:index/privateKey:PrivateKey":                                                            1,
 		"aws:ec2/keyPair:KeyPair":                                                                    1,
 		"command:remote:Command":                                                                     9, // 8 waits (each also reads its node's host keys), cluster check
@@ -301,11 +301,11 @@ func TestNoPasswordInUserDataOrPlainInputs(t *testing.T) {
 	for _, p := range r.mocks.byType("random:index/randomPassword:RandomPassword") {
 		passwords = append(passwords, mockRandomStart+p.Name)
 	}
-	require.Len(t, passwords, 6, "1 configured + 5 generated passwords")
+	require.Len(t, passwords, len(userdata.Secrets), "1 configured, the others generated")
 
 	// The SSM parameters carry the values, as secrets.
 	params := r.mocks.byType("aws:ssm/parameter:Parameter")
-	require.Len(t, params, 6)
+	require.Len(t, params, len(userdata.Secrets))
 	stored := map[string]bool{}
 	for _, p := range params {
 		assert.Equal(t, "SecureString", str(p.Inputs, "type"), p.Name)
@@ -538,7 +538,7 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 		sort.Strings(got[k])
 	}
 	assert.Equal(t, map[string][]string{
-		"patroni": {"app-password", "replication-password", "restapi-password", "rewind-password", "superuser-password"},
+		"patroni": {"app-password", "monitor-password", "replication-password", "restapi-password", "rewind-password", "superuser-password"},
 		"haproxy": {"stats-password"},
 	}, got)
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -47,6 +48,10 @@ func TestRealCluster(t *testing.T) {
 		lookTool(t, tool)
 	}
 	c := defaultCluster(t)
+	// Every node address is on one loopback here, so each connection
+	// leaves from the address it goes to: source addresses do not tell the
+	// nodes apart (TestLabPgHBA proves the rules where they do).
+	c.SharedStack = []netip.Prefix{c.Plan.VPC}
 	pw := testPasswords()
 	secrets, err := RenderSecretsEnv(c, pw)
 	require.NoError(t, err)
@@ -192,7 +197,7 @@ func TestRealCluster(t *testing.T) {
 			"wal_log_hints": "on", "ssl": "on", "server_encoding": "UTF8", "wal_retrieve_retry_interval": "1s",
 		}, settings)
 		roles := map[string]bool{}
-		rows, err := su.Query(ctx, `SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app')`)
+		rows, err := su.Query(ctx, `SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app', 'pgha_monitor')`)
 		require.NoError(t, err)
 		for rows.Next() {
 			var name string
@@ -201,10 +206,10 @@ func TestRealCluster(t *testing.T) {
 			roles[name] = repl
 		}
 		require.NoError(t, rows.Err())
-		assert.Equal(t, map[string]bool{"replicator": true, "rewinder": false, "app": false}, roles)
+		assert.Equal(t, map[string]bool{"replicator": true, "rewinder": false, "app": false, "pgha_monitor": false}, roles)
 		var scram int
 		require.NoError(t, su.QueryRow(ctx, `SELECT count(*) FROM pg_authid WHERE rolpassword LIKE 'SCRAM-SHA-256$%'`).Scan(&scram))
-		assert.Equal(t, 4, scram, "postgres, replicator, rewinder and app all have SCRAM secrets")
+		assert.Equal(t, 5, scram, "postgres, replicator, rewinder, app and pgha_monitor all have SCRAM secrets")
 
 		// The profile reached the DCS.
 		var dcs map[string]any

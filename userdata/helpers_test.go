@@ -34,6 +34,7 @@ func testPasswords() Passwords {
 		"app":         "SuperSecret-app-9d6a2b",
 		"restapi":     "SuperSecret-api-1e7c3f",
 		"stats":       "SuperSecret-stats-8a4b6d",
+		"monitor":     "SuperSecret-mon-3f9e2a",
 	}
 }
 

@@ -81,11 +81,26 @@ func TestPostBootstrapOverTheDefaultSocket(t *testing.T) {
 	b, err := RenderPostBootstrap(defaultCluster(t), CloudPaths())
 	require.NoError(t, err)
 	script := write("post-bootstrap.sh", string(b), 0o755)
-	cmd := as([]string{"PGPASSFILE=" + pgpass, EnvAppPassword + "=App-Password-0123456789"}, script, conn)
+	cmd := as([]string{"PGPASSFILE=" + pgpass, EnvAppPassword + "=App-Password-0123456789",
+		EnvMonitorPassword + "=Monitor-Password-0123456789"}, script, conn)
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "post-bootstrap: %s", out)
 	check := as([]string{"PGPASSWORD=" + password}, "psql", conn, "-tA", "-c", "SELECT rolname FROM pg_roles WHERE rolname = 'app'")
 	out, err = check.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Equal(t, "app", strings.TrimSpace(string(out)))
+
+	// The monitor: in pg_monitor, may connect to the application database
+	// and close a WAL segment, and nothing more there.
+	appConn := strings.Replace(conn, "dbname=postgres", "dbname=app", 1)
+	check = as([]string{"PGPASSWORD=" + password}, "psql", appConn, "-tA", "-c", `SELECT
+		pg_has_role('pgha_monitor', 'pg_monitor', 'member'),
+		has_database_privilege('pgha_monitor', 'app', 'connect'),
+		has_function_privilege('pgha_monitor', 'pg_switch_wal()', 'execute'),
+		has_database_privilege('pgha_monitor', 'app', 'create'),
+		has_database_privilege('pgha_monitor', 'app', 'temporary'),
+		(SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication FROM pg_roles WHERE rolname = 'pgha_monitor')`)
+	out, err = check.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Equal(t, "t|t|t|f|f|f", strings.TrimSpace(string(out)))
 }

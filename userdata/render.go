@@ -31,6 +31,7 @@ var templates = template.Must(template.New("").Option("missingkey=error").Funcs(
 	"backupTimers": BackupTimers,
 	"charset":      func() string { return PasswordCharset },
 	"indent":       indent,
+	"hba":          hbaYAML,
 	"chomp":        blockHeader,
 	"mode":         func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
 	// xvd is the name a Xen instance gives a device attached as /dev/sdX.

@@ -146,6 +146,7 @@ func TestSecretsEnv(t *testing.T) {
 		EnvRewindUsername: "rewinder", EnvRewindPassword: pw["rewind"],
 		EnvRestAPIUsername: "patroni", EnvRestAPIPassword: pw["restapi"],
 		EnvAppPassword: pw["app"], EnvStatsPassword: pw["stats"],
+		EnvMonitorPassword: pw["monitor"],
 	}, env)
 }
 

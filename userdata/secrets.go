@@ -45,6 +45,10 @@ var Secrets = []Secret{
 		User: func(u Users) string { return u.App }, Roles: onPatroni},
 	{Name: "stats", ConfigKey: "statsPassword", Env: EnvStatsPassword,
 		User: func(u Users) string { return u.Stats }, Roles: onHAProxy},
+	// The first leader's post-bootstrap creates the monitor role, so only
+	// the PostgreSQL nodes read it.
+	{Name: "monitor", ConfigKey: "monitorPassword", Env: EnvMonitorPassword,
+		User: func(u Users) string { return u.Monitor }, Roles: onPatroni},
 }
 
 // ParamName is the SSM parameter's leaf name: <Name>-password.

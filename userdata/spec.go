@@ -12,6 +12,7 @@
 package userdata
 
 import (
+	"net/netip"
 	"os"
 
 	"github.com/pgha/pgha/internal/topology"
@@ -26,6 +27,10 @@ type Users struct {
 	AppDatabase string
 	RestAPI     string // Patroni REST API basic auth for unsafe endpoints
 	Stats       string // HAProxy stats page basic auth
+	// Monitor is pgha's own checks (validate, the lab's probe): a login
+	// in pg_monitor with CONNECT on AppDatabase and EXECUTE on
+	// pg_switch_wal(), nothing that writes.
+	Monitor string
 }
 
 // DefaultUsers is what the AWS program and the lab use.
@@ -33,6 +38,7 @@ func DefaultUsers() Users {
 	return Users{
 		Superuser: "postgres", Replication: "replicator", Rewind: "rewinder",
 		App: "app", AppDatabase: "app", RestAPI: "patroni", Stats: "stats",
+		Monitor: "pgha_monitor",
 	}
 }
 
@@ -69,6 +75,19 @@ type Cluster struct {
 	// one network stack, where two "bind *:5000" would both take every
 	// address. The cloud never sets it.
 	BindNodeAddress bool
+	// MonitorFrom are further addresses pg_hba admits the Monitor role
+	// from, besides the HAProxy nodes: in the namespace lab, its client,
+	// where validate connects from, and the PostgreSQL nodes, whose own
+	// namespaces the scenarios watch each node from. The cloud never sets
+	// it (validate comes through the jump host, an HAProxy node).
+	MonitorFrom []netip.Prefix
+	// SharedStack is for nodes that share one network stack (the loopback
+	// lab, where every connection leaves from 127.0.0.1, lo's preferred
+	// source; a test's single namespace): a connection's source address
+	// then does not say which node made it, so pg_hba admits each
+	// node-address rule from these prefixes as well. The cloud never sets
+	// it.
+	SharedStack []netip.Prefix
 }
 
 // Patroni's watchdog modes.
@@ -109,8 +128,9 @@ type Paths struct {
 	EtcdDataDir    string
 
 	PatroniConfigFile string // patroni.yml
-	// SecretsEnvFile holds PATRONI_*_PASSWORD, PGHA_APP_PASSWORD and
-	// HAPROXY_STATS_PASSWORD as KEY=VALUE lines, mode 0600. On AWS a boot
+	// SecretsEnvFile holds PATRONI_*_PASSWORD, PGHA_APP_PASSWORD,
+	// PGHA_MONITOR_PASSWORD and HAPROXY_STATS_PASSWORD as KEY=VALUE lines,
+	// mode 0600. On AWS a boot
 	// script writes it from SSM; the lab writes it from its secret files.
 	SecretsEnvFile    string
 	PostBootstrap     string // script Patroni runs once after initdb
@@ -139,7 +159,8 @@ type File struct {
 
 // Environment variable names in the secrets file. Patroni 3.0.2 reads the
 // PATRONI_* ones itself (config.py, _build_environment_configuration);
-// PGHA_APP_PASSWORD is read by the post-bootstrap script and
+// PGHA_APP_PASSWORD and PGHA_MONITOR_PASSWORD are read by the
+// post-bootstrap script and
 // HAPROXY_STATS_PASSWORD is expanded by HAProxy inside haproxy.cfg.
 const (
 	EnvSuperuserUsername   = "PATRONI_SUPERUSER_USERNAME"
@@ -152,6 +173,7 @@ const (
 	EnvRestAPIPassword     = "PATRONI_RESTAPI_PASSWORD"
 	EnvAppPassword         = "PGHA_APP_PASSWORD"
 	EnvStatsPassword       = "HAPROXY_STATS_PASSWORD"
+	EnvMonitorPassword     = "PGHA_MONITOR_PASSWORD"
 )
 
 // CloudPaths is the layout of an EC2 node running Debian 12's packages.

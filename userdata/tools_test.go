@@ -210,7 +210,7 @@ func TestFetchSecretsScript(t *testing.T) {
 		keys []string
 	}{
 		{"pg-1", []string{EnvSuperuserUsername, EnvSuperuserPassword, EnvReplicationUsername, EnvReplicationPassword,
-			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword}},
+			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword, EnvMonitorPassword}},
 		{"haproxy-1", []string{EnvStatsPassword}},
 	}
 	for _, tc := range cases {

@@ -63,6 +63,7 @@ func (c Cluster) Validate() error {
 		{"Users.AppDatabase", c.Users.AppDatabase},
 		{"Users.RestAPI", c.Users.RestAPI},
 		{"Users.Stats", c.Users.Stats},
+		{"Users.Monitor", c.Users.Monitor},
 	}
 	for _, u := range users {
 		switch {
@@ -73,9 +74,10 @@ func (c Cluster) Validate() error {
 		}
 	}
 	// PostgreSQL roles must be distinct: Patroni gives each one different
-	// privileges, and sharing a role would silently merge them.
+	// privileges, and sharing a role would silently merge them. They are
+	// the first four users and Monitor (the last).
 	seenRole := map[string]string{}
-	for _, u := range users[:4] {
+	for _, u := range append(users[:4:4], users[len(users)-1]) {
 		if u.value == "" {
 			continue
 		}
@@ -84,6 +86,17 @@ func (c Cluster) Validate() error {
 			continue
 		}
 		seenRole[u.value] = u.field
+	}
+
+	for i, p := range c.MonitorFrom {
+		if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p {
+			add("MonitorFrom[%d] %q is not an IPv4 prefix without host bits (e.g. %q)", i, p, "10.42.0.200/32")
+		}
+	}
+	for i, p := range c.SharedStack {
+		if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p {
+			add("SharedStack[%d] %q is not an IPv4 prefix without host bits (e.g. %q)", i, p, "127.0.0.1/32")
+		}
 	}
 
 	for _, s := range Secrets {

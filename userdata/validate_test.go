@@ -96,6 +96,13 @@ func TestValidateRejectsBadSpecs(t *testing.T) {
 			[]string{`Users.RestAPI is empty: set a user name (DefaultUsers() has one)`}},
 		{"empty stats user", func(c *Cluster) { c.Users.Stats = "" },
 			[]string{`Users.Stats is empty: set a user name (DefaultUsers() has one)`}},
+		{"empty monitor user", func(c *Cluster) { c.Users.Monitor = "" },
+			[]string{`Users.Monitor is empty: set a user name (DefaultUsers() has one)`}},
+		{"monitor shares a role", func(c *Cluster) { c.Users.Monitor = "app" },
+			[]string{`Users.Monitor "app" is the same role as Users.App: give each PostgreSQL role its own name`}},
+		{"monitor from a host address", func(c *Cluster) {
+			c.MonitorFrom = []netip.Prefix{netip.MustParsePrefix("10.42.0.200/24")}
+		}, []string{`MonitorFrom[0] "10.42.0.200/24" is not an IPv4 prefix without host bits (e.g. "10.42.0.200/32")`}},
 		{"quoted user name", func(c *Cluster) { c.Users.App = `app"; DROP` },
 			[]string{`Users.App "app\"; DROP" is invalid: use lower-case letters, digits and '_', starting with a letter or '_'`}},
 		{"shared role", func(c *Cluster) { c.Users.Rewind = "postgres" },

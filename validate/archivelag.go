@@ -263,7 +263,7 @@ func measureArchiveLag(ctx context.Context, e *env, c *checkRun, host string) ar
 		c.text("archive_lag", "archive lag (RPO)", "not measured (--archive-lag-window 0)")
 		return archiveLag{}
 	}
-	conn, err := e.probe.Super(host).Connect(ctx)
+	conn, err := e.probe.Monitor(host).Connect(ctx)
 	if err != nil {
 		c.failf("archive lag: connecting to the leader: %v", err)
 		return archiveLag{}
@@ -275,7 +275,7 @@ func measureArchiveLag(ctx context.Context, e *env, c *checkRun, host string) ar
 		return archiveLag{}
 	}
 	target := e.writeTarget()
-	if err := traffic.Setup(ctx, target); err != nil {
+	if err := e.setupTraffic(ctx); err != nil {
 		c.failf("archive lag: %v", err)
 		return archiveLag{}
 	}

@@ -40,8 +40,10 @@ func checkBackup(ctx context.Context, e *env, c *checkRun) {
 		return
 	}
 	leader := f.Leader
-	super := e.probe.Super(leader.Host)
-	conn, err := super.Connect(ctx)
+	// The monitor role on the leader closes WAL segments and watches the
+	// archiver; the drill's rows are the application user's, written
+	// through the write endpoint (to the leader) into its own database.
+	conn, err := e.probe.Monitor(leader.Host).Connect(ctx)
 	if err != nil {
 		c.failf("connecting to the leader %s: %v", leader.Name, err)
 		return
@@ -52,11 +54,18 @@ func checkBackup(ctx context.Context, e *env, c *checkRun) {
 	// unreachable repository is reported with how far behind it is.
 	measureArchiveLag(ctx, e, c, leader.Host)
 
+	app, err := e.writeTarget().Connect(ctx)
+	if err != nil {
+		c.failf("connecting to the write endpoint: %v", err)
+		return
+	}
+	defer app.Close(context.Background())
+
 	// 1. Archiving: write something, close its segment; that segment must
 	// reach the repository. (A switch with nothing written since the last
 	// one closes nothing.)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+drillTable+" (run text, id int, at timestamptz DEFAULT clock_timestamp())"); err != nil {
+	if _, err := app.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+drillTable+" (run text, id int, at timestamptz DEFAULT clock_timestamp())"); err != nil {
 		c.failf("creating %s: %v", drillTable, err)
 		return
 	}
@@ -65,12 +74,12 @@ func checkBackup(ctx context.Context, e *env, c *checkRun) {
 		// with any a killed earlier run left behind.
 		dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(dctx, "DELETE FROM "+drillTable+" WHERE run = $1 OR at < now() - interval '1 day'", run); err != nil {
+		if _, err := app.Exec(dctx, "DELETE FROM "+drillTable+" WHERE run = $1 OR at < now() - interval '1 day'", run); err != nil {
 			e.logf("  removing the drill's rows from %s: %v", drillTable, err)
 		}
 	}()
 	switchWAL := func() (string, error) {
-		if _, err := conn.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, 0)", run); err != nil {
+		if _, err := app.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, 0)", run); err != nil {
 			return "", err
 		}
 		var seg string
@@ -115,7 +124,7 @@ func checkBackup(ctx context.Context, e *env, c *checkRun) {
 	insert := func(from, to int) error {
 		for i := from; i <= to; i++ {
 			// One transaction per row: each is committed on its own.
-			if _, err := conn.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, $2)", run, i); err != nil {
+			if _, err := app.Exec(ctx, "INSERT INTO "+drillTable+" (run, id) VALUES ($1, $2)", run, i); err != nil {
 				return err
 			}
 		}

@@ -132,12 +132,17 @@ func TestBackupsAgainstLab(t *testing.T) {
 		require.NoError(t, err)
 		f := p.Formation(ctx)
 		require.NoError(t, f.Err())
-		conn, err := p.Super(f.Leader.Host).Connect(ctx)
+		conn, err := p.Monitor(f.Leader.Host).Connect(ctx)
 		require.NoError(t, err)
 		defer conn.Close(context.Background())
 		var before int64
 		require.NoError(t, conn.QueryRow(ctx, "SELECT failed_count FROM pg_stat_archiver").Scan(&before))
-		_, err = conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgha_rpo_test (at timestamptz DEFAULT now()); INSERT INTO pgha_rpo_test DEFAULT VALUES; SELECT pg_switch_wal()")
+		app, err := p.App(p.Stack.WriteEndpoint.Host, p.Stack.WriteEndpoint.Port).Connect(ctx)
+		require.NoError(t, err)
+		_, err = app.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgha_rpo_test (at timestamptz DEFAULT now()); INSERT INTO pgha_rpo_test DEFAULT VALUES")
+		app.Close(context.Background())
+		require.NoError(t, err)
+		_, err = conn.Exec(ctx, "SELECT pg_switch_wal()")
 		require.NoError(t, err)
 		require.True(t, wait.Poll(ctx, 2*time.Minute, time.Second, func() bool {
 			var n int64

@@ -442,7 +442,11 @@ func waitSyncKey(ctx context.Context, e *env) {
 }
 
 // haproxyCost runs pgbench through 5000 and straight to the leader,
-// alternating, for a read-only and a read-write workload.
+// alternating, for a read-only and a read-write workload. The straight
+// runs start on the HAProxy node behind the write endpoint (its namespace),
+// since pg_hba admits the application user from the HAProxy nodes only;
+// both sides then cross the same one link to the leader, and only
+// HAProxy's forwarding differs.
 func haproxyCost(ctx context.Context, p *probe.Probe, s outputs.Stack, o *benchOptions, out io.Writer) ([]bench.Cost, error) {
 	f := p.Formation(ctx)
 	if err := f.Err(); err != nil {
@@ -451,6 +455,12 @@ func haproxyCost(ctx context.Context, p *probe.Probe, s outputs.Stack, o *benchO
 	c := s.Credentials
 	pb := bench.Pgbench{Namespace: s.Access.Namespace, User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase}
 	via, direct := s.WriteEndpoint, outputs.Endpoint{Host: f.Leader.Host, Port: topology.PortPostgres}
+	ha, ok := s.NodeByIP(via.Host)
+	if !ok || ha.Role != topology.RoleHAProxy || ha.Namespace == "" {
+		return nil, fmt.Errorf("the write endpoint %s is no HAProxy node's address with a namespace: pgbench cannot reach the leader straight from where pg_hba admits the application user", via)
+	}
+	pbDirect := pb
+	pbDirect.Namespace = ha.Namespace
 	fmt.Fprintf(out, "bench: pgbench -i through %s\n", via)
 	if _, err := pb.Run(ctx, via.Host, via.Port, "-i", "-q", "-s", "1"); err != nil {
 		return nil, err
@@ -474,11 +484,11 @@ func haproxyCost(ctx context.Context, p *probe.Probe, s outputs.Stack, o *benchO
 				order = []bool{false, true}
 			}
 			for _, viaHA := range order {
-				ep := direct
+				ep, run := direct, pbDirect
 				if viaHA {
-					ep = via
+					ep, run = via, pb
 				}
-				tps, err := pb.TPS(ctx, ep.Host, ep.Port, args...)
+				tps, err := run.TPS(ctx, ep.Host, ep.Port, args...)
 				if err != nil {
 					return nil, err
 				}

@@ -143,11 +143,19 @@ func benchBackups(ctx context.Context, o *benchOptions, s outputs.Stack, res *ba
 	if r, ok := f.Replica(false); ok {
 		res.Node = r.Name
 	}
-	conn, err := e.probe.Super(leader.Host).Connect(ctx)
+	// The monitor role on the leader watches the archive and closes WAL
+	// segments; what the benchmark writes and counts is the application
+	// user's, through the write endpoint.
+	conn, err := e.probe.Monitor(leader.Host).Connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.Background())
+	app, err := e.writeTarget().Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer app.Close(context.Background())
 	set, err := readArchiveSettings(ctx, conn)
 	if err != nil {
 		return err
@@ -200,7 +208,7 @@ func benchBackups(ctx context.Context, o *benchOptions, s outputs.Stack, res *ba
 	if err := wait.Sleep(ctx, 200*time.Millisecond); err != nil {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgha_bench_mark (at timestamptz DEFAULT clock_timestamp()); INSERT INTO pgha_bench_mark DEFAULT VALUES"); err != nil {
+	if _, err := app.Exec(ctx, "CREATE TABLE IF NOT EXISTS pgha_bench_mark (at timestamptz DEFAULT clock_timestamp()); INSERT INTO pgha_bench_mark DEFAULT VALUES"); err != nil {
 		return err
 	}
 	if err := archiveAll(ctx, conn, 5*time.Minute); err != nil {
@@ -239,7 +247,7 @@ func benchBackups(ctx context.Context, o *benchOptions, s outputs.Stack, res *ba
 	}
 	res.LoadLag = computeArchiveLag(loadSamples, set.SegSize)
 	var rows int64
-	if err := conn.QueryRow(ctx, "SELECT clock_timestamp(), (SELECT count(*) FROM pgbench_history)").Scan(&target, &rows); err != nil {
+	if err := app.QueryRow(ctx, "SELECT clock_timestamp(), (SELECT count(*) FROM pgbench_history)").Scan(&target, &rows); err != nil {
 		return err
 	}
 	res.PITRWant = fmt.Sprint(rows)

@@ -18,6 +18,7 @@ import (
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/validate/internal/fault"
 	"github.com/pgha/pgha/validate/internal/scenario"
+	"github.com/pgha/pgha/validate/internal/traffic"
 )
 
 // env is everything a check needs to reach the cluster.
@@ -71,6 +72,12 @@ func (e *env) pgNodes() []outputs.Node { return e.stack.ByRole(topology.RolePatr
 // connect (the outputs' connection URI).
 func (e *env) writeTarget() pg.Target {
 	return scenario.AppTarget(e.stack, e.dial, true, 3*time.Second)
+}
+
+// setupTraffic creates the writer's table through the write endpoint and
+// lets the monitor role, which validate reads each node as, read it.
+func (e *env) setupTraffic(ctx context.Context) error {
+	return traffic.Setup(ctx, e.writeTarget(), e.stack.Credentials.MonitorName)
 }
 
 // faultSet returns the faults this target supports.

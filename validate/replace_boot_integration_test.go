@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/labtest"
 	"github.com/pgha/pgha/validate/internal/history"
@@ -52,7 +54,7 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 	wt := scenario.AppTarget(e.stack, clientDial, true, 3*time.Second)
 	rt := scenario.AppTarget(e.stack, clientDial, false, 3*time.Second)
 	require.NotEmpty(t, wt.Fallbacks, "the writer lists both HAProxy nodes")
-	require.NoError(t, traffic.Setup(ctx, wt))
+	require.NoError(t, traffic.Setup(ctx, wt, e.stack.Credentials.MonitorName))
 	run := fmt.Sprintf("roll-%d", time.Now().Unix())
 	w := &traffic.Writer{Target: wt, RunID: run, Interval: 50 * time.Millisecond, OpTimeout: 2 * time.Second}
 	r := &traffic.Reader{Target: rt, Interval: 100 * time.Millisecond, OpTimeout: 2 * time.Second}
@@ -121,7 +123,7 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 		var got []int64
 		// A replica may trail the leader for a moment.
 		require.True(t, wait.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() bool {
-			c, err := e.probe.Super(n.PrivateIP).Connect(ctx)
+			c, err := e.probe.Monitor(n.PrivateIP).Connect(ctx)
 			if err != nil {
 				return false
 			}
@@ -148,20 +150,30 @@ func rollUnderTraffic(t *testing.T, tl *labtest.Lab) {
 func volumeEvidence(ctx context.Context, t *testing.T, e *env, mark string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
+	// Server-side COPY and pg_read_file are the superuser's, whom pg_hba
+	// admits only from the PostgreSQL nodes: the SQL runs on the node, as
+	// the OS user postgres on its socket, over SSH as an operator would.
+	cfg, err := access.SSHConfigFromStack(e.stack)
+	require.NoError(t, err)
+	jump, err := access.NewJump(cfg)
+	require.NoError(t, err)
+	defer jump.Close()
+	psql := func(n outputs.Node, sql string) (string, error) {
+		h := access.Host{Addr: net.JoinHostPort(n.PrivateIP, "22"), HostKeys: n.HostKeys}
+		out, err := jump.RunRoot(ctx, h, fmt.Sprintf("sudo -u postgres psql -X -A -t -v ON_ERROR_STOP=1 -d %s -c %s",
+			e.stack.Credentials.AppDatabase, "'"+strings.ReplaceAll(sql, "'", `'\''`)+"'"))
+		return strings.TrimSpace(out), err
+	}
 	for _, n := range e.pgNodes() {
-		c, err := e.probe.Super(n.PrivateIP).Connect(ctx)
-		require.NoError(t, err, n.Name)
 		const marker = "/var/lib/postgresql/pgha-volume-marker"
 		if mark != "" {
 			// Server-side COPY writes as the postgres user, on the node.
-			_, err = c.Exec(ctx, fmt.Sprintf("COPY (SELECT '%s %s') TO '%s'", n.Name, mark, marker))
-			require.NoError(t, err, n.Name)
+			o, err := psql(n, fmt.Sprintf("COPY (SELECT '%s %s') TO '%s'", n.Name, mark, marker))
+			require.NoError(t, err, "%s: %s", n.Name, o)
 		}
-		var content, written string
-		err = c.QueryRow(ctx, "SELECT pg_read_file($1), (pg_stat_file('PG_VERSION')).modification::text", marker).Scan(&content, &written)
-		c.Close(context.Background())
-		require.NoError(t, err, "%s: the marker on its data volume", n.Name)
-		out[n.Name] = strings.TrimSpace(content) + " / PG_VERSION " + written
+		got, err := psql(n, fmt.Sprintf("SELECT replace(pg_read_file('%s'), chr(10), '') || ' / PG_VERSION ' || (pg_stat_file('PG_VERSION')).modification::text", marker))
+		require.NoError(t, err, "%s: the marker on its data volume: %s", n.Name, got)
+		out[n.Name] = got
 	}
 	st := e.probe.Etcd(ctx)
 	require.NoError(t, st.Err())

@@ -22,7 +22,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 		c.failf("cannot check replication without a leader and replicas: %s", f.Problem())
 		return
 	}
-	if err := traffic.Setup(ctx, e.writeTarget()); err != nil {
+	if err := e.setupTraffic(ctx); err != nil {
 		c.failf("%v", err)
 		return
 	}
@@ -34,7 +34,7 @@ func checkReplication(ctx context.Context, e *env, c *checkRun) {
 		}
 	}()
 	for _, r := range f.Replicas {
-		cn, err := e.probe.Super(r.Host).Connect(ctx)
+		cn, err := e.probe.Monitor(r.Host).Connect(ctx)
 		if err != nil {
 			c.failf("replica %s: %v", r.Name, err)
 			return

@@ -27,7 +27,8 @@ const validJSON = `{
  "access": {"kind": "netns", "namespace": "pgha-client", "labDir": "/var/lib/pgha-lab/pgha"},
  "credentials": {"superuserName": "postgres", "superuserPassword": "a", "replicationName": "replicator",
   "replicationPassword": "b", "appName": "app", "appPassword": "c", "appDatabase": "app",
-  "restApiName": "patroni", "restApiPassword": "d", "statsName": "stats", "statsPassword": "e"}
+  "restApiName": "patroni", "restApiPassword": "d", "statsName": "stats", "statsPassword": "e",
+  "monitorName": "pgha_monitor", "monitorPassword": "f"}
 }`
 
 func TestParseValid(t *testing.T) {

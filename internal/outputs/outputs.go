@@ -231,6 +231,10 @@ type Credentials struct {
 	RestAPIPassword     string `json:"restApiPassword"`
 	StatsName           string `json:"statsName"`
 	StatsPassword       string `json:"statsPassword"`
+	// Monitor is pgha's own checks' role (pg_monitor), which validate
+	// connects to each node as.
+	MonitorName     string `json:"monitorName"`
+	MonitorPassword string `json:"monitorPassword"`
 }
 
 // Parse reads and checks the JSON form. Every problem names the output.
@@ -396,6 +400,7 @@ func (s Stack) Validate() error {
 		{"superuserName", c.SuperuserName}, {"superuserPassword", c.SuperuserPassword},
 		{"appName", c.AppName}, {"appPassword", c.AppPassword}, {"appDatabase", c.AppDatabase},
 		{"restApiName", c.RestAPIName}, {"restApiPassword", c.RestAPIPassword},
+		{"monitorName", c.MonitorName}, {"monitorPassword", c.MonitorPassword},
 	} {
 		if fv[1] == "" {
 			bad(KeyCredentials, "%s is empty (read the outputs with --show-secrets)", fv[0])

@@ -57,9 +57,23 @@ func (p *Probe) connectTimeout() time.Duration {
 // Nodes of one role, in plan order.
 func (p *Probe) Nodes(r topology.Role) []outputs.Node { return p.Stack.ByRole(r) }
 
+// Monitor is pgha's monitor role straight to one node's PostgreSQL, in the
+// application database: it sees pg_stat_replication and pg_stat_archiver
+// in full (pg_monitor), may close a WAL segment (pg_switch_wal), and reads
+// validate's own table, which the application user grants it; it writes
+// nothing. pg_hba admits it from the HAProxy nodes (the jump host on AWS)
+// and a lab's client. Every per-node query of pgha's checks uses it.
+func (p *Probe) Monitor(host string) pg.Target {
+	c := p.Stack.Credentials
+	return pg.Target{Host: host, Port: topology.PortPostgres, User: c.MonitorName, Password: c.MonitorPassword,
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+}
+
 // Super is the superuser straight to one node's PostgreSQL, in the
-// application database: it sees pg_stat_replication in full and the rows
-// clients wrote.
+// application database. pg_hba admits it only from the PostgreSQL nodes
+// themselves, so from where validate runs it is refused: pgha's checks use
+// Monitor, and what only the superuser may do runs on the node over SSH,
+// as the OS user postgres on the local socket.
 func (p *Probe) Super(host string) pg.Target {
 	c := p.Stack.Credentials
 	return pg.Target{Host: host, Port: topology.PortPostgres, User: c.SuperuserName, Password: c.SuperuserPassword,
@@ -85,9 +99,9 @@ func Whoami(ctx context.Context, t pg.Target) (pg.ServerInfo, error) {
 	return pg.Whoami(qctx, c)
 }
 
-// query runs one query as the superuser on host and collects its rows.
+// query runs one query as the monitor on host and collects its rows.
 func query[T any](ctx context.Context, p *Probe, host, sql string, scan pgx.RowToFunc[T]) ([]T, error) {
-	c, err := p.Super(host).Connect(ctx)
+	c, err := p.Monitor(host).Connect(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -65,9 +65,8 @@ const (
 
 // LoopbackVPC is the loopback lab's "VPC": the plan's 10.42.a.b becomes
 // 127.0.a.b. Linux routes all of 127/8 to lo, but a connection to any of
-// those addresses leaves from 127.0.0.1 (lo's preferred source), so the
-// VPC must contain 127.0.0.1 for pg_hba to admit replication and clients
-// exactly as it admits the VPC on AWS.
+// those addresses leaves from 127.0.0.1 (lo's preferred source), so
+// pg_hba admits every node-address rule from 127.0.0.1 too (SharedStack).
 const LoopbackVPC = "127.0.0.0/16"
 
 // DefaultNet picks the network mode when none is asked for, and says why in
@@ -95,7 +94,9 @@ func CheckNet(mode string) error {
 }
 
 // ClientHost is the extra namespace users and validate connect from. Its
-// address sits in the VPC, so pg_hba admits it like an application host.
+// address sits in the VPC, but no node's: pg_hba admits only the monitor
+// role from it (Cluster.MonitorFrom); the application comes through
+// HAProxy, as on AWS.
 const ClientHost = "client"
 
 // ClientIP is the client namespace's address.
@@ -354,7 +355,36 @@ func (l *Lab) Spec() userdata.Cluster {
 		// On AWS these name SSM parameters; the lab's stand-ins are files.
 		Secrets: userdata.ParamsUnder("lab/"),
 		Backup:  l.specBackup(),
+		// validate connects from the client namespace, not through a jump
+		// host on an HAProxy node, and its scenarios watch each PostgreSQL
+		// node from inside the node's own namespace (where a partitioned
+		// node is still seen): pg_hba admits the monitor from those
+		// addresses too, and nobody else.
+		MonitorFrom: l.monitorFrom(),
+		// Loopback nodes cannot be told apart by source address.
+		SharedStack: l.sharedStack(),
 	}
+}
+
+func (l *Lab) monitorFrom() []netip.Prefix {
+	if l.Settings.Net != NetNetns {
+		return nil
+	}
+	from := []netip.Prefix{netip.PrefixFrom(l.Client, 32)}
+	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
+		from = append(from, netip.PrefixFrom(n.IP, 32))
+	}
+	return from
+}
+
+// LoopbackSource is where every connection of a loopback lab comes from.
+var LoopbackSource = netip.MustParseAddr("127.0.0.1")
+
+func (l *Lab) sharedStack() []netip.Prefix {
+	if !l.Loopback() {
+		return nil
+	}
+	return []netip.Prefix{netip.PrefixFrom(LoopbackSource, 32)}
 }
 
 func (l *Lab) specBackup() *userdata.Backup {

@@ -287,22 +287,23 @@ func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster
 func TestSecretsForRole(t *testing.T) {
 	l, err := New("pghaunit")
 	require.NoError(t, err)
-	pw := userdata.Passwords{"superuser": "su1", "replication": "re2", "rewind": "rw3", "app": "ap4", "restapi": "ra5", "stats": "st6"}
+	pw := userdata.Passwords{"superuser": "su1", "replication": "re2", "rewind": "rw3", "app": "ap4", "restapi": "ra5", "stats": "st6", "monitor": "mo7"}
 	env, err := userdata.RenderSecretsEnv(l.Spec(), pw)
 	require.NoError(t, err)
 
 	etcd := string(forRole(env, topology.RoleEtcd))
-	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "st6"} {
+	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "st6", "mo7"} {
 		assert.NotContains(t, etcd, v)
 	}
 	ha := string(forRole(env, topology.RoleHAProxy))
 	assert.Contains(t, ha, userdata.EnvStatsPassword+"=st6\n")
-	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5"} {
+	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "mo7"} {
 		assert.NotContains(t, ha, v)
 	}
 	pg := string(forRole(env, topology.RolePatroni))
 	for _, kv := range []string{userdata.EnvSuperuserPassword + "=su1", userdata.EnvReplicationPassword + "=re2",
-		userdata.EnvRewindPassword + "=rw3", userdata.EnvAppPassword + "=ap4", userdata.EnvRestAPIPassword + "=ra5"} {
+		userdata.EnvRewindPassword + "=rw3", userdata.EnvAppPassword + "=ap4", userdata.EnvRestAPIPassword + "=ra5",
+		userdata.EnvMonitorPassword + "=mo7"} {
 		assert.Contains(t, pg, kv+"\n")
 	}
 	assert.NotContains(t, pg, "st6")
@@ -344,4 +345,27 @@ func TestCopyLogs(t *testing.T) {
 	assert.NoError(t, err)
 	_, err = os.Stat(filepath.Join(dst, "pg-2"))
 	assert.True(t, os.IsNotExist(err), "a node without logs is skipped")
+}
+
+// Only the namespace lab widens the monitor's pg_hba rules, by exactly its
+// client and the PostgreSQL nodes (validate's vantage points there); the
+// loopback lab admits its one source address instead; nobody else is
+// admitted from anywhere new.
+func TestSpecMonitorFromAndSharedStack(t *testing.T) {
+	l, err := New("pghaunit")
+	require.NoError(t, err)
+	require.NoError(t, l.SetNet(NetNetns))
+	assert.Equal(t, []string{"10.42.0.200/32", "10.42.4.20/32", "10.42.5.20/32", "10.42.6.20/32"}, prefixStrings(l.Spec().MonitorFrom))
+	assert.Empty(t, l.Spec().SharedStack)
+	require.NoError(t, l.SetNet(NetLoopback))
+	assert.Empty(t, l.Spec().MonitorFrom)
+	assert.Equal(t, []string{"127.0.0.1/32"}, prefixStrings(l.Spec().SharedStack))
+}
+
+func prefixStrings[T fmt.Stringer](ps []T) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
 }

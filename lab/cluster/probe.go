@@ -7,13 +7,23 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
 )
 
 // Dialer reaches the lab's addresses from its client namespace, or, in a
 // loopback lab, directly from this host, as validate does (access "direct").
+// A booted lab's nodes run the cloud's pg_hba, which admits pgha's monitor
+// only from the HAProxy nodes (validate comes through the jump host on
+// AWS): there the lab looks from the first HAProxy node's namespace, where
+// the jump host sits, and its probe's queries come from that address.
 func (l *Lab) Dialer() (access.DialFunc, error) {
 	if l.Loopback() {
 		return access.Direct(), nil
+	}
+	if l.Boot() {
+		if ha := l.Plan.ByRole(topology.RoleHAProxy); len(ha) > 0 {
+			return access.Netns(l.Namespace(ha[0].Name))
+		}
 	}
 	return access.Netns(l.ClientNamespace())
 }

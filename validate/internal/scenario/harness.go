@@ -43,7 +43,7 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 		r.Failf("interrupted before anything was broken: %v", err)
 		return
 	}
-	if err := setupTable(ctx, AppTarget(s, env.Dial(), true, 3*time.Second)); err != nil {
+	if err := setupTable(ctx, AppTarget(s, env.Dial(), true, 3*time.Second), s.Credentials.MonitorName); err != nil {
 		r.Failf("%v", err)
 		return
 	}
@@ -208,14 +208,15 @@ func servers(s outputs.Stack) map[string]string {
 	return m
 }
 
-// readRows reads the run's rows on every Patroni node. Replicas get a
+// readRows reads the run's rows on every Patroni node, as the monitor
+// role (traffic.Setup let it read the table). Replicas get a
 // while to catch up with the final leader first, so a row that is merely
 // late is not taken for a second history.
 func readRows(ctx context.Context, r *Run, leader string) (map[string][]history.Row, error) {
 	s := r.Env.Stack()
 	run := r.traffic.Writer.RunID
 	read := func(host string) ([]history.Row, error) {
-		cn, err := r.Env.Probe().Super(host).Connect(ctx)
+		cn, err := r.Env.Probe().Monitor(host).Connect(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -277,8 +278,8 @@ func readRows(ctx context.Context, r *Run, leader string) (map[string][]history.
 // setupTable creates the writer's table and adds the column that records
 // which server wrote each row (its default is evaluated on the primary at
 // insert time and replicated with the row).
-func setupTable(ctx context.Context, t pg.Target) error {
-	if err := traffic.Setup(ctx, t); err != nil {
+func setupTable(ctx context.Context, t pg.Target, reader string) error {
+	if err := traffic.Setup(ctx, t, reader); err != nil {
 		return err
 	}
 	cn, err := t.Connect(ctx)

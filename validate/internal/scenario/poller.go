@@ -163,7 +163,7 @@ func writableAsker(p *probe.Probe, dialers map[string]access.DialFunc, timeout t
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		t := p.Super(n.PrivateIP)
+		t := p.Monitor(n.PrivateIP)
 		t.Dial = d
 		cn, err := t.Connect(ctx)
 		if err != nil {

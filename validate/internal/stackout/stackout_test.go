@@ -55,6 +55,7 @@ func sample() outputs.Stack {
 			AppName: "app", AppPassword: "s3cr3t-app", AppDatabase: "app",
 			RestAPIName: "patroni", RestAPIPassword: "s3cr3t-rest",
 			StatsName: "stats", StatsPassword: "s3cr3t-stats",
+			MonitorName: "pgha_monitor", MonitorPassword: "s3cr3t-monitor",
 		},
 		SSHPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
 		ClusterState:  map[string]any{"members": []any{map[string]any{"name": "patroni-1", "role": "leader"}}},

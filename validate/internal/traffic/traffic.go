@@ -20,8 +20,10 @@ import (
 const Table = "pgha_validate"
 
 // Setup creates the table. It runs through the write endpoint as the
-// application user, who owns the application database.
-func Setup(ctx context.Context, t pg.Target) error {
+// application user, who owns the application database, and lets each of
+// readers (the monitor role validate reads every node's rows as) SELECT
+// from it: that table, and no other of the application's.
+func Setup(ctx context.Context, t pg.Target, readers ...string) error {
 	c, err := t.Connect(ctx)
 	if err != nil {
 		return err
@@ -34,6 +36,14 @@ func Setup(ctx context.Context, t pg.Target) error {
 		PRIMARY KEY (run, id))`)
 	if err != nil {
 		return fmt.Errorf("creating table %s through %s: %w", Table, t, err)
+	}
+	for _, r := range readers {
+		if r == "" {
+			continue
+		}
+		if _, err := c.Exec(ctx, `GRANT SELECT ON `+Table+` TO `+pgx.Identifier{r}.Sanitize()); err != nil {
+			return fmt.Errorf("letting %s read %s: %w", r, Table, err)
+		}
 	}
 	return nil
 }
