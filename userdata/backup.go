@@ -3,6 +3,7 @@ package userdata
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/pgha/pgha/internal/topology"
 )
@@ -36,6 +37,15 @@ type Backup struct {
 	// kind (the labs take theirs by command).
 	FullSchedule, DiffSchedule string
 }
+
+// UnreachableRepositoryDelay bounds what backups add to a leader's
+// stepping down when it cannot reach the repository (a partitioned
+// leader): its fast shutdown waits for the archiver's last two rounds of
+// three tries, each failing after pgbackrest.conf's archive-push
+// archive-timeout (1 s) plus a 1 s pause; then, starting as a replica,
+// standby mode asks the archive for a timeline history file and a segment
+// before pg_wal, each restore_command bounded to 5 s (patroni.yml).
+const UnreachableRepositoryDelay = 6*2*time.Second + 2*5*time.Second
 
 // Environment variables pgBackRest reads the repository's key from when
 // KeyType is "shared".

@@ -40,7 +40,8 @@ func (r HBARule) Line() string {
 //     come;
 //   - the monitor, to the application database only, from the HAProxy
 //     nodes (validate reaches the nodes on AWS through the jump host, an
-//     HAProxy node) and from MonitorFrom.
+//     HAProxy node), the PostgreSQL nodes (the booted lab's scenarios watch
+//     each node from inside it) and MonitorFrom.
 //
 // Every network connection is TLS and scram-sha-256.
 func (c Cluster) HBA() []HBARule {
@@ -80,15 +81,29 @@ func (c Cluster) HBA() []HBARule {
 		"hostssl", "all", []string{u.Superuser, u.Rewind}, pgNodes)
 	group("The application only from the HAProxy nodes, through which clients come.",
 		"hostssl", "all", []string{u.App}, haNodes)
-	group("pgha's monitor (validate's checks), to the application database only, from the HAProxy nodes: validate on AWS comes through the jump host, an HAProxy node.",
-		"hostssl", u.AppDatabase, []string{u.Monitor}, haNodes)
+	group("pgha's monitor (validate's checks), to the application database only, from the HAProxy nodes (validate on AWS comes through the jump host, an HAProxy node) and the PostgreSQL nodes (where a lab's scenarios watch a partitioned node from; they may log in as the superuser anyway).",
+		"hostssl", u.AppDatabase, []string{u.Monitor}, unique(append(append([]string(nil), haNodes...), pgNodes...)))
 	var extra []string
 	for _, p := range c.MonitorFrom {
 		extra = append(extra, p.String())
 	}
-	group("pgha's monitor from where validate connects in a lab: its client, and each PostgreSQL node's own namespace, where the scenarios watch a partitioned node from.",
+	group("pgha's monitor from where validate connects in a lab: its client.",
 		"hostssl", u.AppDatabase, []string{u.Monitor}, extra)
 	return rules
+}
+
+// unique keeps the first of each address (a shared stack's own address is
+// every role's).
+func unique(addrs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range addrs {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // hbaYAML is the pg_hba list as patroni.yml takes it, indented for its

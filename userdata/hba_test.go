@@ -49,7 +49,7 @@ func TestHBARulesNameExactlyThePlansAddresses(t *testing.T) {
 		"replication replicator": pg,
 		"all postgres,rewinder":  pg,
 		"all app":                ha,
-		"app pgha_monitor":       ha,
+		"app pgha_monitor":       append(append([]string(nil), ha...), pg...),
 	}, hostRules(t, rules))
 	var local []string
 	for _, r := range rules {
@@ -62,7 +62,7 @@ func TestHBARulesNameExactlyThePlansAddresses(t *testing.T) {
 	// The lab's client, for the monitor only.
 	c.MonitorFrom = []netip.Prefix{netip.MustParsePrefix("10.42.0.200/32")}
 	got := hostRules(t, c.HBA())
-	assert.Equal(t, append(ha, "10.42.0.200/32"), got["app pgha_monitor"])
+	assert.Equal(t, append(append(append([]string(nil), ha...), pg...), "10.42.0.200/32"), got["app pgha_monitor"])
 	assert.Equal(t, pg, got["all postgres,rewinder"], "MonitorFrom admits nobody else")
 	assert.Equal(t, ha, got["all app"])
 
@@ -82,7 +82,7 @@ func TestHBASharedStack(t *testing.T) {
 	assert.Equal(t, append(addrsOf(plan, topology.RolePatroni), "127.0.0.1/32"), got["all postgres,rewinder"])
 	assert.Equal(t, append(addrsOf(plan, topology.RolePatroni), "127.0.0.1/32"), got["replication replicator"])
 	assert.Equal(t, append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), got["all app"])
-	assert.Equal(t, append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), got["app pgha_monitor"])
+	assert.Equal(t, append(append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), addrsOf(plan, topology.RolePatroni)...), got["app pgha_monitor"])
 }
 
 // patroni.yml carries the same rules, in both of its pg_hba lists, and no

@@ -76,10 +76,9 @@ type Cluster struct {
 	// address. The cloud never sets it.
 	BindNodeAddress bool
 	// MonitorFrom are further addresses pg_hba admits the Monitor role
-	// from, besides the HAProxy nodes: in the namespace lab, its client,
-	// where validate connects from, and the PostgreSQL nodes, whose own
-	// namespaces the scenarios watch each node from. The cloud never sets
-	// it (validate comes through the jump host, an HAProxy node).
+	// from, besides the HAProxy and PostgreSQL nodes: in the namespace lab,
+	// its client, where validate connects from. The cloud never sets it
+	// (validate comes through the jump host, an HAProxy node).
 	MonitorFrom []netip.Prefix
 	// SharedStack is for nodes that share one network stack (the loopback
 	// lab, where every connection leaves from 127.0.0.1, lo's preferred

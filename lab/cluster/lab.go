@@ -370,11 +370,9 @@ func (l *Lab) monitorFrom() []netip.Prefix {
 	if l.Settings.Net != NetNetns {
 		return nil
 	}
-	from := []netip.Prefix{netip.PrefixFrom(l.Client, 32)}
-	for _, n := range l.Plan.ByRole(topology.RolePatroni) {
-		from = append(from, netip.PrefixFrom(n.IP, 32))
-	}
-	return from
+	// The PostgreSQL nodes, whose namespaces the scenarios watch each
+	// node from, are admitted everywhere (Cluster.HBA).
+	return []netip.Prefix{netip.PrefixFrom(l.Client, 32)}
 }
 
 // LoopbackSource is where every connection of a loopback lab comes from.

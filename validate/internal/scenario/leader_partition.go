@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/userdata"
 	"github.com/pgha/pgha/validate/internal/fault"
 )
 
@@ -78,11 +79,18 @@ func leaderPartitionStory(ctx context.Context, r *Run) {
 		// recovery): a link that comes back while Patroni 3.0.2 is still
 		// stopping the old primary lets its failsafe check pass and the
 		// node claim /primary again (docs/scenarios.md).
-		if !wait.Poll(ctx, 2*r.ttl(), 200*time.Millisecond, func() bool {
+		back := 2 * r.ttl()
+		if r.Env.Stack().Backups != nil {
+			// Its fast shutdown waits for the archiver's last tries to push
+			// to a repository the partition cut off, and its restart as a
+			// replica asks that repository first (docs/scenarios.md).
+			back += userdata.UnreachableRepositoryDelay
+		}
+		if !wait.Poll(ctx, back, 200*time.Millisecond, func() bool {
 			w, err := r.poller.Writable(ctx, old.Name)
 			return err == nil && !w
 		}) && ctx.Err() == nil {
-			r.Failf("%s's PostgreSQL did not come back in recovery within %s of its demotion", old.Name, 2*r.ttl())
+			r.Failf("%s's PostgreSQL did not come back in recovery within %s of its demotion", old.Name, back)
 		}
 	case blind:
 		r.Notef("%s could not be observed while partitioned on this target; the single-history check speaks for it", old.Name)
