@@ -111,16 +111,16 @@ const (
 
 // Config is the checked configuration.
 type Config struct {
-	Stack               string
-	Region              string
-	ClusterName         string
-	VPCCIDR             string
-	Plan                topology.Plan
-	AllowedCIDRs        []string
-	AllowWorldAccess    bool
-	Profile             string
+	Stack            string
+	Region           string
+	ClusterName      string
+	VPCCIDR          string
+	Plan             topology.Plan
+	AllowedCIDRs     []string
+	AllowWorldAccess bool
+	Profile          string
 	// Watchdog is Patroni's watchdog mode (userdata.Watchdog*).
-	Watchdog string
+	Watchdog            string
 	SynchronousMode     bool
 	NATGateways         string
 	EtcdInstanceType    string
