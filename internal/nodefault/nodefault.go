@@ -1,12 +1,13 @@
 // Package nodefault holds the shell scripts that break and mend a daemon on
 // a node booted from the user data: validate's AWS faults run them over
 // SSH, the booted lab inside its machines, so both act out a crash the same
-// way.
+// way; and the restore drill's runner, shared the same way.
 package nodefault
 
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
@@ -116,4 +117,18 @@ case $pm in ''|0|*[!0-9]*) echo "no postmaster.pid in $datadir: PostgreSQL is no
 kill -KILL "$pm"
 echo "killed $pm"
 `, Quote(datadir))
+}
+
+// RestoreDrillRun is a root shell script that runs the node's
+// pgha-restore-drill to target and prints the query's answer alone: the
+// drill's progress goes to a file, shown only when it fails. validate runs
+// it over SSH, the booted lab in the machine.
+func RestoreDrillRun(target time.Time, database, query string) string {
+	return fmt.Sprintf(`log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! %s --target %s --database %s --query %s 2>"$log"; then
+	cat "$log"
+	exit 1
+fi
+`, userdata.RestoreDrillScript, Quote(target.UTC().Format("2006-01-02 15:04:05.000000+00")), Quote(database), Quote(query))
 }

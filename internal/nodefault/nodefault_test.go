@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -55,4 +56,14 @@ func TestKillPostgresScript(t *testing.T) {
 	require.True(t, errors.As(err, &ee), "%v", err)
 	ws := ee.Sys().(syscall.WaitStatus)
 	assert.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "ended by %v", ws)
+}
+
+// The drill's arguments reach it as single words whatever they hold, and
+// the script is one the shell parses.
+func TestRestoreDrillRun(t *testing.T) {
+	at := time.Date(2026, 12, 2, 3, 14, 0, 123456000, time.FixedZone("x", 3600))
+	s := RestoreDrillRun(at, "app", "SELECT 'it''s' FROM t")
+	assert.Contains(t, s, `--target '2026-12-02 02:14:00.123456+00' --database 'app' --query 'SELECT '\''it'\'''\''s'\'' FROM t'`)
+	out, err := exec.Command("sh", "-n", "-c", s).CombinedOutput()
+	require.NoError(t, err, string(out))
 }

@@ -215,19 +215,27 @@ func (l *Lab) ServeObjectStore(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// backupNode checks that node is a PostgreSQL node of a lab with backups.
+func (l *Lab) backupNode(node string) error {
+	n, err := l.node(node)
+	if err != nil {
+		return err
+	}
+	if n.Role != topology.RolePatroni {
+		return fmt.Errorf("%s is not a PostgreSQL node", node)
+	}
+	if !l.Backups() {
+		return fmt.Errorf("lab %q has no backups (go run ./lab up --backups)", l.Name)
+	}
+	return nil
+}
+
 // asPostgresIn is the command line prefix that runs a program on a
 // PostgreSQL node: in its namespace, as postgres, with the node's secrets
 // (the repository's key among them) in a clean environment.
 func (l *Lab) asPostgresIn(node string) ([]string, []string, error) {
-	n, err := l.node(node)
-	if err != nil {
+	if err := l.backupNode(node); err != nil {
 		return nil, nil, err
-	}
-	if n.Role != topology.RolePatroni {
-		return nil, nil, fmt.Errorf("%s is not a PostgreSQL node", node)
-	}
-	if !l.Backups() {
-		return nil, nil, fmt.Errorf("lab %q has no backups (go run ./lab up --backups)", l.Name)
 	}
 	secrets, err := readEnvFile(l.Paths(node).SecretsEnvFile)
 	if err != nil {

@@ -2,11 +2,10 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
-	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -15,25 +14,9 @@ import (
 // from the metadata service), and the pgha-restore-drill its user data
 // installed.
 
-// bootPostgresNode checks that node is a PostgreSQL machine of a booted lab
-// with backups.
-func (l *Lab) bootPostgresNode(node string) error {
-	n, ok := l.Plan.Node(node)
-	if !ok {
-		return fmt.Errorf("no node %q in lab %q", node, l.Name)
-	}
-	if n.Role != topology.RolePatroni {
-		return fmt.Errorf("%s is not a PostgreSQL node", node)
-	}
-	if !l.Backups() {
-		return fmt.Errorf("lab %q has no backups (go run ./lab up --boot --backups)", l.Name)
-	}
-	return nil
-}
-
 // bootPgBackRest runs pgbackrest as postgres in the node's machine.
 func (l *Lab) bootPgBackRest(ctx context.Context, node string, args ...string) ([]byte, error) {
-	if err := l.bootPostgresNode(node); err != nil {
+	if err := l.backupNode(node); err != nil {
 		return nil, err
 	}
 	m, err := l.bootMachine(node)
@@ -50,26 +33,17 @@ func (l *Lab) bootPgBackRest(ctx context.Context, node string, args ...string) (
 // bootRestoreDrill runs the node's pgha-restore-drill; its progress is
 // shown only when it fails, so the answer comes back alone.
 func (l *Lab) bootRestoreDrill(ctx context.Context, node string, target time.Time, database, query string) (string, error) {
-	if err := l.bootPostgresNode(node); err != nil {
+	if err := l.backupNode(node); err != nil {
 		return "", err
 	}
 	m, err := l.bootMachine(node)
 	if err != nil {
 		return "", err
 	}
-	script := fmt.Sprintf(`log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if ! %s --target %s --database %s --query %s 2>"$log"; then
-	cat "$log"
-	exit 1
-fi
-`, userdata.RestoreDrillScript, shellQuote(target.UTC().Format("2006-01-02 15:04:05.000000+00")), shellQuote(database), shellQuote(query))
+	script := nodefault.RestoreDrillRun(target, database, query)
 	out, err := m.RunScript(ctx, script)
 	if err != nil {
 		return "", err
 	}
 	return strings.TrimSpace(string(out)), nil
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/outputs"
-	"github.com/pgha/pgha/userdata"
 )
 
 // BackupOps take a backup and run a restore drill on the cluster's nodes,
@@ -93,13 +93,7 @@ exit $rc
 func (r *remoteBackup) RestoreDrill(ctx context.Context, n outputs.Node, target time.Time, database, query string) (string, error) {
 	// The drill's progress goes to a file, shown only on failure, so that
 	// what comes back on success is the query's answer alone.
-	script := fmt.Sprintf(`log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-if ! %s --target %s --database %s --query %s 2>"$log"; then
-	cat "$log"
-	exit 1
-fi
-`, userdata.RestoreDrillScript, shellQuote(target.UTC().Format("2006-01-02 15:04:05.000000+00")), shellQuote(database), shellQuote(query))
+	script := nodefault.RestoreDrillRun(target, database, query)
 	out, err := r.remote.RunRoot(ctx, r.host(n), script)
 	if err != nil {
 		return "", fmt.Errorf("the restore drill on %s failed: %w", n.Name, err)
@@ -108,6 +102,3 @@ fi
 }
 
 func (r *remoteBackup) Close() error { return r.closer() }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
