@@ -236,6 +236,9 @@ func (m *Machine) prepare() error {
 	if err := writeInRoot(root, "/etc/hostname", []byte(m.spec.Name+"\n"), 0o644); err != nil {
 		return err
 	}
+	if err := writeInRoot(root, userSessionsRetry, []byte(userSessionsRetryConf), 0o644); err != nil {
+		return err
+	}
 	for _, f := range m.spec.Files {
 		mode := f.Mode
 		if mode == 0 {
@@ -255,6 +258,16 @@ func (m *Machine) prepare() error {
 	}
 	return trustCAs(root, m.spec.CACerts)
 }
+
+// userSessionsRetry is a drop-in of the container, not of the AMI: on a
+// busy host systemd-nspawn now and then fails to set up a unit's cgroup
+// (status 219/CGROUP). When that unit is systemd-user-sessions,
+// /run/nologin stays and PAM refuses every SSH login for good, which no EC2
+// instance does; so the lab retries it.
+const (
+	userSessionsRetry     = "/etc/systemd/system/systemd-user-sessions.service.d/pgha-lab-retry.conf"
+	userSessionsRetryConf = "# pgha lab: retry a unit whose cgroup set-up failed (219/CGROUP) under load.\n[Service]\nRestart=on-failure\nRestartSec=1\n"
+)
 
 // hostsTemplate is what cloud-init renders /etc/hosts from on Debian when
 // manage_etc_hosts is true.
