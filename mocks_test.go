@@ -39,6 +39,8 @@ type registered struct {
 	Parent   string
 	Deps     []string // URNs from dependsOn, expanded
 	Custom   bool
+	// Outputs are what the mock answered.
+	Outputs resource.PropertyMap
 	// The resource options the engine would act on.
 	DeleteBeforeReplace bool
 	IgnoreChanges       []string
@@ -78,11 +80,13 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		r.IgnoreChanges = args.RegisterRPC.GetIgnoreChanges()
 		r.Protect = args.RegisterRPC.GetProtect()
 	}
-	m.mu.Lock()
-	m.resources = append(m.resources, r)
-	m.mu.Unlock()
-
 	outs := args.Inputs.Copy()
+	defer func() {
+		r.Outputs = outs
+		m.mu.Lock()
+		m.resources = append(m.resources, r)
+		m.mu.Unlock()
+	}()
 	id := args.Name + "_id"
 	set := func(k string, v resource.PropertyValue) { outs[resource.PropertyKey(k)] = v }
 	str := resource.NewStringProperty
@@ -116,8 +120,28 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 	case "aws:ec2/keyPair:KeyPair":
 		set("keyName", str(args.Name+"-1234567"))
 	case "tls:index/privateKey:PrivateKey":
+		if alg := inputString(args.Inputs, "algorithm"); alg != "ED25519" {
+			// The cluster's keys: real ones, so that the certificates the
+			// mocks sign with them parse, verify and pair.
+			if curve := inputString(args.Inputs, "ecdsaCurve"); alg != "ECDSA" || curve != "P256" {
+				return "", nil, fmt.Errorf("%s: unexpected key %s %s", args.Name, alg, curve)
+			}
+			key, pub, err := mockECKey(args.Name)
+			if err != nil {
+				return "", nil, err
+			}
+			set("privateKeyPem", resource.MakeSecret(str(key)))
+			set("publicKeyPem", str(pub))
+			break
+		}
 		set("privateKeyOpenssh", resource.MakeSecret(str(mockPrivateKey)))
 		set("publicKeyOpenssh", str(mockPublicKey))
+	case "tls:index/selfSignedCert:SelfSignedCert", "tls:index/certRequest:CertRequest", "tls:index/locallySignedCert:LocallySignedCert":
+		k, pem, err := mockSign(args.TypeToken, args.Name, args.Inputs)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s: %w", args.Name, err)
+		}
+		set(k, str(pem))
 	case "random:index/randomPassword:RandomPassword":
 		set("result", resource.MakeSecret(str(mockRandomStart+args.Name)))
 	case "pulumi:pulumi:StackReference":

@@ -63,6 +63,7 @@ type prepared struct {
 	bucket      string            // the backup bucket, with pgha:backups
 	userData    map[string]string // by node name
 	tierParams  map[topology.Role][]string
+	tls         userdata.TLSParams // where the nodes read their TLS material
 }
 
 // prepare checks the config, asks AWS what it needs and renders the user
@@ -124,17 +125,22 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		account: ident.AccountId, partition: part.Partition,
 		bucket:      bucket,
 		paramPrefix: spec.ParamPrefix, userData: spec.UserData, tierParams: spec.TierParameters(part.Partition, ident.AccountId),
+		tls: spec.Cluster.TLS,
 	}, nil
 }
 
 // deploy registers the resources, each layer on the one before, and
-// returns the stack outputs.
+// returns the stack outputs. The order: the base (with the CA and the etcd
+// and HAProxy nodes' certificates), the etcd and HAProxy tiers, the
+// endpoint, the PostgreSQL nodes' certificates (which name the HAProxy
+// nodes' public addresses and the endpoint), the PostgreSQL tier, the
+// readiness gate.
 func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) {
 	b, err := deployBase(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	t, err := deployTiers(ctx, p, b)
+	t, err := deployFrontTiers(ctx, p, b)
 	if err != nil {
 		return nil, err
 	}
@@ -145,12 +151,24 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	if err != nil {
 		return nil, err
 	}
+	var endpoints []pulumi.StringInput
+	for _, ip := range t.haproxy.PublicIPs {
+		endpoints = append(endpoints, ip)
+	}
+	endpoints = append(endpoints, writeHost, readHost)
+	pgCerts, err := deployNodeCertificates(ctx, p, b, topology.RolePatroni, endpoints...)
+	if err != nil {
+		return nil, err
+	}
+	if t.patroni, err = deployPatroni(ctx, p, b, pgCerts); err != nil {
+		return nil, err
+	}
 	nodes := placeNodes(p.cfg.Plan, t)
 	readiness, err := deployReadiness(ctx, p, b, nodes, jumpIP)
 	if err != nil {
 		return nil, err
 	}
-	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b.secrets, readiness, b.privateKey, b.backups), nil
+	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b, readiness), nil
 }
 
 // base is what every tier stands on.
@@ -162,16 +180,22 @@ type base struct {
 	secrets  *components.Secrets
 	keyPair  *ec2.KeyPair
 	backups  *components.Backups // nil without pgha:backups
+	// tls is the cluster CA; certs are the etcd and HAProxy nodes'
+	// certificates, by role (the PostgreSQL nodes' come after the endpoint).
+	tls   *components.ClusterTLS
+	certs map[topology.Role]components.Dependencies
 	// privateKey is the generated SSH key; nil with the operator's own.
 	privateKey pulumi.StringInput
-	// boot is what an instance needs before it boots: egress to apt and
-	// SSM, its security rules, its secrets (see components.Dependencies for
-	// why these resources and not the components).
+	// boot is what any instance needs before it boots: egress to apt and
+	// SSM, its security rules, its secrets, the CA certificate (see
+	// components.Dependencies for why these resources and not the
+	// components). Its own certificate and key are its tier's on top.
 	boot []pulumi.Resource
 }
 
 // deployBase registers the provider, the network, the security groups, the
-// secrets and the SSH key pair.
+// secrets, the cluster CA with the etcd and HAProxy nodes' certificates,
+// and the SSH key pair.
 func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 	cfg := p.cfg
 	b := &base{tagger: components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}}
@@ -229,10 +253,39 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 		}
 		b.boot = append(b.boot, b.backups.Resources...)
 	}
+
+	if b.tls, err = components.NewClusterTLS(ctx, "tls", &components.ClusterTLSArgs{
+		ClusterName: cfg.ClusterName, Plan: cfg.Plan, Params: p.tls, Tags: b.tagger,
+	}, b.withAWS); err != nil {
+		return nil, err
+	}
+	b.certs = map[topology.Role]components.Dependencies{}
+	for _, r := range []topology.Role{topology.RoleEtcd, topology.RoleHAProxy} {
+		if b.certs[r], err = deployNodeCertificates(ctx, p, b, r); err != nil {
+			return nil, err
+		}
+	}
+
 	b.boot = append(b.boot, b.network.Egress...)
 	b.boot = append(b.boot, b.security.Rules...)
 	b.boot = append(b.boot, b.secrets.Parameters...)
+	b.boot = append(b.boot, b.tls.Parameters...)
 	return b, nil
+}
+
+// deployNodeCertificates issues the certificates of one role's nodes and
+// returns their parameters, which those nodes read at boot. endpoints are
+// the PostgreSQL nodes' other names (see components.ClusterTLS.Node).
+func deployNodeCertificates(ctx *pulumi.Context, p *prepared, b *base, role topology.Role, endpoints ...pulumi.StringInput) (components.Dependencies, error) {
+	var params components.Dependencies
+	for _, n := range p.cfg.Plan.ByRole(role) {
+		c, err := b.tls.Node(ctx, n, endpoints...)
+		if err != nil {
+			return nil, err
+		}
+		params = append(params, c.Parameters...)
+	}
+	return params, nil
 }
 
 // tiers are the three tiers' instances.
@@ -242,52 +295,66 @@ type tiers struct {
 	haproxy *components.HAProxyTier
 }
 
-// deployTiers registers etcd, Patroni and HAProxy, each instance at its
-// plan address with the user data rendered for it.
-func deployTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
+// tierArgs are a tier's instances, each at its plan address with the user
+// data rendered for it, booting after the base and certs (its nodes'
+// certificates and keys).
+func tierArgs(p *prepared, b *base, role topology.Role, tier topology.Tier, itype string, size int, certs components.Dependencies) *components.TierArgs {
 	cfg := p.cfg
-	tierArgs := func(role topology.Role, tier topology.Tier, itype string, size int) *components.TierArgs {
-		subnets := b.network.PrivateSubnetIDs
-		if tier == topology.Public {
-			subnets = b.network.PublicSubnetIDs
-		}
-		return &components.TierArgs{
-			Nodes: cfg.Plan.ByRole(role), Zones: p.azs, SubnetIDs: subnets,
-			SecurityGroupID: b.security.Groups[string(role)].ID(),
-			AMI:             p.ami, InstanceType: itype, VolumeSize: size,
-			KeyName: b.keyPair.KeyName, UserData: p.userData,
-			SecretParameterARNs: p.tierParams[role],
-			Region:              cfg.Region, Partition: p.partition, AccountID: p.account,
-			Public:    tier == topology.Public,
-			DependsOn: b.boot,
-			Tags:      b.tagger,
-		}
+	subnets := b.network.PrivateSubnetIDs
+	if tier == topology.Public {
+		subnets = b.network.PublicSubnetIDs
 	}
-	// etcd and PostgreSQL keep their data on volumes of their own, which a
-	// replaced instance gets back (userdata mounts them).
-	withData := func(a *components.TierArgs, size int) *components.TierArgs {
-		a.Data = &components.DataVolumeArgs{Size: size, Device: userdata.DataDevice, Protect: cfg.ProtectData}
-		return a
+	return &components.TierArgs{
+		Nodes: cfg.Plan.ByRole(role), Zones: p.azs, SubnetIDs: subnets,
+		SecurityGroupID: b.security.Groups[string(role)].ID(),
+		AMI:             p.ami, InstanceType: itype, VolumeSize: size,
+		KeyName: b.keyPair.KeyName, UserData: p.userData,
+		SecretParameterARNs: p.tierParams[role],
+		Region:              cfg.Region, Partition: p.partition, AccountID: p.account,
+		Public: tier == topology.Public,
+		// A copy: each tier adds its own certificates.
+		DependsOn: append(append([]pulumi.Resource(nil), b.boot...), certs...),
+		Tags:      b.tagger,
 	}
-	pgArgs := withData(tierArgs(topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize), cfg.PatroniDataSize)
-	if b.backups != nil {
-		pgArgs.Policies = map[string]pulumi.StringInput{"backups": b.backups.Policy}
-	}
+}
+
+// withData gives a tier's nodes data volumes of their own: etcd and
+// PostgreSQL keep their data there, and a replaced instance gets it back
+// (userdata mounts them).
+func withData(cfg stackconfig.Config, a *components.TierArgs, size int) *components.TierArgs {
+	a.Data = &components.DataVolumeArgs{Size: size, Device: userdata.DataDevice, Protect: cfg.ProtectData}
+	return a
+}
+
+// deployFrontTiers registers etcd and HAProxy: the tiers whose
+// certificates name only their own nodes, and which the PostgreSQL nodes'
+// certificates follow.
+func deployFrontTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
+	cfg := p.cfg
 	var t tiers
 	var err error
 	if t.etcd, err = components.NewEtcdCluster(ctx, "etcd",
-		withData(tierArgs(topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize), cfg.EtcdDataSize), b.withAWS); err != nil {
-		return nil, err
-	}
-	if t.patroni, err = components.NewPatroniCluster(ctx, "patroni",
-		pgArgs, b.withAWS); err != nil {
+		withData(cfg, tierArgs(p, b, topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize, b.certs[topology.RoleEtcd]), cfg.EtcdDataSize),
+		b.withAWS); err != nil {
 		return nil, err
 	}
 	if t.haproxy, err = components.NewHAProxyTier(ctx, "haproxy",
-		tierArgs(topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize), b.withAWS); err != nil {
+		tierArgs(p, b, topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize, b.certs[topology.RoleHAProxy]),
+		b.withAWS); err != nil {
 		return nil, err
 	}
 	return &t, nil
+}
+
+// deployPatroni registers the PostgreSQL tier, booting after its nodes'
+// certificates.
+func deployPatroni(ctx *pulumi.Context, p *prepared, b *base, certs components.Dependencies) (*components.PatroniCluster, error) {
+	cfg := p.cfg
+	args := withData(cfg, tierArgs(p, b, topology.RolePatroni, topology.Private, cfg.PatroniInstanceType, cfg.PatroniVolumeSize, certs), cfg.PatroniDataSize)
+	if b.backups != nil {
+		args.Policies = map[string]pulumi.StringInput{"backups": b.backups.Policy}
+	}
+	return components.NewPatroniCluster(ctx, "patroni", args, b.withAWS)
 }
 
 // deployEndpoint returns the hosts clients write and read through: the
@@ -353,7 +420,7 @@ func deployReadiness(ctx *pulumi.Context, p *prepared, b *base, nodes []placed, 
 		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
 		HostKeysNode:     jump.Name,
 		ClusterCheckNode: check.Name,
-		PatroniAPI:       fmt.Sprintf("http://%s:%d", check.IP, topology.PortPatroniAPI),
+		PatroniAPI:       fmt.Sprintf("https://%s:%d", check.IP, topology.PortPatroniAPI),
 		TimeoutSeconds:   readinessTimeout,
 	})
 }
@@ -393,8 +460,9 @@ type placed struct {
 // stackOutputs shapes the outputs exactly as outputs.Stack; the secret ones
 // only through pulumi.ToSecret.
 func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulumi.StringOutput,
-	secrets *components.Secrets, readiness *components.Readiness, privateKey pulumi.StringInput, bk *components.Backups) map[string]pulumi.Output {
+	b *base, readiness *components.Readiness) map[string]pulumi.Output {
 	cfg, azs := p.cfg, p.azs
+	secrets, privateKey, bk := b.secrets, b.privateKey, b.backups
 	var nodeOuts pulumi.Array
 	for _, p := range nodes {
 		m := pulumi.Map{
@@ -443,8 +511,10 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		outputs.KeyVPCCIDR:         pulumi.String(cfg.Plan.VPC.String()).ToStringOutput(),
 		outputs.KeyWriteEndpoint:   endpoint(writeHost, topology.PortWrite),
 		outputs.KeyReadEndpoint:    endpoint(readHost, topology.PortRead),
-		outputs.KeyStatsEndpoint:   endpoint(jumpIP, topology.PortStats),
-		outputs.KeyNodes:           nodeOuts.ToArrayOutput(),
+		// The stats page listens on private addresses only: the jump
+		// host's own, reached through it (docs/security.md).
+		outputs.KeyStatsEndpoint: endpoint(pulumi.String(cfg.Plan.ByRole(topology.RoleHAProxy)[jumpIndex(cfg)].IP.String()).ToStringOutput(), topology.PortStats),
+		outputs.KeyNodes:         nodeOuts.ToArrayOutput(),
 		outputs.KeyAccess: pulumi.Map{
 			"kind":         pulumi.String(outputs.AccessSSH),
 			"jumpHost":     pulumi.Sprintf("%s:22", jumpIP),
@@ -459,6 +529,12 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 			"ami":    pulumi.String(p.placement.AMI),
 			"zones":  pulumi.ToStringArray(p.placement.Zones),
 		}.ToMapOutput(),
+		// A certificate is public; the client key is not.
+		outputs.KeyCACertificate: b.tls.CACertificate,
+		outputs.KeyClientTLS: pulumi.ToSecret(pulumi.Map{
+			"certificate": b.tls.ClientCertificate,
+			"privateKey":  b.tls.ClientKey,
+		}),
 	}
 	if privateKey != nil {
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)

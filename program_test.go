@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -49,6 +50,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"pgha:index:PatroniCluster":               1,
 		"pgha:index:HAProxyTier":                  1,
 		"pgha:index:Readiness":                    1,
+		"pgha:index:ClusterTLS":                   1,
 		"aws:ec2/vpc:Vpc":                         1,
 		"aws:ec2/internetGateway:InternetGateway": 1,
 		tSubnet:     6,
@@ -58,12 +60,12 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:ec2/natGateway:NatGateway": 1,
 		tSG:                             3,
 		tIngress:                        13,
-		tEgress:                         15,
+		tEgress:                         16, // with the stats page between the HAProxy nodes
 		tInstance:                       8,
 		tVolume:                         6, // etcd and PostgreSQL data
 		tAttachment:                     6,
 		"aws:iam/role:Role":             3,
-		tRolePolicy:                     3, // etcd reads no secret; PostgreSQL's backups
+		tRolePolicy:                     4, // every tier reads its TLS material; PostgreSQL's backups
 		"pgha:index:Backups":            1, // pgha:backups is on by default
 		"aws:kms/key:Key":               1,
 		"aws:s3/bucketV2:BucketV2":      1,
@@ -74,9 +76,12 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               1,
 		"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       1,
 		"aws:iam/instanceProfile:InstanceProfile":                                                    3,
-		"aws:ssm/parameter:Parameter":                                                                7,
+		"aws:ssm/parameter:Parameter":                                                                7 + 1 + 2*8, // passwords, the CA, each node's certificate and key
 		"random:index/randomPassword:RandomPassword":                                                 7,
-		"tls:index/privateKey:PrivateKey":                                                            1,
+		"tls:index/privateKey:PrivateKey":                                                            1 + 1 + 1 + 8, // SSH, the CA, the client, the nodes
+		"tls:index/selfSignedCert:SelfSignedCert":                                                    1,
+		"tls:index/certRequest:CertRequest":                                                          1 + 8,
+		"tls:index/locallySignedCert:LocallySignedCert":                                              1 + 8,
 		"aws:ec2/keyPair:KeyPair":                                                                    1,
 		"command:remote:Command":                                                                     9, // 8 waits (each also reads its node's host keys), cluster check
 	}
@@ -207,10 +212,11 @@ func expectedRules(cidrs []string, nlb bool) []string {
 		want = append(want,
 			sqlGroup+" in tcp 5000 cidr:"+c,
 			sqlGroup+" in tcp 5001 cidr:"+c,
-			"haproxy in tcp 7000 cidr:"+c,
 			"haproxy in tcp 22 cidr:"+c,
 		)
 	}
+	// The stats page is private: reached through a jump host.
+	want = append(want, "haproxy in tcp 7000 sg:haproxy", "haproxy out tcp 7000 sg:haproxy")
 	sort.Strings(want)
 	return want
 }
@@ -258,13 +264,13 @@ func TestNothingElseReachableFromOutside(t *testing.T) {
 			switch port {
 			case "5000", "5001":
 				assert.Contains(t, []string{"haproxy", "nlb"}, group, "rule %s", rule.Name)
-			case "7000", "22":
+			case "22":
 				assert.Equal(t, "haproxy", group, "rule %s: only the HAProxy/jump hosts face the outside", rule.Name)
 			default:
 				t.Errorf("rule %s opens port %s of %s to %s", rule.Name, port, group, cidr)
 			}
 		}
-		assert.Equal(t, 8, n, "4 outside-facing ports x 2 CIDRs")
+		assert.Equal(t, 6, n, "3 outside-facing ports (5000, 5001, SSH) x 2 CIDRs")
 	}
 }
 
@@ -304,7 +310,12 @@ func TestNoPasswordInUserDataOrPlainInputs(t *testing.T) {
 	require.Len(t, passwords, len(userdata.Secrets), "1 configured, the others generated")
 
 	// The SSM parameters carry the values, as secrets.
-	params := r.mocks.byType("aws:ssm/parameter:Parameter")
+	var params []registered
+	for _, p := range r.mocks.byType("aws:ssm/parameter:Parameter") {
+		if !strings.HasPrefix(str(p.Inputs, "name"), "/pgha/dev/tls/") {
+			params = append(params, p)
+		}
+	}
 	require.Len(t, params, len(userdata.Secrets))
 	stored := map[string]bool{}
 	for _, p := range params {
@@ -349,7 +360,7 @@ func TestSecretOutputsAreSecret(t *testing.T) {
 		assert.True(t, r.secret[k], "output %s must be secret", k)
 	}
 	for k := range r.outputs {
-		if k != outputs.KeyCredentials && k != outputs.KeySSHPrivateKey {
+		if !slices.Contains(outputs.SecretKeys, k) {
 			assert.False(t, r.secret[k], "output %s should not be secret", k)
 		}
 	}
@@ -360,6 +371,7 @@ func TestSecretOutputsAreSecret(t *testing.T) {
 		}
 		b, _ := json.Marshal(v)
 		assert.NotContains(t, string(b), "MOCKPRIVATEKEYMATERIAL", k)
+		assert.NotContains(t, string(b), "PRIVATE KEY", k)
 		assert.NotContains(t, string(b), mockRandomStart, k)
 	}
 }
@@ -370,7 +382,9 @@ func TestOwnSSHKeyExportsNoPrivateKey(t *testing.T) {
 	r := runProgram(t, cfg, nil, nil)
 	require.NoError(t, r.err)
 	assert.NotContains(t, r.outputs, outputs.KeySSHPrivateKey)
-	assert.Empty(t, r.mocks.byType("tls:index/privateKey:PrivateKey"))
+	for _, k := range r.mocks.byType("tls:index/privateKey:PrivateKey") {
+		assert.Equal(t, "ECDSA", str(k.Inputs, "algorithm"), "%s: no SSH key is generated, only the cluster's TLS keys", k.Name)
+	}
 	kp := r.mocks.byType("aws:ec2/keyPair:KeyPair")
 	require.Len(t, kp, 1)
 	assert.Equal(t, cfg["pgha:sshPublicKey"], str(kp[0].Inputs, "publicKey"))
@@ -384,7 +398,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
 		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
-		outputs.KeyBackups,
+		outputs.KeyBackups, outputs.KeyCACertificate, outputs.KeyClientTLS,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -397,7 +411,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 	assert.True(t, s.SynchronousMode)
 	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 5000}, s.WriteEndpoint)
 	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 5001}, s.ReadEndpoint)
-	assert.Equal(t, outputs.Endpoint{Host: "198.51.100.201", Port: 7000}, s.StatsEndpoint)
+	assert.Equal(t, outputs.Endpoint{Host: "10.42.0.30", Port: 7000}, s.StatsEndpoint, "the jump host's private address: the page is not public")
 	assert.Equal(t, outputs.Access{
 		Kind: outputs.AccessSSH, JumpHost: "198.51.100.201:22", JumpUser: "admin",
 		JumpHostKeys: mockNodeHostKeys("haproxy-1"),
@@ -537,14 +551,35 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 	for k := range got {
 		sort.Strings(got[k])
 	}
+	// Each tier reads the CA and its own nodes' certificates and keys, and
+	// no other tier's: a key is readable only by the role of its node.
 	assert.Equal(t, map[string][]string{
-		"patroni": {"app-password", "monitor-password", "replication-password", "restapi-password", "rewind-password", "superuser-password"},
-		"haproxy": {"stats-password"},
+		"etcd": {"tls/ca-certificate", "tls/etcd-1-certificate", "tls/etcd-1-key", "tls/etcd-2-certificate", "tls/etcd-2-key",
+			"tls/etcd-3-certificate", "tls/etcd-3-key"},
+		"patroni": {"app-password", "monitor-password", "replication-password", "restapi-password", "rewind-password", "superuser-password",
+			"tls/ca-certificate", "tls/pg-1-certificate", "tls/pg-1-key", "tls/pg-2-certificate", "tls/pg-2-key", "tls/pg-3-certificate", "tls/pg-3-key"},
+		"haproxy": {"stats-password", "tls/ca-certificate", "tls/haproxy-1-certificate", "tls/haproxy-1-key", "tls/haproxy-2-certificate", "tls/haproxy-2-key"},
 	}, got)
+	// The same, from the parameters the program creates: every key
+	// parameter is readable by its own node's role, and by no other.
+	plan, err := topology.New(topology.DefaultVPCCIDR)
+	require.NoError(t, err)
+	for _, p := range r.mocks.byType("aws:ssm/parameter:Parameter") {
+		name := strings.TrimPrefix(str(p.Inputs, "name"), "/pgha/dev/")
+		if !strings.HasSuffix(name, "-key") {
+			continue
+		}
+		node := strings.TrimSuffix(strings.TrimPrefix(name, "tls/"), "-key")
+		n, ok := plan.Node(node)
+		require.True(t, ok, "key parameter %s of no node", name)
+		for tier, arns := range got {
+			assert.Equal(t, tier == string(n.Role), slices.Contains(arns, name), "tier %s and %s", tier, name)
+		}
+	}
 
 	// Every parameter a node's boot script reads is one its role may read;
 	// otherwise the node would fail at boot.
-	paramRE := regexp.MustCompile(`/pgha/dev/[a-z-]+`)
+	paramRE := regexp.MustCompile(`/pgha/dev/[a-z0-9/-]+`)
 	for _, i := range r.mocks.byType(tInstance) {
 		tier := i.Name[:strings.Index(i.Name, "-")]
 		for _, p := range paramRE.FindAllString(userData(t, i), -1) {
@@ -647,7 +682,7 @@ func TestReadinessGoesThroughTheJumpHost(t *testing.T) {
 	}
 	require.NotEmpty(t, check.Name)
 	assert.Equal(t, "10.42.4.20", str(obj(check.Inputs, "connection"), "host"), "the cluster check runs on pg-1")
-	assert.Contains(t, str(check.Inputs, "create"), "http://10.42.4.20:8008")
+	assert.Contains(t, str(check.Inputs, "create"), "https://10.42.4.20:8008")
 }
 
 // dependsOnName reports whether deps holds the URN of a resource by name.
@@ -662,8 +697,9 @@ func dependsOnName(deps []string, name string) bool {
 
 // TestBootOrder: cloud-init runs once, at first boot, and installs packages
 // and reads SSM then. So every instance must wait for its NAT route, every
-// security rule and every SSM parameter; and the cluster check must wait
-// for every node. (Depending on a component is not enough: the Go SDK adds
+// security rule, every password parameter, the CA certificate's parameter
+// and its own certificate's and key's; and the cluster check must wait for
+// every node. (Depending on a component is not enough: the Go SDK adds
 // children to a component asynchronously, and this test caught the race.)
 func TestBootOrder(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
@@ -672,12 +708,16 @@ func TestBootOrder(t *testing.T) {
 	for _, typ := range []string{"aws:ec2/natGateway:NatGateway", "aws:ec2/routeTableAssociation:RouteTableAssociation",
 		tEgress, tIngress, "aws:ssm/parameter:Parameter"} {
 		for _, res := range r.mocks.byType(typ) {
+			if strings.HasPrefix(res.Name, "tls-") && res.Name != "tls-ca-param" {
+				continue // a node's own: below
+			}
 			needed = append(needed, res.Name)
 		}
 	}
-	require.NotEmpty(t, needed)
+	require.Contains(t, needed, "tls-ca-param")
 	for _, i := range r.mocks.byType(tInstance) {
-		for _, n := range needed {
+		node := i.Name[strings.Index(i.Name, "-")+1:]
+		for _, n := range append(needed, "tls-"+node+"-cert-param", "tls-"+node+"-key-param") {
 			assert.True(t, dependsOnName(i.Deps, n), "instance %s does not wait for %s", i.Name, n)
 		}
 	}
@@ -744,8 +784,8 @@ func TestConnectionListsEveryEntryPoint(t *testing.T) {
 	s, err := outputs.Parse(r.stackJSON(t))
 	require.NoError(t, err)
 	require.NotNil(t, s.Connection)
-	assert.Equal(t, "postgresql://app@198.51.100.201:5000,198.51.100.202:5000/app?connect_timeout=5&sslmode=require&target_session_attrs=read-write", s.Connection.Write)
-	assert.Equal(t, "postgresql://app@198.51.100.201:5001,198.51.100.202:5001/app?connect_timeout=5&sslmode=require", s.Connection.Read)
+	assert.Equal(t, "postgresql://app@198.51.100.201:5000,198.51.100.202:5000/app?connect_timeout=5&sslmode=verify-full&target_session_attrs=read-write", s.Connection.Write)
+	assert.Equal(t, "postgresql://app@198.51.100.201:5001,198.51.100.202:5001/app?connect_timeout=5&sslmode=verify-full", s.Connection.Read)
 	for _, v := range []string{mockRandomStart, "password"} {
 		assert.NotContains(t, s.Connection.Write+s.Connection.Read, v)
 	}
@@ -756,7 +796,7 @@ func TestConnectionListsEveryEntryPoint(t *testing.T) {
 	require.NoError(t, r.err)
 	s, err = outputs.Parse(r.stackJSON(t))
 	require.NoError(t, err)
-	assert.Equal(t, "postgresql://app@pgha-nlb-0123.elb.eu-west-1.amazonaws.com:5000/app?connect_timeout=5&sslmode=require&target_session_attrs=read-write", s.Connection.Write)
+	assert.Equal(t, "postgresql://app@pgha-nlb-0123.elb.eu-west-1.amazonaws.com:5000/app?connect_timeout=5&sslmode=verify-full&target_session_attrs=read-write", s.Connection.Write)
 }
 
 // TestDataVolumesOutliveTheirInstances: each etcd and PostgreSQL node keeps

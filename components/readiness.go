@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/pgha/pgha/internal/readiness"
+	"github.com/pgha/pgha/userdata"
 )
 
 // ReadyNode is one node the readiness gate waits for.
@@ -37,7 +38,7 @@ type ReadinessArgs struct {
 	// the jump host's (access.jumpHostKeys).
 	HostKeysNode string
 	// ClusterCheckNode is a Patroni node that polls Patroni's REST API at
-	// PatroniAPI (http://<its IP>:8008) until one leader streams to two
+	// PatroniAPI (https://<its IP>:8008, verified against the node's copy of the cluster CA) until one leader streams to two
 	// replicas.
 	ClusterCheckNode string
 	PatroniAPI       string
@@ -129,7 +130,7 @@ func NewReadiness(ctx *pulumi.Context, name string, args *ReadinessArgs, opts ..
 	}
 	check, err := remote.NewCommand(ctx, name+"-cluster", &remote.CommandArgs{
 		Connection: conn(cn),
-		Create:     pulumi.String(readiness.ClusterCheckScript(strings.TrimRight(args.PatroniAPI, "/"), args.TimeoutSeconds)),
+		Create:     pulumi.String(readiness.ClusterCheckScript(strings.TrimRight(args.PatroniAPI, "/"), userdata.CloudPaths().TLSCAFile, args.TimeoutSeconds)),
 		// Any replaced node re-runs the check.
 		Triggers: triggers,
 	}, parent, pulumi.DependsOn(all))

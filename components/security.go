@@ -74,9 +74,11 @@ type Rule struct {
 //   - Patroni: PostgreSQL 5432 and the REST API 8008 from HAProxy (routing
 //     and health checks) and from Patroni (replication, pg_rewind, member
 //     checks during failover);
-//   - HAProxy: 5000/5001/7000 from the operator CIDRs (or 5000/5001 from the
-//     load balancer), SSH from the operator CIDRs: HAProxy nodes are the jump
-//     hosts;
+//   - HAProxy: 5000/5001 from the operator CIDRs (or from the load
+//     balancer), SSH from the operator CIDRs: HAProxy nodes are the jump
+//     hosts. The stats page (7000, HTTPS) listens on private addresses
+//     only and is reached through a jump host, so only the HAProxy group
+//     admits it;
 //   - SSH into etcd and Patroni only from the jump hosts.
 //
 // Egress is as narrow: HTTP and HTTPS out for apt (Debian mirrors), the
@@ -125,7 +127,6 @@ func Rules(allowed []string, loadBalancer bool) []Rule {
 			inCIDR(SGHAProxy, topology.PortWrite, c, "read-write SQL from operator network "+c)
 			inCIDR(SGHAProxy, topology.PortRead, c, "read-only SQL from operator network "+c)
 		}
-		inCIDR(SGHAProxy, topology.PortStats, c, "HAProxy stats page from operator network "+c)
 		inCIDR(SGHAProxy, topology.PortSSH, c, "SSH to the jump host from operator network "+c)
 	}
 	if loadBalancer {
@@ -134,6 +135,8 @@ func Rules(allowed []string, loadBalancer bool) []Rule {
 		out(SGNLB, topology.PortWrite, SGHAProxy, "load balancer to HAProxy read-write port")
 		out(SGNLB, topology.PortRead, SGHAProxy, "load balancer to HAProxy read-only port")
 	}
+	in(SGHAProxy, topology.PortStats, SGHAProxy, "HAProxy stats page (HTTPS) through the jump host")
+	out(SGHAProxy, topology.PortStats, SGHAProxy, "jump host to the other HAProxy node stats page")
 	out(SGHAProxy, topology.PortPostgres, SGPatroni, "HAProxy to PostgreSQL")
 	out(SGHAProxy, topology.PortPatroniAPI, SGPatroni, "HAProxy health checks of Patroni")
 	out(SGHAProxy, topology.PortSSH, SGEtcd, "jump host SSH to etcd nodes")

@@ -1,8 +1,9 @@
 // Package components holds the typed Pulumi ComponentResources of a pgha
-// cluster: Network, Security, Secrets, the three node tiers (EtcdCluster,
-// PatroniCluster, HAProxyTier), the optional network load balancer and the
-// Readiness gate. Each one parents its children and registers its outputs,
-// so `pulumi stack` shows one tree per concern.
+// cluster: Network, Security, Secrets, the cluster's certificate authority
+// (ClusterTLS), the three node tiers (EtcdCluster, PatroniCluster,
+// HAProxyTier), the optional network load balancer and the Readiness gate.
+// Each one parents its children and registers its outputs, so `pulumi
+// stack` shows one tree per concern.
 package components
 
 import (
@@ -22,6 +23,7 @@ const (
 	TypeEndpoint  = "pgha:index:LoadBalancer"
 	TypeReadiness = "pgha:index:Readiness"
 	TypeBackups   = "pgha:index:Backups"
+	TypeTLS       = "pgha:index:ClusterTLS"
 )
 
 // Dependencies is the custom resources a component created. Depend on
@@ -37,6 +39,7 @@ const (
 	RoleSecrets  = "secrets"
 	RoleEndpoint = "endpoint"
 	RoleBackups  = "backups"
+	RoleTLS      = "tls"
 )
 
 // TagKeep marks a data volume kept on purpose (see outputs.TagKeep).

@@ -1,6 +1,7 @@
 package userdata
 
 import (
+	"fmt"
 	"path"
 	"sort"
 
@@ -77,11 +78,32 @@ func DataVolumeOf(role topology.Role) (DataVolume, bool) {
 	return v, true
 }
 
-// rolePackages are what each role's user data installs. nftables is on
+// KeyOwner is who owns a role's private key: the user its daemons run as
+// (HAProxy reads its key as root, before it drops privileges).
+func KeyOwner(role topology.Role) string {
+	switch role {
+	case topology.RoleEtcd:
+		return "etcd:etcd"
+	case topology.RolePatroni:
+		return "postgres:postgres"
+	default:
+		return "root:root"
+	}
+}
+
+// tlsFetch is what a node's fetch script installs: its TLS material's
+// parameters, and the owner of its key.
+type tlsFetch struct {
+	CA, Cert, Key string
+	KeyOwner      string
+}
+
+// rolePackages are what each role's user data installs (awscli reads the
+// node's secrets from SSM). nftables is on
 // every node because validate's partition fault cuts a node with it, and
 // the AMI's package set does not promise it.
 var rolePackages = map[topology.Role][]string{
-	topology.RoleEtcd:    {"etcd-server", "etcd-client", "curl", "nftables"},
+	topology.RoleEtcd:    {"etcd-server", "etcd-client", "awscli", "curl", "nftables"},
 	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables"},
 	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables"},
 }
@@ -133,6 +155,10 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	dv, hasData := DataVolumeOf(role)
 	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)
+	if c.TLS.Prefix == "" {
+		return nil, fmt.Errorf("Cluster.TLS names no SSM parameters: node %s would boot without its certificate", node)
+	}
+	d.TLS = tlsFetch{CA: c.TLS.CA(), Cert: c.TLS.Certificate(node), Key: c.TLS.Key(node), KeyOwner: KeyOwner(role)}
 
 	// Not deferred: apt must read it before the package step.
 	aptNoRec, err := execute("apt-no-recommends.conf.tmpl", d)
@@ -210,13 +236,12 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + t.Unit(), Content: b, Owner: "root:root", Mode: 0o644}, Defer: true})
 		}
 	}
-	if len(d.Secrets) > 0 {
-		b, err := execute("fetch-secrets.sh.tmpl", d)
-		if err != nil {
-			return nil, err
-		}
-		cf = append(cf, cloudFile{File: File{Path: fetchSecrets, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
+	// Every node fetches its certificate and key; most also passwords.
+	b, err := execute("fetch-secrets.sh.tmpl", d)
+	if err != nil {
+		return nil, err
 	}
+	cf = append(cf, cloudFile{File: File{Path: fetchSecrets, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 	dropIn, err := execute("dropin-"+string(role)+".conf.tmpl", d)
 	if err != nil {
 		return nil, err

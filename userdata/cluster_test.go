@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,7 +62,9 @@ func TestRealCluster(t *testing.T) {
 	ns := netns(t, c)
 	dial, err := access.Netns(ns)
 	require.NoError(t, err)
-	client := &http.Client{Transport: &http.Transport{DialContext: dial}, Timeout: 5 * time.Second}
+	tt := newTestTLS(t, base)
+	rootCert = tt.caFile
+	client := &http.Client{Transport: &http.Transport{DialContext: dial, TLSClientConfig: tt.client(t)}, Timeout: 5 * time.Second}
 
 	// etcd: three members from the rendered files.
 	var endpoints []string
@@ -70,18 +73,22 @@ func TestRealCluster(t *testing.T) {
 		files, err := NodeFiles(c, n.Name, p)
 		require.NoError(t, err)
 		install(t, files, "")
+		tt.install(t, c, n.Name, p, "")
 		start(t, base, n.Name, ns, nil, "etcd", "--config-file", p.EtcdConfigFile)
-		endpoints = append(endpoints, fmt.Sprintf("http://%s:2379", n.IP))
+		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
+	}
+	etcdctl := func(args ...string) (string, error) {
+		return run(ns, nil, "etcdctl", append(tt.etcdctlTLS(), args...)...)
 	}
 	t.Run("etcd forms a cluster", func(t *testing.T) {
 		eventually(t, 60*time.Second, "etcd endpoint health", func() error {
-			_, err := run(ns, nil, "etcdctl", "--endpoints="+strings.Join(endpoints, ","), "--command-timeout=3s", "endpoint", "health")
+			_, err := etcdctl("--endpoints="+strings.Join(endpoints, ","), "--command-timeout=3s", "endpoint", "health")
 			return err
 		})
-		out, err := run(ns, nil, "etcdctl", "--endpoints="+endpoints[0], "member", "list", "-w", "simple")
+		out, err := etcdctl("--endpoints="+endpoints[0], "member", "list", "-w", "simple")
 		require.NoError(t, err, out)
 		for i, n := range c.Plan.ByRole(topology.RoleEtcd) {
-			assert.Contains(t, out, fmt.Sprintf(", started, %s, http://%s:2380, %s", n.Name, n.IP, endpoints[i]))
+			assert.Contains(t, out, fmt.Sprintf(", started, %s, https://%s:2380, %s", n.Name, n.IP, endpoints[i]))
 		}
 		assert.Equal(t, 3, strings.Count(out, ", started, "), out)
 		// Patroni's etcd3 client uses the JSON gateway, not gRPC.
@@ -91,6 +98,9 @@ func TestRealCluster(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, "etcd's gRPC gateway must be on for Patroni")
 	})
 
+	for _, n := range c.Plan.ByRole(topology.RolePatroni) {
+		tt.install(t, c, n.Name, labPaths(base, n.Name), "postgres")
+	}
 	t.Run("patroni --validate-config", func(t *testing.T) {
 		for _, profile := range Profiles() {
 			pc := c
@@ -164,7 +174,7 @@ func TestRealCluster(t *testing.T) {
 
 		// The post-bootstrap script created app and its database; app logs
 		// in with its password over TLS from inside the VPC.
-		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "require")
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "verify-full")
 		var user string
 		var ssl bool
 		require.NoError(t, app.QueryRow(ctx, `SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&user, &ssl))
@@ -181,11 +191,11 @@ func TestRealCluster(t *testing.T) {
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "no pg_hba.conf entry")
 		// A wrong password is refused.
-		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", "wrong-password", "require")
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", "wrong-password", "verify-full")
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "password authentication failed")
 
-		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "require")
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "verify-full")
 		settings := map[string]string{}
 		for _, name := range []string{"data_checksums", "password_encryption", "wal_level", "wal_log_hints", "ssl", "server_encoding", "wal_retrieve_retry_interval"} {
 			var v string
@@ -227,15 +237,85 @@ func TestRealCluster(t *testing.T) {
 		assert.NoError(t, wantStatus(client, "POST", pg1, "/reload", &[2]string{"patroni", pw["restapi"]}, http.StatusAccepted))
 	})
 
+	t.Run("every hop refuses another CA, plain text and a missing client certificate", func(t *testing.T) {
+		other := newTestTLS(t, t.TempDir())
+		etcd1 := c.Plan.ByRole(topology.RoleEtcd)[0]
+		get := func(cfg *tls.Config, url string) (int, error) {
+			hc := &http.Client{Transport: &http.Transport{DialContext: dial, TLSClientConfig: cfg}, Timeout: 5 * time.Second}
+			resp, err := hc.Get(url)
+			if err != nil {
+				return 0, err
+			}
+			resp.Body.Close()
+			return resp.StatusCode, nil
+		}
+		etcdURL := fmt.Sprintf("https://%s:2379/health", etcd1.IP)
+		restURL := fmt.Sprintf("https://%s:8008/health", pg1.IP)
+		// The verified paths work...
+		code, err := get(tt.client(t), etcdURL)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, code)
+		code, err = get(tt.client(t), restURL)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, code)
+		// ...a client that trusts another CA does not believe the servers...
+		for _, u := range []string{etcdURL, restURL} {
+			_, err := get(other.client(t), u)
+			require.Error(t, err, u)
+			assert.Contains(t, err.Error(), "certificate signed by unknown authority", u)
+		}
+		rootCert = other.caFile
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "verify-full")
+		rootCert = tt.caFile
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "certificate signed by unknown authority")
+		// ...nor a server that is not the one it asked for (verify-full).
+		conn, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=5432 user=app dbname=app sslmode=require", pg1.IP))
+		require.NoError(t, err)
+		conn.Password, conn.DialFunc = pw["app"], pgconn.DialFunc(dial)
+		conn.TLSConfig = tt.client(t)
+		conn.TLSConfig.ServerName = "pg-2"
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = pgx.ConnectConfig(ctx, conn)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "not pg-2")
+		// etcd admits no client without a certificate of the cluster CA.
+		noCert := tt.client(t)
+		noCert.Certificates = nil
+		_, err = get(noCert, etcdURL)
+		require.Error(t, err, "etcd must refuse a client without a certificate")
+		foreign := tt.client(t)
+		foreign.Certificates = other.client(t).Certificates
+		_, err = get(foreign, etcdURL)
+		require.Error(t, err, "etcd must refuse a client certificate of another CA")
+		out, err := run(ns, nil, "etcdctl", "--endpoints="+endpoints[0], "--cacert="+tt.caFile, "--command-timeout=3s", "get", "/service", "--prefix", "--keys-only")
+		require.Error(t, err, "etcdctl without a client certificate: %s", out)
+		// Plain text is refused on both.
+		for _, u := range []string{etcdURL, restURL} {
+			plain := strings.Replace(u, "https://", "http://", 1)
+			code, err := get(nil, plain)
+			if err == nil {
+				assert.NotEqual(t, http.StatusOK, code, plain)
+			}
+		}
+		_, err = connectErr(dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "disable")
+		require.Error(t, err)
+	})
+
 	// HAProxy from the rendered file, with the stats password in its
 	// environment only.
 	hp := labPaths(base, "haproxy-1")
 	files, err := NodeFiles(c, "haproxy-1", hp)
 	require.NoError(t, err)
 	install(t, files, "")
+	tt.install(t, c, "haproxy-1", hp, "")
 	start(t, base, "haproxy-1", ns, env, "haproxy", "-db", "-f", hp.HAProxyConfigFile)
+	haproxy1, _ := c.Plan.Node("haproxy-1")
 	role := func(port int) (string, error) {
-		conn, err := connectErr(dial, "127.0.0.1", port, "app", "app", pw["app"], "require")
+		// verify-full by HAProxy's address: each PostgreSQL node's
+		// certificate names the HAProxy nodes it is reached through.
+		conn, err := connectErr(dial, haproxy1.IP.String(), port, "app", "app", pw["app"], "verify-full")
 		if err != nil {
 			return "", err
 		}
@@ -265,7 +345,7 @@ func TestRealCluster(t *testing.T) {
 		eventually(t, 30*time.Second, "5001 to the leader as backup", want(5001, leader))
 		// Stats page: credentials required, and they work.
 		stats := func(cred *[2]string) (int, error) {
-			req, _ := http.NewRequest("GET", "http://127.0.0.1:7000/;csv", nil)
+			req, _ := http.NewRequest("GET", "https://"+haproxy1.IP.String()+":7000/;csv", nil)
 			if cred != nil {
 				req.SetBasicAuth(cred[0], cred[1])
 			}
@@ -289,7 +369,7 @@ func TestRealCluster(t *testing.T) {
 		eventually(t, 120*time.Second, "pg-2 /replica", func() error {
 			return wantStatus(client, "OPTIONS", pg2, "/replica", nil, http.StatusOK)
 		})
-		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "require")
+		su := connect(t, dial, pg1.IP.String(), 5432, "postgres", "postgres", pw["superuser"], "verify-full")
 		eventually(t, 60*time.Second, "pg-2 streaming over TLS", func() error {
 			var state string
 			var ssl bool
@@ -308,7 +388,7 @@ func TestRealCluster(t *testing.T) {
 		eventually(t, 60*time.Second, "5001 to the replica", want(5001, replica))
 		eventually(t, 10*time.Second, "5000 still to the leader", want(5000, leader))
 		// The row written on the leader is on the replica.
-		app := connect(t, dial, pg2.IP.String(), 5432, "app", "app", pw["app"], "require")
+		app := connect(t, dial, pg2.IP.String(), 5432, "app", "app", pw["app"], "verify-full")
 		var n int
 		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
 		assert.Equal(t, 1, n)
@@ -341,7 +421,7 @@ func TestRealCluster(t *testing.T) {
 			return wantStatus(client, "OPTIONS", pg1, "/replica", nil, http.StatusOK)
 		})
 		eventually(t, 60*time.Second, "5001 to the rejoined replica", want(5001, pg1.IP.String()+" replica=true"))
-		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "require")
+		app := connect(t, dial, pg1.IP.String(), 5432, "app", "app", pw["app"], "verify-full")
 		var n int
 		require.NoError(t, app.QueryRow(context.Background(), `SELECT count(*) FROM t`).Scan(&n))
 		assert.Equal(t, 1, n, "the row written before the failover survived")
@@ -369,8 +449,9 @@ func labPaths(base, node string) Paths {
 		PGSocketDir:       filepath.Join(d, "run"),
 		PGPassFile:        filepath.Join(d, "pgpass"),
 		PGLogDir:          filepath.Join(d, "log"),
-		TLSCertFile:       CloudPaths().TLSCertFile,
-		TLSKeyFile:        CloudPaths().TLSKeyFile,
+		TLSCAFile:         filepath.Join(d, "tls", "ca.crt"),
+		TLSCertFile:       filepath.Join(d, "tls", "node.crt"),
+		TLSKeyFile:        filepath.Join(d, "tls", "node.crt.key"),
 		HAProxyConfigFile: filepath.Join(d, "haproxy.cfg"),
 		PgBackRestConfig:  filepath.Join(d, "pgbackrest.conf"),
 		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
@@ -514,7 +595,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 func wantStatus(client *http.Client, method string, n topology.Node, path string, cred *[2]string, want int) error {
-	req, err := http.NewRequest(method, fmt.Sprintf("http://%s:8008%s", n.IP, path), nil)
+	req, err := http.NewRequest(method, fmt.Sprintf("https://%s:8008%s", n.IP, path), nil)
 	if err != nil {
 		return err
 	}
@@ -533,7 +614,7 @@ func wantStatus(client *http.Client, method string, n topology.Node, path string
 }
 
 func getJSON(client *http.Client, n topology.Node, path string, v any) error {
-	resp, err := client.Get(fmt.Sprintf("http://%s:8008%s", n.IP, path))
+	resp, err := client.Get(fmt.Sprintf("https://%s:8008%s", n.IP, path))
 	if err != nil {
 		return err
 	}
@@ -544,8 +625,16 @@ func getJSON(client *http.Client, n topology.Node, path string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
+// rootCert is the live test's cluster CA, libpq's sslrootcert for
+// sslmode=verify-full.
+var rootCert string
+
 func connectErr(dial access.DialFunc, host string, port int, user, db, password, sslmode string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=5", host, port, user, db, sslmode))
+	conninfo := fmt.Sprintf("host=%s port=%d user=%s dbname=%s sslmode=%s connect_timeout=5", host, port, user, db, sslmode)
+	if sslmode == "verify-full" {
+		conninfo += " sslrootcert=" + rootCert
+	}
+	cfg, err := pgx.ParseConfig(conninfo)
 	if err != nil {
 		return nil, err
 	}

@@ -30,13 +30,14 @@ func TestEtcdMemberRejoins(t *testing.T) {
 	c := defaultCluster(t)
 	base := rootDir(t)
 	ns := netns(t, c)
+	tt := newTestTLS(t, base)
 	etcds := c.Plan.ByRole(topology.RoleEtcd)
 	var endpoints []string
 	for _, n := range etcds {
-		endpoints = append(endpoints, fmt.Sprintf("http://%s:2379", n.IP))
+		endpoints = append(endpoints, fmt.Sprintf("https://%s:2379", n.IP))
 	}
 	ctl := func(args ...string) (string, error) {
-		return run(ns, nil, "etcdctl", append([]string{"--endpoints=" + strings.Join(endpoints, ","), "--command-timeout=5s"}, args...)...)
+		return run(ns, nil, "etcdctl", append(append(tt.etcdctlTLS(), "--endpoints="+strings.Join(endpoints, ","), "--command-timeout=5s"), args...)...)
 	}
 	installNode := func(n topology.Node) (join string, p Paths) {
 		p = labPaths(base, n.Name)
@@ -44,6 +45,7 @@ func TestEtcdMemberRejoins(t *testing.T) {
 		files, err := NodeFiles(c, n.Name, p)
 		require.NoError(t, err)
 		install(t, files, "")
+		tt.install(t, c, n.Name, p, "")
 		script, err := RenderEtcdJoin(c, n.Name, p)
 		require.NoError(t, err)
 		join = filepath.Join(base, n.Name, "pgha-etcd-join")
@@ -115,7 +117,7 @@ func TestEtcdMemberRejoins(t *testing.T) {
 	})
 	after, err := ctl("member", "list", "-w", "simple")
 	require.NoError(t, err)
-	assert.Contains(t, after, fmt.Sprintf(", started, %s, http://%s:2380,", victim.Name, victim.IP))
+	assert.Contains(t, after, fmt.Sprintf(", started, %s, https://%s:2380,", victim.Name, victim.IP))
 	oldID := before[:strings.Index(before, ",")]
 	for _, l := range strings.Split(before, "\n") {
 		if strings.Contains(l, ", "+victim.Name+", ") {
@@ -123,7 +125,7 @@ func TestEtcdMemberRejoins(t *testing.T) {
 		}
 	}
 	assert.NotContains(t, after, oldID+",", "the old member entry is gone")
-	got, err := run(ns, nil, "etcdctl", "--endpoints="+fmt.Sprintf("http://%s:2379", victim.IP), "get", "--print-value-only", "/before-replacement")
+	got, err := run(ns, nil, "etcdctl", append(tt.etcdctlTLS(), "--endpoints="+fmt.Sprintf("https://%s:2379", victim.IP), "get", "--print-value-only", "/before-replacement")...)
 	require.NoError(t, err, got)
 	assert.Equal(t, "kept\n", got, "the new member holds the cluster's data")
 
@@ -150,7 +152,7 @@ func TestEtcdMemberRejoins(t *testing.T) {
 		}
 	}
 	eventually(t, 60*time.Second, "adding "+last.Name+" by hand", func() error {
-		out, err := ctl("member", "add", last.Name, "--peer-urls", fmt.Sprintf("http://%s:2380", last.IP))
+		out, err := ctl("member", "add", last.Name, "--peer-urls", fmt.Sprintf("https://%s:2380", last.IP))
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}

@@ -48,6 +48,7 @@ type data struct {
 	Patroni []topology.Node
 	HAProxy []topology.Node
 	Secrets []secretEntry // cloud-init only: what the boot script fetches
+	TLS     tlsFetch      // cloud-init only
 	Files   []cloudFile   // cloud-init only
 	// Packages is the role's Debian packages (cloud-init only).
 	Packages []string
@@ -107,7 +108,7 @@ func execute(name string, d data) ([]byte, error) {
 // RenderEtcdConfig renders the etcd 3.4 --config-file YAML of an etcd node.
 func RenderEtcdConfig(c Cluster, node string, p Paths) ([]byte, error) {
 	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd},
-		[2]string{"EtcdDataDir", p.EtcdDataDir})
+		append([][2]string{{"EtcdDataDir", p.EtcdDataDir}}, tlsPaths(p)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func RenderEtcdConfig(c Cluster, node string, p Paths) ([]byte, error) {
 // (a replaced node), or leaves the config to create the cluster.
 func RenderEtcdJoin(c Cluster, node string, p Paths) ([]byte, error) {
 	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd},
-		[2]string{"EtcdDataDir", p.EtcdDataDir}, [2]string{"EtcdConfigFile", p.EtcdConfigFile})
+		append([][2]string{{"EtcdDataDir", p.EtcdDataDir}, {"EtcdConfigFile", p.EtcdConfigFile}}, tlsPaths(p)...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -127,16 +128,28 @@ func RenderEtcdJoin(c Cluster, node string, p Paths) ([]byte, error) {
 }
 
 func patroniPaths(p Paths) [][2]string {
-	return [][2]string{
+	return append([][2]string{
 		{"SecretsEnvFile", p.SecretsEnvFile},
 		{"PostBootstrap", p.PostBootstrap},
 		{"PGDataDir", p.PGDataDir},
 		{"PGSocketDir", p.PGSocketDir},
 		{"PGPassFile", p.PGPassFile},
 		{"PGLogDir", p.PGLogDir},
-		{"TLSCertFile", p.TLSCertFile},
-		{"TLSKeyFile", p.TLSKeyFile},
+	}, tlsPaths(p)...)
+}
+
+// tlsPaths are the node's TLS files, which every role's daemons use.
+func tlsPaths(p Paths) [][2]string {
+	return [][2]string{{"TLSCAFile", p.TLSCAFile}, {"TLSCertFile", p.TLSCertFile}, {"TLSKeyFile", p.TLSKeyFile}}
+}
+
+// checkKeyBesideCert: HAProxy 2.6 loads a certificate's key from
+// <certificate>.key, and from nowhere else it can be told.
+func checkKeyBesideCert(p Paths) error {
+	if p.TLSKeyFile != p.TLSCertFile+".key" {
+		return fmt.Errorf("Paths.TLSKeyFile is %q; HAProxy reads the key from %q (TLSCertFile + \".key\")", p.TLSKeyFile, p.TLSCertFile+".key")
 	}
+	return nil
 }
 
 // RenderPatroniConfig renders patroni.yml of a Patroni node. It holds user
@@ -168,8 +181,11 @@ func RenderPostBootstrap(c Cluster, p Paths) ([]byte, error) {
 // password is left as "${HAPROXY_STATS_PASSWORD}", which HAProxy expands
 // from its environment at start.
 func RenderHAProxyConfig(c Cluster, node string, p Paths) ([]byte, error) {
-	d, err := prepare(c, node, p, []topology.Role{topology.RoleHAProxy})
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleHAProxy}, tlsPaths(p)...)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkKeyBesideCert(p); err != nil {
 		return nil, err
 	}
 	return execute("haproxy.cfg.tmpl", d)

@@ -105,3 +105,20 @@ func Credentials(u Users, pw Passwords) map[string]string {
 	}
 	return m
 }
+
+// TLSParams names the SSM parameters a node reads its TLS material from at
+// boot, under Prefix ("/pgha/dev/tls/"): the cluster CA and each node's
+// certificate (String parameters: nothing secret) and private key
+// (SecureString). Like the passwords, none of it is in the user data.
+type TLSParams struct {
+	Prefix string
+}
+
+// CA is the cluster CA certificate's parameter.
+func (t TLSParams) CA() string { return t.Prefix + "ca-certificate" }
+
+// Certificate is a node's certificate's parameter.
+func (t TLSParams) Certificate(node string) string { return t.Prefix + node + "-certificate" }
+
+// Key is a node's private key's parameter.
+func (t TLSParams) Key(node string) string { return t.Prefix + node + "-key" }

@@ -51,6 +51,10 @@ type Cluster struct {
 	Region          string // AWS region, for fetching SSM parameters at boot
 	Users           Users
 	Secrets         SecretParams
+	// TLS names the SSM parameters of the nodes' TLS material, which the
+	// boot script fetches on AWS (and in the booted lab). The namespace lab
+	// writes the files itself and leaves it empty.
+	TLS TLSParams
 	// Backup, when set, makes the PostgreSQL nodes archive their WAL to and
 	// back up into a pgBackRest repository.
 	Backup *Backup
@@ -131,13 +135,19 @@ type Paths struct {
 	// PGHA_MONITOR_PASSWORD and HAPROXY_STATS_PASSWORD as KEY=VALUE lines,
 	// mode 0600. On AWS a boot
 	// script writes it from SSM; the lab writes it from its secret files.
-	SecretsEnvFile    string
-	PostBootstrap     string // script Patroni runs once after initdb
-	PGDataDir         string
-	PGSocketDir       string
-	PGPassFile        string
-	PGLogDir          string // PostgreSQL's logging_collector directory
-	TLSCertFile       string // server certificate for PostgreSQL
+	SecretsEnvFile string
+	PostBootstrap  string // script Patroni runs once after initdb
+	PGDataDir      string
+	PGSocketDir    string
+	PGPassFile     string
+	PGLogDir       string // PostgreSQL's logging_collector directory
+	// The node's TLS material: the cluster CA (what every client on the
+	// node verifies servers with), and the node's certificate and key,
+	// which every daemon of the node serves and presents. HAProxy finds
+	// the key next to the certificate by its name (<certificate>.key), so
+	// TLSKeyFile must be TLSCertFile + ".key".
+	TLSCAFile         string
+	TLSCertFile       string
 	TLSKeyFile        string
 	HAProxyConfigFile string
 
@@ -176,8 +186,6 @@ const (
 )
 
 // CloudPaths is the layout of an EC2 node running Debian 12's packages.
-// TLS uses Debian's snakeoil pair from the ssl-cert package; postgres is in
-// the ssl-cert group, so PostgreSQL can read the key.
 func CloudPaths() Paths {
 	return Paths{
 		EtcdConfigFile:    "/etc/etcd/etcd.conf.yml",
@@ -189,8 +197,9 @@ func CloudPaths() Paths {
 		PGSocketDir:       "/var/run/postgresql",
 		PGPassFile:        "/var/lib/postgresql/.pgpass_patroni",
 		PGLogDir:          "/var/log/postgresql",
-		TLSCertFile:       "/etc/ssl/certs/ssl-cert-snakeoil.pem",
-		TLSKeyFile:        "/etc/ssl/private/ssl-cert-snakeoil.key",
+		TLSCAFile:         "/etc/pgha/tls/ca.crt",
+		TLSCertFile:       "/etc/pgha/tls/node.crt",
+		TLSKeyFile:        "/etc/pgha/tls/node.crt.key",
 		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
 		PgBackRestConfig:  "/etc/pgbackrest.conf",
 		PgBackRestSpool:   "/var/spool/pgbackrest",

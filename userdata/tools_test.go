@@ -3,6 +3,7 @@ package userdata
 import (
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,11 +27,17 @@ func lookTool(t *testing.T, name string) string {
 
 func TestHAProxyAcceptsConfig(t *testing.T) {
 	haproxy := lookTool(t, "haproxy")
+	// HAProxy loads the CA and the node's certificate and key while it
+	// checks: real ones, where the lab layout puts them.
+	base := t.TempDir()
+	tt := newTestTLS(t, base)
 	for _, profile := range Profiles() {
 		c := defaultCluster(t)
 		c.Profile = profile.Name
 		for _, n := range c.Plan.ByRole(topology.RoleHAProxy) {
-			b, err := RenderHAProxyConfig(c, n.Name, CloudPaths())
+			p := labPaths(base, n.Name)
+			tt.install(t, c, n.Name, p, "")
+			b, err := RenderHAProxyConfig(c, n.Name, p)
 			require.NoError(t, err)
 			f := filepath.Join(t.TempDir(), "haproxy.cfg")
 			require.NoError(t, os.WriteFile(f, b, 0o644))
@@ -47,7 +54,7 @@ func TestHAProxyAcceptsConfig(t *testing.T) {
 	// The check is not a rubber stamp: a backup server tracking a server
 	// that does not exist must be refused.
 	c := defaultCluster(t)
-	b, err := RenderHAProxyConfig(c, "haproxy-1", CloudPaths())
+	b, err := RenderHAProxyConfig(c, "haproxy-1", labPaths(base, "haproxy-1"))
 	require.NoError(t, err)
 	bad := strings.Replace(string(b), "track primary/pg-1", "track primary/pg-9", 1)
 	require.NotEqual(t, string(b), bad)
@@ -118,9 +125,9 @@ func TestScriptsParse(t *testing.T) {
 			assert.NoError(t, err, "%s %s: %s", n.Name, wf.Path, out)
 		}
 	}
-	// etcd: join, data volume, boot; patroni: post-bootstrap, data volume,
-	// fetch, boot; haproxy: fetch, boot.
-	assert.Equal(t, 3*3+3*4+2*2, scripts)
+	// etcd: join, data volume, fetch, boot; patroni: post-bootstrap, data
+	// volume, fetch, boot; haproxy: fetch, boot.
+	assert.Equal(t, 3*4+3*4+2*2, scripts)
 }
 
 // TestSystemdDropIns checks each role's drop-in against the unit Debian's
@@ -212,14 +219,21 @@ func TestFetchSecretsScript(t *testing.T) {
 		{"pg-1", []string{EnvSuperuserUsername, EnvSuperuserPassword, EnvReplicationUsername, EnvReplicationPassword,
 			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword, EnvMonitorPassword}},
 		{"haproxy-1", []string{EnvStatsPassword}},
+		{"etcd-1", nil},
 	}
 	for _, tc := range cases {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "etc", "secrets.env")
 		script := cloudFileContent(t, c, tc.node, fetchSecrets)
 		orig := "out=" + CloudPaths().SecretsEnvFile + "\n"
-		require.Contains(t, script, orig)
-		script = strings.Replace(script, orig, "out="+out+"\n", 1)
+		if tc.keys != nil {
+			require.Contains(t, script, orig)
+			script = strings.Replace(script, orig, "out="+out+"\n", 1)
+		} else {
+			assert.NotContains(t, script, orig, "a node without passwords writes no secrets file")
+		}
+		tlsDir := filepath.Join(dir, "tls")
+		script = strings.ReplaceAll(script, path.Dir(CloudPaths().TLSCertFile), tlsDir)
 		scriptPath := filepath.Join(dir, "fetch")
 		require.NoError(t, os.WriteFile(scriptPath, []byte(script), 0o755))
 
@@ -231,6 +245,10 @@ func TestFetchSecretsScript(t *testing.T) {
 while [ $# -gt 0 ]; do case "$1" in --name) name=$2; shift;; --region) region=$2; shift;; esac; shift; done
 [ "$region" = eu-west-1 ] || { echo "wrong region $region" >&2; exit 2; }
 if [ "$name" = "${BAD_PARAM:-}" ]; then echo 'has space'; exit 0; fi
+case "$name" in
+*/tls/*-key) printf -- '-----BEGIN EC PRIVATE KEY-----\nk%s\n-----END EC PRIVATE KEY-----\n' "${name//\//_}"; exit 0;;
+*/tls/*) printf -- '-----BEGIN CERTIFICATE-----\nc%s\n-----END CERTIFICATE-----\n' "${name//\//_}"; exit 0;;
+esac
 if [ "$name" = "${DENIED_PARAM:-}" ]; then
 	echo >>"$CALLS"
 	echo >&2
@@ -242,6 +260,9 @@ echo "v${name//\//_}"
 		require.NoError(t, os.WriteFile(filepath.Join(bin, "aws"), []byte(stub), 0o755))
 		// The retry waits are real on a node; here they would only slow the test.
 		require.NoError(t, os.WriteFile(filepath.Join(bin, "sleep"), []byte("#!/bin/sh\n"), 0o755))
+		// chown records who would own what (the daemon users exist on a node).
+		chowns := filepath.Join(dir, "chowns")
+		require.NoError(t, os.WriteFile(filepath.Join(bin, "chown"), []byte("#!/bin/sh\necho \"$1 ${2%.*}\" >>"+chowns+"\n"), 0o755))
 		runFetch := func(extra ...string) (string, error) {
 			cmd := exec.Command("bash", scriptPath)
 			cmd.Env = append([]string{"PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin"}, extra...)
@@ -251,6 +272,31 @@ echo "v${name//\//_}"
 
 		msg, err := runFetch()
 		require.NoError(t, err, msg)
+		// The TLS material: the key its daemon's and 0600, the rest 0644.
+		n, _ := c.Plan.Node(tc.node)
+		for _, f := range []struct {
+			name, begin string
+			mode        os.FileMode
+		}{{"ca.crt", "CERTIFICATE", 0o644}, {"node.crt", "CERTIFICATE", 0o644}, {"node.crt.key", "EC PRIVATE KEY", 0o600}} {
+			st, err := os.Stat(filepath.Join(tlsDir, f.name))
+			require.NoError(t, err, tc.node)
+			assert.Equal(t, f.mode, st.Mode().Perm(), "%s %s", tc.node, f.name)
+			b, _ := os.ReadFile(filepath.Join(tlsDir, f.name))
+			assert.True(t, strings.HasPrefix(string(b), "-----BEGIN "+f.begin+"-----\n"), "%s %s: %q", tc.node, f.name, b)
+		}
+		key, _ := os.ReadFile(filepath.Join(tlsDir, "node.crt.key"))
+		assert.Contains(t, string(key), "k_pgha_dev_tls_"+tc.node+"-key", "each node reads its own key")
+		owners, _ := os.ReadFile(chowns)
+		assert.Contains(t, string(owners), KeyOwner(n.Role)+" "+filepath.Join(tlsDir, "node.crt.key")+"\n")
+		// A parameter that holds no PEM is refused, and the key stays.
+		msg, err = runFetch("BAD_PARAM=" + c.TLS.Key(tc.node))
+		require.Error(t, err)
+		assert.Contains(t, msg, "SSM parameter "+c.TLS.Key(tc.node)+" does not hold a PEM PRIVATE KEY")
+		after, _ := os.ReadFile(filepath.Join(tlsDir, "node.crt.key"))
+		assert.Equal(t, string(key), string(after))
+		if tc.keys == nil {
+			continue
+		}
 		st, err := os.Stat(out)
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), tc.node)
@@ -291,9 +337,9 @@ echo "v${name//\//_}"
 		require.Error(t, err)
 		assert.Contains(t, msg, "cannot read SSM parameter "+param+" in eu-west-1 with the instance role: "+
 			"An error occurred (AccessDeniedException)", tc.node)
-		n, _ := os.ReadFile(calls)
-		assert.Equal(t, 12, strings.Count(string(n), "\n"), "tries before giving up")
-		after, _ := os.ReadFile(out)
+		tries, _ := os.ReadFile(calls)
+		assert.Equal(t, 12, strings.Count(string(tries), "\n"), "tries before giving up")
+		after, _ = os.ReadFile(out)
 		assert.Equal(t, string(b), string(after), "a denied read leaves the old file")
 	}
 }

@@ -25,8 +25,9 @@ func TestUnprivilegedHAProxyOmitsOnlyUserAndGroup(t *testing.T) {
 	assert.Equal(t, strings.Replace(string(cloud), "    user haproxy\n    group haproxy\n", "", 1), string(lab))
 }
 
-// BindNodeAddress turns each "bind *:PORT" into "bind NODE_IP:PORT" and
-// changes nothing else; the cloud render keeps the wildcard.
+// BindNodeAddress turns each "bind *:PORT" of the SQL ports into "bind
+// NODE_IP:PORT" and changes nothing else; the cloud render keeps the
+// wildcard there. The stats page is on the node's address in both.
 func TestBindNodeAddressOnlyChangesBindLines(t *testing.T) {
 	c := defaultCluster(t)
 	cloud, err := RenderHAProxyConfig(c, "haproxy-2", CloudPaths())
@@ -37,7 +38,8 @@ func TestBindNodeAddressOnlyChangesBindLines(t *testing.T) {
 	lab, err := RenderHAProxyConfig(c, "haproxy-2", CloudPaths())
 	require.NoError(t, err)
 	want := string(cloud)
-	for _, port := range []string{"5000", "5001", "7000"} {
+	require.Contains(t, want, "    bind "+n.IP.String()+":7000 ssl crt ")
+	for _, port := range []string{"5000", "5001"} {
 		require.Contains(t, want, "    bind *:"+port+"\n")
 		want = strings.Replace(want, "    bind *:"+port+"\n", "    bind "+n.IP.String()+":"+port+"\n", 1)
 	}

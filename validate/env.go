@@ -48,7 +48,7 @@ type env struct {
 func newEnv(s outputs.Stack, o *options, dial access.DialFunc, out io.Writer) *env {
 	p := probe.New(s, dial)
 	slow := *p.Patroni
-	slow.HTTP = access.HTTPClient(dial, 90*time.Second)
+	slow.HTTP = access.HTTPSClient(dial, 90*time.Second, p.TLS)
 	now := time.Now()
 	e := &env{
 		stack: s, opts: o, dial: dial, http: p.HTTP, probe: p, pat: p.Patroni, slowPat: &slow, out: out, start: now,

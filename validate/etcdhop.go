@@ -85,7 +85,7 @@ func (e *env) etcdHop(ip string) (*etcdHop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.Name, err)
 	}
-	h := &etcdHop{jump: j, http: access.HTTPClient(j.DialContext, e.http.Timeout)}
+	h := &etcdHop{jump: j, http: access.HTTPSClient(j.DialContext, e.http.Timeout, e.probe.TLS)}
 	if e.etcdVia.hops == nil {
 		e.etcdVia.hops = map[string]*etcdHop{}
 	}

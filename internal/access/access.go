@@ -7,6 +7,7 @@ package access
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -85,12 +86,20 @@ func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error)
 // not keep idle connections, so each request sees the current state of the
 // network (a partition, a stopped node) rather than a cached socket.
 func HTTPClient(dial DialFunc, timeout time.Duration) *http.Client {
+	return HTTPSClient(dial, timeout, nil)
+}
+
+// HTTPSClient is HTTPClient with a TLS configuration for https:// URLs (the
+// cluster's: its CA and pgha's client certificate). The server name is
+// each URL's host unless cfg names one.
+func HTTPSClient(dial DialFunc, timeout time.Duration, cfg *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
 			DialContext:       dial,
 			DisableKeepAlives: true,
 			Proxy:             nil,
+			TLSClientConfig:   cfg,
 		},
 	}
 }

@@ -5,11 +5,37 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/internal/topology"
 )
 
-// validJSON is a complete lab-style outputs document.
-const validJSON = `{
+// validJSON is a complete lab-style outputs document: baseJSON with a
+// real cluster CA and client certificate.
+var validJSON = withTLS(baseJSON)
+
+// withTLS adds caCertificate and clientTls, signed by a new CA, to a
+// document.
+func withTLS(doc string) string {
+	ca, err := pki.NewCA(pki.CACommonName("pgha"))
+	if err != nil {
+		panic(err)
+	}
+	cert, key, err := ca.Issue(pki.ClientLeaf())
+	if err != nil {
+		panic(err)
+	}
+	b, err := json.Marshal(map[string]any{
+		"caCertificate": string(ca.CertPEM),
+		"clientTls":     map[string]string{"certificate": string(cert), "privateKey": string(key)},
+	})
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(strings.TrimSpace(doc), "}") + ", " + string(b[1:])
+}
+
+// baseJSON is validJSON without its TLS material.
+const baseJSON = `{
  "target": "lab", "clusterName": "pgha", "region": "lab", "profile": "fast", "synchronousMode": false,
  "vpcCidr": "10.42.0.0/16",
  "writeEndpoint": {"host": "10.42.0.30", "port": 5000},

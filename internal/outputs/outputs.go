@@ -17,6 +17,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -39,6 +40,8 @@ const (
 	KeyPlacement       = "placement"     // AWS only: the image and zones, kept across runs
 	KeyConnection      = "connection"    // libpq URIs over every entry point, no password
 	KeyBackups         = "backups"       // the pgBackRest repository: bucket, path, region, key (with pgha:backups)
+	KeyCACertificate   = "caCertificate" // the cluster CA (PEM): clients verify every server with it
+	KeyClientTLS       = "clientTls"     // secret: the certificate and key pgha's tools present to etcd
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -53,7 +56,7 @@ const (
 )
 
 // SecretKeys are the outputs that must only ever be exported as secrets.
-var SecretKeys = []string{KeyCredentials, KeySSHPrivateKey}
+var SecretKeys = []string{KeyCredentials, KeySSHPrivateKey, KeyClientTLS}
 
 // Target says what built the cluster.
 const (
@@ -87,6 +90,25 @@ type Stack struct {
 	Placement       *Placement  `json:"placement,omitempty"`
 	Connection      *Connection `json:"connection,omitempty"`
 	Backups         *Backups    `json:"backups,omitempty"`
+	CACertificate   string      `json:"caCertificate,omitempty"`
+	ClientTLS       *ClientTLS  `json:"clientTls,omitempty"`
+}
+
+// ClientTLS is the client certificate of pgha's own tools (validate, the
+// labs' probes): etcd admits no client without one.
+type ClientTLS struct {
+	Certificate string `json:"certificate"` // PEM
+	PrivateKey  string `json:"privateKey"`  // PEM
+}
+
+// Trust is what a client of this stack verifies servers with and, for
+// etcd, presents.
+func (s Stack) Trust() pki.Trust {
+	t := pki.Trust{CA: []byte(s.CACertificate)}
+	if s.ClientTLS != nil {
+		t.Cert, t.Key = []byte(s.ClientTLS.Certificate), []byte(s.ClientTLS.PrivateKey)
+	}
+	return t
 }
 
 // Connection is how clients reach the cluster with no single entry point:
@@ -109,13 +131,17 @@ func NewConnection(user, database string, hosts []string) *Connection {
 }
 
 // ConnectionURI is a libpq URI for user and database over hosts, all on
-// port, with TLS required and, when attrs is set, target_session_attrs.
+// port, with TLS verified (sslmode=verify-full) and, when attrs is set,
+// target_session_attrs.
 func ConnectionURI(user, database string, hosts []string, port int, attrs string) string {
 	var hp []string
 	for _, h := range hosts {
 		hp = append(hp, net.JoinHostPort(h, fmt.Sprint(port)))
 	}
-	q := url.Values{"sslmode": {"require"}, "connect_timeout": {"5"}}
+	// verify-full: the servers' certificates name every entry point; the
+	// client needs the cluster CA (the caCertificate output) as its
+	// sslrootcert (libpq's default: ~/.postgresql/root.crt).
+	q := url.Values{"sslmode": {"verify-full"}, "connect_timeout": {"5"}}
 	if attrs != "" {
 		q.Set("target_session_attrs", attrs)
 	}
@@ -386,6 +412,11 @@ func (s Stack) Validate() error {
 	case AccessDirect:
 	default:
 		bad(KeyAccess, "kind is %q; want %q, %q or %q", s.Access.Kind, AccessSSH, AccessNetns, AccessDirect)
+	}
+	if _, err := s.Trust().Config(""); err != nil {
+		bad(KeyCACertificate, "%v", err)
+	} else if s.ClientTLS == nil || s.ClientTLS.Certificate == "" || s.ClientTLS.PrivateKey == "" {
+		bad(KeyClientTLS, "needs certificate and privateKey: etcd admits no client without one")
 	}
 	if a := s.Access.AWSAPI; a != nil {
 		if u, err := url.Parse(a.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {

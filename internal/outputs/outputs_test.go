@@ -9,7 +9,7 @@ import (
 
 func TestConnectionURIRoundTrip(t *testing.T) {
 	uri := ConnectionURI("app", "appdb", []string{"100.20.30.1", "100.20.30.2"}, 5000, "read-write")
-	require.Equal(t, "postgresql://app@100.20.30.1:5000,100.20.30.2:5000/appdb?connect_timeout=5&sslmode=require&target_session_attrs=read-write", uri)
+	require.Equal(t, "postgresql://app@100.20.30.1:5000,100.20.30.2:5000/appdb?connect_timeout=5&sslmode=verify-full&target_session_attrs=read-write", uri)
 	hosts, user, db, attrs, err := ParseConnectionURI(uri)
 	require.NoError(t, err)
 	require.Equal(t, []string{"100.20.30.1:5000", "100.20.30.2:5000"}, hosts)

@@ -1,11 +1,14 @@
 // Package pg opens PostgreSQL sessions the way every part of pgha does:
-// TLS required (the cluster's pg_hba admits nothing else from the network),
-// a connect timeout (HAProxy holds a connection when no server is up), and
-// the dial path of the caller (direct, a lab namespace, an SSH jump).
+// TLS that verifies the server against the cluster CA and by the name the
+// client asked for, as libpq's sslmode=verify-full (the cluster's pg_hba
+// admits nothing but TLS from the network), a connect timeout (HAProxy
+// holds a connection when no server is up), and the dial path of the
+// caller (direct, a lab namespace, an SSH jump).
 package pg
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -40,12 +43,15 @@ type Target struct {
 	// SessionAttrs is libpq's target_session_attrs: read-write on the write
 	// side refuses a server that took the connection but cannot write.
 	SessionAttrs string
+	// TLS verifies the server: the cluster CA (pki.Trust.Config). Its
+	// ServerName is set to each host tried. Required.
+	TLS *tls.Config
 }
 
 // FromConnection is a Target for a libpq URI of the stack outputs: its
 // hosts in order, its user and database and target_session_attrs, with
 // the password, the dial path and the connect timeout given.
-func FromConnection(uri, password string, dial access.DialFunc, timeout time.Duration) (Target, error) {
+func FromConnection(uri, password string, dial access.DialFunc, timeout time.Duration, tlsCfg *tls.Config) (Target, error) {
 	hosts, user, db, attrs, err := outputs.ParseConnectionURI(uri)
 	if err != nil {
 		return Target{}, err
@@ -56,7 +62,7 @@ func FromConnection(uri, password string, dial access.DialFunc, timeout time.Dur
 		return Target{}, fmt.Errorf("%q: port %q: %w", uri, port, err)
 	}
 	return Target{Host: host, Port: p, User: user, Password: password, Database: db, Dial: dial,
-		ConnectTimeout: timeout, Fallbacks: hosts[1:], SessionAttrs: attrs}, nil
+		ConnectTimeout: timeout, Fallbacks: hosts[1:], SessionAttrs: attrs, TLS: tlsCfg}, nil
 }
 
 func (t Target) application() string {
@@ -70,9 +76,14 @@ func (t Target) String() string {
 	return strings.Join(append([]string{net.JoinHostPort(t.Host, strconv.Itoa(t.Port))}, t.Fallbacks...), ",")
 }
 
-// Config builds a pgx config: TLS required (sslmode=require, as the cluster's
-// pg_hba demands for non-local clients), a connect timeout, and the dial path.
+// Config builds a pgx config: TLS that verifies the server's certificate
+// against the cluster CA and its name against the host dialled (libpq's
+// verify-full; pg_hba demands TLS of every non-local client), a connect
+// timeout, and the dial path.
 func (t Target) Config() (*pgx.ConnConfig, error) {
+	if t.TLS == nil {
+		return nil, fmt.Errorf("connection settings for %s: no TLS configuration to verify the server with", t)
+	}
 	timeout := t.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 3 * time.Second
@@ -95,6 +106,13 @@ func (t Target) Config() (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection settings for %s: %w", t, err)
 	}
+	// sslmode=require made pgx's TLS configuration, which verifies
+	// nothing; the cluster's verifies the chain and the name. require has
+	// no plain-text fallback, so every host tried gets exactly this.
+	cfg.TLSConfig = serverTLS(t.TLS, cfg.Host)
+	for _, fb := range cfg.Fallbacks {
+		fb.TLSConfig = serverTLS(t.TLS, fb.Host)
+	}
 	if t.Dial != nil {
 		cfg.DialFunc = pgconn.DialFunc(t.Dial)
 	}
@@ -103,6 +121,14 @@ func (t Target) Config() (*pgx.ConnConfig, error) {
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	cfg.ConnectTimeout = timeout
 	return cfg, nil
+}
+
+// serverTLS is base for one host: verify its certificate names host.
+func serverTLS(base *tls.Config, host string) *tls.Config {
+	c := base.Clone()
+	c.ServerName = host
+	c.InsecureSkipVerify = false
+	return c
 }
 
 // Connect opens one connection within the connect timeout.

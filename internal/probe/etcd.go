@@ -68,7 +68,7 @@ func (p *Probe) etcdClient(ctx context.Context, n outputs.Node) (*http.Client, e
 }
 
 func etcdURL(n outputs.Node, path string) string {
-	return "http://" + hostPort(n.PrivateIP, topology.PortEtcdClient) + path
+	return "https://" + hostPort(n.PrivateIP, topology.PortEtcdClient) + path
 }
 
 // etcdCall does one request to a member and decodes its JSON answer.

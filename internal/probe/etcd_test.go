@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/internal/topology"
 )
 
@@ -30,16 +32,36 @@ func etcdCluster(t *testing.T) (outputs.Stack, map[string]*exec.Cmd) {
 	}
 	var s outputs.Stack
 	var initial []string
+	// The members run with the cluster's TLS: certificates of a CA of the
+	// test's own, and client certificates required on both ports.
+	ca, err := pki.NewCA("probe test CA")
+	require.NoError(t, err)
+	cert, key, err := ca.Issue(pki.ClientLeaf())
+	require.NoError(t, err)
+	s.CACertificate, s.ClientTLS = string(ca.CertPEM), &outputs.ClientTLS{Certificate: string(cert), PrivateKey: string(key)}
+	// Every member's address, and 127.0.0.1, which connections between
+	// addresses of the loopback leave from: etcd checks a peer's source.
+	all := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	for i := 1; i <= 3; i++ {
 		ip := fmt.Sprintf("127.0.57.%d", i)
+		all = append(all, netip.MustParseAddr(ip))
 		s.Nodes = append(s.Nodes, outputs.Node{Name: fmt.Sprintf("etcd-%d", i), Role: topology.RoleEtcd, PrivateIP: ip})
-		initial = append(initial, fmt.Sprintf("etcd-%d=http://%s", i, hostPort(ip, topology.PortEtcdPeer)))
+		initial = append(initial, fmt.Sprintf("etcd-%d=https://%s", i, hostPort(ip, topology.PortEtcdPeer)))
 	}
 	procs := map[string]*exec.Cmd{}
 	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o644))
 	for _, n := range s.Nodes {
-		client, peer := "http://"+hostPort(n.PrivateIP, topology.PortEtcdClient), "http://"+hostPort(n.PrivateIP, topology.PortEtcdPeer)
+		cert, key, err := ca.Issue(pki.Leaf{CommonName: n.Name, DNSNames: []string{n.Name}, IPs: all, Server: true, Client: true})
+		require.NoError(t, err)
+		certFile, keyFile := filepath.Join(dir, n.Name+".crt"), filepath.Join(dir, n.Name+".key")
+		require.NoError(t, os.WriteFile(certFile, cert, 0o644))
+		require.NoError(t, os.WriteFile(keyFile, key, 0o600))
+		client, peer := "https://"+hostPort(n.PrivateIP, topology.PortEtcdClient), "https://"+hostPort(n.PrivateIP, topology.PortEtcdPeer)
 		cmd := exec.Command(bin, "--name", n.Name, "--data-dir", filepath.Join(dir, n.Name), "--logger=zap",
+			"--cert-file", certFile, "--key-file", keyFile, "--trusted-ca-file", caFile, "--client-cert-auth",
+			"--peer-cert-file", certFile, "--peer-key-file", keyFile, "--peer-trusted-ca-file", caFile, "--peer-client-cert-auth",
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
@@ -81,11 +103,11 @@ func TestEtcdGatewayOfDebiansEtcd(t *testing.T) {
 	}
 
 	url := etcdURL(s.Nodes[0], "/v3/maintenance/status")
-	resp, err := http.Get(url)
+	resp, err := p.HTTP.Get(url)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "the gateway takes POST only")
-	resp, err = http.Get(etcdURL(s.Nodes[0], "/metrics"))
+	resp, err = p.HTTP.Get(etcdURL(s.Nodes[0], "/metrics"))
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

@@ -37,7 +37,7 @@ func (s HAProxyServer) Checked() bool {
 
 // HAProxyServers reads one HAProxy node's stats page (basic auth) as CSV.
 func (p *Probe) HAProxyServers(ctx context.Context, ip string) ([]HAProxyServer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(ip, topology.PortStats)+"/;csv", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+hostPort(ip, topology.PortStats)+"/;csv", nil)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
@@ -35,16 +36,33 @@ type Probe struct {
 	EtcdHTTP func(ctx context.Context, n outputs.Node) (*http.Client, error)
 	// ConnectTimeout bounds each PostgreSQL connection (default 3 s).
 	ConnectTimeout time.Duration
+	// TLS verifies every server against the cluster CA and presents
+	// pgha's client certificate (which etcd requires).
+	TLS *tls.Config
 }
 
-// New is a probe with 3-second HTTP requests through dial.
+// New is a probe with 3-second HTTPS requests through dial, verified
+// against the stack's CA.
 func New(s outputs.Stack, dial access.DialFunc) *Probe {
-	hc := access.HTTPClient(dial, 3*time.Second)
+	cfg := TLSConfig(s)
+	hc := access.HTTPSClient(dial, 3*time.Second, cfg)
 	return &Probe{
-		Stack: s, Dial: dial, HTTP: hc,
-		Patroni: &patroni.Client{HTTP: hc, Port: topology.PortPatroniAPI,
+		Stack: s, Dial: dial, HTTP: hc, TLS: cfg,
+		Patroni: &patroni.Client{HTTP: hc, Port: topology.PortPatroniAPI, Scheme: "https",
 			User: s.Credentials.RestAPIName, Password: s.Credentials.RestAPIPassword},
 	}
+}
+
+// TLSConfig is the stack's client TLS configuration. Outputs without a
+// usable CA give one that refuses every server with the reason, so every
+// check says why rather than trusting an unverified server.
+func TLSConfig(s outputs.Stack) *tls.Config {
+	cfg, err := s.Trust().Config("")
+	if err != nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+			VerifyConnection: func(tls.ConnectionState) error { return err }}
+	}
+	return cfg
 }
 
 func (p *Probe) connectTimeout() time.Duration {
@@ -66,7 +84,7 @@ func (p *Probe) Nodes(r topology.Role) []outputs.Node { return p.Stack.ByRole(r)
 func (p *Probe) Monitor(host string) pg.Target {
 	c := p.Stack.Credentials
 	return pg.Target{Host: host, Port: topology.PortPostgres, User: c.MonitorName, Password: c.MonitorPassword,
-		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout(), TLS: p.TLS}
 }
 
 // Super is the superuser straight to one node's PostgreSQL, in the
@@ -77,14 +95,14 @@ func (p *Probe) Monitor(host string) pg.Target {
 func (p *Probe) Super(host string) pg.Target {
 	c := p.Stack.Credentials
 	return pg.Target{Host: host, Port: topology.PortPostgres, User: c.SuperuserName, Password: c.SuperuserPassword,
-		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout(), TLS: p.TLS}
 }
 
 // App is the application user at host:port (an HAProxy node or endpoint).
 func (p *Probe) App(host string, port int) pg.Target {
 	c := p.Stack.Credentials
 	return pg.Target{Host: host, Port: port, User: c.AppName, Password: c.AppPassword,
-		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout()}
+		Database: c.AppDatabase, Dial: p.Dial, ConnectTimeout: p.connectTimeout(), TLS: p.TLS}
 }
 
 // Whoami opens a fresh session on t and asks which server answered.
@@ -120,7 +138,7 @@ func hostPort(host string, port int) string { return net.JoinHostPort(host, strc
 // this request, unlike the probe's others, may take up to 90 s.
 func (p *Probe) Switchover(ctx context.Context, host, leader, candidate string) error {
 	slow := *p.Patroni
-	slow.HTTP = access.HTTPClient(p.Dial, 90*time.Second)
+	slow.HTTP = access.HTTPSClient(p.Dial, 90*time.Second, p.TLS)
 	_, err := slow.Switchover(ctx, host, leader, candidate)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pki"
 )
 
 // Patroni answers POST /switchover only once the candidate leads, which
@@ -22,7 +24,17 @@ import (
 func TestSwitchoverWaitsForPatronisAnswer(t *testing.T) {
 	var got map[string]string
 	var user, pass string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ca, err := pki.NewCA("switchover test CA")
+	require.NoError(t, err)
+	serve := func(h http.HandlerFunc) *httptest.Server {
+		cfg, err := ca.ServerConfig(pki.Leaf{CommonName: "pg-2", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Server: true})
+		require.NoError(t, err)
+		s := httptest.NewUnstartedServer(h)
+		s.TLS = cfg
+		s.StartTLS()
+		return s
+	}
+	srv := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		assert.Equal(t, http.MethodPost, r.Method)
 		assert.Equal(t, "/switchover", r.URL.Path)
 		user, pass, _ = r.BasicAuth()
@@ -34,7 +46,8 @@ func TestSwitchoverWaitsForPatronisAnswer(t *testing.T) {
 	host, port, err := net.SplitHostPort(srv.Listener.Addr().String())
 	require.NoError(t, err)
 
-	p := New(outputs.Stack{Credentials: outputs.Credentials{RestAPIName: "patroni", RestAPIPassword: "secret"}}, access.Direct())
+	p := New(outputs.Stack{Credentials: outputs.Credentials{RestAPIName: "patroni", RestAPIPassword: "secret"},
+		CACertificate: string(ca.CertPEM)}, access.Direct())
 	p.Patroni.Port, _ = strconv.Atoi(port)
 	require.NoError(t, p.Switchover(context.Background(), host, "pg-2", "pg-3"))
 	require.Equal(t, map[string]string{"leader": "pg-2", "candidate": "pg-3"}, got)
@@ -42,7 +55,7 @@ func TestSwitchoverWaitsForPatronisAnswer(t *testing.T) {
 	require.Equal(t, "secret", pass)
 	require.Equal(t, 3*time.Second, p.HTTP.Timeout, "the probe's other requests stay short")
 
-	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	bad := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "candidate name does not match with sync_standby", http.StatusPreconditionFailed)
 	}))
 	defer bad.Close()

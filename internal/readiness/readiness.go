@@ -118,16 +118,19 @@ func ParseReadyOutput(node, stdout string) ([]string, error) {
 // replicas exist and the leader reports both replicas as streaming in
 // pg_stat_replication (Patroni 3.0.2's /cluster says "running" for a
 // replica whether or not it streams). It prints the cluster document.
-func ClusterCheckScript(api string, timeout int) string {
+func ClusterCheckScript(api, caFile string, timeout int) string {
 	return fmt.Sprintf(`python3 - <<'PY'
-import json, sys, time, urllib.request
+import json, ssl, sys, time, urllib.request
 
 API = %q
+# The REST API is HTTPS with the cluster CA's certificates: verified, names
+# included, as every other client of it does.
+TLS = ssl.create_default_context(cafile=%q)
 deadline = time.time() + %d
 last = "no answer from Patroni yet"
 
 def get(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
+    with urllib.request.urlopen(url, timeout=5, context=TLS) as r:
         return json.load(r)
 
 while True:
@@ -156,5 +159,5 @@ while True:
         sys.exit(1)
     time.sleep(3)
 PY
-`, api, timeout, timeout)
+`, api, caFile, timeout, timeout)
 }

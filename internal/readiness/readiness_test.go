@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pgha/pgha/internal/pki"
 )
 
 // runScript runs a readiness script with bash, as the remote command does.
@@ -34,12 +37,29 @@ func runScript(t *testing.T, script string, env []string, bound time.Duration) (
 	return o.String(), e.String(), err
 }
 
+// tlsServer starts h over HTTPS with a certificate of a new cluster CA for
+// 127.0.0.1, and returns it and the CA's certificate file.
+func tlsServer(t *testing.T, h http.Handler) (*httptest.Server, string) {
+	t.Helper()
+	ca, err := pki.NewCA("test cluster CA")
+	require.NoError(t, err)
+	cfg, err := ca.ServerConfig(pki.Leaf{CommonName: "pg-1", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Server: true})
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = cfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, ca.CertPEM, 0o644))
+	return srv, caFile
+}
+
 // fakePatroni serves /cluster and the leader's /patroni the way Patroni
-// 3.0.2 does, moving through formation stages as it is polled.
-func fakePatroni(t *testing.T, stages int) *httptest.Server {
+// 3.0.2 does, over HTTPS, moving through formation stages as it is polled.
+func fakePatroni(t *testing.T, stages int) (*httptest.Server, string) {
 	var polls atomic.Int32
 	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, caFile := tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		stage := int(polls.Load())
 		switch r.URL.Path {
 		case "/cluster":
@@ -64,13 +84,12 @@ func fakePatroni(t *testing.T, stages int) *httptest.Server {
 			http.NotFound(w, r)
 		}
 	}))
-	t.Cleanup(srv.Close)
-	return srv
+	return srv, caFile
 }
 
 func TestClusterCheckWaitsForTwoStreamingReplicas(t *testing.T) {
-	srv := fakePatroni(t, 2)
-	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, 120), nil, 3*time.Minute)
+	srv, caFile := fakePatroni(t, 2)
+	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, caFile, 120), nil, 3*time.Minute)
 	require.NoError(t, err, errOut)
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal([]byte(out), &doc), "stdout must be the JSON cluster state: %q", out)
@@ -80,8 +99,8 @@ func TestClusterCheckWaitsForTwoStreamingReplicas(t *testing.T) {
 }
 
 func TestClusterCheckGivesUpWithTheReason(t *testing.T) {
-	srv := fakePatroni(t, 1_000_000) // pg-3 never streams
-	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, 4), nil, 2*time.Minute)
+	srv, caFile := fakePatroni(t, 1_000_000) // pg-3 never streams
+	out, errOut, err := runScript(t, ClusterCheckScript(srv.URL, caFile, 4), nil, 2*time.Minute)
 	require.Error(t, err)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "cluster not formed after 4 s")
@@ -89,12 +108,22 @@ func TestClusterCheckGivesUpWithTheReason(t *testing.T) {
 }
 
 func TestClusterCheckReportsAnUnreachableAPI(t *testing.T) {
-	srv := httptest.NewServer(http.NotFoundHandler())
+	srv, caFile := tlsServer(t, http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens there any more
-	_, errOut, err := runScript(t, ClusterCheckScript(url, 2), nil, 2*time.Minute)
+	_, errOut, err := runScript(t, ClusterCheckScript(url, caFile, 2), nil, 2*time.Minute)
 	require.Error(t, err)
 	assert.Contains(t, errOut, "Patroni API:")
+}
+
+// A REST API whose certificate another CA signed is not the cluster's:
+// the check must not believe what it says.
+func TestClusterCheckRefusesAnotherCA(t *testing.T) {
+	srv, _ := fakePatroni(t, 0)
+	_, otherCA := tlsServer(t, http.NotFoundHandler())
+	_, errOut, err := runScript(t, ClusterCheckScript(srv.URL, otherCA, 2), nil, 2*time.Minute)
+	require.Error(t, err)
+	assert.Contains(t, errOut, "CERTIFICATE_VERIFY_FAILED")
 }
 
 // TestWaitScript runs the wait with sudo and cloud-init replaced by shims

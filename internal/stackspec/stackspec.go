@@ -50,6 +50,7 @@ func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup
 			// SSM parameter names are fixed strings, so the user data is
 			// rendered (and checked) before anything exists.
 			Secrets: userdata.ParamsUnder(prefix),
+			TLS:     userdata.TLSParams{Prefix: prefix + "tls/"},
 			Backup:  backup,
 			// A fifth of the data volume: room for the leader's own WAL
 			// and data growth stays.
@@ -73,16 +74,30 @@ func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup
 
 // ParameterARN is the ARN of a secret's SSM parameter.
 func (s *Spec) ParameterARN(partition, account string, secret userdata.Secret) string {
-	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, s.Config.Region, account, s.Cluster.Secrets[secret.Name])
+	return s.paramARN(partition, account, s.Cluster.Secrets[secret.Name])
+}
+
+func (s *Spec) paramARN(partition, account, name string) string {
+	return fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s", partition, s.Config.Region, account, name)
 }
 
 // TierParameters are the SSM parameters each tier's services read at boot,
-// and so all its instance role may read.
+// and so all its instance role may read: its passwords, the cluster CA, and
+// the certificate and key of each node of the tier (the nodes of a tier
+// share one instance role, so one may read its peers' keys; they run the
+// same daemons with the same trust).
 func (s *Spec) TierParameters(partition, account string) map[topology.Role][]string {
 	m := map[topology.Role][]string{}
 	for _, sec := range userdata.Secrets {
 		for _, r := range sec.Roles {
 			m[r] = append(m[r], s.ParameterARN(partition, account, sec))
+		}
+	}
+	for _, r := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
+		m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.CA()))
+		for _, n := range s.Config.Plan.ByRole(r) {
+			m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.Certificate(n.Name)),
+				s.paramARN(partition, account, s.Cluster.TLS.Key(n.Name)))
 		}
 	}
 	return m

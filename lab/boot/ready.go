@@ -16,6 +16,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/readiness"
+	"github.com/pgha/pgha/userdata"
 )
 
 // ReadyNode is one node the readiness gate waits for.
@@ -108,7 +109,7 @@ func Ready(ctx context.Context, o ReadyOptions) (ReadyResult, error) {
 	if check.Name == "" {
 		return res, fmt.Errorf("cluster-check node %q is not among the nodes", o.ClusterCheckNode)
 	}
-	out, err := o.run(ctx, jump, check, readiness.ClusterCheckScript(strings.TrimRight(o.PatroniAPI, "/"), secs))
+	out, err := o.run(ctx, jump, check, readiness.ClusterCheckScript(strings.TrimRight(o.PatroniAPI, "/"), userdata.CloudPaths().TLSCAFile, secs))
 	if err != nil {
 		return res, err
 	}

@@ -291,6 +291,15 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 	for _, s := range userdata.Secrets {
 		st.Parameters = append(st.Parameters, boot.Parameter{Name: spec.Cluster.Secrets[s.Name], ValueFile: filepath.Join(l.secretsDir(), s.Name)})
 	}
+	// The nodes' TLS material, where the program's components.ClusterTLS
+	// puts it.
+	st.Parameters = append(st.Parameters, boot.Parameter{Name: spec.Cluster.TLS.CA(), ValueFile: l.TLSCAFile()})
+	for _, n := range l.Plan.Nodes {
+		cert, key := l.NodeTLSFiles(n.Name)
+		st.Parameters = append(st.Parameters,
+			boot.Parameter{Name: spec.Cluster.TLS.Certificate(n.Name), ValueFile: cert},
+			boot.Parameter{Name: spec.Cluster.TLS.Key(n.Name), ValueFile: key})
+	}
 	cfg := spec.Config
 	itype := map[topology.Role]string{topology.RoleEtcd: cfg.EtcdInstanceType, topology.RolePatroni: cfg.PatroniInstanceType, topology.RoleHAProxy: cfg.HAProxyInstanceType}
 	if err := os.MkdirAll(l.bootDir("userdata"), 0o755); err != nil {
@@ -523,7 +532,7 @@ func (l *Lab) readiness(ctx context.Context, of []topology.Node, jump topology.N
 		Dial: dial, Jump: net.JoinHostPort(jump.IP.String(), fmt.Sprint(topology.PortSSH)),
 		User: bootUser, Signer: signer, Nodes: nodes,
 		ReadyMarker: userdata.ReadyMarker, FailedMarker: userdata.FailedMarker,
-		ClusterCheckNode: pg1.Name, PatroniAPI: "http://" + net.JoinHostPort(pg1.IP.String(), fmt.Sprint(topology.PortPatroniAPI)),
+		ClusterCheckNode: pg1.Name, PatroniAPI: "https://" + net.JoinHostPort(pg1.IP.String(), fmt.Sprint(topology.PortPatroniAPI)),
 		Timeout: timeout, Log: l.Log,
 	})
 }
@@ -572,6 +581,9 @@ func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack,
 				AccessKeyID: st.Operator.AccessKeyID, SecretAccessKey: st.Operator.SecretAccessKey}},
 		Credentials:   creds,
 		SSHPrivateKey: string(key),
+	}
+	if err := l.trustOutputs(&s); err != nil {
+		return outputs.Stack{}, err
 	}
 	var entry []string
 	for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {

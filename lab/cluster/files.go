@@ -2,23 +2,15 @@ package cluster
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/topology"
@@ -89,8 +81,7 @@ func daemonUser(r topology.Role) string {
 }
 
 // writeNodeFiles lays out one node's directory: the rendered files, the
-// secrets env file, and for PostgreSQL nodes a TLS pair standing in for
-// Debian's snakeoil certificate.
+// secrets env file, and the node's TLS material.
 func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 	spec := l.Spec()
 	paths := l.Paths(n.Name)
@@ -114,7 +105,7 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 			return err
 		}
 	case topology.RolePatroni:
-		for _, d := range []string{filepath.Join(dir, "home"), paths.PGSocketDir, paths.PGLogDir, filepath.Join(dir, "tls")} {
+		for _, d := range []string{filepath.Join(dir, "home"), paths.PGSocketDir, paths.PGLogDir} {
 			if err := mkdirOwned(d, owner, 0o755); err != nil {
 				return err
 			}
@@ -125,9 +116,6 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 		if err := mkdirOwned(paths.PGDataDir, owner, 0o700); err != nil {
 			return err
 		}
-		if err := writeTLS(n, paths, owner); err != nil {
-			return err
-		}
 		if l.Backups() {
 			for _, d := range []string{filepath.Dir(paths.PgBackRestSpool), paths.PgBackRestSpool, paths.PgBackRestLog, paths.PgBackRestLock} {
 				if err := mkdirOwned(d, owner, 0o750); err != nil {
@@ -135,6 +123,9 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 				}
 			}
 		}
+	}
+	if err := l.writeNodeTLS(n, owner); err != nil {
+		return err
 	}
 	files, err := userdata.NodeFiles(spec, n.Name, paths)
 	if err != nil {
@@ -185,40 +176,6 @@ func forRole(env []byte, r topology.Role) []byte {
 		}
 	}
 	return out.Bytes()
-}
-
-// writeTLS makes a self-signed server certificate for the node.
-func writeTLS(n topology.Node, p userdata.Paths, owner string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: n.Name},
-		DNSNames:     []string{n.Name},
-		IPAddresses:  []net.IP{n.IP.AsSlice()},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	if err := writeOwned(p.TLSCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), owner+":"+owner, 0o644); err != nil {
-		return err
-	}
-	return writeOwned(p.TLSKeyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), owner+":"+owner, 0o600)
 }
 
 // ids resolves "user" or "user:group".

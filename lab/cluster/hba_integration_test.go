@@ -52,7 +52,7 @@ func TestLabPgHBA(t *testing.T) {
 	c := s.Credentials
 	target := func(user, password, host string, port int) pg.Target {
 		return pg.Target{Host: host, Port: port, User: user, Password: password, Database: c.AppDatabase,
-			Dial: p.Dial, ConnectTimeout: 5 * time.Second}
+			Dial: p.Dial, ConnectTimeout: 5 * time.Second, TLS: p.TLS}
 	}
 	write, read := s.WriteEndpoint, s.ReadEndpoint
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,9 +96,12 @@ func TestLabLifecycle(t *testing.T) {
 
 	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
 		require.NoError(t, probeOf(t, l).Etcd(ctx).Err())
-		// etcd's own client agrees, from the client namespace.
+		// etcd's own client agrees, from the client namespace, with the
+		// tools' client certificate (etcd admits no client without one).
+		tlsDir := filepath.Join(l.Dir, "secrets", "tls")
 		out, err := exec.Command("ip", "netns", "exec", l.ClientNamespace(), "etcdctl",
-			"--endpoints=http://10.42.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
+			"--cacert="+filepath.Join(tlsDir, "ca.crt"), "--cert="+filepath.Join(tlsDir, "client.crt"), "--key="+filepath.Join(tlsDir, "client.key"),
+			"--endpoints=https://10.42.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Equal(t, 3, strings.Count(string(out), ", started, "), "%s", out)
 	})

@@ -226,6 +226,9 @@ func mustNode(t *testing.T, l *Lab, name string) topology.Node {
 // exactly the cloud render of each file, with the same owner and mode.
 func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster, adapt func(b []byte, node string) []byte) {
 	cloud := userdata.CloudPaths()
+	// On AWS the nodes fetch their certificates from SSM; the namespace
+	// lab installs them itself. Neither changes a rendered node file.
+	cloudSpec.TLS = userdata.TLSParams{Prefix: "/pgha/" + l.Name + "/tls/"}
 	for _, n := range l.Plan.Nodes {
 		t.Run(n.Name, func(t *testing.T) {
 			labPaths := l.Paths(n.Name)

@@ -211,11 +211,11 @@ func (l *Lab) ConnectHelp() string {
 	if l.Loopback() {
 		in = "" // the loopback addresses are this host's own
 	}
-	sec := l.secretsDir()
+	sec, ca := l.secretsDir(), l.TLSCAFile()
 	var b strings.Builder
-	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=require\"\n", sec, in, h, topology.PortWrite)
-	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=require\"\n", sec, in, h, topology.PortRead)
-	fmt.Fprintf(&b, "  patroni:          %scurl -s http://%s:%d/cluster\n", in, l.Plan.ByRole(topology.RolePatroni)[0].IP, topology.PortPatroniAPI)
-	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) http://%s:%d/\n", in, sec, h, topology.PortStats)
+	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortWrite, ca)
+	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortRead, ca)
+	fmt.Fprintf(&b, "  patroni:          %scurl -s --cacert %s https://%s:%d/cluster\n", in, ca, l.Plan.ByRole(topology.RolePatroni)[0].IP, topology.PortPatroniAPI)
+	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) --cacert %s https://%s:%d/\n", in, sec, ca, h, topology.PortStats)
 	return b.String()
 }

@@ -305,7 +305,10 @@ func (l *Lab) writeBase() error {
 	if err := os.WriteFile(l.settingsFile(), b, 0o644); err != nil {
 		return err
 	}
-	return l.generateSecrets()
+	if err := l.generateSecrets(); err != nil {
+		return err
+	}
+	return l.generateTLS()
 }
 
 // startRole starts every node of a role at once.
@@ -391,6 +394,9 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		StatsEndpoint: outputs.Endpoint{Host: h, Port: topology.PortStats},
 		Access:        outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
 		Credentials:   creds,
+	}
+	if err := l.trustOutputs(&s); err != nil {
+		return outputs.Stack{}, err
 	}
 	var entry []string
 	for _, n := range l.Plan.ByRole(topology.RoleHAProxy) {

@@ -138,7 +138,7 @@ func primaryAsker(s outputs.Stack, dialers map[string]access.DialFunc, base *pat
 		c := *base
 		// A fresh connection per ask (HTTPClient disables keep-alives): an
 		// old connection must not hide a node that became unreachable.
-		c.HTTP = access.HTTPClient(d, timeout)
+		c.HTTP = access.HTTPSClient(d, timeout, probe.TLSConfig(s))
 		clients[name] = &c
 	}
 	return func(ctx context.Context, name string) (bool, error) {

@@ -189,7 +189,7 @@ func AppTarget(s outputs.Stack, dial access.DialFunc, write bool, timeout time.D
 			uri = s.Connection.Write
 		}
 		// outputs.Validate checked the URI when the outputs were read.
-		if t, err := pg.FromConnection(uri, c.AppPassword, dial, timeout); err == nil {
+		if t, err := pg.FromConnection(uri, c.AppPassword, dial, timeout, probe.TLSConfig(s)); err == nil {
 			return t
 		}
 	}
@@ -202,7 +202,7 @@ func AppTarget(s outputs.Stack, dial access.DialFunc, write bool, timeout time.D
 		hosts = append(hosts, n.PrivateIP)
 	}
 	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
-		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout}
+		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout, TLS: probe.TLSConfig(s)}
 }
 
 // failoverDial tries addr first and then the other hosts on the same port,

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/internal/pulumicli"
 	"github.com/pgha/pgha/internal/pulumitest"
 	"github.com/pgha/pgha/internal/topology"
@@ -58,9 +59,24 @@ func sample() outputs.Stack {
 			MonitorName: "pgha_monitor", MonitorPassword: "s3cr3t-monitor",
 		},
 		SSHPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n",
+		CACertificate: string(testCA.CertPEM),
+		ClientTLS:     &outputs.ClientTLS{Certificate: string(testClientCert), PrivateKey: string(testClientKey)},
 		ClusterState:  map[string]any{"members": []any{map[string]any{"name": "patroni-1", "role": "leader"}}},
 	}
 }
+
+// A real CA and client certificate: outputs.Validate parses them.
+var testCA, testClientCert, testClientKey = func() (*pki.CA, []byte, []byte) {
+	ca, err := pki.NewCA("stackout test CA")
+	if err != nil {
+		panic(err)
+	}
+	cert, key, err := ca.Issue(pki.ClientLeaf())
+	if err != nil {
+		panic(err)
+	}
+	return ca, cert, key
+}()
 
 // backend points the CLI at a fresh file backend and a home of its own, so
 // the test touches nothing of the user's and no network.

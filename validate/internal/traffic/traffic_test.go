@@ -2,15 +2,10 @@ package traffic
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"crypto/tls"
 	"fmt"
-	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,6 +18,7 @@ import (
 
 	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/validate/internal/history"
 )
 
@@ -34,6 +30,7 @@ type server struct {
 	t    *testing.T
 	data string
 	port int
+	tls  *tls.Config // verifies the server's certificate
 }
 
 // pgctl runs pg_ctl as postgres. A start must pass -l: a postmaster that
@@ -77,7 +74,8 @@ func startServer(t *testing.T) *server {
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "initdb: %s", out)
 
-	certPEM, keyPEM := selfSigned(t)
+	certPEM, keyPEM, clientTLS := serverCert(t)
+	s.tls = clientTLS
 	for name, b := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
 		p := filepath.Join(s.data, name)
 		require.NoError(t, os.WriteFile(p, b, 0o600))
@@ -98,7 +96,7 @@ func startServer(t *testing.T) *server {
 
 func (s *server) target() pg.Target {
 	return pg.Target{Host: "127.0.0.1", Port: s.port, User: "postgres", Password: "secret", Database: "postgres",
-		Dial: access.Direct(), ConnectTimeout: time.Second}
+		Dial: access.Direct(), ConnectTimeout: time.Second, TLS: s.tls}
 }
 
 // A crash in the middle of the traffic: the writer and reader must record
@@ -181,7 +179,8 @@ func TestConnectTimeoutOnAHeldConnection(t *testing.T) {
 		}
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	tg := pg.Target{Host: "127.0.0.1", Port: port, User: "u", Password: "p", Database: "d", Dial: access.Direct(), ConnectTimeout: 500 * time.Millisecond}
+	_, _, clientTLS := serverCert(t)
+	tg := pg.Target{Host: "127.0.0.1", Port: port, User: "u", Password: "p", Database: "d", Dial: access.Direct(), ConnectTimeout: 500 * time.Millisecond, TLS: clientTLS}
 	start := time.Now()
 	_, err = tg.Connect(context.Background())
 	require.Error(t, err)
@@ -195,17 +194,14 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// serverCert is a certificate for 127.0.0.1 from a new CA, and a client
+// TLS configuration that verifies it as pgha's clients do.
+func serverCert(t *testing.T) (certPEM, keyPEM []byte, client *tls.Config) {
+	ca, err := pki.NewCA("traffic test CA")
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certPEM, keyPEM, err = ca.Issue(pki.Leaf{CommonName: "pg", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Server: true})
 	require.NoError(t, err)
-	kb, err := x509.MarshalECPrivateKey(key)
+	client, err = pki.Trust{CA: ca.CertPEM}.Config("")
 	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+	return certPEM, keyPEM, client
 }
