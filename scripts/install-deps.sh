@@ -13,6 +13,8 @@ packages=(
   debootstrap systemd-container apt-utils awscli
   # Backups: the lab's S3 endpoint is proven with the real pgBackRest.
   pgbackrest
+  # Monitoring: promtool (in prometheus) checks and unit-tests the alert rules.
+  prometheus
 )
 
 if [ "$(id -u)" -ne 0 ]; then
