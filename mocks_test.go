@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pgha/pgha/internal/readiness"
+	"github.com/pgha/pgha/internal/stackspec"
 	"github.com/pgha/pgha/userdata"
 )
 
@@ -230,6 +231,13 @@ func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 			ids = append(ids, fmt.Sprintf("eipalloc-%d", i))
 		}
 		return resource.NewPropertyMapFromMap(map[string]any{"allocationIds": ids, "publicIps": ids, "id": "eu-west-1"}), nil
+	case "aws:ec2/getInstanceType:getInstanceType":
+		size, ok := stackspec.KnownSizes[args.Args["instanceType"].StringValue()]
+		if !ok {
+			return nil, fmt.Errorf("InvalidInstanceType: %s", args.Args["instanceType"].StringValue())
+		}
+		return resource.NewPropertyMapFromMap(map[string]any{"instanceType": args.Args["instanceType"].StringValue(),
+			"memorySize": float64(size.MemoryMiB), "defaultVcpus": float64(size.VCPUs), "id": args.Args["instanceType"].StringValue()}), nil
 	case "aws:index/getPartition:getPartition":
 		return resource.NewPropertyMapFromMap(map[string]any{"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}), nil
 	}

@@ -115,7 +115,13 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 		}
 		bucket = backup.Bucket
 	}
-	spec, err := stackspec.NewWithBackup(cfg, ctx.Stack(), backup)
+	// PostgreSQL is tuned for what its instance type has.
+	it, err := ec2.GetInstanceType(ctx, &ec2.GetInstanceTypeArgs{InstanceType: cfg.PatroniInstanceType}, invoke)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the memory and vCPUs of %s (pgha:%s): %w", cfg.PatroniInstanceType, stackconfig.KeyPatroniInstanceType, err)
+	}
+	spec, err := stackspec.Build(cfg, ctx.Stack(), stackspec.Inputs{Backup: backup,
+		PostgresSize: userdata.Size{MemoryMiB: it.MemorySize, VCPUs: it.DefaultVcpus}})
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,7 @@ var allKeys = map[string]any{
 	stackconfig.KeyProfile:             stackconfig.DefaultProfile,
 	stackconfig.KeySynchronousMode:     stackconfig.DefaultSynchronousMode,
 	stackconfig.KeyWatchdog:            stackconfig.DefaultWatchdog,
+	stackconfig.KeyWorkload:            stackconfig.DefaultWorkload,
 	stackconfig.KeyNATGateways:         stackconfig.DefaultNATGateways,
 	stackconfig.KeyEtcdInstanceType:    stackconfig.DefaultEtcdInstanceType,
 	stackconfig.KeyPatroniInstanceType: stackconfig.DefaultPatroniInstanceType,

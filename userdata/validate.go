@@ -49,6 +49,9 @@ func (c Cluster) Validate() error {
 	if c.Watchdog != "" && !ValidWatchdog(c.Watchdog) {
 		add("cluster Watchdog %q: use %s, %s or %s", c.Watchdog, WatchdogAutomatic, WatchdogRequired, WatchdogOff)
 	}
+	if _, err := c.Tuning(); err != nil {
+		add("cluster PostgresSize/Workload: %v", err)
+	}
 	if c.SlotWALKeepGB < 0 || c.SlotWALKeepGB > 16384 {
 		add("cluster SlotWALKeepGB %d: keep 1-16384 GB of WAL for lagging replicas (0 means %d)", c.SlotWALKeepGB, DefaultSlotWALKeepGB)
 	}

@@ -71,6 +71,10 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		}
 	}
 
+	t.Run("the cluster's packages are held from upgrades", func(t *testing.T) {
+		heldOnBootedNodes(t, tl)
+	})
+
 	t.Run("every check, failing over by stopping the leader's instance", func(t *testing.T) {
 		r, _ := run(t, 15*time.Minute, "--fault", "stop")
 		noneLost(t, r)

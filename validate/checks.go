@@ -116,6 +116,7 @@ func checkFormation(ctx context.Context, e *env, c *checkRun) {
 	for _, p := range f.Problems {
 		c.failf("%s", p)
 	}
+	clockFigures(ctx, e, c)
 	var reps []string
 	for _, r := range f.Replicas {
 		reps = append(reps, r.Name+" "+f.Repl[r.Name].State)
@@ -150,6 +151,32 @@ func formationFigures(c *checkRun, f probe.Formation) {
 	for _, n := range names {
 		r := f.Repl[n]
 		c.text("replication_"+n, "pg_stat_replication "+n, fmt.Sprintf("%s, %s, %d bytes behind", r.State, r.SyncState, r.LagBytes))
+	}
+}
+
+// maxClockSkew is the spread between the PostgreSQL nodes' clocks past
+// which the formation check fails: the scenarios order events from
+// different nodes by their clocks (a promotion before or after a write),
+// and a skew of seconds would misorder them. The labs' nodes share one
+// clock; EC2 instances that sync with the Amazon Time Sync Service are
+// within milliseconds of each other.
+const maxClockSkew = time.Second
+
+// clockFigures reports each PostgreSQL node's clock offset and their
+// spread, and fails past maxClockSkew.
+func clockFigures(ctx context.Context, e *env, c *checkRun) {
+	rs, unreadable := e.probe.Clocks(ctx)
+	for _, r := range rs {
+		c.text("clock_"+r.Node, "clock of "+r.Node, fmt.Sprintf("%+.1f ms from validate's (± %.1f ms)",
+			float64(r.Offset.Microseconds())/1000, float64(r.Uncertainty.Microseconds())/1000))
+	}
+	if len(unreadable) > 0 {
+		c.text("clock_unreadable", "clocks not read", strings.Join(unreadable, "; "))
+	}
+	skew, unc := probe.Skew(rs)
+	c.figure("clock_skew_ms", "clock skew between PostgreSQL nodes", float64(skew.Microseconds())/1000, "ms")
+	if skew-unc > maxClockSkew {
+		c.failf("the PostgreSQL nodes' clocks differ by %s (± %s), more than %s: sync their clocks (on EC2, with the Amazon Time Sync Service at 169.254.169.123)", skew.Round(time.Millisecond), unc.Round(time.Millisecond), maxClockSkew)
 	}
 }
 

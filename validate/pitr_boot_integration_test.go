@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/lab/labtest"
+	"github.com/pgha/pgha/userdata"
 )
 
 // pitrAgainstBootedLab runs docs/backups.md's whole-cluster point-in-time
@@ -146,5 +148,28 @@ func pitrAgainstBootedLab(t *testing.T, tl *labtest.Lab) {
 				s.Credentials.AppDatabase))
 			return err == nil && strings.TrimSpace(out) == "40"
 		}), "%s holds the restored rows", n.Name)
+	}
+}
+
+// heldOnBootedNodes asks every booted node, over SSH as an operator would,
+// which packages apt holds: exactly the role's cluster packages, so
+// unattended-upgrades never restarts them (docs/runbook.md, "Update the
+// held packages").
+func heldOnBootedNodes(t *testing.T, tl *labtest.Lab) {
+	s, err := outputs.Load(tl.OutputsFile)
+	require.NoError(t, err)
+	cfg, err := access.SSHConfigFromStack(s)
+	require.NoError(t, err)
+	jump, err := access.NewJump(cfg)
+	require.NoError(t, err)
+	defer jump.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, n := range s.Nodes {
+		out, err := jump.RunRoot(ctx, access.Host{Addr: net.JoinHostPort(n.PrivateIP, "22"), HostKeys: n.HostKeys}, "apt-mark showhold")
+		require.NoError(t, err, "%s: %s", n.Name, out)
+		want := userdata.HeldPackages(n.Role, s.Backups != nil)
+		sort.Strings(want)
+		require.Equal(t, strings.Join(want, "\n"), strings.TrimSpace(out), "%s holds", n.Name)
 	}
 }

@@ -37,6 +37,7 @@ const (
 	KeyProfile             = "profile"
 	KeySynchronousMode     = "synchronousMode"
 	KeyWatchdog            = "watchdog"
+	KeyWorkload            = "workload"
 	KeyNATGateways         = "natGateways"
 	KeyEtcdInstanceType    = "etcdInstanceType"
 	KeyPatroniInstanceType = "patroniInstanceType"
@@ -81,6 +82,7 @@ const (
 	DefaultClusterName         = "pgha"
 	DefaultProfile             = "fast"
 	DefaultWatchdog            = userdata.WatchdogAutomatic
+	DefaultWorkload            = userdata.DefaultWorkload
 	DefaultSynchronousMode     = true
 	DefaultNATGateways         = NATSingle
 	DefaultEtcdInstanceType    = "t3.small"
@@ -120,7 +122,10 @@ type Config struct {
 	AllowWorldAccess bool
 	Profile          string
 	// Watchdog is Patroni's watchdog mode (userdata.Watchdog*).
-	Watchdog            string
+	Watchdog string
+	// Workload is the profile PostgreSQL is tuned with for its instance
+	// type (userdata.Workload*).
+	Workload            string
 	SynchronousMode     bool
 	NATGateways         string
 	EtcdInstanceType    string
@@ -264,6 +269,12 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	if !userdata.ValidWatchdog(c.Watchdog) {
 		bad(Full(KeyWatchdog), "%q is not a watchdog mode (want %s, %s or %s); fix: pulumi config set %s %s",
 			c.Watchdog, userdata.WatchdogAutomatic, userdata.WatchdogRequired, userdata.WatchdogOff, Full(KeyWatchdog), DefaultWatchdog)
+	}
+
+	c.Workload = str(KeyWorkload, DefaultWorkload)
+	if !userdata.ValidWorkload(c.Workload) {
+		bad(Full(KeyWorkload), "%q is not a workload profile (want %s, %s or %s); fix: pulumi config set %s %s",
+			c.Workload, userdata.WorkloadOLTP, userdata.WorkloadOLAP, userdata.WorkloadTiny, Full(KeyWorkload), DefaultWorkload)
 	}
 
 	c.NATGateways = str(KeyNATGateways, DefaultNATGateways)

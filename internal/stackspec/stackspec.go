@@ -27,15 +27,48 @@ type Spec struct {
 	UserData map[string]string
 }
 
+// Inputs are what a stack's nodes are rendered from besides its config:
+// what the cloud says about it.
+type Inputs struct {
+	// Backup is the pgBackRest repository (nil: no backups).
+	Backup *userdata.Backup
+	// PostgresSize is the PostgreSQL instance type's memory and vCPUs
+	// (ec2.GetInstanceType on AWS); zero means KnownSizes' entry for it.
+	PostgresSize userdata.Size
+}
+
+// KnownSizes are the memory and vCPUs of the instance types pgha's
+// defaults and the booted lab use, as EC2 describes them; the Pulumi
+// program asks EC2 instead.
+var KnownSizes = map[string]userdata.Size{
+	"t3.micro": {MemoryMiB: 1024, VCPUs: 2}, "t3.small": {MemoryMiB: 2048, VCPUs: 2},
+	"t3.medium": {MemoryMiB: 4096, VCPUs: 2}, "t3.large": {MemoryMiB: 8192, VCPUs: 2},
+	"t3.xlarge": {MemoryMiB: 16384, VCPUs: 4}, "t3.2xlarge": {MemoryMiB: 32768, VCPUs: 8},
+}
+
 // New checks the cluster a config describes and renders every node's user
 // data. Nothing is created, so an error here leaves nothing behind.
 func New(cfg stackconfig.Config, stack string) (*Spec, error) {
-	return NewWithBackup(cfg, stack, nil)
+	return Build(cfg, stack, Inputs{})
 }
 
 // NewWithBackup is New for a cluster that archives to and backs up into
 // the given pgBackRest repository.
 func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup) (*Spec, error) {
+	return Build(cfg, stack, Inputs{Backup: backup})
+}
+
+// Build is New with everything the cloud said.
+func Build(cfg stackconfig.Config, stack string, in Inputs) (*Spec, error) {
+	backup := in.Backup
+	size := in.PostgresSize
+	if size == (userdata.Size{}) {
+		known, ok := KnownSizes[cfg.PatroniInstanceType]
+		if !ok {
+			return nil, fmt.Errorf("the memory and vCPUs of %s are not known here: ask EC2 (ec2.GetInstanceType)", cfg.PatroniInstanceType)
+		}
+		size = known
+	}
 	prefix := fmt.Sprintf("/%s/%s/", stackconfig.Namespace, stack)
 	s := &Spec{
 		Config:      cfg,
@@ -56,6 +89,8 @@ func NewWithBackup(cfg stackconfig.Config, stack string, backup *userdata.Backup
 			// and data growth stays.
 			SlotWALKeepGB: max(1, cfg.PatroniDataSize/5),
 			Watchdog:      cfg.Watchdog,
+			PostgresSize:  size,
+			Workload:      cfg.Workload,
 		},
 		UserData: map[string]string{},
 	}

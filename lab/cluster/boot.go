@@ -87,6 +87,9 @@ func BootConfig(s Settings) map[string]string {
 	}
 	// Said either way: the stack's default is on, the lab's is off.
 	m[stackconfig.Full(stackconfig.KeyBackups)] = fmt.Sprint(s.Backups)
+	if s.Workload != "" {
+		m[stackconfig.Full(stackconfig.KeyWorkload)] = s.Workload
+	}
 	return m
 }
 

@@ -94,7 +94,8 @@ func (l *Lab) daemonSpec(n topology.Node) (proc.Spec, error) {
 		if u, err := osuser.Current(); err == nil && l.Unprivileged() {
 			user = u.Username
 		}
-		s.Env = append(append(s.Env, "HOME="+l.NodeDir(n.Name)+"/home", "USER="+user), secrets...)
+		// pgha's fix to Patroni 3.0.2, as Patroni's unit sets it on a node.
+		s.Env = append(append(s.Env, "HOME="+l.NodeDir(n.Name)+"/home", "USER="+user, "PYTHONPATH="+p.PythonPath), secrets...)
 		s.Argv = append(append(inNode, asUser("postgres")...), "patroni", p.PatroniConfigFile)
 		s.Marker = p.PatroniConfigFile
 		s.Dir = l.NodeDir(n.Name) + "/home"

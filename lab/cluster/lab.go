@@ -17,6 +17,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -123,8 +126,13 @@ type Settings struct {
 	Backups bool `json:"backups,omitempty"`
 	// Account is the booted lab's AWS account id, chosen at `up`: the
 	// backup bucket's name, in the user data, carries it.
-	Account string    `json:"account,omitempty"`
-	Created time.Time `json:"created"`
+	Account string `json:"account,omitempty"`
+	// Workload and PostgresSize are what the namespace and loopback labs
+	// tune PostgreSQL for (userdata.Tune), chosen at `up`; the booted lab
+	// tunes for its instance type, as the program does.
+	Workload     string        `json:"workload,omitempty"`
+	PostgresSize userdata.Size `json:"postgresSize,omitempty"`
+	Created      time.Time     `json:"created"`
 }
 
 // Lab is one lab, named, with its state directory.
@@ -306,6 +314,7 @@ func NodePaths(labDir, node string) userdata.Paths {
 		TLSCertFile:       filepath.Join(d, "tls", "node.crt"),
 		TLSKeyFile:        filepath.Join(d, "tls", "node.crt.key"),
 		HAProxyConfigFile: filepath.Join(d, "etc", "haproxy.cfg"),
+		PythonPath:        filepath.Join(d, "python"),
 		PgBackRestConfig:  filepath.Join(d, "etc", "pgbackrest.conf"),
 		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
 		PgBackRestLog:     filepath.Join(d, "log", "pgbackrest"),
@@ -363,8 +372,38 @@ func (l *Lab) Spec() userdata.Cluster {
 		// addresses too, and nobody else.
 		MonitorFrom: l.monitorFrom(),
 		// Loopback nodes cannot be told apart by source address.
-		SharedStack: l.sharedStack(),
+		SharedStack:  l.sharedStack(),
+		PostgresSize: l.Settings.PostgresSize,
+		Workload:     l.Settings.Workload,
 	}
+}
+
+// LabNodeSize is what the namespace and loopback labs tune each PostgreSQL
+// node for: a t3.medium's 4 GiB and 2 vCPUs, or a sixth of this machine's
+// memory when that is less (the lab's nodes share it), and at most its
+// CPUs.
+func LabNodeSize() userdata.Size {
+	s := userdata.DefaultSize
+	if mem := memTotalMiB(); mem > 0 {
+		s.MemoryMiB = max(userdata.MinSize.MemoryMiB, min(s.MemoryMiB, mem/6/256*256))
+	}
+	s.VCPUs = max(1, min(s.VCPUs, runtime.NumCPU()))
+	return s
+}
+
+// memTotalMiB is the machine's memory from /proc/meminfo, 0 if unknown.
+func memTotalMiB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func (l *Lab) monitorFrom() []netip.Prefix {

@@ -82,7 +82,10 @@ func TestLoopbackLabLifecycle(t *testing.T) {
 
 	t.Run("etcd: 3 healthy members, 1 leader", func(t *testing.T) {
 		require.NoError(t, probeOf(t, l).Etcd(ctx).Err())
-		out, err := exec.Command("etcdctl", "--endpoints=http://127.0.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
+		// With the tools' client certificate: etcd admits no client without one.
+		tlsDir := filepath.Join(l.Dir, "secrets", "tls")
+		out, err := exec.Command("etcdctl", "--cacert="+filepath.Join(tlsDir, "ca.crt"), "--cert="+filepath.Join(tlsDir, "client.crt"),
+			"--key="+filepath.Join(tlsDir, "client.key"), "--endpoints=https://127.0.4.10:2379", "--command-timeout=5s", "member", "list").CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Equal(t, 3, strings.Count(string(out), ", started, "), "%s", out)
 	})

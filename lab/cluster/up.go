@@ -117,6 +117,9 @@ type UpOptions struct {
 	// Backups gives the lab pgBackRest archiving and backups into an S3
 	// endpoint of its own (namespace labs).
 	Backups bool
+	// Workload is pgha:workload for the lab's PostgreSQL nodes (default
+	// oltp).
+	Workload string
 
 	// The booted lab (Net == NetBoot):
 
@@ -202,7 +205,14 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if o.Backups && l.Loopback() {
 		return res, fmt.Errorf("--backups needs a namespace or booted lab (--net netns or --boot): the loopback lab's nodes share one loopback, where each node's S3 endpoint would collide")
 	}
-	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Backups: o.Backups, Created: time.Now().UTC()}
+	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Backups: o.Backups,
+		Workload: o.Workload, PostgresSize: LabNodeSize(), Created: time.Now().UTC()}
+	if l.Settings.Workload == "" {
+		l.Settings.Workload = userdata.DefaultWorkload
+	}
+	if !userdata.ValidWorkload(l.Settings.Workload) {
+		return res, fmt.Errorf("workload %q: use %s, %s or %s", l.Settings.Workload, userdata.WorkloadOLTP, userdata.WorkloadOLAP, userdata.WorkloadTiny)
+	}
 	if l.Boot() {
 		acct, err := accountID()
 		if err != nil {

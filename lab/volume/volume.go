@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Loop is one loop device and the file behind it.
@@ -124,5 +125,24 @@ func DetachUnder(dir string) error {
 			errs = append(errs, fmt.Errorf("losetup --detach %s (%s): %w: %s", l.Device, l.File, err, strings.TrimSpace(string(out))))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	// A device the kernel still holds (a machine's mount namespace that
+	// is just going away) is detached lazily, when its last user lets go:
+	// wait for that, so that the caller's check sees the end state.
+	deadline := time.Now().Add(detachWait)
+	for {
+		left, err := Under(dir)
+		if err != nil || len(left) == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("loop device %s (%s) still attached %s after losetup --detach", left[0].Device, left[0].File, detachWait)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
+
+// detachWait bounds the wait for a lazily detached loop device.
+const detachWait = 30 * time.Second
