@@ -78,17 +78,25 @@ func DataVolumeOf(role topology.Role) (DataVolume, bool) {
 	return v, true
 }
 
-// KeyOwner is who owns a role's private key: the user its daemons run as
-// (HAProxy reads its key as root, before it drops privileges).
-func KeyOwner(role topology.Role) string {
+// DaemonUser is who starts a role's daemon under systemd: etcd, postgres
+// (Patroni and PostgreSQL), or root for HAProxy, which drops to its own
+// user from haproxy.cfg once it has read its certificate and key.
+func DaemonUser(role topology.Role) string {
 	switch role {
 	case topology.RoleEtcd:
-		return "etcd:etcd"
+		return "etcd"
 	case topology.RolePatroni:
-		return "postgres:postgres"
+		return "postgres"
 	default:
-		return "root:root"
+		return "root"
 	}
+}
+
+// KeyOwner is who owns a role's private key (user:group): its daemon's
+// user.
+func KeyOwner(role topology.Role) string {
+	u := DaemonUser(role)
+	return u + ":" + u
 }
 
 // tlsFetch is what a node's fetch script installs: its TLS material's

@@ -67,18 +67,8 @@ func (l *Lab) Credentials() (outputs.Credentials, error) {
 	return c, json.Unmarshal(b, &c)
 }
 
-// daemonUser is who runs a role's daemon, as on EC2 under systemd. HAProxy
-// starts as root and drops to its own user from haproxy.cfg, as on EC2.
-func daemonUser(r topology.Role) string {
-	switch r {
-	case topology.RoleEtcd:
-		return "etcd"
-	case topology.RolePatroni:
-		return "postgres"
-	default:
-		return "root"
-	}
-}
+// daemonUser is who runs a role's daemon, as on EC2 under systemd.
+func daemonUser(r topology.Role) string { return userdata.DaemonUser(r) }
 
 // writeNodeFiles lays out one node's directory: the rendered files, the
 // secrets env file, and the node's TLS material.
