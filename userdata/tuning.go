@@ -60,7 +60,7 @@ type Param struct {
 // default) plus Patroni's own and pgBackRest's; HAProxy may send the rest.
 const reservedConnections = 10
 
-// HugePagesFrom is the smallest shared_buffers for which a node reserves
+// HugePagesFromMiB is the smallest shared_buffers for which a node reserves
 // huge pages: below it the page tables they save are small, and the memory
 // they pin matters more.
 const HugePagesFromMiB = 2048
