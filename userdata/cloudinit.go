@@ -173,14 +173,30 @@ func AllPackages() []string {
 // where the role needs passwords, a script that reads them from SSM with the
 // instance role. It holds no password.
 func RenderCloudInit(c Cluster, node string) ([]byte, error) {
-	p := CloudPaths()
-	files, err := NodeFiles(c, node, p)
+	d, cf, err := cloudFiles(c, node)
 	if err != nil {
 		return nil, err
 	}
+	for i := range cf {
+		if isShellScript(cf[i].Content) {
+			cf[i].Content = compactScript(cf[i].Content)
+		}
+	}
+	d.Files = cf
+	return execute("cloud-config.yml.tmpl", d)
+}
+
+// cloudFiles is what RenderCloudInit writes on a node, scripts with their
+// comments, and the data its cloud-config template reads.
+func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
+	p := CloudPaths()
+	files, err := NodeFiles(c, node, p)
+	if err != nil {
+		return data{}, nil, err
+	}
 	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy})
 	if err != nil {
-		return nil, err
+		return data{}, nil, err
 	}
 	role := d.Node.Role
 	d.Packages = rolePackages[role]
@@ -192,14 +208,14 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)
 	if c.TLS.Prefix == "" {
-		return nil, fmt.Errorf("Cluster.TLS names no SSM parameters: node %s would boot without its certificate", node)
+		return data{}, nil, fmt.Errorf("Cluster.TLS names no SSM parameters: node %s would boot without its certificate", node)
 	}
 	d.TLS = tlsFetch{CA: c.TLS.CA(), Cert: c.TLS.Certificate(node), Key: c.TLS.Key(node), KeyOwner: KeyOwner(role)}
 
 	// Not deferred: apt must read it before the package step.
 	aptNoRec, err := execute("apt-no-recommends.conf.tmpl", d)
 	if err != nil {
-		return nil, err
+		return data{}, nil, err
 	}
 	cf := []cloudFile{{File: File{Path: aptConf, Content: aptNoRec, Owner: "root:root", Mode: 0o644}}}
 	if role == topology.RolePatroni {
@@ -208,7 +224,7 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 		// cloud-init installs with --force-confold, which keeps this file.
 		b, err := execute("createcluster.conf.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: createCluster, Content: b, Owner: "root:root", Mode: 0o644}})
 	}
@@ -218,19 +234,19 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	if role == topology.RoleEtcd {
 		b, err := RenderEtcdJoin(c, node, p)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: EtcdJoinScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 	}
 	if hasData {
 		b, err := execute("data-volume.sh.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: dataScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 		unit, err := execute("pgha-data.service.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + DataUnit, Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
 	}
@@ -238,13 +254,13 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 		for _, f := range []struct{ path, tmpl string }{{sysctlFile, "sysctl-postgresql.conf.tmpl"}, {thpFile, "tmpfiles-thp.conf.tmpl"}} {
 			b, err := execute(f.tmpl, d)
 			if err != nil {
-				return nil, err
+				return data{}, nil, err
 			}
 			cf = append(cf, cloudFile{File: File{Path: f.path, Content: b, Owner: "root:root", Mode: 0o644}, Defer: true})
 		}
 		b, err := execute("pgha-patronictl.sh.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: PatroniCtl, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 		if c.WatchdogMode() != WatchdogOff {
@@ -257,16 +273,16 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	if role == topology.RolePatroni && c.Backup != nil {
 		b, err := execute("pgha-backup.sh.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: BackupScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 		if b, err = execute("pgha-restore-drill.sh.tmpl", d); err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: RestoreDrillScript, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 		unit, err := execute("pgha-backup.service.tmpl", d)
 		if err != nil {
-			return nil, err
+			return data{}, nil, err
 		}
 		cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/pgha-backup@.service", Content: unit, Owner: "root:root", Mode: 0o644}, Defer: true})
 		for _, t := range BackupTimers(c.Backup) {
@@ -274,7 +290,7 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 			td.BackupKind, td.BackupCalendar = t.Kind, t.Calendar
 			b, err := execute("pgha-backup.timer.tmpl", td)
 			if err != nil {
-				return nil, err
+				return data{}, nil, err
 			}
 			cf = append(cf, cloudFile{File: File{Path: "/etc/systemd/system/" + t.Unit(), Content: b, Owner: "root:root", Mode: 0o644}, Defer: true})
 		}
@@ -282,21 +298,20 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	// Every node fetches its certificate and key; most also passwords.
 	b, err := execute("fetch-secrets.sh.tmpl", d)
 	if err != nil {
-		return nil, err
+		return data{}, nil, err
 	}
 	cf = append(cf, cloudFile{File: File{Path: fetchSecrets, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
 	dropIn, err := execute("dropin-"+string(role)+".conf.tmpl", d)
 	if err != nil {
-		return nil, err
+		return data{}, nil, err
 	}
 	cf = append(cf, cloudFile{File: File{
 		Path: "/etc/systemd/system/" + string(role) + ".service.d/pgha.conf", Content: dropIn, Owner: "root:root", Mode: 0o644,
 	}, Defer: true})
 	boot, err := execute("boot-"+string(role)+".sh.tmpl", d)
 	if err != nil {
-		return nil, err
+		return data{}, nil, err
 	}
 	cf = append(cf, cloudFile{File: File{Path: bootScript, Content: boot, Owner: "root:root", Mode: 0o755}, Defer: true})
-	d.Files = cf
-	return execute("cloud-config.yml.tmpl", d)
+	return d, cf, nil
 }

@@ -61,7 +61,7 @@ func TestGolden(t *testing.T) {
 	// The tuning of every workload on three instance sizes, and pg-1's
 	// patroni.yml and haproxy-1's haproxy.cfg for each size (oltp).
 	for _, sz := range tuningSizes {
-		for _, w := range []string{WorkloadOLTP, WorkloadOLAP, WorkloadTiny} {
+		for _, w := range Workloads {
 			tu, err := Tune(sz.size, w)
 			require.NoError(t, err)
 			got["tuning/"+sz.name+"-"+w+".txt"] = tuningText(tu)
@@ -117,9 +117,9 @@ func TestGolden(t *testing.T) {
 	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts,
 	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example; then
 	// pg-1 with backups: its patroni.yml, script, pgbackrest.conf and
-	// cloud-init document; the tuning of 3 workloads on 3 sizes, and a
+	// cloud-init document; the tuning of every workload on 3 sizes, and a
 	// patroni.yml and haproxy.cfg per size.
-	assert.Len(t, got, 3+3*2+2+8+1+4+3*3+3*2)
+	assert.Len(t, got, 3+3*2+2+8+1+4+3*len(Workloads)+3*2)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -223,7 +223,11 @@ func TestCloudInitCarriesNodeFiles(t *testing.T) {
 				continue
 			}
 			w := doc.WriteFiles[i]
-			assert.Equal(t, string(f.Content), w.Content, "%s: %s", n.Name, f.Path)
+			want := f.Content
+			if isShellScript(want) {
+				want = compactScript(want) // TestCompactScriptKeepsMeaning
+			}
+			assert.Equal(t, string(want), w.Content, "%s: %s", n.Name, f.Path)
 			assert.Equal(t, f.Owner, w.Owner)
 			assert.Equal(t, fmt.Sprintf("%04o", f.Mode.Perm()), w.Permissions)
 		}
@@ -362,9 +366,10 @@ func TestProfileReachesFiles(t *testing.T) {
 
 // TestCloudInitFitsEC2 keeps every packed document under EC2's 16 KiB
 // user-data limit (before base64), backups and the watchdog included, with
-// 1.5 KiB to spare. A PostgreSQL node's is the largest (about 14.2 KiB
-// packed): the next feature must move static files (the scripts that are
-// the same on every node) out of the user data rather than lower this.
+// 3 KiB to spare. A PostgreSQL node's is the largest (about 12 KiB packed,
+// its scripts' comments stripped): a feature that would cross this must move
+// static files (the scripts that are the same on every node) out of the
+// user data rather than lower it.
 func TestCloudInitFitsEC2(t *testing.T) {
 	c := defaultCluster(t)
 	c.Backup = testBackup()
@@ -374,7 +379,7 @@ func TestCloudInitFitsEC2(t *testing.T) {
 		require.NoError(t, err)
 		packed, err := Pack(b)
 		require.NoError(t, err)
-		assert.Less(t, len(packed), MaxUserData-1536, n.Name)
+		assert.Less(t, len(packed), MaxUserData-3072, n.Name)
 		back, err := Unpack(packed)
 		require.NoError(t, err)
 		require.Equal(t, b, back)
