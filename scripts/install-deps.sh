@@ -15,6 +15,10 @@ packages=(
   pgbackrest
   # Monitoring: promtool (in prometheus) checks and unit-tests the alert rules.
   prometheus
+  # chronyd parses the nodes' time configuration in the tests.
+  chrony
+  # The clients' pooler (issue 17): internal/pooler's tests run the real one.
+  pgbouncer
 )
 
 if [ "$(id -u)" -ne 0 ]; then

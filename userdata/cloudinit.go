@@ -34,6 +34,8 @@ const (
 	// its node and runs one query there (validate's drill; an operator's).
 	RestoreDrillScript = "/usr/local/sbin/pgha-restore-drill"
 	aptConf            = "/etc/apt/apt.conf.d/90pgha-no-recommends"
+	// ChronyConf points chrony at the Amazon Time Sync Service.
+	ChronyConf = "/etc/chrony/chrony.conf"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -107,13 +109,13 @@ type tlsFetch struct {
 }
 
 // rolePackages are what each role's user data installs (awscli reads the
-// node's secrets from SSM). nftables is on
+// node's secrets from SSM; chrony keeps the clock). nftables is on
 // every node because validate's partition fault cuts a node with it, and
 // the AMI's package set does not promise it.
 var rolePackages = map[topology.Role][]string{
-	topology.RoleEtcd:    {"etcd-server", "etcd-client", "awscli", "curl", "nftables"},
-	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables"},
-	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables"},
+	topology.RoleEtcd:    {"etcd-server", "etcd-client", "awscli", "curl", "nftables", "chrony"},
+	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables", "chrony"},
+	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables", "chrony"},
 }
 
 // heldPackages are the role's packages that run the cluster: held from
@@ -218,6 +220,14 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 		return data{}, nil, err
 	}
 	cf := []cloudFile{{File: File{Path: aptConf, Content: aptNoRec, Owner: "root:root", Mode: 0o644}}}
+	// Not deferred either: the chrony package then keeps it (cloud-init
+	// installs with --force-confold); the boot script restarts a chrony the
+	// AMI already ran.
+	chrony, err := execute("chrony.conf.tmpl", d)
+	if err != nil {
+		return data{}, nil, err
+	}
+	cf = append(cf, cloudFile{File: File{Path: ChronyConf, Content: chrony, Owner: "root:root", Mode: 0o644}})
 	if role == topology.RolePatroni {
 		// Not deferred: it must exist before postgresql-common is installed,
 		// so Debian never creates and starts its own 15/main next to Patroni.

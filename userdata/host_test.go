@@ -83,6 +83,31 @@ func TestHeldPackages(t *testing.T) {
 	assert.NotContains(t, HeldPackages(topology.RolePatroni, false), "pgbackrest")
 }
 
+// TestChronyConfig has chronyd itself parse every node's time
+// configuration (chronyd -p refuses an unknown directive): the Amazon Time
+// Sync Service as the one source, no public pool the nodes cannot reach,
+// and no leap-second table against a smeared source.
+func TestChronyConfig(t *testing.T) {
+	chronyd, err := exec.LookPath("chronyd")
+	if err != nil && os.Geteuid() != 0 {
+		t.Skip("chronyd is not installed (scripts/install-deps.sh installs it)")
+	}
+	require.NoError(t, err)
+	c := defaultCluster(t)
+	dir := t.TempDir()
+	for _, n := range c.Plan.Nodes {
+		f := filepath.Join(dir, n.Name+".conf")
+		require.NoError(t, os.WriteFile(f, []byte(cloudFileContent(t, c, n.Name, ChronyConf)), 0o644))
+		out, err := exec.Command(chronyd, "-p", "-f", f).CombinedOutput()
+		require.NoError(t, err, "%s: %s", n.Name, out)
+		parsed := string(out)
+		assert.Contains(t, "\n"+parsed, "\nserver 169.254.169.123 prefer iburst", parsed)
+		assert.Equal(t, 1, strings.Count(parsed, "server ")+strings.Count(parsed, "pool "), "one source: %s", parsed)
+		assert.NotContains(t, parsed, "leapsectz")
+		assert.Contains(t, cloudFileContent(t, c, n.Name, bootScript), "\nsystemctl try-restart chrony.service\n")
+	}
+}
+
 // TestPatroniFixLoads: with the node's PYTHONPATH, Debian's Patroni 3.0.2
 // runs pgha's etcd3 leader-key update; without it, its own. (The scenario
 // leader-partition proves what the fix prevents, on the labs.)

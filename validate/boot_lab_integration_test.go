@@ -71,8 +71,8 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		}
 	}
 
-	t.Run("the cluster's packages are held from upgrades", func(t *testing.T) {
-		heldOnBootedNodes(t, tl)
+	t.Run("packages held from upgrades, time from Amazon's service", func(t *testing.T) {
+		hostSettingsOnBootedNodes(t, tl)
 	})
 
 	t.Run("every check, failing over by stopping the leader's instance", func(t *testing.T) {

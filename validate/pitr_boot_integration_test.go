@@ -151,11 +151,14 @@ func pitrAgainstBootedLab(t *testing.T, tl *labtest.Lab) {
 	}
 }
 
-// heldOnBootedNodes asks every booted node, over SSH as an operator would,
-// which packages apt holds: exactly the role's cluster packages, so
-// unattended-upgrades never restarts them (docs/runbook.md, "Update the
-// held packages").
-func heldOnBootedNodes(t *testing.T, tl *labtest.Lab) {
+// hostSettingsOnBootedNodes asks every booted node, over SSH as an
+// operator would, which packages apt holds: exactly the role's cluster
+// packages, so unattended-upgrades never restarts them (docs/runbook.md,
+// "Update the held packages"); and has the node's own chronyd parse its
+// time configuration: the Amazon Time Sync Service and no other source. (A
+// container may not set the clock, so chronyd does not run here; on EC2 it
+// does.)
+func hostSettingsOnBootedNodes(t *testing.T, tl *labtest.Lab) {
 	s, err := outputs.Load(tl.OutputsFile)
 	require.NoError(t, err)
 	cfg, err := access.SSHConfigFromStack(s)
@@ -171,5 +174,14 @@ func heldOnBootedNodes(t *testing.T, tl *labtest.Lab) {
 		want := userdata.HeldPackages(n.Role, s.Backups != nil)
 		sort.Strings(want)
 		require.Equal(t, strings.Join(want, "\n"), strings.TrimSpace(out), "%s holds", n.Name)
+		out, err = jump.RunRoot(ctx, access.Host{Addr: net.JoinHostPort(n.PrivateIP, "22"), HostKeys: n.HostKeys}, "chronyd -p")
+		require.NoError(t, err, "%s: %s", n.Name, out)
+		var sources []string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "server ") || strings.HasPrefix(line, "pool ") {
+				sources = append(sources, line)
+			}
+		}
+		require.Equal(t, []string{"server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4"}, sources, "%s's time sources", n.Name)
 	}
 }
