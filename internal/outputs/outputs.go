@@ -42,6 +42,9 @@ const (
 	KeyBackups         = "backups"       // the pgBackRest repository: bucket, path, region, key (with pgha:backups)
 	KeyCACertificate   = "caCertificate" // the cluster CA (PEM): clients verify every server with it
 	KeyClientTLS       = "clientTls"     // secret: the certificate and key pgha's tools present to etcd
+	// KeyPrometheusEndpoint is the cluster's Prometheus (https base URL),
+	// absent when monitoring is off.
+	KeyPrometheusEndpoint = "prometheusEndpoint"
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -92,6 +95,9 @@ type Stack struct {
 	Backups         *Backups    `json:"backups,omitempty"`
 	CACertificate   string      `json:"caCertificate,omitempty"`
 	ClientTLS       *ClientTLS  `json:"clientTls,omitempty"`
+	// PrometheusEndpoint is reached through the access path with the
+	// cluster CA and the clientTls certificate.
+	PrometheusEndpoint string `json:"prometheusEndpoint,omitempty"`
 }
 
 // ClientTLS is the client certificate of pgha's own tools (validate, the
@@ -417,6 +423,11 @@ func (s Stack) Validate() error {
 		bad(KeyCACertificate, "%v", err)
 	} else if s.ClientTLS == nil || s.ClientTLS.Certificate == "" || s.ClientTLS.PrivateKey == "" {
 		bad(KeyClientTLS, "needs certificate and privateKey: etcd admits no client without one")
+	}
+	if p := s.PrometheusEndpoint; p != "" {
+		if u, err := url.Parse(p); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad(KeyPrometheusEndpoint, "%q is not an https:// URL", p)
+		}
 	}
 	if a := s.Access.AWSAPI; a != nil {
 		if u, err := url.Parse(a.Endpoint); err != nil || u.Scheme != "https" || u.Host == "" {

@@ -1,6 +1,7 @@
 package outputs
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,4 +25,20 @@ func TestConnectionURIRoundTrip(t *testing.T) {
 	require.Error(t, err)
 	_, _, _, _, err = ParseConnectionURI("postgresql://x@h/db")
 	require.Error(t, err, "a host without a port")
+}
+
+func TestPrometheusEndpoint(t *testing.T) {
+	with := func(v string) string {
+		return strings.Replace(validJSON, `"vpcCidr"`, `"prometheusEndpoint": "`+v+`", "vpcCidr"`, 1)
+	}
+	s, err := Parse([]byte(with("https://10.42.3.10:9090")))
+	require.NoError(t, err)
+	require.Equal(t, "https://10.42.3.10:9090", s.PrometheusEndpoint)
+	s, err = Parse([]byte(validJSON))
+	require.NoError(t, err)
+	require.Empty(t, s.PrometheusEndpoint, "absent: monitoring is off")
+	for _, bad := range []string{"http://10.42.3.10:9090", "10.42.3.10:9090", "https://"} {
+		_, err := Parse([]byte(with(bad)))
+		require.ErrorContains(t, err, `output "prometheusEndpoint": `, bad)
+	}
 }

@@ -84,6 +84,7 @@ func (r *Report) Markdown() string {
 		for _, s := range c.Series {
 			seriesSummary(&b, s)
 		}
+		metricsSection(&b, c)
 	}
 
 	if len(r.Timelines()) > 0 {

@@ -110,6 +110,9 @@ type Check struct {
 	Timeline   *Timeline  `json:"timeline,omitempty"`
 	// Series are quantities the check sampled over time (see Series).
 	Series []*Series `json:"series,omitempty"`
+	// Metrics are what Prometheus recorded during the check, drawn in
+	// MetricsFile(Name).
+	Metrics *Metrics `json:"metrics,omitempty"`
 }
 
 // Figure returns the figure with key, if present.
@@ -220,10 +223,12 @@ func (r *Report) Console(w io.Writer) {
 	}
 }
 
-// Files lists what WriteDir writes.
+// Files lists what WriteDir always writes; each check with metric graphs
+// adds its MetricsFile.
 var Files = []string{"report.json", "report.md", "timeline.svg"}
 
-// WriteDir writes report.json, report.md and timeline.svg into dir.
+// WriteDir writes report.json, report.md, timeline.svg and the checks'
+// metrics pictures into dir.
 func (r *Report) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating report directory: %w", err)
@@ -236,11 +241,17 @@ func (r *Report) WriteDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	for name, b := range map[string][]byte{
+	files := map[string][]byte{
 		"report.json":  js,
 		"report.md":    []byte(r.Markdown()),
 		"timeline.svg": svg,
-	} {
+	}
+	for _, c := range r.Checks {
+		if c.Metrics.HasData() {
+			files[MetricsFile(c.Name)] = MetricsSVG(c, r.ClusterName)
+		}
+	}
+	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("writing report: %w", err)
 		}

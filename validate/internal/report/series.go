@@ -155,16 +155,43 @@ func seriesPanel(b *bytes.Buffer, s *Series, top int) {
 	b.WriteString("</g>\n")
 }
 
-// charWidth is a generous average advance of an 11 px sans-serif
-// character, to keep a label inside the picture without measuring text.
-const charWidth = 6.6
+// dejaVuWidths are the advances of printable ASCII (from the space) in
+// DejaVu Sans, the sans-serif most Linux systems render with and wider
+// than Arial or Helvetica, in ems: a label measured with them fits in
+// the common fonts.
+var dejaVuWidths = [95]float64{
+	0.318, 0.401, 0.460, 0.838, 0.636, 0.950, 0.780, 0.275, 0.390, 0.390, 0.500, 0.838, 0.318, 0.361, 0.318, 0.337,
+	0.636, 0.636, 0.636, 0.636, 0.636, 0.636, 0.636, 0.636, 0.636, 0.636, 0.337, 0.337, 0.838, 0.838, 0.838, 0.531,
+	1.000, 0.684, 0.686, 0.698, 0.770, 0.632, 0.575, 0.775, 0.752, 0.295, 0.295, 0.656, 0.557, 0.863, 0.748, 0.787,
+	0.603, 0.787, 0.695, 0.635, 0.611, 0.732, 0.684, 0.989, 0.685, 0.611, 0.685, 0.390, 0.337, 0.390, 0.838, 0.500,
+	0.500, 0.613, 0.635, 0.550, 0.635, 0.615, 0.352, 0.635, 0.634, 0.278, 0.278, 0.579, 0.278, 0.974, 0.634, 0.612,
+	0.635, 0.635, 0.411, 0.521, 0.392, 0.634, 0.592, 0.818, 0.592, 0.592, 0.525, 0.636, 0.337, 0.636, 0.838,
+}
+
+// textWidth is the width of s at size px, with a 5 % margin; characters
+// beyond ASCII count as a full em.
+func textWidth(s string, size float64) float64 {
+	w := 0.0
+	for _, r := range s {
+		if r >= ' ' && r <= '~' {
+			w += dejaVuWidths[r-' ']
+		} else {
+			w += 1
+		}
+	}
+	return 1.05 * w * size
+}
+
+// labelSize is the picture's font size (the svg element's font-size).
+const labelSize = 11
 
 // eventLabel writes label next to a mark at x: to its right, or, when
-// that would run past the picture's right edge, to its left.
+// that would run past the picture's right edge, to its left, so the whole
+// label is always inside the picture.
 func eventLabel(b *bytes.Buffer, x, y float64, color, label, title string) {
-	w := charWidth * float64(len([]rune(label)))
+	w := textWidth(label, labelSize)
 	if x+3+w > svgWidth-2 {
-		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" fill="%s" text-anchor="end"><title>%s</title>%s</text>`+"\n", x-3, y, color, esc(title), esc(label))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.0f" fill="%s" text-anchor="end"><title>%s</title>%s</text>`+"\n", math.Max(x-3, w+2), y, color, esc(title), esc(label))
 		return
 	}
 	fmt.Fprintf(b, `<text x="%.1f" y="%.0f" fill="%s"><title>%s</title>%s</text>`+"\n", x+3, y, color, esc(title), esc(label))

@@ -30,9 +30,27 @@ func lagSeries() *Series {
 // svgText is a <text> element of the chart: where it is anchored and what
 // it says.
 type svgText struct {
-	x      float64
+	x, y   float64
 	anchor string
 	text   string
+	size   float64
+	bold   bool
+}
+
+// box is the text's horizontal extent, measured as the renderer measures
+// (DejaVu Sans advances; bold about 10 % wider).
+func (tx svgText) box() (left, right float64) {
+	w := textWidth(tx.text, tx.size)
+	if tx.bold {
+		w *= 1.1
+	}
+	switch tx.anchor {
+	case "end":
+		return tx.x - w, tx.x
+	case "middle":
+		return tx.x - w/2, tx.x + w/2
+	}
+	return tx.x, tx.x + w
 }
 
 func parseSVG(t *testing.T, svg []byte) (texts []svgText, counts map[string]int) {
@@ -51,14 +69,22 @@ func parseSVG(t *testing.T, svg []byte) (texts []svgText, counts map[string]int)
 		case xml.StartElement:
 			counts[tk.Name.Local]++
 			if tk.Name.Local == "text" {
-				cur = &svgText{anchor: "start"}
+				cur = &svgText{anchor: "start", size: labelSize}
 				for _, a := range tk.Attr {
 					switch a.Name.Local {
 					case "x":
 						cur.x, err = strconv.ParseFloat(a.Value, 64)
 						require.NoError(t, err)
+					case "y":
+						cur.y, err = strconv.ParseFloat(a.Value, 64)
+						require.NoError(t, err)
 					case "text-anchor":
 						cur.anchor = a.Value
+					case "font-size":
+						cur.size, err = strconv.ParseFloat(a.Value, 64)
+						require.NoError(t, err)
+					case "font-weight":
+						cur.bold = a.Value == "bold"
 					}
 				}
 			}
@@ -82,10 +108,10 @@ func parseSVG(t *testing.T, svg []byte) (texts []svgText, counts map[string]int)
 	return texts, counts
 }
 
-// TestSVGLabelsStayInside checks every label's extent, at a generous
-// 6.6 px a character, against the picture's edges: the traffic timeline's
-// last event (rejoin at 95 % of the span) and the series' event at its very
-// end used to run past the right edge.
+// TestSVGLabelsStayInside checks every label's extent, measured with
+// DejaVu Sans's advances, against the picture's edges: the traffic
+// timeline's last event (rejoin at 95 % of the span) and the series' event
+// at its very end used to run past the right edge.
 func TestSVGLabelsStayInside(t *testing.T) {
 	r := sample()
 	r.Checks = append(r.Checks, Check{Name: "backup", Verdict: Pass, Series: []*Series{lagSeries()}})
@@ -94,16 +120,7 @@ func TestSVGLabelsStayInside(t *testing.T) {
 	texts, _ := parseSVG(t, svg)
 	var sawRejoin, sawFailure bool
 	for _, tx := range texts {
-		w := charWidth * float64(len([]rune(tx.text)))
-		var left, right float64
-		switch tx.anchor {
-		case "start":
-			left, right = tx.x, tx.x+w
-		case "end":
-			left, right = tx.x-w, tx.x
-		case "middle":
-			left, right = tx.x-w/2, tx.x+w/2
-		}
+		left, right := tx.box()
 		assert.GreaterOrEqual(t, left, 0.0, "%q starts left of the picture", tx.text)
 		assert.LessOrEqual(t, right, float64(svgWidth), "%q runs past the right edge", tx.text)
 		if strings.HasPrefix(tx.text, "rejoin +9.5s") {

@@ -69,7 +69,12 @@ func (r *Report) SVG() ([]byte, error) {
 }
 
 func panel(b *bytes.Buffer, tl *Timeline, top int) {
-	start, end := tl.Start, tl.End
+	trafficPanel(b, tl, top, timelineAxis(tl), "timeline-"+tl.Check)
+}
+
+// timelineAxis spans a timeline from its start to its last operation's end.
+func timelineAxis(tl *Timeline) timeAxis {
+	end := tl.End
 	for _, ops := range [][]history.Op{tl.Writes, tl.Reads} {
 		for _, o := range ops {
 			if o.End.After(end) {
@@ -77,16 +82,51 @@ func panel(b *bytes.Buffer, tl *Timeline, top int) {
 			}
 		}
 	}
-	span := end.Sub(start).Seconds()
-	if span <= 0 {
-		span = 1
+	return timeAxis{origin: tl.Start, from: tl.Start, to: end}
+}
+
+// timeAxis maps instants from..to onto the plot's width. Ticks count
+// seconds from origin, the timeline's start, as report.md's tables do, so
+// one instant has one label in every picture.
+type timeAxis struct{ origin, from, to time.Time }
+
+func (a timeAxis) span() float64 {
+	if s := a.to.Sub(a.from).Seconds(); s > 0 {
+		return s
 	}
-	plotW := float64(svgWidth - svgLeft - svgRight)
-	x := func(t time.Time) float64 {
-		v := svgLeft + plotW*t.Sub(start).Seconds()/span
-		return math.Max(svgLeft, math.Min(svgLeft+plotW, v))
+	return 1
+}
+
+func (a timeAxis) plotW() float64 { return float64(svgWidth - svgLeft - svgRight) }
+
+// x is t's position, clamped to the plot.
+func (a timeAxis) x(t time.Time) float64 {
+	v := svgLeft + a.plotW()*t.Sub(a.from).Seconds()/a.span()
+	return math.Max(svgLeft, math.Min(svgLeft+a.plotW(), v))
+}
+
+// ticks draws the axis line at y and a labelled tick every round number
+// of seconds from origin.
+func (a timeAxis) ticks(b *bytes.Buffer, y int) {
+	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>`+"\n", svgLeft, y, svgLeft+a.plotW(), y)
+	step := tickStep(a.span())
+	off := a.from.Sub(a.origin).Seconds()
+	for k := math.Ceil(off/step - 1e-9); k*step <= off+a.span()+1e-9; k++ {
+		s := k * step
+		tx := svgLeft + a.plotW()*(s-off)/a.span()
+		if math.Abs(s) < 1e-9 {
+			s = 0 // no "-0s"
+		}
+		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>`+"\n", tx, y, tx, y+4)
+		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", tx, y+16, esc(fmt.Sprintf("%gs", s)))
 	}
-	fmt.Fprintf(b, `<g id="%s">`+"\n", esc("timeline-"+tl.Check))
+}
+
+// trafficPanel draws a timeline's writes and reads on ax, with its events
+// marked and labelled above the rows.
+func trafficPanel(b *bytes.Buffer, tl *Timeline, top int, ax timeAxis, id string) {
+	plotW := ax.plotW()
+	fmt.Fprintf(b, `<g id="%s">`+"\n", esc(id))
 	fmt.Fprintf(b, `<text x="10" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", top+12, esc(tl.Check))
 	rowsTop := top + labelSpace
 	rows := []struct {
@@ -98,7 +138,7 @@ func panel(b *bytes.Buffer, tl *Timeline, top int) {
 		fmt.Fprintf(b, `<text x="10" y="%d">%s</text>`+"\n", ry+rowHeight/2+4, esc(row.name))
 		fmt.Fprintf(b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="#f2f2f2"/>`+"\n", svgLeft, ry+2, plotW, rowHeight-4)
 		for _, o := range row.ops {
-			x0, x1 := x(o.Start), x(o.End)
+			x0, x1 := ax.x(o.Start), ax.x(o.End)
 			w := math.Max(1, x1-x0)
 			color := "#2e9e4f"
 			if !o.OK {
@@ -108,26 +148,28 @@ func panel(b *bytes.Buffer, tl *Timeline, top int) {
 		}
 	}
 	axisY := rowsTop + 2*rowHeight + 4
-	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>`+"\n", svgLeft, axisY, svgLeft+plotW, axisY)
-	step := tickStep(span)
-	for s := 0.0; s <= span+1e-9; s += step {
-		tx := svgLeft + plotW*s/span
-		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#333"/>`+"\n", tx, axisY, tx, axisY+4)
-		fmt.Fprintf(b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", tx, axisY+16, esc(fmt.Sprintf("%gs", s)))
-	}
-	evs := append([]Event(nil), tl.Events...)
-	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
-	for i, e := range evs {
-		ex := x(e.At)
-		color := eventColors[e.Kind]
-		if color == "" {
-			color = "#555555"
-		}
+	ax.ticks(b, axisY)
+	for i, e := range sortedEvents(tl.Events) {
+		ex := ax.x(e.At)
+		color := eventColor(e.Kind)
 		ly := top + 24 + (i%3)*12
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="4,2"/>`+"\n", ex, ly+2, ex, axisY, color)
-		eventLabel(b, ex, float64(ly), color, fmt.Sprintf("%s +%.1fs", e.Kind, e.At.Sub(start).Seconds()), e.Detail)
+		eventLabel(b, ex, float64(ly), color, fmt.Sprintf("%s %+.1fs", e.Kind, e.At.Sub(ax.origin).Seconds()), e.Detail)
 	}
 	b.WriteString("</g>\n")
+}
+
+func sortedEvents(evs []Event) []Event {
+	out := append([]Event(nil), evs...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+func eventColor(kind string) string {
+	if c := eventColors[kind]; c != "" {
+		return c
+	}
+	return "#555555"
 }
 
 // tickStep picks 1, 2, 5 × 10^n seconds for about ten ticks.
