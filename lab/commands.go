@@ -159,6 +159,9 @@ func bench(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 		fmt.Fprintf(os.Stderr, "lab bench: lab %q exists; bench builds and removes its own, so pick another name (e.g. --name pghabench) or run: go run ./lab down --name %s\n", l.Name, l.Name)
 		return 1
 	}
+	if o.tuning {
+		return benchTuning(ctx, l, o)
+	}
 	if o.net == cluster.NetBoot {
 		return benchBoot(ctx, l, o.runs, o.profile, o.doc)
 	}

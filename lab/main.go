@@ -8,7 +8,7 @@
 //	go run ./lab kill|kill-postgres|stop|start|partition|heal NODE
 //	go run ./lab replace [--force] NODE   (booted lab)
 //	go run ./lab roll                     (booted lab)
-//	go run ./lab bench [--runs 5] [--boot]
+//	go run ./lab bench [--runs 5] [--boot | --tuning]
 package main
 
 import (
@@ -40,10 +40,10 @@ type command struct {
 type options struct {
 	cmd, name, net, profile, doc, keepLogs string
 	sync, keepOnFailure, boot, force       bool
-	backups                                bool
+	backups, tuning                        bool
 	workload                               string
 	backupType, target, query, database    string
-	runs                                   int
+	runs, scale, seconds                   int
 }
 
 func upFlags(fs *flag.FlagSet, o *options) {
@@ -59,7 +59,7 @@ var commands = []command{
 			upFlags(fs, o)
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
-			fs.StringVar(&o.workload, "workload", "oltp", "how PostgreSQL is tuned for the node size (pgha:workload): oltp, olap or tiny")
+			fs.StringVar(&o.workload, "workload", "oltp", "how PostgreSQL is tuned for the node size (pgha:workload): oltp, olap, tiny or none (PostgreSQL's defaults)")
 			fs.BoolVar(&o.backups, "backups", false, "pgBackRest on the PostgreSQL nodes, archiving to and backing up into an S3 endpoint of the lab's own (namespace labs) or, with --boot, the bucket of the lab's AWS stand-in, as on AWS")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},
@@ -91,11 +91,14 @@ var commands = []command{
 		}},
 	{name: "objectstore", hidden: true, summary: "(internal) serve a lab's S3 endpoint for its backups; `up --backups` starts it", run: objectStore},
 	{name: "aws-standin", hidden: true, summary: "(internal) serve a booted lab's AWS stand-ins; `up --boot` starts it", run: standins},
-	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines)", run: bench,
+	{name: "bench", summary: "measure start-up, down time and memory (median of --runs; --boot for booted machines; --tuning: pgbench and a connection burst, PostgreSQL's defaults against the tuned profile)", run: bench,
 		flags: func(fs *flag.FlagSet, o *options) {
 			upFlags(fs, o)
-			fs.IntVar(&o.runs, "runs", 5, "number of up/down cycles")
-			fs.StringVar(&o.doc, "doc", "", "also write the results into this markdown file's \""+benchHeading+"\" section (with --boot: \""+bootBenchHeading+"\")")
+			fs.IntVar(&o.runs, "runs", 5, "number of up/down cycles (--tuning: rounds, each a lab with workload none, then one with oltp)")
+			fs.StringVar(&o.doc, "doc", "", "also write the results into this markdown file's \""+benchHeading+"\" section (with --boot: \""+bootBenchHeading+"\"; with --tuning: \""+tuningHeading+"\")")
+			fs.BoolVar(&o.tuning, "tuning", false, "instead: pgbench (select-only and TPC-B-like) and a burst of more sessions than max_connections, on labs with PostgreSQL's defaults (workload none) and tuned (oltp) in turn")
+			fs.IntVar(&o.scale, "scale", 0, "--tuning: pgbench -i scale; 0: the largest multiple of 10 whose database (about 16 MB a unit) fills at most 5/6 of the tuned shared_buffers")
+			fs.IntVar(&o.seconds, "seconds", 30, "--tuning: length of each timed pgbench run")
 		}},
 }
 

@@ -138,7 +138,7 @@ func TestRealCluster(t *testing.T) {
 		}
 		// Every workload on every golden size passes too.
 		for _, sz := range tuningSizes {
-			for _, w := range []string{WorkloadOLTP, WorkloadOLAP, WorkloadTiny} {
+			for _, w := range Workloads {
 				tc := c
 				tc.PostgresSize, tc.Workload = sz.size, w
 				cfg, err := RenderPatroniConfig(tc, "pg-1", labPaths(base, "pg-1"))

@@ -2,7 +2,9 @@ package userdata
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Size is what a PostgreSQL node has to work with: its instance type's
@@ -14,8 +16,8 @@ type Size struct {
 
 func (s Size) String() string { return fmt.Sprintf("%d MiB, %d vCPU", s.MemoryMiB, s.VCPUs) }
 
-// The workload profiles (pgha:workload). Each sizes PostgreSQL for the node
-// it runs on; docs/configuration.md says what each sets and why.
+// The workload profiles (pgha:workload). Each but none sizes PostgreSQL for
+// the node it runs on; docs/configuration.md says what each sets and why.
 const (
 	// WorkloadOLTP: many short transactions, many connections (the default).
 	WorkloadOLTP = "oltp"
@@ -25,14 +27,26 @@ const (
 	// WorkloadTiny: the smallest footprint (a test or the labs, whose
 	// nodes share one machine): small buffers, few connections.
 	WorkloadTiny = "tiny"
+	// WorkloadNone: PostgreSQL's own defaults, for comparison or for an
+	// operator who tunes by hand.
+	WorkloadNone = "none"
 )
+
+// Workloads are the workload profiles, the default first.
+var Workloads = []string{WorkloadOLTP, WorkloadOLAP, WorkloadTiny, WorkloadNone}
+
+// WorkloadChoices lists the profiles for an error message: "a, b, c or d".
+func WorkloadChoices() string {
+	n := len(Workloads)
+	return strings.Join(Workloads[:n-1], ", ") + " or " + Workloads[n-1]
+}
 
 // DefaultWorkload is pgha:workload's default.
 const DefaultWorkload = WorkloadOLTP
 
 // ValidWorkload reports whether w names a workload profile.
 func ValidWorkload(w string) bool {
-	return w == WorkloadOLTP || w == WorkloadOLAP || w == WorkloadTiny
+	return slices.Contains(Workloads, w)
 }
 
 // Tuning is what a workload sets on a node of a size.
@@ -74,7 +88,7 @@ func Tune(s Size, workload string) (Tuning, error) {
 		workload = DefaultWorkload
 	}
 	if !ValidWorkload(workload) {
-		return Tuning{}, fmt.Errorf("workload %q: use %s, %s or %s", workload, WorkloadOLTP, WorkloadOLAP, WorkloadTiny)
+		return Tuning{}, fmt.Errorf("workload %q: use %s", workload, WorkloadChoices())
 	}
 	if s.MemoryMiB < MinSize.MemoryMiB || s.VCPUs < MinSize.VCPUs {
 		return Tuning{}, fmt.Errorf("node size %s: PostgreSQL needs at least %s", s, MinSize)
@@ -82,6 +96,11 @@ func Tune(s Size, workload string) (Tuning, error) {
 	mem, cpu := s.MemoryMiB, s.VCPUs
 	gib := max(1, mem/1024)
 	t := Tuning{Workload: workload, Size: s}
+	if workload == WorkloadNone {
+		// PostgreSQL 15's defaults; the rest is left to postgresql.conf's.
+		t.MaxConnections, t.MaxWorkerProcesses = 100, 8
+		return t, nil
+	}
 
 	var sharedPct, cachePct, maintDiv, maintCap, walMin, walMax, perQueryDiv int
 	var checkpoint string

@@ -273,8 +273,8 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 
 	c.Workload = str(KeyWorkload, DefaultWorkload)
 	if !userdata.ValidWorkload(c.Workload) {
-		bad(Full(KeyWorkload), "%q is not a workload profile (want %s, %s or %s); fix: pulumi config set %s %s",
-			c.Workload, userdata.WorkloadOLTP, userdata.WorkloadOLAP, userdata.WorkloadTiny, Full(KeyWorkload), DefaultWorkload)
+		bad(Full(KeyWorkload), "%q is not a workload profile (want %s); fix: pulumi config set %s %s",
+			c.Workload, userdata.WorkloadChoices(), Full(KeyWorkload), DefaultWorkload)
 	}
 
 	c.NATGateways = str(KeyNATGateways, DefaultNATGateways)

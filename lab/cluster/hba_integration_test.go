@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 	"time"
 
@@ -164,48 +163,23 @@ func TestLabPgHBA(t *testing.T) {
 		tu, err := l.Spec().Tuning()
 		require.NoError(t, err)
 		perServer := tu.HAProxyMaxConn(len(l.Plan.ByRole(topology.RoleHAProxy)))
-		burst := func(tg pg.Target, n int) (ok int, refused []error, slowest time.Duration) {
-			var mu sync.Mutex
-			var wg sync.WaitGroup
-			for range n {
-				wg.Go(func() {
-					start := time.Now()
-					tg := tg
-					tg.ConnectTimeout = 20 * time.Second
-					cn, err := tg.Connect(ctx)
-					if err == nil {
-						_, err = cn.Exec(ctx, "SELECT pg_sleep(2)")
-						cn.Close(ctx)
-					}
-					mu.Lock()
-					defer mu.Unlock()
-					if err != nil {
-						refused = append(refused, err)
-						return
-					}
-					ok++
-					slowest = max(slowest, time.Since(start))
-				})
-			}
-			wg.Wait()
-			return ok, refused, slowest
-		}
 		// Through HAProxy: more sessions than max_connections; it sends the
 		// leader perServer at a time and queues the rest.
 		n := tu.MaxConnections + 20
-		ok, errs, slowest := burst(target(c.AppName, c.AppPassword, write.Host, write.Port), n)
-		t.Logf("through %s (maxconn %d per server): %d of %d sessions ran, %d refused, slowest %.1f s", write, perServer, ok, n, len(errs), slowest.Seconds())
-		assert.Empty(t, errs, "every session of the burst must run, the excess after waiting in the queue")
-		assert.Greater(t, slowest, 3*time.Second, "the excess waited for a slot (each session holds its slot 2 s)")
+		b := Burst(ctx, target(c.AppName, c.AppPassword, write.Host, write.Port), n, 2*time.Second)
+		t.Logf("through %s (maxconn %d per server): %d of %d sessions ran, %d refused, slowest %.1f s", write, perServer, b.Ran, n, len(b.Errors), b.Slowest.Seconds())
+		assert.Empty(t, b.Errors, "every session of the burst must run, the excess after waiting in the queue")
+		assert.Greater(t, b.Slowest, 3*time.Second, "the excess waited for a slot (each session holds its slot 2 s)")
 		// The same burst straight at the leader.
-		ok, errs, _ = burst(target(c.MonitorName, c.MonitorPassword, leader, topology.PortPostgres), n)
-		t.Logf("straight to %s (max_connections %d): %d of %d sessions ran, %d refused", leader, tu.MaxConnections, ok, n, len(errs))
-		require.NotEmpty(t, errs, "PostgreSQL must refuse what exceeds max_connections")
-		for _, err := range errs {
+		b = Burst(ctx, target(c.MonitorName, c.MonitorPassword, leader, topology.PortPostgres), n, 2*time.Second)
+		t.Logf("straight to %s (max_connections %d): %d of %d sessions ran, %d refused", leader, tu.MaxConnections, b.Ran, n, len(b.Errors))
+		require.NotEmpty(t, b.Errors, "PostgreSQL must refuse what exceeds max_connections")
+		for _, err := range b.Errors {
 			var pe *pgconn.PgError
 			if assert.True(t, errors.As(err, &pe), "want a refusal by the server, got %v", err) {
 				assert.Equal(t, "53300", pe.Code, "too many clients: %v", err)
 			}
 		}
+		assert.Equal(t, len(b.Errors), b.Refused)
 	})
 }

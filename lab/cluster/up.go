@@ -211,7 +211,7 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 		l.Settings.Workload = userdata.DefaultWorkload
 	}
 	if !userdata.ValidWorkload(l.Settings.Workload) {
-		return res, fmt.Errorf("workload %q: use %s, %s or %s", l.Settings.Workload, userdata.WorkloadOLTP, userdata.WorkloadOLAP, userdata.WorkloadTiny)
+		return res, fmt.Errorf("workload %q: use %s", l.Settings.Workload, userdata.WorkloadChoices())
 	}
 	if l.Boot() {
 		acct, err := accountID()
