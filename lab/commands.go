@@ -95,6 +95,9 @@ func status(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
 	fmt.Printf("lab %q (profile %s, synchronous_mode %v, network %s), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Settings.Net, l.Dir)
 	cluster.PrintStatus(os.Stdout, rows)
 	fmt.Printf("\nPostgreSQL's own logs: %s\n", l.PostgresLogs())
+	if l.Monitored() {
+		fmt.Print(l.MonitoringHelp(ctx))
+	}
 	if kb, n, err := l.Memory(); err == nil {
 		fmt.Printf("\nmemory: %.0f MiB PSS over %d processes\n", float64(kb)/1024, n)
 	}

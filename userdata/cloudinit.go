@@ -180,9 +180,7 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 		return nil, err
 	}
 	for i := range cf {
-		if isShellScript(cf[i].Content) {
-			cf[i].Content = compactScript(cf[i].Content)
-		}
+		cf[i].Content = AsCarried(cf[i].Content)
 	}
 	d.Files = cf
 	return execute("cloud-config.yml.tmpl", d)

@@ -84,6 +84,15 @@ func scanLine(line string, quote byte) (open byte, codeEnd int) {
 	return quote, len(line)
 }
 
+// AsCarried is a file's content as a node's user data carries it: a shell
+// script without its comments, anything else unchanged.
+func AsCarried(content []byte) []byte {
+	if isShellScript(content) {
+		return compactScript(content)
+	}
+	return content
+}
+
 // isShellScript reports whether a file is a script compactScript may
 // rewrite.
 func isShellScript(content []byte) bool {

@@ -43,7 +43,9 @@ func (r HBARule) Line() string {
 //     HAProxy node), the PostgreSQL nodes (the booted lab's scenarios watch
 //     each node from inside it) and MonitorFrom.
 //
-// Every network connection is TLS and scram-sha-256.
+// With monitoring, postgres_exporter logs in on the node's socket as the
+// exporter role, mapped from its OS user (PGIdent). Every network
+// connection is TLS and scram-sha-256.
 func (c Cluster) HBA() []HBARule {
 	u := c.Users
 	addrs := func(r topology.Role) []string {
@@ -71,6 +73,12 @@ func (c Cluster) HBA() []HBARule {
 		rules = append(rules, HBARule{
 			Why:  "The OS user postgres (Patroni, pgBackRest, an operator's sudo -u postgres) is the superuser on the node's own socket, as Debian sets it up: no password on disk is needed for local tools.",
 			Type: "local", Database: "all", Users: []string{u.Superuser}, Method: "peer",
+		})
+	}
+	if c.Monitoring != nil {
+		rules = append(rules, HBARule{
+			Why:  "postgres_exporter, as the OS user " + ExporterUser + " on the node's own socket, is the exporter role (pg_monitor only): no password exists for it.",
+			Type: "local", Database: "postgres", Users: []string{u.Exporter}, Method: "peer map=" + exporterIdentMap,
 		})
 	}
 	rules = append(rules, HBARule{Why: "Every role with its password on the node's own socket.",
@@ -119,6 +127,15 @@ func hbaYAML(c Cluster) string {
 		fmt.Fprintf(&b, "\n    - %s", r.Line())
 	}
 	return b.String()
+}
+
+// PGIdent is the cluster's pg_ident.conf: with monitoring, the OS user the
+// exporter runs as may log in as the exporter role, and nobody else may.
+func (c Cluster) PGIdent() []string {
+	if c.Monitoring == nil {
+		return nil
+	}
+	return []string{exporterIdentMap + " " + ExporterUser + " " + c.Users.Exporter}
 }
 
 // wrap breaks s into lines of at most width characters, at spaces.

@@ -69,12 +69,14 @@ type data struct {
 // ports are the IP plan's service ports, by the names templates use.
 type ports struct {
 	EtcdClient, EtcdPeer, Postgres, PatroniAPI, Write, Read, Stats int
+	HAProxyMetrics                                                 int
 }
 
 var planPorts = ports{
 	EtcdClient: topology.PortEtcdClient, EtcdPeer: topology.PortEtcdPeer,
 	Postgres: topology.PortPostgres, PatroniAPI: topology.PortPatroniAPI,
 	Write: topology.PortWrite, Read: topology.PortRead, Stats: topology.PortStats,
+	HAProxyMetrics: topology.PortHAProxyMetrics,
 }
 
 // prepare validates everything a renderer depends on before anything is
@@ -278,6 +280,22 @@ func RenderSecretsEnv(c Cluster, pw Passwords) ([]byte, error) {
 // NodeFiles renders every non-secret file a node's role needs, with the owner
 // and mode it must be installed with.
 func NodeFiles(c Cluster, node string, p Paths) ([]File, error) {
+	files, err := roleFiles(c, node, p)
+	if err != nil || c.Monitoring == nil {
+		return files, err
+	}
+	if err := checkPaths([2]string{"ExporterWebConfig", p.ExporterWebConfig}, [2]string{"ExporterKeyFile", p.ExporterKeyFile}); err != nil {
+		return nil, err
+	}
+	web, err := RenderExporterWebConfig(p)
+	if err != nil {
+		return nil, err
+	}
+	return append(files, File{Path: p.ExporterWebConfig, Content: web, Owner: "root:root", Mode: 0o644}), nil
+}
+
+// roleFiles are the files of a node's role (NodeFiles without monitoring).
+func roleFiles(c Cluster, node string, p Paths) ([]File, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

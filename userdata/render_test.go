@@ -73,6 +73,19 @@ func TestGolden(t *testing.T) {
 		got["tuning/"+sz.name+"/haproxy-1/haproxy.cfg"] = files["haproxy-1/haproxy.cfg"]
 	}
 
+	// Monitoring: what it adds to each role, and the monitoring node's
+	// Prometheus configuration.
+	mc := c
+	mc.Monitoring = &Monitoring{}
+	for name, b := range renderAll(t, mc) {
+		if strings.HasPrefix(name, "pg-1/") || strings.HasPrefix(name, "haproxy-1/") || strings.HasPrefix(name, "etcd-1/") {
+			got["monitoring/"+name] = b
+		}
+	}
+	prom, err := RenderPrometheusConfig(mc, CloudPaths())
+	require.NoError(t, err)
+	got["monitoring/monitor-1/prometheus.yml"] = prom
+
 	// The Patroni fix is embedded verbatim (userdata/patroni), not
 	// rendered: a golden copy per node would only repeat it. The
 	// cloud-init goldens still carry it, and TestPatroniFixLoads runs it.
@@ -208,6 +221,8 @@ func TestCloudInitCarriesNodeFiles(t *testing.T) {
 			case createCluster:
 				assert.False(t, f.Defer, "createcluster.conf must exist before postgresql-common installs")
 				assert.Contains(t, f.Content, "create_main_cluster = false")
+			case ChronyConf:
+				assert.False(t, f.Defer, "chrony's package must find pgha's configuration and keep it")
 			case aptConf:
 				assert.False(t, f.Defer, "apt must read its configuration before the package step")
 				assert.Contains(t, f.Content, "\nAPT::Install-Recommends \"false\";\n")
@@ -223,11 +238,7 @@ func TestCloudInitCarriesNodeFiles(t *testing.T) {
 				continue
 			}
 			w := doc.WriteFiles[i]
-			want := f.Content
-			if isShellScript(want) {
-				want = compactScript(want) // TestCompactScriptKeepsMeaning
-			}
-			assert.Equal(t, string(want), w.Content, "%s: %s", n.Name, f.Path)
+			assert.Equal(t, string(AsCarried(f.Content)), w.Content, "%s: %s", n.Name, f.Path) // TestCompactScriptKeepsMeaning
 			assert.Equal(t, f.Owner, w.Owner)
 			assert.Equal(t, fmt.Sprintf("%04o", f.Mode.Perm()), w.Permissions)
 		}

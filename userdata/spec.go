@@ -27,6 +27,9 @@ type Users struct {
 	AppDatabase string
 	RestAPI     string // Patroni REST API basic auth for unsafe endpoints
 	Stats       string // HAProxy stats page basic auth
+	// Exporter is postgres_exporter's login: pg_monitor only, no password,
+	// admitted on the node's socket for the OS user ExporterUser alone.
+	Exporter string
 	// Monitor is pgha's own checks (validate, the lab's probe): a login
 	// in pg_monitor with CONNECT on AppDatabase and EXECUTE on
 	// pg_switch_wal(), nothing that writes.
@@ -38,7 +41,7 @@ func DefaultUsers() Users {
 	return Users{
 		Superuser: "postgres", Replication: "replicator", Rewind: "rewinder",
 		App: "app", AppDatabase: "app", RestAPI: "patroni", Stats: "stats",
-		Monitor: "pgha_monitor",
+		Monitor: "pgha_monitor", Exporter: "pgha_exporter",
 	}
 }
 
@@ -55,6 +58,9 @@ type Cluster struct {
 	// boot script fetches on AWS (and in the booted lab). The namespace lab
 	// writes the files itself and leaves it empty.
 	TLS TLSParams
+	// Monitoring, when set, runs the exporters on every node and
+	// Prometheus on the monitoring node (Plan.Monitor).
+	Monitoring *Monitoring
 	// Backup, when set, makes the PostgreSQL nodes archive their WAL to and
 	// back up into a pgBackRest repository.
 	Backup *Backup
@@ -168,6 +174,15 @@ type Paths struct {
 	TLSCertFile       string
 	TLSKeyFile        string
 	HAProxyConfigFile string
+	// Monitoring (Cluster.Monitoring): the exporters' web configuration
+	// and their copy of the node's key (ExporterUser's), and on the
+	// monitoring node Prometheus's files.
+	ExporterKeyFile     string
+	ExporterWebConfig   string
+	PrometheusConfig    string
+	PrometheusWebConfig string
+	PrometheusRules     string
+	PrometheusDataDir   string
 	// PythonPath is where Patroni's Python finds pgha's fix to Patroni
 	// 3.0.2 (sitecustomize.py; PYTHONPATH of Patroni's service).
 	PythonPath string
@@ -223,9 +238,17 @@ func CloudPaths() Paths {
 		TLSKeyFile:        "/etc/pgha/tls/node.crt.key",
 		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
 		PythonPath:        "/usr/local/lib/pgha/python",
-		PgBackRestConfig:  "/etc/pgbackrest.conf",
-		PgBackRestSpool:   "/var/spool/pgbackrest",
-		PgBackRestLog:     "/var/log/pgbackrest",
-		PgBackRestLock:    "/tmp/pgbackrest",
+		// Debian's prometheus package reads /etc/prometheus and keeps its
+		// data in /var/lib/prometheus/metrics2.
+		ExporterKeyFile:     "/etc/pgha/tls/exporter.key",
+		ExporterWebConfig:   "/etc/pgha/exporter-web.yml",
+		PrometheusConfig:    "/etc/prometheus/prometheus.yml",
+		PrometheusWebConfig: "/etc/prometheus/web.yml",
+		PrometheusRules:     "/etc/prometheus/pgha.rules.yml",
+		PrometheusDataDir:   "/var/lib/prometheus/metrics2",
+		PgBackRestConfig:    "/etc/pgbackrest.conf",
+		PgBackRestSpool:     "/var/spool/pgbackrest",
+		PgBackRestLog:       "/var/log/pgbackrest",
+		PgBackRestLock:      "/tmp/pgbackrest",
 	}
 }

@@ -66,6 +66,7 @@ func (c Cluster) Validate() error {
 		{"Users.AppDatabase", c.Users.AppDatabase},
 		{"Users.RestAPI", c.Users.RestAPI},
 		{"Users.Stats", c.Users.Stats},
+		{"Users.Exporter", c.Users.Exporter},
 		{"Users.Monitor", c.Users.Monitor},
 	}
 	for _, u := range users {
@@ -78,9 +79,9 @@ func (c Cluster) Validate() error {
 	}
 	// PostgreSQL roles must be distinct: Patroni gives each one different
 	// privileges, and sharing a role would silently merge them. They are
-	// the first four users and Monitor (the last).
+	// the first four users, Exporter and Monitor (the last two).
 	seenRole := map[string]string{}
-	for _, u := range append(users[:4:4], users[len(users)-1]) {
+	for _, u := range append(users[:4:4], users[len(users)-2:]...) {
 		if u.value == "" {
 			continue
 		}
@@ -91,6 +92,11 @@ func (c Cluster) Validate() error {
 		seenRole[u.value] = u.field
 	}
 
+	if c.Monitoring != nil {
+		if err := c.Monitoring.validate(); err != nil {
+			add("%v", err)
+		}
+	}
 	for i, p := range c.MonitorFrom {
 		if !p.IsValid() || !p.Addr().Is4() || p.Masked() != p {
 			add("MonitorFrom[%d] %q is not an IPv4 prefix without host bits (e.g. %q)", i, p, "10.42.0.200/32")

@@ -18,6 +18,9 @@ const (
 	RoleEtcd    Role = "etcd"
 	RolePatroni Role = "patroni"
 	RoleHAProxy Role = "haproxy"
+	// RoleMonitor is the optional monitoring node (Prometheus). It watches
+	// the cluster and is not part of it: Plan.Nodes never holds it.
+	RoleMonitor Role = "monitor"
 )
 
 // Tier says which kind of subnet a node sits in.
@@ -63,6 +66,7 @@ const (
 	etcdHost    = 10
 	patroniHost = 20
 	haproxyHost = 30
+	monitorHost = 40
 )
 
 // New lays out the default 3 etcd + 3 Patroni + 2 HAProxy cluster in vpcCIDR.
@@ -112,6 +116,13 @@ func New(vpcCIDR string) (Plan, error) {
 		})
 	}
 	return p, nil
+}
+
+// Monitor is the monitoring node's place in the plan: the first private
+// subnet, beside etcd-1 and pg-1. It is not in Nodes, which are the
+// cluster; whether it exists is the stack's choice (pgha:monitoring).
+func (p Plan) Monitor() Node {
+	return Node{Name: "monitor-1", Role: RoleMonitor, AZIndex: 0, Tier: Private, IP: host(slash24(p.VPC, 4), monitorHost)}
 }
 
 // ByRole returns the nodes of one role in plan order.

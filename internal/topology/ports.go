@@ -11,7 +11,28 @@ const (
 	PortWrite      = 5000 // HAProxy → the leader
 	PortRead       = 5001 // HAProxy → the replicas
 	PortStats      = 7000 // HAProxy's stats page
+
+	// Metrics, scraped by the monitoring node only.
+	PortNodeExporter     = 9100 // prometheus-node-exporter, every node
+	PortPostgresExporter = 9187 // prometheus-postgres-exporter, PostgreSQL nodes
+	PortHAProxyMetrics   = 8405 // HAProxy's built-in exporter
+	PortPrometheus       = 9090 // the monitoring node's Prometheus
 )
+
+// MetricsPorts lists what the monitoring node scrapes on a node of the role
+// besides the ports in Ports (Patroni's REST API and etcd's client port
+// serve /metrics too).
+func (r Role) MetricsPorts() []int {
+	switch r {
+	case RoleEtcd:
+		return []int{PortNodeExporter}
+	case RolePatroni:
+		return []int{PortNodeExporter, PortPostgresExporter}
+	case RoleHAProxy:
+		return []int{PortNodeExporter, PortHAProxyMetrics}
+	}
+	return nil
+}
 
 // Ports lists what a node of the role listens on (SSH aside).
 func (r Role) Ports() []int {
@@ -22,6 +43,8 @@ func (r Role) Ports() []int {
 		return []int{PortPostgres, PortPatroniAPI}
 	case RoleHAProxy:
 		return []int{PortWrite, PortRead, PortStats}
+	case RoleMonitor:
+		return []int{PortPrometheus}
 	}
 	return nil
 }

@@ -111,6 +111,8 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 			l.logf("  stopped %-8s %6.2fs (%d processes)", r, time.Since(t).Seconds(), n)
 		}
 	}
+	// The exporters and Prometheus watched the nodes stop.
+	rep.Stopped += l.stopMonitoring()
 	// The S3 endpoint last: the PostgreSQL nodes archive into it until
 	// they stop.
 	if recs, err := l.records(); err == nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,6 +123,69 @@ func TestLabLifecycle(t *testing.T) {
 
 	t.Run("write through 5000, read on both replicas through 5001", func(t *testing.T) {
 		writeAndReadBack(t, l, leader, "before failover")
+	})
+
+	t.Run("Prometheus scrapes every exporter over TLS, and nothing fires", func(t *testing.T) {
+		down, err := l.TargetsDown(ctx)
+		require.NoError(t, err)
+		require.Empty(t, down)
+		up, err := l.Query(ctx, "up")
+		require.NoError(t, err)
+		assert.Len(t, up, 9+3+3+3+2+1, "node_exporter on 9 nodes, postgres_exporter, Patroni, etcd on 3, HAProxy on 2, Prometheus")
+		pgUp, err := l.Query(ctx, "pg_up == 1")
+		require.NoError(t, err)
+		assert.Len(t, pgUp, 3, "postgres_exporter logs in on every node's socket (peer, pg_ident)")
+		firing, err := l.Query(ctx, `ALERTS{alertstate="firing"}`)
+		require.NoError(t, err)
+		assert.Empty(t, firing, "a healthy cluster raises no alert")
+		// Prometheus admits no client without a certificate of the CA.
+		hc, err := l.PrometheusClient()
+		require.NoError(t, err)
+		hc.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
+		_, err = hc.Get(l.PrometheusURL() + "/api/v1/targets")
+		require.Error(t, err)
+	})
+
+	t.Run("an etcd member lost raises EtcdMemberDown, keeps quorum, and clears", func(t *testing.T) {
+		// A follower, so the alert is the only thing the loss changes.
+		var member string
+		for _, n := range l.Plan.ByRole(topology.RoleEtcd) {
+			if st := probeOf(t, l).Etcd(ctx); st.Err() == nil && st.Leader != n.Name {
+				member = n.Name
+				break
+			}
+		}
+		require.NotEmpty(t, member)
+		// Eventually polls from another goroutine: no require in there.
+		alert := func(name string) bool {
+			s, err := l.Query(ctx, `ALERTS{alertstate="firing",alertname="`+name+`"}`)
+			if err != nil {
+				t.Logf("asking Prometheus: %v", err)
+			}
+			return len(s) > 0
+		}
+		var quorumLost atomic.Bool
+		lost := time.Now()
+		require.NoError(t, l.Stop(ctx, member))
+		restarted := false
+		defer func() {
+			if !restarted {
+				_ = l.Start(ctx, member)
+			}
+		}()
+		require.Eventually(t, func() bool {
+			if alert("EtcdQuorumLost") {
+				quorumLost.Store(true)
+			}
+			return alert("EtcdMemberDown")
+		}, 5*time.Minute, time.Second, "EtcdMemberDown did not fire")
+		assert.False(t, quorumLost.Load(), "two of three members keep quorum: EtcdQuorumLost fired")
+		t.Logf("EtcdMemberDown fired %.0f s after %s stopped (for: 1m over a 1m rate)", time.Since(lost).Seconds(), member)
+		back := time.Now()
+		require.NoError(t, l.Start(ctx, member))
+		restarted = true
+		require.Eventually(t, func() bool { return !alert("EtcdMemberDown") }, 5*time.Minute, time.Second, "EtcdMemberDown did not clear")
+		t.Logf("EtcdMemberDown cleared %.0f s after %s started again", time.Since(back).Seconds(), member)
 	})
 
 	var newLeader patroni.Member

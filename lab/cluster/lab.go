@@ -228,6 +228,10 @@ func (l *Lab) SetNet(mode string) error {
 	if mode == NetBoot {
 		l.Net.Hosts = append(l.Net.Hosts, netlab.Host{Name: standinHost, IP: standinIP(plan)})
 	}
+	if mode == NetNetns {
+		m := plan.Monitor()
+		l.Net.Hosts = append(l.Net.Hosts, netlab.Host{Name: m.Name, IP: m.IP})
+	}
 	return nil
 }
 
@@ -319,6 +323,13 @@ func NodePaths(labDir, node string) userdata.Paths {
 		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
 		PgBackRestLog:     filepath.Join(d, "log", "pgbackrest"),
 		PgBackRestLock:    filepath.Join(d, "pgbackrest", "lock"),
+		// Monitoring (the namespace lab).
+		ExporterKeyFile:     filepath.Join(d, "tls", "exporter.key"),
+		ExporterWebConfig:   filepath.Join(d, "etc", "exporter-web.yml"),
+		PrometheusConfig:    filepath.Join(d, "etc", "prometheus.yml"),
+		PrometheusWebConfig: filepath.Join(d, "etc", "prometheus-web.yml"),
+		PrometheusRules:     filepath.Join(d, "etc", "pgha.rules.yml"),
+		PrometheusDataDir:   filepath.Join(d, "prometheus"),
 	}
 }
 
@@ -375,6 +386,7 @@ func (l *Lab) Spec() userdata.Cluster {
 		SharedStack:  l.sharedStack(),
 		PostgresSize: l.Settings.PostgresSize,
 		Workload:     l.Settings.Workload,
+		Monitoring:   l.monitoringSpec(),
 	}
 }
 

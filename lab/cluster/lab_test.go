@@ -38,7 +38,8 @@ func TestHostsFollowThePlan(t *testing.T) {
 		"etcd-1": "10.42.4.10", "etcd-2": "10.42.5.10", "etcd-3": "10.42.6.10",
 		"pg-1": "10.42.4.20", "pg-2": "10.42.5.20", "pg-3": "10.42.6.20",
 		"haproxy-1": "10.42.0.30", "haproxy-2": "10.42.1.30",
-		ClientHost: ClientIP.String(),
+		"monitor-1": "10.42.4.40", // the monitoring node (Plan.Monitor)
+		ClientHost:  ClientIP.String(),
 	}
 	got := map[string]string{}
 	seenIP := map[string]string{}
@@ -57,7 +58,7 @@ func TestHostsFollowThePlan(t *testing.T) {
 	assert.Equal(t, "pghaunit-pg-1", l.Namespace("pg-1"))
 	assert.Equal(t, "pghaunit-client", l.ClientNamespace())
 	ns := l.Net.Namespaces()
-	assert.Len(t, ns, len(plan.Nodes)+2)
+	assert.Len(t, ns, len(plan.Nodes)+3, "the nodes, the monitoring node, the client, the bridge")
 	assert.Contains(t, ns, netlab.BridgeNamespace("pghaunit"))
 	for _, n := range ns {
 		assert.True(t, strings.HasPrefix(n, "pghaunit-"), n)
@@ -279,7 +280,7 @@ func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster
 			for _, cf := range cloudFiles {
 				got, ok := embedded[cf.Path]
 				if assert.True(t, ok, "cloud-init of %s does not carry %s", n.Name, cf.Path) {
-					assert.Equal(t, string(cf.Content), got, "cloud-init's %s is not the rendered file", cf.Path)
+					assert.Equal(t, string(userdata.AsCarried(cf.Content)), got, "cloud-init's %s is not the rendered file", cf.Path)
 				}
 			}
 		})

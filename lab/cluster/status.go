@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/probe"
@@ -217,5 +219,40 @@ func (l *Lab) ConnectHelp() string {
 	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortRead, ca)
 	fmt.Fprintf(&b, "  patroni:          %scurl -s --cacert %s https://%s:%d/cluster\n", in, ca, l.Plan.ByRole(topology.RolePatroni)[0].IP, topology.PortPatroniAPI)
 	fmt.Fprintf(&b, "  haproxy stats:    %scurl -su stats:$(cat %s/stats) --cacert %s https://%s:%d/\n", in, sec, ca, h, topology.PortStats)
+	if l.Monitored() {
+		fmt.Fprintf(&b, "  prometheus:       %scurl -s --cacert %s --cert %s --key %s '%s/api/v1/alerts'\n", in, ca, l.tlsDir("client.crt"), l.tlsDir("client.key"), l.PrometheusURL())
+	}
+	return b.String()
+}
+
+// MonitoringHelp says where the lab's Prometheus is, whether it reaches
+// every target, and which alerts fire.
+func (l *Lab) MonitoringHelp(ctx context.Context) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nPrometheus: %s (monitor-1, from the client namespace; TLS with the client certificate in %s)\n", l.PrometheusURL(), l.tlsDir())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if down, err := l.TargetsDown(ctx); err != nil {
+		fmt.Fprintf(&b, "  not answering: %v\n", err)
+		return b.String()
+	} else if len(down) > 0 {
+		fmt.Fprintf(&b, "  targets down: %s\n", strings.Join(down, ", "))
+	} else {
+		b.WriteString("  every target up\n")
+	}
+	firing, err := l.Query(ctx, `ALERTS{alertstate="firing"}`)
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "  alerts: %v\n", err)
+	case len(firing) == 0:
+		b.WriteString("  alerts firing: none\n")
+	default:
+		var names []string
+		for _, s := range firing {
+			names = append(names, s.Labels["alertname"])
+		}
+		fmt.Fprintf(&b, "  alerts firing: %s\n", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(&b, "  logs: %s/*/log/ (node_exporter, postgres_exporter, prometheus)\n", filepath.Join(l.Dir, "nodes"))
 	return b.String()
 }

@@ -63,6 +63,11 @@ func (l *Lab) generateTLS() error {
 			return err
 		}
 	}
+	if l.Monitored() {
+		if err := issue(l.Plan.Monitor().Name, pki.NodeLeaf(l.Plan, l.Plan.Monitor(), nil)); err != nil {
+			return err
+		}
+	}
 	return issue("client", pki.ClientLeaf())
 }
 

@@ -264,6 +264,11 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if err := phase(fmt.Sprintf("haproxy: %d → leader, %d → replicas", topology.PortWrite, topology.PortRead), func() error { return l.waitHAProxy(ctx, p) }); err != nil {
 		return res, err
 	}
+	if l.Monitored() {
+		if err := phase("monitoring: exporters, Prometheus", func() error { return l.startMonitoring(ctx) }); err != nil {
+			return res, err
+		}
+	}
 	if err := l.WriteOutputs(ctx); err != nil {
 		return res, err
 	}
@@ -289,6 +294,14 @@ func (l *Lab) writeState() error {
 		if err := l.writeNodeFiles(n, pw); err != nil {
 			return err
 		}
+		if l.Monitored() {
+			if err := l.writeExporterFiles(n); err != nil {
+				return err
+			}
+		}
+	}
+	if l.Monitored() {
+		return l.writeMonitorFiles()
 	}
 	return nil
 }
@@ -413,6 +426,7 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		entry = append(entry, n.IP.String())
 	}
 	s.Connection = outputs.NewConnection(creds.AppName, creds.AppDatabase, entry)
+	s.PrometheusEndpoint = l.PrometheusURL()
 	if b := l.specBackup(); b != nil {
 		s.Backups = &outputs.Backups{Bucket: b.Bucket, Path: b.Path, Region: b.Region}
 	}

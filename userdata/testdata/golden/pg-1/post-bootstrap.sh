@@ -34,7 +34,7 @@ fi
 # application user, which grants the monitor SELECT on validate's own table.
 psql "$1" --no-psqlrc -w -v ON_ERROR_STOP=1 \
 	-v app_user=app -v app_db=app \
-	-v monitor_user=pgha_monitor <<'SQL'
+	-v monitor_user=pgha_monitor -v exporter_user=pgha_exporter <<'SQL'
 \getenv app_password PGHA_APP_PASSWORD
 \getenv monitor_password PGHA_MONITOR_PASSWORD
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_password';
@@ -43,6 +43,9 @@ REVOKE ALL ON DATABASE :"app_db" FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE :"app_db" TO :"app_user";
 CREATE ROLE :"monitor_user" LOGIN PASSWORD :'monitor_password' IN ROLE pg_monitor;
 GRANT CONNECT ON DATABASE :"app_db" TO :"monitor_user";
+-- postgres_exporter's role: pg_monitor only and no password (pg_hba
+-- admits it by peer, from the exporter's OS user, where monitoring is on).
+CREATE ROLE :"exporter_user" LOGIN IN ROLE pg_monitor;
 -- A function's privileges are kept per database: grant it where the
 -- monitor connects.
 \connect :"app_db"
