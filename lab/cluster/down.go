@@ -130,7 +130,13 @@ func (l *Lab) Down(ctx context.Context) (DownReport, error) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		rep.Stopped++
 	}
-	waitUntil(10*time.Second, func() bool { return len(l.stragglers(inodes)) == 0 })
+	// A process stopped above may still be exiting (Prometheus flushes its
+	// head block); one that names the lab's directory and runs outside its
+	// namespaces is given the same time to go before the check below
+	// reports it.
+	waitUntil(10*time.Second, func() bool {
+		return len(l.stragglers(inodes)) == 0 && len(proc.CmdlineContains(l.Dir+"/")) == 0
+	})
 
 	var nsErr, rmErr error
 	if !l.Loopback() {
@@ -197,7 +203,7 @@ func (l *Lab) verifyGone(inodes map[uint64]bool) []Check {
 	for _, pid := range append(l.stragglers(inodes), proc.CmdlineContains(l.Dir+"/")...) {
 		if !seen[pid] {
 			seen[pid] = true
-			procs = append(procs, fmt.Sprintf("pid %d", pid))
+			procs = append(procs, fmt.Sprintf("pid %d (%s)", pid, commandOf(pid)))
 		}
 	}
 	add("no lab process runs", procs)
@@ -283,4 +289,18 @@ func waitUntil(d time.Duration, f func() bool) bool {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return true
+}
+
+// commandOf is a process's command line, shortened, for a report that
+// says what was left behind.
+func commandOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "gone"
+	}
+	c := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	if len(c) > 120 {
+		c = c[:120] + "..."
+	}
+	return c
 }
