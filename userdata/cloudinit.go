@@ -3,6 +3,7 @@ package userdata
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 
 	"github.com/pgha/pgha/internal/topology"
@@ -75,20 +76,27 @@ func DataVolumeOf(role topology.Role) (DataVolume, bool) {
 		// the pgpass file Patroni writes.
 		v.DataMount, v.DataLabel = path.Dir(path.Dir(p.PGDataDir)), "pgha-postgres"
 	default:
+		// HAProxy keeps nothing. The monitoring node keeps Prometheus's
+		// samples on its root volume, bounded by the retention: a replaced
+		// one starts with none, which costs history, not service.
 		return DataVolume{}, false
 	}
 	return v, true
 }
 
 // DaemonUser is who starts a role's daemon under systemd: etcd, postgres
-// (Patroni and PostgreSQL), or root for HAProxy, which drops to its own
-// user from haproxy.cfg once it has read its certificate and key.
+// (Patroni and PostgreSQL), ExporterUser for Prometheus (which presents
+// the node's certificate and key itself), or root for HAProxy, which drops
+// to its own user from haproxy.cfg once it has read its certificate and
+// key.
 func DaemonUser(role topology.Role) string {
 	switch role {
 	case topology.RoleEtcd:
 		return "etcd"
 	case topology.RolePatroni:
 		return "postgres"
+	case topology.RoleMonitor:
+		return ExporterUser
 	default:
 		return "root"
 	}
@@ -102,10 +110,12 @@ func KeyOwner(role topology.Role) string {
 }
 
 // tlsFetch is what a node's fetch script installs: its TLS material's
-// parameters, and the owner of its key.
+// parameters, and the owner of its key and, with monitoring, of the
+// exporters' copy of it.
 type tlsFetch struct {
 	CA, Cert, Key string
 	KeyOwner      string
+	ExporterOwner string
 }
 
 // rolePackages are what each role's user data installs (awscli reads the
@@ -116,6 +126,8 @@ var rolePackages = map[topology.Role][]string{
 	topology.RoleEtcd:    {"etcd-server", "etcd-client", "awscli", "curl", "nftables", "chrony"},
 	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables", "chrony"},
 	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables", "chrony"},
+	// prometheus only recommends the node exporter, and recommends are off.
+	topology.RoleMonitor: {"prometheus", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"},
 }
 
 // heldPackages are the role's packages that run the cluster: held from
@@ -127,6 +139,7 @@ var heldPackages = map[topology.Role][]string{
 	topology.RoleEtcd:    {"etcd-server", "etcd-client"},
 	topology.RolePatroni: {"postgresql-15", "postgresql-client-15", "postgresql-common", "patroni"},
 	topology.RoleHAProxy: {"haproxy"},
+	topology.RoleMonitor: {"prometheus"},
 }
 
 // HeldPackages are the packages a role's node holds (with backups, also
@@ -146,8 +159,24 @@ const (
 )
 
 // optionalPackages are installed by a role's user data only where a
-// feature asks for them (pgbackrest: pgha:backups).
-var optionalPackages = []string{"pgbackrest"}
+// feature asks for them (pgbackrest: pgha:backups; the exporters:
+// pgha:monitoring).
+var optionalPackages = []string{"pgbackrest", "prometheus-node-exporter", "prometheus-postgres-exporter"}
+
+// packagesOf are what a node of the role installs in the cluster.
+func packagesOf(c Cluster, role topology.Role) []string {
+	ps := slices.Clone(rolePackages[role])
+	if role == topology.RolePatroni && c.Backup != nil {
+		ps = append(ps, "pgbackrest")
+	}
+	if c.Monitoring != nil && role != topology.RoleMonitor {
+		ps = append(ps, "prometheus-node-exporter")
+		if role == topology.RolePatroni {
+			ps = append(ps, "prometheus-postgres-exporter")
+		}
+	}
+	return ps
+}
 
 // AllPackages is every package any role's user data may install, sorted:
 // what the booted lab's Debian repository must hold.
@@ -173,7 +202,8 @@ func AllPackages() []string {
 // RenderCloudInit renders the #cloud-config user data of one node. It embeds
 // NodeFiles(c, node, CloudPaths()) plus the boot script, systemd drop-ins and,
 // where the role needs passwords, a script that reads them from SSM with the
-// instance role. It holds no password.
+// instance role. It holds no password. With Cluster.Monitoring, node may
+// also be the monitoring node (Plan.Monitor), whose files are MonitorFiles.
 func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 	d, cf, err := cloudFiles(c, node)
 	if err != nil {
@@ -190,20 +220,24 @@ func RenderCloudInit(c Cluster, node string) ([]byte, error) {
 // comments, and the data its cloud-config template reads.
 func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 	p := CloudPaths()
-	files, err := NodeFiles(c, node, p)
-	if err != nil {
-		return data{}, nil, err
-	}
-	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy})
+	// The only renderer that accepts the monitoring node by name.
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy, topology.RoleMonitor})
 	if err != nil {
 		return data{}, nil, err
 	}
 	role := d.Node.Role
-	d.Packages = rolePackages[role]
-	if role == topology.RolePatroni && c.Backup != nil {
-		d.Packages = append(append([]string(nil), d.Packages...), "pgbackrest")
+	var files []File
+	if role == topology.RoleMonitor {
+		files, err = monitorNodeFiles(c, p)
+	} else {
+		files, err = NodeFiles(c, node, p)
 	}
+	if err != nil {
+		return data{}, nil, err
+	}
+	d.Packages = packagesOf(c, role)
 	d.Held = HeldPackages(role, c.Backup != nil)
+	d.Monitored = monitoredUnits(c, role)
 	dv, hasData := DataVolumeOf(role)
 	d.DataVolume = dv
 	d.Secrets = secretEntries(c, role)
@@ -211,6 +245,9 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 		return data{}, nil, fmt.Errorf("Cluster.TLS names no SSM parameters: node %s would boot without its certificate", node)
 	}
 	d.TLS = tlsFetch{CA: c.TLS.CA(), Cert: c.TLS.Certificate(node), Key: c.TLS.Key(node), KeyOwner: KeyOwner(role)}
+	if c.Monitoring != nil {
+		d.TLS.ExporterOwner = ExporterUser + ":" + ExporterUser
+	}
 
 	// Not deferred: apt must read it before the package step.
 	aptNoRec, err := execute("apt-no-recommends.conf.tmpl", d)
@@ -226,6 +263,20 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 		return data{}, nil, err
 	}
 	cf = append(cf, cloudFile{File: File{Path: ChronyConf, Content: chrony, Owner: "root:root", Mode: 0o644}})
+	if c.Monitoring != nil {
+		// Not deferred: they are the packages' conffiles, which dpkg keeps
+		// (--force-confold), so the daemons never run with Debian's
+		// defaults (plain HTTP on every address). Their first start, at
+		// install, fails for want of the web configuration and key; the
+		// boot script starts them once those are in place.
+		defaults, err := defaultsFiles(c, d.Node, p)
+		if err != nil {
+			return data{}, nil, err
+		}
+		for _, f := range defaults {
+			cf = append(cf, cloudFile{File: f})
+		}
+	}
 	if role == topology.RolePatroni {
 		// Not deferred: it must exist before postgresql-common is installed,
 		// so Debian never creates and starts its own 15/main next to Patroni.
@@ -309,13 +360,24 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 		return data{}, nil, err
 	}
 	cf = append(cf, cloudFile{File: File{Path: fetchSecrets, Content: b, Owner: "root:root", Mode: 0o755}, Defer: true})
-	dropIn, err := execute("dropin-"+string(role)+".conf.tmpl", d)
+	if role != topology.RoleMonitor {
+		dropIn, err := execute("dropin-"+string(role)+".conf.tmpl", d)
+		if err != nil {
+			return data{}, nil, err
+		}
+		cf = append(cf, cloudFile{File: File{
+			Path: "/etc/systemd/system/" + string(role) + ".service.d/pgha.conf", Content: dropIn, Owner: "root:root", Mode: 0o644,
+		}, Defer: true})
+	}
+	monDropIn, err := execute("dropin-monitoring.conf.tmpl", d)
 	if err != nil {
 		return data{}, nil, err
 	}
-	cf = append(cf, cloudFile{File: File{
-		Path: "/etc/systemd/system/" + string(role) + ".service.d/pgha.conf", Content: dropIn, Owner: "root:root", Mode: 0o644,
-	}, Defer: true})
+	for _, u := range d.Monitored {
+		cf = append(cf, cloudFile{File: File{
+			Path: "/etc/systemd/system/" + u.Unit + ".d/pgha.conf", Content: monDropIn, Owner: "root:root", Mode: 0o644,
+		}, Defer: true})
+	}
 	boot, err := execute("boot-"+string(role)+".sh.tmpl", d)
 	if err != nil {
 		return data{}, nil, err

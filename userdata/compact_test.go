@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -67,6 +68,8 @@ func TestCompactScriptKeepsMeaning(t *testing.T) {
 	c := defaultCluster(t)
 	c.Backup = testBackup()
 	c.Watchdog = WatchdogAutomatic
+	c.Monitoring = &Monitoring{}
+	nodes := append(slices.Clone(c.Plan.Nodes), c.Plan.Monitor())
 	dir := t.TempDir()
 	parse := func(name string, script []byte) string {
 		f := filepath.Join(dir, "script")
@@ -76,7 +79,7 @@ func TestCompactScriptKeepsMeaning(t *testing.T) {
 		return string(out)
 	}
 	checked := 0
-	for _, n := range c.Plan.Nodes {
+	for _, n := range nodes {
 		doc, err := RenderCloudInit(c, n.Name)
 		require.NoError(t, err)
 		var cfg struct {
@@ -102,5 +105,5 @@ func TestCompactScriptKeepsMeaning(t *testing.T) {
 		}
 	}
 	// Each node's boot and secrets scripts at least.
-	assert.GreaterOrEqual(t, checked, 2*len(c.Plan.Nodes))
+	assert.GreaterOrEqual(t, checked, 2*len(nodes))
 }

@@ -34,6 +34,10 @@ const (
 // configuration take it.
 var promDuration = regexp.MustCompile(`^([0-9]+(ms|s|m|h|d|w|y))+$`)
 
+// ValidDuration reports whether d is a duration Prometheus takes (15s,
+// 15d, 1h30m).
+func ValidDuration(d string) bool { return promDuration.MatchString(d) }
+
 func (m Monitoring) retention() string {
 	if m.Retention == "" {
 		return DefaultRetention

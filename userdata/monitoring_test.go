@@ -160,13 +160,43 @@ func TestNodeExporterServesTLSOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(p.ExporterWebConfig, web, 0o644))
 
+	addr := freeAddr(t)
+	args := NodeExporterArgs(topology.Node{IP: c.Plan.Nodes[0].IP}, p)
+	require.Equal(t, "--web.config.file="+p.ExporterWebConfig, args[1])
+	log := startDaemon(t, nil, exporter, "--web.listen-address="+addr, args[1])
+	client := tt.client(t)
+	client.ServerName = node // the certificate names the node, not 127.0.0.1
+	body, err := waitTLSGet(client, "https://"+addr+"/metrics")
+	require.NoError(t, err, log.String())
+	assert.Contains(t, body, "node_exporter_build_info")
+
+	anon := client.Clone()
+	anon.Certificates = nil
+	_, err = tlsGet(anon, "https://"+addr+"/metrics")
+	require.Error(t, err, "a client without a certificate must be refused")
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err == nil {
+		resp.Body.Close()
+		assert.NotEqual(t, http.StatusOK, resp.StatusCode, "plain HTTP must get no metrics")
+	}
+}
+
+// freeAddr is a loopback address whose port nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	args := NodeExporterArgs(topology.Node{IP: c.Plan.Nodes[0].IP}, p)
-	require.Equal(t, "--web.config.file="+p.ExporterWebConfig, args[1])
-	cmd := exec.Command(exporter, "--web.listen-address="+addr, args[1])
+	return addr
+}
+
+// startDaemon runs argv with env (nil: this process's) until the test
+// ends, and returns what it logs.
+func startDaemon(t *testing.T, env []string, argv ...string) *strings.Builder {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
 	var log strings.Builder
 	cmd.Stdout, cmd.Stderr = &log, &log
 	require.NoError(t, cmd.Start())
@@ -174,41 +204,33 @@ func TestNodeExporterServesTLSOnly(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
+	return &log
+}
 
-	get := func(cfg *tls.Config) (string, error) {
-		hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-		resp, err := hc.Get("https://" + addr + "/metrics")
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
-		}
-		return string(body), err
+// tlsGet GETs url with cfg: its body, or an error unless HTTP 200.
+func tlsGet(cfg *tls.Config, url string) (string, error) {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	resp, err := hc.Get(url)
+	if err != nil {
+		return "", err
 	}
-	client := tt.client(t)
-	client.ServerName = node // the certificate names the node, not 127.0.0.1
-	var body string
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("HTTP %d: %s", resp.StatusCode, body)
+	}
+	return string(body), err
+}
+
+// waitTLSGet retries tlsGet for 20 s, while a daemon starts.
+func waitTLSGet(cfg *tls.Config, url string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
-		if body, err = get(client); err == nil || ctx.Err() != nil {
-			break
+		body, err := tlsGet(cfg, url)
+		if err == nil || ctx.Err() != nil {
+			return body, err
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-	require.NoError(t, err, log.String())
-	assert.Contains(t, body, "node_exporter_build_info")
-
-	anon := client.Clone()
-	anon.Certificates = nil
-	_, err = get(anon)
-	require.Error(t, err, "a client without a certificate must be refused")
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err == nil {
-		resp.Body.Close()
-		assert.NotEqual(t, http.StatusOK, resp.StatusCode, "plain HTTP must get no metrics")
 	}
 }

@@ -64,6 +64,9 @@ type data struct {
 	HAProxyMaxConn int
 	// Held are the packages the node holds from upgrades (cloud-init only).
 	Held []string
+	// Monitored are the node's monitoring daemons (cloud-init, with
+	// Cluster.Monitoring only).
+	Monitored []monitoredUnit
 }
 
 // ports are the IP plan's service ports, by the names templates use.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,6 +86,9 @@ func TestGolden(t *testing.T) {
 	prom, err := RenderPrometheusConfig(mc, CloudPaths())
 	require.NoError(t, err)
 	got["monitoring/monitor-1/prometheus.yml"] = prom
+	mci, err := RenderCloudInit(mc, mc.Plan.Monitor().Name)
+	require.NoError(t, err)
+	got["monitoring/monitor-1/cloud-init.yml"] = mci
 
 	// The Patroni fix is embedded verbatim (userdata/patroni), not
 	// rendered: a golden copy per node would only repeat it. The
@@ -131,8 +135,11 @@ func TestGolden(t *testing.T) {
 	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example; then
 	// pg-1 with backups: its patroni.yml, script, pgbackrest.conf and
 	// cloud-init document; the tuning of every workload on 3 sizes, and a
-	// patroni.yml and haproxy.cfg per size.
-	assert.Len(t, got, 3+3*2+2+8+1+4+3*len(Workloads)+3*2)
+	// patroni.yml and haproxy.cfg per size; with monitoring, pg-1's,
+	// haproxy-1's and etcd-1's files, each with the exporters' web
+	// configuration and a cloud-init document, and monitor-1's
+	// prometheus.yml and cloud-init document.
+	assert.Len(t, got, 3+3*2+2+8+1+4+3*len(Workloads)+3*2+(2+1+1)+3*2+2)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -376,16 +383,17 @@ func TestProfileReachesFiles(t *testing.T) {
 }
 
 // TestCloudInitFitsEC2 keeps every packed document under EC2's 16 KiB
-// user-data limit (before base64), backups and the watchdog included, with
-// 3 KiB to spare. A PostgreSQL node's is the largest (about 12 KiB packed,
-// its scripts' comments stripped): a feature that would cross this must move
-// static files (the scripts that are the same on every node) out of the
-// user data rather than lower it.
+// user-data limit (before base64), backups, the watchdog and monitoring
+// included, with 3 KiB to spare. A PostgreSQL node's is the largest (about
+// 12.8 KiB packed, its scripts' comments stripped): a feature that would
+// cross this must move static files (the scripts that are the same on every
+// node) out of the user data rather than lower it.
 func TestCloudInitFitsEC2(t *testing.T) {
 	c := defaultCluster(t)
 	c.Backup = testBackup()
 	c.Watchdog = WatchdogAutomatic
-	for _, n := range c.Plan.Nodes {
+	c.Monitoring = &Monitoring{}
+	for _, n := range append(slices.Clone(c.Plan.Nodes), c.Plan.Monitor()) {
 		b, err := RenderCloudInit(c, n.Name)
 		require.NoError(t, err)
 		packed, err := Pack(b)

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,7 +78,14 @@ func TestCloudInitSchema(t *testing.T) {
 	for _, sync := range []bool{false, true} {
 		c := defaultCluster(t)
 		c.SynchronousMode = sync
-		for _, n := range c.Plan.Nodes {
+		nodes := c.Plan.Nodes
+		if sync {
+			// With monitoring: every node's exporters, and the monitoring
+			// node.
+			c.Monitoring = &Monitoring{}
+			nodes = append(slices.Clone(nodes), c.Plan.Monitor())
+		}
+		for _, n := range nodes {
 			b, err := RenderCloudInit(c, n.Name)
 			require.NoError(t, err)
 			f := filepath.Join(dir, n.Name+".yml")
@@ -101,10 +109,21 @@ func TestCloudInitSchema(t *testing.T) {
 // post-bootstrap script, the boot script and the secrets fetcher.
 func TestScriptsParse(t *testing.T) {
 	bash := lookTool(t, "bash")
-	c := defaultCluster(t)
+	for _, mon := range []bool{false, true} {
+		c := defaultCluster(t)
+		nodes := c.Plan.Nodes
+		if mon {
+			c.Monitoring = &Monitoring{}
+			nodes = append(slices.Clone(nodes), c.Plan.Monitor())
+		}
+		scriptsParse(t, bash, c, nodes)
+	}
+}
+
+func scriptsParse(t *testing.T, bash string, c Cluster, nodes []topology.Node) {
 	dir := t.TempDir()
 	scripts := 0
-	for _, n := range c.Plan.Nodes {
+	for _, n := range nodes {
 		b, err := RenderCloudInit(c, n.Name)
 		require.NoError(t, err)
 		var doc struct {
@@ -126,8 +145,13 @@ func TestScriptsParse(t *testing.T) {
 		}
 	}
 	// etcd: join, data volume, fetch, boot; patroni: post-bootstrap, data
-	// volume, fetch, boot; haproxy: fetch, boot.
-	assert.Equal(t, 3*4+3*4+2*2, scripts)
+	// volume, fetch, boot; haproxy: fetch, boot; the monitoring node:
+	// fetch, boot.
+	want := 3*4 + 3*4 + 2*2
+	if c.Monitoring != nil {
+		want += 2
+	}
+	assert.Equal(t, want, scripts)
 }
 
 // TestSystemdDropIns checks each role's drop-in against the unit Debian's
@@ -183,6 +207,31 @@ func TestSystemdDropIns(t *testing.T) {
 		out, _ = verify(unit, dropIn+"NoSuchSetting=1\n", units)
 		assert.Contains(t, out, "Unknown key", "systemd-analyze must notice a bad drop-in")
 	}
+
+	// With monitoring, the drop-ins of the exporters' and Prometheus's
+	// units, against Debian's units.
+	c.Monitoring = &Monitoring{}
+	checked := 0
+	for _, node := range []string{"etcd-1", "pg-1", "haproxy-1", c.Plan.Monitor().Name} {
+		d, files, err := cloudFiles(c, node)
+		require.NoError(t, err)
+		for _, u := range d.Monitored {
+			var dropIn string
+			for _, f := range files {
+				if f.Path == "/etc/systemd/system/"+u.Unit+".d/pgha.conf" {
+					dropIn = string(f.Content)
+				}
+			}
+			require.NotEmpty(t, dropIn, "%s: no drop-in for %s", node, u.Unit)
+			out, err := verify(u.Unit, dropIn, nil)
+			require.NoError(t, err, "%s: %s", u.Unit, out)
+			assert.Empty(t, out, u.Unit)
+			out, _ = verify(u.Unit, dropIn+"NoSuchSetting=1\n", nil)
+			assert.Contains(t, out, "Unknown key", "systemd-analyze must notice a bad drop-in")
+			checked++
+		}
+	}
+	assert.Equal(t, 1+2+1+2, checked, "node_exporter everywhere, postgres_exporter on pg-1, Prometheus on the monitoring node")
 }
 
 // cloudFileContent returns one write_files entry of a node's cloud-config.
@@ -210,17 +259,28 @@ func cloudFileContent(t *testing.T, c Cluster, node, path string) string {
 // the aws CLI (there is no AWS here): it must write exactly the role's keys
 // into a 0600 file, and refuse a value that would need quoting without
 // leaving a partial file behind.
+// fetchCase is a node and the secrets-file keys its fetch script writes.
+type fetchCase struct {
+	node string
+	keys []string
+}
+
 func TestFetchSecretsScript(t *testing.T) {
-	c := defaultCluster(t)
-	cases := []struct {
-		node string
-		keys []string
-	}{
+	cases := []fetchCase{
 		{"pg-1", []string{EnvSuperuserUsername, EnvSuperuserPassword, EnvReplicationUsername, EnvReplicationPassword,
 			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword, EnvMonitorPassword}},
 		{"haproxy-1", []string{EnvStatsPassword}},
 		{"etcd-1", nil},
 	}
+	c := defaultCluster(t)
+	testFetchSecrets(t, c, cases...)
+	// With monitoring, every node also installs the exporters' copy of its
+	// key; the monitoring node reads no password.
+	c.Monitoring = &Monitoring{}
+	testFetchSecrets(t, c, append(cases, fetchCase{c.Plan.Monitor().Name, nil})...)
+}
+
+func testFetchSecrets(t *testing.T, c Cluster, cases ...fetchCase) {
 	for _, tc := range cases {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "etc", "secrets.env")
@@ -273,7 +333,8 @@ echo "v${name//\//_}"
 		msg, err := runFetch()
 		require.NoError(t, err, msg)
 		// The TLS material: the key its daemon's and 0600, the rest 0644.
-		n, _ := c.Plan.Node(tc.node)
+		n, err := c.node(tc.node, topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy, topology.RoleMonitor)
+		require.NoError(t, err)
 		for _, f := range []struct {
 			name, begin string
 			mode        os.FileMode
@@ -288,6 +349,17 @@ echo "v${name//\//_}"
 		assert.Contains(t, string(key), "k_pgha_dev_tls_"+tc.node+"-key", "each node reads its own key")
 		owners, _ := os.ReadFile(chowns)
 		assert.Contains(t, string(owners), KeyOwner(n.Role)+" "+filepath.Join(tlsDir, "node.crt.key")+"\n")
+		exporterKey := filepath.Join(tlsDir, path.Base(CloudPaths().ExporterKeyFile))
+		if c.Monitoring != nil {
+			assert.Contains(t, string(owners), "prometheus:prometheus "+exporterKey+"\n", tc.node)
+			st, err := os.Stat(exporterKey)
+			require.NoError(t, err, tc.node)
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), tc.node)
+			b, _ := os.ReadFile(exporterKey)
+			assert.Equal(t, string(key), string(b), "%s: the exporters' copy is the node's key", tc.node)
+		} else {
+			assert.NoFileExists(t, exporterKey, tc.node)
+		}
 		// A parameter that holds no PEM is refused, and the key stays.
 		msg, err = runFetch("BAD_PARAM=" + c.TLS.Key(tc.node))
 		require.Error(t, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 
 	"github.com/pgha/pgha/internal/topology"
@@ -210,12 +211,24 @@ func (c Cluster) validatePlan() []error {
 }
 
 // node finds a node of the given role, with an error that says what exists.
+// The monitoring node is not in Plan.Nodes: only a caller that names
+// RoleMonitor finds it, and only in a cluster with monitoring.
 func (c Cluster) node(name string, roles ...topology.Role) (topology.Node, error) {
 	n, ok := c.Plan.Node(name)
+	withMonitor := slices.Contains(roles, topology.RoleMonitor)
+	if !ok && withMonitor && name == c.Plan.Monitor().Name {
+		if c.Monitoring == nil {
+			return topology.Node{}, fmt.Errorf("node %q is the monitoring node, but cluster %s has no monitoring (Cluster.Monitoring is nil)", name, c.Name)
+		}
+		return c.Plan.Monitor(), nil
+	}
 	if !ok {
 		var known []string
 		for _, k := range c.Plan.Nodes {
 			known = append(known, k.Name)
+		}
+		if withMonitor && c.Monitoring != nil {
+			known = append(known, c.Plan.Monitor().Name)
 		}
 		return topology.Node{}, fmt.Errorf("node %q is not in the plan: use one of %v", name, known)
 	}
