@@ -170,11 +170,36 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 		return nil, err
 	}
 	nodes := placeNodes(p.cfg.Plan, t)
-	readiness, err := deployReadiness(ctx, p, b, nodes, jumpIP)
+	// The monitoring node watches the cluster; the readiness gate waits
+	// for its boot too, but it is not one of the cluster's nodes.
+	gated := nodes
+	if p.cfg.Monitoring {
+		mon, err := deployMonitor(ctx, p, b)
+		if err != nil {
+			return nil, err
+		}
+		gated = append(append([]placed(nil), nodes...), placed{node: p.cfg.Plan.Monitor(), inst: mon.Instances[0]})
+	}
+	readiness, err := deployReadiness(ctx, p, b, gated, jumpIP)
 	if err != nil {
 		return nil, err
 	}
 	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b, readiness), nil
+}
+
+// deployMonitor registers the monitoring node: its certificate, then the
+// instance, in the first private subnet. Prometheus scrapes what answers;
+// the node needs nothing of the cluster to boot.
+func deployMonitor(ctx *pulumi.Context, p *prepared, b *base) (*components.MonitoringNode, error) {
+	cfg := p.cfg
+	m := cfg.Plan.Monitor()
+	cert, err := b.tls.Node(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	args := tierArgs(p, b, topology.RoleMonitor, topology.Private, cfg.MonitoringType, cfg.MonitoringVolume, cert.Parameters)
+	args.Nodes = []topology.Node{m}
+	return components.NewMonitoringNode(ctx, "monitor", args, b.withAWS)
 }
 
 // base is what every tier stands on.
@@ -218,6 +243,7 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 		VpcID:        b.network.VpcID.ToStringOutput(),
 		AllowedCIDRs: cfg.AllowedCIDRs,
 		LoadBalancer: cfg.NetworkLoadBalancer,
+		Monitoring:   cfg.Monitoring,
 		Tags:         b.tagger,
 	}, b.withAWS); err != nil {
 		return nil, err
@@ -544,6 +570,10 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 	}
 	if privateKey != nil {
 		outs[outputs.KeySSHPrivateKey] = pulumi.ToSecret(privateKey)
+	}
+	if cfg.Monitoring {
+		// Private, like the stats page: reached through the jump host.
+		outs[outputs.KeyPrometheusEndpoint] = pulumi.Sprintf("https://%s:%d", cfg.Plan.Monitor().IP.String(), topology.PortPrometheus)
 	}
 	if bk != nil {
 		outs[outputs.KeyBackups] = pulumi.Map{

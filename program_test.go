@@ -51,6 +51,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"pgha:index:HAProxyTier":                  1,
 		"pgha:index:Readiness":                    1,
 		"pgha:index:ClusterTLS":                   1,
+		"pgha:index:MonitoringNode":               1, // pgha:monitoring is on by default
 		"aws:ec2/vpc:Vpc":                         1,
 		"aws:ec2/internetGateway:InternetGateway": 1,
 		tSubnet:     6,
@@ -58,15 +59,15 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
 		"aws:ec2/eip:Eip":               3, // 1 NAT + 2 HAProxy
 		"aws:ec2/natGateway:NatGateway": 1,
-		tSG:                             3,
-		tIngress:                        13,
-		tEgress:                         16, // with the stats page between the HAProxy nodes
-		tInstance:                       8,
+		tSG:                             4,       // etcd, patroni, haproxy, monitor
+		tIngress:                        13 + 9,  // + the metrics ports from the monitor, 9090 and SSH to it
+		tEgress:                         16 + 11, // with the stats page; + the monitor's scrapes, apt/SSM, the jump host to it
+		tInstance:                       8 + 1,
 		tVolume:                         6, // etcd and PostgreSQL data
 		tAttachment:                     6,
-		"aws:iam/role:Role":             3,
-		tRolePolicy:                     4, // every tier reads its TLS material; PostgreSQL's backups
-		"pgha:index:Backups":            1, // pgha:backups is on by default
+		"aws:iam/role:Role":             3 + 1,
+		tRolePolicy:                     4 + 1, // every tier reads its TLS material; PostgreSQL's backups
+		"pgha:index:Backups":            1,     // pgha:backups is on by default
 		"aws:kms/key:Key":               1,
 		"aws:s3/bucketV2:BucketV2":      1,
 		"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":                                     1,
@@ -75,15 +76,15 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": 1,
 		"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               1,
 		"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       1,
-		"aws:iam/instanceProfile:InstanceProfile":                                                    3,
-		"aws:ssm/parameter:Parameter":                                                                7 + 1 + 2*8, // passwords, the CA, each node's certificate and key
+		"aws:iam/instanceProfile:InstanceProfile":                                                    3 + 1,
+		"aws:ssm/parameter:Parameter":                                                                7 + 1 + 2*9, // passwords, the CA, each node's (and the monitor's) certificate and key
 		"random:index/randomPassword:RandomPassword":                                                 7,
-		"tls:index/privateKey:PrivateKey":                                                            1 + 1 + 1 + 8, // SSH, the CA, the client, the nodes
+		"tls:index/privateKey:PrivateKey":                                                            1 + 1 + 1 + 9, // SSH, the CA, the client, the nodes and the monitor
 		"tls:index/selfSignedCert:SelfSignedCert":                                                    1,
-		"tls:index/certRequest:CertRequest":                                                          1 + 8,
-		"tls:index/locallySignedCert:LocallySignedCert":                                              1 + 8,
+		"tls:index/certRequest:CertRequest":                                                          1 + 9,
+		"tls:index/locallySignedCert:LocallySignedCert":                                              1 + 9,
 		"aws:ec2/keyPair:KeyPair":                                                                    1,
-		"command:remote:Command":                                                                     9, // 8 waits (each also reads its node's host keys), cluster check
+		"command:remote:Command":                                                                     10, // 9 waits (each also reads its node's host keys), cluster check
 	}
 	assert.Equal(t, want, counts)
 }
@@ -171,7 +172,7 @@ func ruleLines(t *testing.T, r *run) []string {
 }
 
 // expectedRules is the security table of the issue, written out by hand.
-func expectedRules(cidrs []string, nlb bool) []string {
+func expectedRules(cidrs []string, nlb, monitoring bool) []string {
 	want := []string{
 		"etcd in tcp 2379 sg:patroni",
 		"etcd in tcp 2379 sg:etcd",
@@ -217,20 +218,35 @@ func expectedRules(cidrs []string, nlb bool) []string {
 	}
 	// The stats page is private: reached through a jump host.
 	want = append(want, "haproxy in tcp 7000 sg:haproxy", "haproxy out tcp 7000 sg:haproxy")
+	if monitoring {
+		// The monitoring node reaches the metrics ports only, and only the
+		// jump hosts reach it.
+		for _, m := range []string{"etcd 9100", "etcd 2379", "patroni 9100", "patroni 9187", "patroni 8008", "haproxy 9100", "haproxy 8405"} {
+			group, port, _ := strings.Cut(m, " ")
+			want = append(want, group+" in tcp "+port+" sg:monitor", "monitor out tcp "+port+" sg:"+group)
+		}
+		want = append(want,
+			"monitor in tcp 9090 sg:haproxy", "monitor in tcp 22 sg:haproxy",
+			"haproxy out tcp 9090 sg:monitor", "haproxy out tcp 22 sg:monitor",
+			"monitor out tcp 443 cidr:0.0.0.0/0", "monitor out tcp 80 cidr:0.0.0.0/0")
+	}
 	sort.Strings(want)
 	return want
 }
 
 func TestSecurityRulesMatchTheTable(t *testing.T) {
 	for _, nlb := range []bool{false, true} {
-		t.Run(fmt.Sprintf("nlb=%v", nlb), func(t *testing.T) {
+		// The monitoring node is on by default; off, it leaves no rule.
+		monitoring := !nlb
+		t.Run(fmt.Sprintf("nlb=%v,monitoring=%v", nlb, monitoring), func(t *testing.T) {
 			cfg := baseConfig()
 			cfg["pgha:allowedCidrs"] = `["100.20.30.0/24", "100.20.40.7/32"]`
 			cfg["pgha:networkLoadBalancer"] = fmt.Sprint(nlb)
+			cfg["pgha:monitoring"] = fmt.Sprint(monitoring)
 			r := runProgram(t, cfg, nil, nil)
 			require.NoError(t, r.err)
 			cidrs := []string{"100.20.30.0/24", "100.20.40.7/32"}
-			assert.Equal(t, expectedRules(cidrs, nlb), ruleLines(t, r))
+			assert.Equal(t, expectedRules(cidrs, nlb, monitoring), ruleLines(t, r))
 		})
 	}
 }
@@ -278,7 +294,7 @@ func TestInstancesAreHardened(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
 	insts := r.mocks.byType(tInstance)
-	require.Len(t, insts, 8)
+	require.Len(t, insts, 9) // the cluster and the monitoring node
 	for _, i := range insts {
 		md := obj(i.Inputs, "metadataOptions")
 		assert.Equal(t, "required", str(md, "httpTokens"), "%s: IMDSv2", i.Name)
@@ -398,7 +414,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeySynchronousMode, outputs.KeyVPCCIDR, outputs.KeyWriteEndpoint, outputs.KeyReadEndpoint,
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
 		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
-		outputs.KeyBackups, outputs.KeyCACertificate, outputs.KeyClientTLS,
+		outputs.KeyBackups, outputs.KeyCACertificate, outputs.KeyClientTLS, outputs.KeyPrometheusEndpoint,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -417,7 +433,8 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		JumpHostKeys: mockNodeHostKeys("haproxy-1"),
 	}, s.Access)
 	assert.Equal(t, mockPrivateKey, s.SSHPrivateKey)
-	require.Len(t, s.Nodes, 8)
+	assert.Equal(t, "https://10.42.4.40:9090", s.PrometheusEndpoint, "the monitoring node's private address, reached through the jump host")
+	require.Len(t, s.Nodes, 8, "the cluster's nodes; the monitoring node is not one")
 	pg2, ok := s.NodeByName("pg-2")
 	require.True(t, ok)
 	assert.Equal(t, outputs.Node{Name: "pg-2", Role: "patroni", AZ: "eu-west-1b", PrivateIP: "10.42.5.20", InstanceID: "patroni-pg-2_id", DataVolumeID: "patroni-pg-2-data_id",
@@ -467,7 +484,7 @@ func TestEveryNodeHasItsOwnHostKeys(t *testing.T) {
 			assert.Less(t, ready, keys, "%s prints the keys before the node is ready", c.Name)
 		}
 	}
-	assert.Equal(t, 8, waits)
+	assert.Equal(t, 9, waits, "the cluster's nodes and the monitoring node")
 }
 
 func TestLoadBalancerEndpoint(t *testing.T) {
@@ -483,7 +500,7 @@ func TestLoadBalancerEndpoint(t *testing.T) {
 	assert.Equal(t, 2, counts["aws:lb/targetGroup:TargetGroup"])
 	assert.Equal(t, 2, counts["aws:lb/listener:Listener"])
 	assert.Equal(t, 4, counts["aws:lb/targetGroupAttachment:TargetGroupAttachment"])
-	assert.Equal(t, 4, counts[tSG])
+	assert.Equal(t, 5, counts[tSG], "etcd, patroni, haproxy, nlb, monitor")
 	lb := r.mocks.byType("aws:lb/loadBalancer:LoadBalancer")[0]
 	assert.Equal(t, "network", str(lb.Inputs, "loadBalancerType"))
 	assert.Len(t, lb.Inputs["subnets"].ArrayValue(), 3, "the NLB spans the 3 public subnets")
@@ -559,6 +576,7 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 		"patroni": {"app-password", "monitor-password", "replication-password", "restapi-password", "rewind-password", "superuser-password",
 			"tls/ca-certificate", "tls/pg-1-certificate", "tls/pg-1-key", "tls/pg-2-certificate", "tls/pg-2-key", "tls/pg-3-certificate", "tls/pg-3-key"},
 		"haproxy": {"stats-password", "tls/ca-certificate", "tls/haproxy-1-certificate", "tls/haproxy-1-key", "tls/haproxy-2-certificate", "tls/haproxy-2-key"},
+		"monitor": {"tls/ca-certificate", "tls/monitor-1-certificate", "tls/monitor-1-key"},
 	}, got)
 	// The same, from the parameters the program creates: every key
 	// parameter is readable by its own node's role, and by no other.
@@ -571,6 +589,9 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 		}
 		node := strings.TrimSuffix(strings.TrimPrefix(name, "tls/"), "-key")
 		n, ok := plan.Node(node)
+		if node == plan.Monitor().Name {
+			n, ok = plan.Monitor(), true
+		}
 		require.True(t, ok, "key parameter %s of no node", name)
 		for tier, arns := range got {
 			assert.Equal(t, tier == string(n.Role), slices.Contains(arns, name), "tier %s and %s", tier, name)
@@ -658,7 +679,7 @@ func TestReadinessGoesThroughTheJumpHost(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
 	cmds := r.mocks.byType("command:remote:Command")
-	require.Len(t, cmds, 9)
+	require.Len(t, cmds, 10)
 	for _, c := range cmds {
 		conn := obj(c.Inputs, "connection")
 		assert.Equal(t, "admin", str(conn, "user"), c.Name)
@@ -736,7 +757,7 @@ func TestBootOrder(t *testing.T) {
 			}
 		}
 	}
-	require.Len(t, waits, 8)
+	require.Len(t, waits, 9)
 	for _, w := range waits {
 		assert.True(t, dependsOnName(check.Deps, w), "the cluster check does not wait for %s", w)
 	}
@@ -749,7 +770,7 @@ func TestInstancesReplaceDeleteFirst(t *testing.T) {
 	r := runProgram(t, baseConfig(), nil, nil)
 	require.NoError(t, r.err)
 	insts := r.mocks.byType(tInstance)
-	require.Len(t, insts, 8)
+	require.Len(t, insts, 9)
 	for _, i := range insts {
 		assert.True(t, i.DeleteBeforeReplace, "%s replaces create-first", i.Name)
 		assert.NotEmpty(t, str(i.Inputs, "privateIp"), i.Name)
@@ -976,7 +997,11 @@ func TestBackupRepository(t *testing.T) {
 			assert.Contains(t, ud, "OnCalendar=Mon..Sat *-*-* 02:00:00", i.Name)
 			assert.Contains(t, ud, "repo1-retention-full=2", i.Name)
 		} else {
-			assert.NotContains(t, ud, "pgbackrest", i.Name)
+			// No repository, package or configuration (the monitoring
+			// node's alert rules name pgBackRest in their runbook lines).
+			assert.NotContains(t, ud, "repo1-", i.Name)
+			assert.NotContains(t, ud, "  - pgbackrest\n", i.Name)
+			assert.NotContains(t, ud, "/etc/pgbackrest.conf", i.Name)
 		}
 	}
 

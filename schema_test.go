@@ -46,6 +46,10 @@ var allKeys = map[string]any{
 	stackconfig.KeyBackupDiff:          stackconfig.DefaultBackupDiff,
 	stackconfig.KeyBackupRetention:     stackconfig.DefaultBackupRetention,
 	stackconfig.KeyNetworkLoadBalancer: false,
+	stackconfig.KeyMonitoring:          stackconfig.DefaultMonitoring,
+	stackconfig.KeyMonitoringType:      stackconfig.DefaultMonitoringType,
+	stackconfig.KeyMonitoringVolume:    stackconfig.DefaultMonitoringVolume,
+	stackconfig.KeyMonitoringRetention: stackconfig.DefaultMonitoringRetention,
 	stackconfig.KeySSHPublicKey:        "",
 	stackconfig.KeyAMI:                 "",
 }

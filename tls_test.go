@@ -113,8 +113,8 @@ func TestClusterTLSMaterial(t *testing.T) {
 	assert.Equal(t, "String", str(caParam.Inputs, "type"))
 	assert.Equal(t, caPEM, paramValue(caParam))
 
-	// Every node's certificate and key.
-	for _, n := range plan.Nodes {
+	// Every node's certificate and key, the monitoring node's too.
+	for _, n := range append(slices.Clone(plan.Nodes), plan.Monitor()) {
 		cp, ok := params[tlsPrefix+n.Name+"-certificate"]
 		require.True(t, ok, "%s: no certificate parameter", n.Name)
 		kp, ok := params[tlsPrefix+n.Name+"-key"]
@@ -156,7 +156,7 @@ func TestClusterTLSMaterial(t *testing.T) {
 			n++
 		}
 	}
-	assert.Equal(t, 1+2*len(plan.Nodes), n)
+	assert.Equal(t, 1+2*(len(plan.Nodes)+1), n)
 
 	// pgha's tools' certificate: client authentication only, secret.
 	assert.True(t, r.secret[outputs.KeyClientTLS], "clientTls must be secret")
@@ -276,7 +276,7 @@ func TestNoPrivateKeyInUserDataOrPlainValues(t *testing.T) {
 			keys = append(keys, p)
 		}
 	}
-	require.Len(t, keys, 1+1+8, "the CA's, the client's, the nodes'")
+	require.Len(t, keys, 1+1+8+1, "the CA's, the client's, the nodes', the monitoring node's")
 	for _, i := range r.mocks.byType(tInstance) {
 		ud := userData(t, i)
 		assert.NotRegexp(t, pemPrivateKey, ud, i.Name)

@@ -18,6 +18,7 @@ const (
 	SGPatroni = "patroni"
 	SGHAProxy = "haproxy"
 	SGNLB     = "nlb"
+	SGMonitor = "monitor"
 )
 
 // Egress ports for apt and the SSM API; the service ports are the IP
@@ -34,6 +35,7 @@ var GroupDescriptions = map[string]string{
 	SGPatroni: "pgha Patroni and PostgreSQL members",
 	SGHAProxy: "pgha HAProxy nodes and SSH jump hosts",
 	SGNLB:     "pgha network load balancer",
+	SGMonitor: "pgha monitoring node (Prometheus)",
 }
 
 // SecurityArgs describe who may talk to whom.
@@ -43,7 +45,10 @@ type SecurityArgs struct {
 	// LoadBalancer adds a group for the network load balancer, which then
 	// reaches HAProxy's 5000/5001 in place of the operator networks.
 	LoadBalancer bool
-	Tags         Tagger
+	// Monitoring adds the monitoring node's group, and admits it to every
+	// node's metrics ports.
+	Monitoring bool
+	Tags       Tagger
 }
 
 // Security holds one security group per tier.
@@ -79,13 +84,17 @@ type Rule struct {
 //     hosts. The stats page (7000, HTTPS) listens on private addresses
 //     only and is reached through a jump host, so only the HAProxy group
 //     admits it;
-//   - SSH into etcd and Patroni only from the jump hosts.
+//   - SSH into etcd and Patroni only from the jump hosts;
+//   - with monitoring, the monitoring node reaches each tier's metrics
+//     ports (exporters, Patroni's REST API, etcd's client port, HAProxy's
+//     exporter) and nothing else, and is reached only from the jump hosts
+//     (Prometheus 9090, SSH).
 //
 // Egress is as narrow: HTTP and HTTPS out for apt (Debian mirrors), the
 // Debian and AWS package CDNs and the SSM API; the service ports only towards
 // the tier that serves them. DNS, NTP and the instance metadata service use
 // link-local addresses that security groups do not filter.
-func Rules(allowed []string, loadBalancer bool) []Rule {
+func Rules(allowed []string, loadBalancer, monitoring bool) []Rule {
 	var r []Rule
 	in := func(group string, port int, peer, desc string) {
 		r = append(r, Rule{Group: group, Ingress: true, Protocol: "tcp", Port: port, Peer: peer, Description: desc})
@@ -142,8 +151,32 @@ func Rules(allowed []string, loadBalancer bool) []Rule {
 	out(SGHAProxy, topology.PortSSH, SGEtcd, "jump host SSH to etcd nodes")
 	out(SGHAProxy, topology.PortSSH, SGPatroni, "jump host SSH to Patroni nodes")
 
+	groups := []string{SGEtcd, SGPatroni, SGHAProxy}
+	if monitoring {
+		scraped := []struct {
+			group string
+			role  topology.Role
+			extra []int // the role's service ports that serve /metrics too
+		}{
+			{SGEtcd, topology.RoleEtcd, []int{topology.PortEtcdClient}},
+			{SGPatroni, topology.RolePatroni, []int{topology.PortPatroniAPI}},
+			{SGHAProxy, topology.RoleHAProxy, nil},
+		}
+		for _, s := range scraped {
+			for _, port := range append(s.role.MetricsPorts(), s.extra...) {
+				in(s.group, port, SGMonitor, "metrics scraped by the monitoring node")
+				out(SGMonitor, port, s.group, "Prometheus scrapes "+s.group+" metrics")
+			}
+		}
+		in(SGMonitor, topology.PortPrometheus, SGHAProxy, "Prometheus through the jump hosts")
+		in(SGMonitor, topology.PortSSH, SGHAProxy, "SSH from the jump hosts")
+		out(SGHAProxy, topology.PortPrometheus, SGMonitor, "jump host to Prometheus")
+		out(SGHAProxy, topology.PortSSH, SGMonitor, "jump host SSH to the monitoring node")
+		groups = append(groups, SGMonitor)
+	}
+
 	// Package installation and SSM, for every node tier.
-	for _, g := range []string{SGEtcd, SGPatroni, SGHAProxy} {
+	for _, g := range groups {
 		outCIDR(g, PortHTTPS, "0.0.0.0/0", "HTTPS for apt mirrors and the SSM API")
 		outCIDR(g, PortHTTP, "0.0.0.0/0", "HTTP for Debian apt mirrors (packages are signed)")
 	}
@@ -174,6 +207,9 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 	if args.LoadBalancer {
 		groups = append(groups, SGNLB)
 	}
+	if args.Monitoring {
+		groups = append(groups, SGMonitor)
+	}
 	for _, g := range groups {
 		// No inline rules: the provider then removes AWS's default
 		// allow-all egress, and every rule below is its own resource.
@@ -188,7 +224,7 @@ func NewSecurity(ctx *pulumi.Context, name string, args *SecurityArgs, opts ...p
 		s.Groups[g] = sg
 		s.Rules = append(s.Rules, sg)
 	}
-	for _, r := range Rules(args.AllowedCIDRs, args.LoadBalancer) {
+	for _, r := range Rules(args.AllowedCIDRs, args.LoadBalancer, args.Monitoring) {
 		sg := s.Groups[r.Group]
 		tags := args.Tags.Tags(r.Group, r.Name("sg"))
 		var peerID pulumi.StringPtrInput

@@ -24,6 +24,7 @@ const (
 	TypeReadiness = "pgha:index:Readiness"
 	TypeBackups   = "pgha:index:Backups"
 	TypeTLS       = "pgha:index:ClusterTLS"
+	TypeMonitor   = "pgha:index:MonitoringNode"
 )
 
 // Dependencies is the custom resources a component created. Depend on

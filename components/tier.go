@@ -92,6 +92,24 @@ type HAProxyTier struct {
 	Tier
 }
 
+// MonitoringNode is the optional monitoring node: Prometheus, scraping every
+// node's exporters. Its samples live on the root volume (retention bounds
+// them); it keeps nothing that must outlive the instance.
+type MonitoringNode struct {
+	pulumi.ResourceState
+	Tier
+}
+
+// NewMonitoringNode creates the monitoring node (args.Nodes holds the
+// plan's Monitor()).
+func NewMonitoringNode(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*MonitoringNode, error) {
+	c := &MonitoringNode{}
+	if err := ctx.RegisterComponentResource(TypeMonitor, name, c, opts...); err != nil {
+		return nil, err
+	}
+	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RoleMonitor), args)
+}
+
 // NewEtcdCluster creates the etcd tier.
 func NewEtcdCluster(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*EtcdCluster, error) {
 	c := &EtcdCluster{}

@@ -128,7 +128,7 @@ func NewClusterTLS(ctx *pulumi.Context, name string, args *ClusterTLSArgs, opts 
 // public addresses, the load balancer's DNS name), as they become known;
 // other nodes' certificates name only the node, and take none.
 func (c *ClusterTLS) Node(ctx *pulumi.Context, n topology.Node, endpoints ...pulumi.StringInput) (*NodeCertificate, error) {
-	if _, ok := c.plan.Node(n.Name); !ok {
+	if _, ok := c.plan.Node(n.Name); !ok && n != c.plan.Monitor() {
 		return nil, fmt.Errorf("%s: node %s is not in the plan", c.name, n.Name)
 	}
 	if n.Role != topology.RolePatroni && len(endpoints) > 0 {

@@ -58,6 +58,10 @@ const (
 	KeyNetworkLoadBalancer = "networkLoadBalancer"
 	KeySSHPublicKey        = "sshPublicKey"
 	KeyAMI                 = "amiId"
+	KeyMonitoring          = "monitoring"
+	KeyMonitoringType      = "monitoringInstanceType"
+	KeyMonitoringVolume    = "monitoringVolumeSize"
+	KeyMonitoringRetention = "monitoringRetention"
 )
 
 // PasswordKeys are the optional config secrets, one per password of the
@@ -100,6 +104,13 @@ const (
 	DefaultBackupFull          = "Sun *-*-* 02:00:00"
 	DefaultBackupDiff          = "Mon..Sat *-*-* 02:00:00"
 	DefaultBackupRetention     = 2
+	DefaultMonitoring          = true
+	DefaultMonitoringType      = "t3.small"
+	// Prometheus keeps its samples on the root volume: about 1-2 bytes per
+	// sample, 21 targets of a few thousand series every 15 s is well under
+	// 5 GiB for DefaultMonitoringRetention.
+	DefaultMonitoringVolume    = 20
+	DefaultMonitoringRetention = userdata.DefaultRetention
 )
 
 // Volume bounds in GiB: the Debian 12 AMI's root snapshot is 8 GiB, and gp3
@@ -156,6 +167,12 @@ type Config struct {
 	NetworkLoadBalancer bool
 	SSHPublicKey        string // empty: the program generates a key pair
 	AMI                 string // empty: the AMI the stack runs, or the newest Debian 12 AMI
+	// Monitoring adds the monitoring node (Prometheus, in a private subnet,
+	// reached through the jump host) and the exporters on every node.
+	Monitoring          bool
+	MonitoringType      string
+	MonitoringVolume    int
+	MonitoringRetention string
 	// Passwords holds the configured password secrets by key; a missing key
 	// means "generate it".
 	Passwords map[string]string
@@ -324,6 +341,15 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	}
 
 	c.NetworkLoadBalancer = boolean(KeyNetworkLoadBalancer, false)
+
+	c.Monitoring = boolean(KeyMonitoring, DefaultMonitoring)
+	c.MonitoringType = instanceType(KeyMonitoringType, str(KeyMonitoringType, DefaultMonitoringType), DefaultMonitoringType, false, bad)
+	c.MonitoringVolume = volume(KeyMonitoringVolume, integer(KeyMonitoringVolume, DefaultMonitoringVolume), DefaultMonitoringVolume, bad)
+	c.MonitoringRetention = str(KeyMonitoringRetention, DefaultMonitoringRetention)
+	if !userdata.ValidDuration(c.MonitoringRetention) {
+		bad(Full(KeyMonitoringRetention), "%q is not a Prometheus duration such as 15d, 12h or 4w; fix: pulumi config set %s %s",
+			c.MonitoringRetention, Full(KeyMonitoringRetention), DefaultMonitoringRetention)
+	}
 
 	c.SSHPublicKey = str(KeySSHPublicKey, "")
 	if c.SSHPublicKey != "" {

@@ -31,6 +31,10 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, 8, c.EtcdDataSize)
 	assert.True(t, c.ProtectData, "the databases are protected from pulumi destroy unless the user opts out")
 	assert.Equal(t, "haproxy-1", c.JumpHost)
+	assert.True(t, c.Monitoring, "the monitoring node is on by default")
+	assert.Equal(t, "t3.small", c.MonitoringType)
+	assert.Equal(t, 20, c.MonitoringVolume)
+	assert.Equal(t, "15d", c.MonitoringRetention)
 	assert.Empty(t, c.SSHPublicKey)
 	assert.Empty(t, c.Passwords)
 }
@@ -59,6 +63,9 @@ func TestDataVolumesAndJumpHost(t *testing.T) {
 		{"pgha:jumpHost", "pg-1", `"pg-1" is not an HAProxy node (want one of haproxy-1, haproxy-2)`},
 		{"pgha:backupFullSchedule", "Sun 02:00; rm -rf /", "is not a systemd calendar event"},
 		{"pgha:backupRetentionFull", "0", "pulumi config set pgha:backupRetentionFull 2"},
+		{"pgha:monitoringRetention", "two weeks", `"two weeks" is not a Prometheus duration such as 15d, 12h or 4w; fix: pulumi config set pgha:monitoringRetention 15d`},
+		{"pgha:monitoringInstanceType", "t3.nano", "pgha:monitoringInstanceType"},
+		{"pgha:monitoringVolumeSize", "4", "pulumi config set pgha:monitoringVolumeSize 20"},
 	} {
 		_, err := Load("dev", getter(with(tc.key, tc.value)), nil)
 		require.Error(t, err, tc.key)

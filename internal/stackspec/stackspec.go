@@ -8,6 +8,7 @@ package stackspec
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/pgha/pgha/internal/iampolicy"
 	"github.com/pgha/pgha/internal/stackconfig"
@@ -94,10 +95,13 @@ func Build(cfg stackconfig.Config, stack string, in Inputs) (*Spec, error) {
 		},
 		UserData: map[string]string{},
 	}
+	if cfg.Monitoring {
+		s.Cluster.Monitoring = &userdata.Monitoring{Retention: cfg.MonitoringRetention}
+	}
 	if err := s.Cluster.Validate(); err != nil {
 		return nil, fmt.Errorf("node configuration: %w", err)
 	}
-	for _, n := range cfg.Plan.Nodes {
+	for _, n := range s.Nodes() {
 		doc, err := userdata.RenderCloudInit(s.Cluster, n.Name)
 		if err != nil {
 			return nil, fmt.Errorf("rendering the user data of %s: %w", n.Name, err)
@@ -105,6 +109,16 @@ func Build(cfg stackconfig.Config, stack string, in Inputs) (*Spec, error) {
 		s.UserData[n.Name] = string(doc)
 	}
 	return s, nil
+}
+
+// Nodes are the nodes the stack boots: the cluster's, and the monitoring
+// node with pgha:monitoring.
+func (s *Spec) Nodes() []topology.Node {
+	nodes := append([]topology.Node(nil), s.Config.Plan.Nodes...)
+	if s.Cluster.Monitoring != nil {
+		nodes = append(nodes, s.Config.Plan.Monitor())
+	}
+	return nodes
 }
 
 // ParameterARN is the ARN of a secret's SSM parameter.
@@ -128,12 +142,13 @@ func (s *Spec) TierParameters(partition, account string) map[topology.Role][]str
 			m[r] = append(m[r], s.ParameterARN(partition, account, sec))
 		}
 	}
-	for _, r := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
-		m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.CA()))
-		for _, n := range s.Config.Plan.ByRole(r) {
-			m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.Certificate(n.Name)),
-				s.paramARN(partition, account, s.Cluster.TLS.Key(n.Name)))
+	for _, n := range s.Nodes() {
+		r := n.Role
+		if !slices.Contains(m[r], s.paramARN(partition, account, s.Cluster.TLS.CA())) {
+			m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.CA()))
 		}
+		m[r] = append(m[r], s.paramARN(partition, account, s.Cluster.TLS.Certificate(n.Name)),
+			s.paramARN(partition, account, s.Cluster.TLS.Key(n.Name)))
 	}
 	return m
 }
