@@ -124,14 +124,7 @@ func monitorNodeFiles(c Cluster, p Paths) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkPaths([2]string{"ExporterWebConfig", p.ExporterWebConfig}, [2]string{"ExporterKeyFile", p.ExporterKeyFile}); err != nil {
-		return nil, err
-	}
-	web, err := RenderExporterWebConfig(p)
-	if err != nil {
-		return nil, err
-	}
-	return append(files, File{Path: p.ExporterWebConfig, Content: web, Owner: "root:root", Mode: 0o644}), nil
+	return withExporterWebConfig(files, p)
 }
 
 // MonitoredUnits are the node's monitoring units, separated by spaces, for

@@ -287,6 +287,12 @@ func NodeFiles(c Cluster, node string, p Paths) ([]File, error) {
 	if err != nil || c.Monitoring == nil {
 		return files, err
 	}
+	return withExporterWebConfig(files, p)
+}
+
+// withExporterWebConfig adds the exporters' web configuration to a
+// monitored node's files.
+func withExporterWebConfig(files []File, p Paths) ([]File, error) {
 	if err := checkPaths([2]string{"ExporterWebConfig", p.ExporterWebConfig}, [2]string{"ExporterKeyFile", p.ExporterKeyFile}); err != nil {
 		return nil, err
 	}

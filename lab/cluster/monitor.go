@@ -228,14 +228,14 @@ func (l *Lab) PrometheusClient() (*http.Client, error) {
 	return access.HTTPSClient(dial, 5*time.Second, probe.TLSConfig(s)), nil
 }
 
-// TargetsDown lists the scrape targets whose last scrape failed or that
-// were not scraped yet, as job/node.
-func (l *Lab) TargetsDown(ctx context.Context) ([]string, error) {
+// promGet GETs a path of the lab's Prometheus API and returns the body of
+// a 200 answer.
+func (l *Lab) promGet(ctx context.Context, path string) ([]byte, error) {
 	hc, err := l.PrometheusClient()
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.PrometheusURL()+"/api/v1/targets?state=active", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.PrometheusURL()+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +250,16 @@ func (l *Lab) TargetsDown(ctx context.Context) ([]string, error) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("Prometheus: HTTP %d: %s", resp.StatusCode, body)
+	}
+	return body, nil
+}
+
+// TargetsDown lists the scrape targets whose last scrape failed or that
+// were not scraped yet, as job/node.
+func (l *Lab) TargetsDown(ctx context.Context) ([]string, error) {
+	body, err := l.promGet(ctx, "/api/v1/targets?state=active")
+	if err != nil {
+		return nil, err
 	}
 	var doc struct {
 		Data struct {
@@ -283,20 +293,7 @@ func (l *Lab) TargetsDown(ctx context.Context) ([]string, error) {
 // Query runs a PromQL instant query on the lab's Prometheus and returns
 // its result vector as label sets with values.
 func (l *Lab) Query(ctx context.Context, q string) ([]Sample, error) {
-	hc, err := l.PrometheusClient()
-	if err != nil {
-		return nil, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.PrometheusURL()+"/api/v1/query?query="+url.QueryEscape(q), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := l.promGet(ctx, "/api/v1/query?query="+url.QueryEscape(q))
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +308,7 @@ func (l *Lab) Query(ctx context.Context, q string) ([]Sample, error) {
 		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("Prometheus: HTTP %d: %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("Prometheus's answer to %q: %w", q, err)
 	}
 	if doc.Status != "success" {
 		return nil, fmt.Errorf("Prometheus: %s", doc.Error)
