@@ -97,6 +97,7 @@ func TestValidateAgainstLab(t *testing.T) {
 		for _, k := range []string{"fault", "promotion", "restore", "healthy", "resumed"} {
 			require.Contains(t, kinds, k)
 		}
+		requireAlertsAsExpected(t, l, r)
 
 		md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 		require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/pgha/pgha/internal/access"
 	"github.com/pgha/pgha/validate/internal/promgraph"
 	"github.com/pgha/pgha/validate/internal/report"
 )
@@ -39,8 +38,7 @@ func (e *env) graphMetrics(ctx context.Context, c *report.Check) {
 	for _, n := range e.stack.Nodes {
 		nodes[n.PrivateIP] = n.Name
 	}
-	cl := &promgraph.Client{BaseURL: e.stack.PrometheusEndpoint, HTTP: access.HTTPSClient(e.dial, 10*time.Second, e.probe.TLS)}
-	c.Metrics = promgraph.Collect(ctx, cl, promgraph.Request{From: from, To: tl.End.Add(metricsAfter), Step: time.Second,
+	c.Metrics = promgraph.Collect(ctx, e.prometheus(), promgraph.Request{From: from, To: tl.End.Add(metricsAfter), Step: time.Second,
 		Database: e.stack.Credentials.AppDatabase, Nodes: nodes})
 	if c.Metrics.HasData() {
 		e.logf("  metrics: %d panels from %s", len(c.Metrics.Panels), e.stack.PrometheusEndpoint)

@@ -103,6 +103,7 @@ func runChecks(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		r.Checks = append(r.Checks, cr.Check)
 	}
 	restoreAll()
+	e.followAlerts(ctx, r.Checks)
 
 	// The cluster as it was left, read with a fresh context so an
 	// interrupted run still records it.

@@ -10,14 +10,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/lab/cluster"
 	"github.com/pgha/pgha/lab/labtest"
+	"github.com/pgha/pgha/validate/internal/alertproof"
+	"github.com/pgha/pgha/validate/internal/promgraph"
 	"github.com/pgha/pgha/validate/internal/report"
 	"github.com/pgha/pgha/validate/internal/scenario"
 )
@@ -28,6 +34,8 @@ import (
 // and no single-history violation, and the report must list them all. It
 // then interrupts a scenario in the middle of its fault (Ctrl-C) and checks
 // that the fault was undone. The lab is always taken down. About 4 minutes.
+// The lab's Prometheus watched it all: each scenario's alerts must match
+// its expectation (package alertproof) and clear by the end.
 func TestScenariosAgainstLab(t *testing.T) {
 	tl := labtest.Start(t, "pghasc", scenario.Pgbench)
 	root, validateBin, outputsFile, l := tl.Root, tl.ValidateBin, tl.OutputsFile, tl.Cluster
@@ -99,6 +107,9 @@ func TestScenariosAgainstLab(t *testing.T) {
 			require.Positive(t, f.Value, key)
 		}
 		require.NotEmpty(t, r.After.Members)
+		// What the lab's Prometheus alerted: each scenario raised what it
+		// should, fired nothing it should not, and everything cleared.
+		requireAlertsAsExpected(t, l, r)
 	})
 
 	t.Run("Ctrl-C in the middle of a fault undoes it", func(t *testing.T) {
@@ -155,4 +166,53 @@ func TestScenariosAgainstLab(t *testing.T) {
 			time.Sleep(2 * time.Second)
 		}
 	})
+}
+
+// requireAlertsAsExpected waits until the lab's Prometheus has no alert
+// pending or firing (but the disks', which follow the host's disk), then reads each destructive check's alert history up
+// to that moment and judges it against the check's expectation, clearing
+// included.
+func requireAlertsAsExpected(t *testing.T, l *cluster.Lab, r report.Report) {
+	t.Helper()
+	require.True(t, l.Monitored(), "the namespace lab runs Prometheus")
+	hc, err := l.PrometheusClient()
+	require.NoError(t, err)
+	cl := &promgraph.Client{BaseURL: l.PrometheusURL(), HTTP: hc}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	start := time.Now()
+	var active []string
+	quiet := wait.Poll(ctx, 3*time.Minute, time.Second, func() bool {
+		res, err := cl.Query(ctx, "ALERTS", time.Time{})
+		if err != nil {
+			active = []string{err.Error()}
+			return false
+		}
+		active = active[:0]
+		for _, s := range res.Series {
+			if !slices.Contains(alertproof.Unrelated, s.Labels["alertname"]) {
+				active = append(active, s.Labels["alertname"]+" "+s.Labels["alertstate"])
+			}
+		}
+		return len(active) == 0
+	})
+	require.True(t, quiet, "alerts still active 3 min after the run: %v", active)
+	t.Logf("every alert cleared %s after validate ended", time.Since(start).Round(time.Second))
+	until := time.Now()
+	checked := 0
+	for _, c := range r.Checks {
+		x, ok := alertproof.For(c.Name)
+		if !ok {
+			continue
+		}
+		checked++
+		require.NotNil(t, c.Alerts, "%s: the report has its alert history", c.Name)
+		require.Empty(t, c.Alerts.Note, "%s", c.Name)
+		require.NotEmpty(t, c.Alerts.Expect, "%s: judged in the report", c.Name)
+		a := *c.Alerts
+		require.NoError(t, promgraph.FollowAlerts(ctx, cl, &a, until))
+		t.Logf("%s alerts (times from the fault):\n  %s", c.Name, strings.Join(a.Lines(), "\n  "))
+		assert.Empty(t, alertproof.Judge(x, &a, true), "%s: alerts not as expected (%s)", c.Name, x)
+	}
+	require.Positive(t, checked, "the run had destructive checks")
 }

@@ -19,10 +19,11 @@ import (
 const scenarioPrefix = "scenario:"
 
 // story runs one story as this check, through the one engine, and graphs
-// what Prometheus saw meanwhile.
+// what Prometheus saw and alerted meanwhile.
 func (e *env) story(ctx context.Context, sc scenario.Scenario, c *checkRun) {
 	scenario.Execute(ctx, scenarioEnv{e}, sc, &c.Check)
 	e.graphMetrics(ctx, &c.Check)
+	e.alertHistory(ctx, &c.Check)
 }
 
 // stringList is a repeatable flag.

@@ -99,38 +99,11 @@ type envelope struct {
 	Warnings  []string        `json:"warnings"`
 }
 
-// do POSTs the form (the API takes both methods; a form keeps long
-// queries out of the URL).
+// do asks a query endpoint and decodes its result.
 func (c *Client) do(ctx context.Context, endpoint string, form url.Values) (Result, error) {
-	base := strings.TrimRight(c.BaseURL, "/")
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return Result{}, fmt.Errorf("prometheus: %q is not an http(s) URL", c.BaseURL)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+endpoint, strings.NewReader(form.Encode()))
+	env, err := c.call(ctx, http.MethodPost, endpoint, form)
 	if err != nil {
 		return Result{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return Result{}, fmt.Errorf("prometheus %s: %w", endpoint, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return Result{}, fmt.Errorf("prometheus %s: reading the answer: %w", endpoint, err)
-	}
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil || env.Status == "" {
-		return Result{}, &Error{Endpoint: endpoint, Status: resp.StatusCode, Body: snippet(body)}
-	}
-	if env.Status != "success" {
-		return Result{}, &Error{Endpoint: endpoint, Status: resp.StatusCode, Type: env.ErrorType, Message: env.Error}
 	}
 	r, err := decodeData(env.Data)
 	if err != nil {
@@ -138,6 +111,91 @@ func (c *Client) do(ctx context.Context, endpoint string, form url.Values) (Resu
 	}
 	r.Warnings = env.Warnings
 	return r, nil
+}
+
+// call sends the form, POSTed where the endpoint takes it (a form keeps
+// long queries out of the URL), else in the URL of a GET, and returns a
+// successful answer's envelope.
+func (c *Client) call(ctx context.Context, method, endpoint string, form url.Values) (envelope, error) {
+	base := strings.TrimRight(c.BaseURL, "/")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return envelope{}, fmt.Errorf("prometheus: %q is not an http(s) URL", c.BaseURL)
+	}
+	var req *http.Request
+	var err error
+	if method == http.MethodPost {
+		req, err = http.NewRequestWithContext(ctx, method, base+endpoint, strings.NewReader(form.Encode()))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	} else {
+		req, err = http.NewRequestWithContext(ctx, method, base+endpoint+"?"+form.Encode(), nil)
+	}
+	if err != nil {
+		return envelope{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return envelope{}, fmt.Errorf("prometheus %s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return envelope{}, fmt.Errorf("prometheus %s: reading the answer: %w", endpoint, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil || env.Status == "" {
+		return envelope{}, &Error{Endpoint: endpoint, Status: resp.StatusCode, Body: snippet(body)}
+	}
+	if env.Status != "success" {
+		return envelope{}, &Error{Endpoint: endpoint, Status: resp.StatusCode, Type: env.ErrorType, Message: env.Error}
+	}
+	return env, nil
+}
+
+// AlertRule is one alerting rule as the server loaded it.
+type AlertRule struct {
+	Name     string
+	For      time.Duration // the rule's `for:`
+	Severity string        // its severity label, if any
+}
+
+// AlertRules lists the server's alerting rules (/api/v1/rules?type=alert,
+// which takes GET only).
+func (c *Client) AlertRules(ctx context.Context) ([]AlertRule, error) {
+	const endpoint = "/api/v1/rules"
+	env, err := c.call(ctx, http.MethodGet, endpoint, url.Values{"type": {"alert"}})
+	if err != nil {
+		return nil, err
+	}
+	var d struct {
+		Groups []struct {
+			Rules []struct {
+				Type     string            `json:"type"`
+				Name     string            `json:"name"`
+				Duration float64           `json:"duration"` // seconds
+				Labels   map[string]string `json:"labels"`
+			} `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := json.Unmarshal(env.Data, &d); err != nil {
+		return nil, fmt.Errorf("prometheus %s: unexpected data: %w", endpoint, err)
+	}
+	var out []AlertRule
+	for _, g := range d.Groups {
+		for _, r := range g.Rules {
+			if r.Type != "alerting" {
+				continue
+			}
+			out = append(out, AlertRule{Name: r.Name, For: time.Duration(r.Duration * float64(time.Second)), Severity: r.Labels["severity"]})
+		}
+	}
+	return out, nil
 }
 
 func decodeData(raw json.RawMessage) (Result, error) {

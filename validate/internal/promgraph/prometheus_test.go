@@ -222,12 +222,7 @@ func TestAgainstRealPrometheus(t *testing.T) {
 	ctx := context.Background()
 
 	// Up, over TLS with the client certificate, and scraping.
-	var lastErr error
-	require.True(t, wait.Poll(ctx, 60*time.Second, 200*time.Millisecond, func() bool {
-		r, err := c.Query(ctx, `count(up == 1)`, time.Time{})
-		lastErr = err
-		return err == nil && len(r.Series) == 1 && r.Series[0].Samples[0].Value == 8
-	}), "Prometheus never scraped the 8 targets: %v", lastErr)
+	waitScraped(t, c, 8)
 	from := time.Now()
 
 	// Phase 0 for a few scrapes, then pg-1 goes and pg-2 leads.
@@ -361,4 +356,16 @@ func TestRealPrometheusRefusesWithoutClientCertificate(t *testing.T) {
 	m := Collect(ctx, clusterClient(base, noCert), Request{From: time.Now().Add(-10 * time.Second), To: time.Now()})
 	assert.False(t, m.HasData())
 	assert.True(t, strings.HasPrefix(m.Note, "Prometheus at "+base+" did not answer: "), m.Note)
+}
+
+// waitScraped waits until Prometheus has scraped n targets successfully.
+func waitScraped(t *testing.T, c *Client, n float64) {
+	t.Helper()
+	ctx := context.Background()
+	var lastErr error
+	require.True(t, wait.Poll(ctx, 60*time.Second, 200*time.Millisecond, func() bool {
+		r, err := c.Query(ctx, `count(up == 1)`, time.Time{})
+		lastErr = err
+		return err == nil && len(r.Series) == 1 && r.Series[0].Samples[0].Value == n
+	}), "Prometheus never scraped the %v targets: %v", n, lastErr)
 }

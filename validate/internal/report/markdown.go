@@ -85,6 +85,7 @@ func (r *Report) Markdown() string {
 			seriesSummary(&b, s)
 		}
 		metricsSection(&b, c)
+		alertsSection(&b, c)
 	}
 
 	if len(r.Timelines()) > 0 {

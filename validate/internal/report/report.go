@@ -113,6 +113,8 @@ type Check struct {
 	// Metrics are what Prometheus recorded during the check, drawn in
 	// MetricsFile(Name).
 	Metrics *Metrics `json:"metrics,omitempty"`
+	// Alerts are what Prometheus's alerting rules did during the check.
+	Alerts *Alerts `json:"alerts,omitempty"`
 }
 
 // Figure returns the figure with key, if present.
