@@ -117,6 +117,7 @@ func checkFormation(ctx context.Context, e *env, c *checkRun) {
 		c.failf("%s", p)
 	}
 	clockFigures(ctx, e, c)
+	pendingRestart(c, f, e.stack.ClusterName)
 	var reps []string
 	for _, r := range f.Replicas {
 		reps = append(reps, r.Name+" "+f.Repl[r.Name].State)
@@ -161,6 +162,25 @@ func formationFigures(c *checkRun, f probe.Formation) {
 // clock; EC2 instances that sync with the Amazon Time Sync Service are
 // within milliseconds of each other.
 const maxClockSkew = time.Second
+
+// pendingRestart names the members waiting for a restart to take a changed
+// parameter (shared_buffers, max_connections after a new workload or
+// instance type): not a failure, a step the operator owes. Patroni
+// restarts them one at a time on request.
+func pendingRestart(c *checkRun, f probe.Formation, scope string) {
+	var pending []string
+	for _, m := range f.Cluster.Members {
+		if m.PendingRestart {
+			pending = append(pending, m.Name)
+		}
+	}
+	if len(pending) == 0 {
+		c.text("pending_restart", "members waiting for a restart", "none")
+		return
+	}
+	c.text("pending_restart", "members waiting for a restart",
+		strings.Join(pending, ", ")+" (a changed parameter needs it: `sudo pgha-patronictl restart "+scope+" <member>`, replicas first, the leader after a switchover; docs/runbook.md, Apply a parameter that needs a restart)")
+}
 
 // clockFigures reports each PostgreSQL node's clock offset and their
 // spread, and fails past maxClockSkew.

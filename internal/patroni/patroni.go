@@ -42,6 +42,10 @@ type Member struct {
 	// Lag is bytes behind the leader; Patroni prints "unknown" when it cannot
 	// tell, so keep the raw value.
 	Lag json.RawMessage `json:"lag,omitempty"`
+	// PendingRestart: a parameter changed that PostgreSQL takes only at a
+	// restart (Patroni 3.0.2's cluster_as_json sets it then, omits it
+	// otherwise).
+	PendingRestart bool `json:"pending_restart,omitempty"`
 }
 
 // LagBytes returns the lag in bytes, or -1 when Patroni does not know it.

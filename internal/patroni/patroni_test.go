@@ -19,7 +19,7 @@ import (
 const clusterJSON = `{"members":[
  {"name":"pg-1","role":"leader","state":"running","api_url":"http://10.42.4.20:8008/patroni","host":"10.42.4.20","port":5432,"timeline":3},
  {"name":"pg-2","role":"sync_standby","state":"running","host":"10.42.5.20","port":5432,"timeline":3,"lag":0},
- {"name":"pg-3","role":"replica","state":"running","host":"10.42.6.20","port":5432,"timeline":3,"lag":"unknown"}],
+ {"name":"pg-3","role":"replica","state":"running","host":"10.42.6.20","port":5432,"timeline":3,"lag":"unknown","pending_restart":true}],
  "scope":"pgha"}`
 
 func server(t *testing.T) (*Client, string) {
@@ -63,8 +63,10 @@ func TestClusterParsing(t *testing.T) {
 	require.Len(t, cl.Replicas(), 2)
 	m, _ := cl.Member("pg-3")
 	require.Equal(t, int64(-1), m.LagBytes())
+	require.True(t, m.PendingRestart, "Patroni 3.0.2 sets pending_restart only where a restart is owed")
 	m, _ = cl.Member("pg-2")
 	require.Equal(t, int64(0), m.LagBytes())
+	require.False(t, m.PendingRestart)
 	require.Equal(t, 3, m.Timeline)
 }
 
