@@ -79,10 +79,10 @@ var Table = []Expectation{
 	// Patroni lives and reports PostgreSQL not running until it restarts
 	// it; Patroni's and postgres_exporter's scrapes may fail meanwhile.
 	{Check: "scenario:postgres-crash", Raise: []Raise{{NoLeader, soon}}, Quiet: etcdQuiet},
-	// The replica's Patroni is gone, so it no longer counts as a replica:
-	// its targets are down (and in synchronous mode, for a moment, the
-	// sync standby).
-	{Check: "scenario:replica-lost", Raise: []Raise{{TargetDown, soon}}, Quiet: append([]string{NoLeader, HAProxyNoPrimary}, etcdQuiet...)},
+	// The replica's node is gone: its targets are down, and one fewer
+	// replica streams than the scrape configuration names (and in
+	// synchronous mode, for a moment, no sync standby).
+	{Check: "scenario:replica-lost", Raise: []Raise{{TargetDown, soon}, {NotStreaming, soon}}, Quiet: append([]string{NoLeader, HAProxyNoPrimary}, etcdQuiet...)},
 	// Quorum holds: the member is down, etcd is not. While the two left
 	// elect a new raft leader neither sees one, so EtcdQuorumLost may go
 	// pending for a moment; it must not fire.
