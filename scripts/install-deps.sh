@@ -13,8 +13,9 @@ packages=(
   debootstrap systemd-container apt-utils awscli
   # Backups: the lab's S3 endpoint is proven with the real pgBackRest.
   pgbackrest
-  # Monitoring: promtool (in prometheus) checks and unit-tests the alert rules.
-  prometheus
+  # Monitoring: promtool (in prometheus) checks and unit-tests the alert rules;
+  # the real Alertmanager pages through the lab's SNS stand-in (lab/awsapi).
+  prometheus prometheus-alertmanager
   # chronyd parses the nodes' time configuration in the tests.
   chrony
   # The clients' pooler (issue 17): internal/pooler's tests run the real one.
@@ -34,8 +35,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  # Debian would start its own etcd/haproxy/postgres where systemd runs; the
-  # lab runs its own daemons inside namespaces, so keep the host's off.
+  # Debian would start its own etcd/haproxy/postgres/prometheus/alertmanager
+  # where systemd runs; the lab and the tests run their own daemons, so keep
+  # the host's off.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT

@@ -11,8 +11,9 @@ import (
 )
 
 // Account is one AWS account in one region, in memory: IAM principals and
-// their keys, SSM parameters, EC2 instances, KMS keys and S3 buckets (whose
-// objects an ObjectStore keeps). It is safe for concurrent use.
+// their keys, SSM parameters, EC2 instances, KMS keys, S3 buckets (whose
+// objects an ObjectStore keeps) and SNS topics (with what was published to
+// them). It is safe for concurrent use.
 type Account struct {
 	ID        string // 12 digits
 	Partition string // "aws"
@@ -31,6 +32,8 @@ type Account struct {
 	kmsKeys   map[string]bool // customer-managed keys, by ARN
 	buckets   map[string]Bucket
 	objects   ObjectStore
+
+	sns topics // locked on its own (see topics)
 
 	// Instance state changes run in the background, as on EC2; Close
 	// cancels and waits for them.

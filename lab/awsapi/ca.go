@@ -38,7 +38,7 @@ type ServerCert struct {
 // what awscli and the SDKs resolve when no endpoint URL is given. Each
 // bucket addressed in virtual-host style adds its own (BucketHost).
 func EndpointNames(region string) []string {
-	return []string{"ssm." + region + ".amazonaws.com", "ec2." + region + ".amazonaws.com", S3Endpoint(region)}
+	return []string{"ssm." + region + ".amazonaws.com", "ec2." + region + ".amazonaws.com", S3Endpoint(region), SNSEndpoint(region)}
 }
 
 // CertificateNames are the DNS names the stand-in's certificate needs in

@@ -37,7 +37,7 @@ func TestCA(t *testing.T) {
 
 	names := append(awsapi.CertificateNames("eu-west-1"), "127.0.0.1", "10.42.0.2")
 	assert.Equal(t, []string{"ssm.eu-west-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com", "s3.eu-west-1.amazonaws.com",
-		"*.s3.eu-west-1.amazonaws.com"}, names[:4])
+		"sns.eu-west-1.amazonaws.com", "*.s3.eu-west-1.amazonaws.com"}, names[:5])
 	sc, err := loaded.Issue(names...)
 	require.NoError(t, err)
 	require.NoError(t, sc.WriteFiles(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")))

@@ -1,11 +1,12 @@
 // Package awsapi is one in-memory AWS account that answers the signed SSM,
-// EC2 and S3 APIs the way AWS does, for the lab's booted machines.
+// EC2, S3 and SNS APIs the way AWS does, for the lab's booted machines.
 //
 // On AWS a node's user data reads its secrets with
 // `aws ssm get-parameter --with-decryption` under its instance role,
-// pgBackRest keeps its repository in an S3 bucket under that role, and
-// validate stops and starts instances through EC2. In the boot lab those
-// same commands and SDK calls reach this package instead. To be a faithful
+// pgBackRest keeps its repository in an S3 bucket under that role, the
+// monitoring node's Alertmanager pages by publishing to an SNS topic under
+// its role, and validate stops and starts instances through EC2. In the
+// boot lab those same commands and SDK calls reach this package instead. To be a faithful
 // stand-in it does what AWS does on the way, not just what it answers:
 //
 //   - every request's SigV4 signature is recomputed with aws-sdk-go-v2's
@@ -31,15 +32,27 @@
 //     decrypts nothing and needs no KMS permission. A missing key is
 //     NoSuchKey only to a caller allowed s3:ListBucket with the key as
 //     s3:prefix, else AccessDenied (S3 hides what the caller may not list);
+//   - SNS Publish (the Query protocol: a form-encoded POST, as aws-sdk-go
+//     v1 in Alertmanager and awscli send it) checks the message as SNS
+//     does (not empty, 256 KiB with its attributes; a Subject of at most
+//     100 printable ASCII characters, which Alertmanager's default subject
+//     easily exceeds; at most 10 attributes of type String, Number or
+//     Binary), then authorizes sns:Publish on the topic's ARN
+//     (AuthorizationError), then looks the topic up (NotFound);
 //   - errors carry the codes, HTTP statuses and messages each service
-//     uses (JSON for SSM, XML for EC2 and S3), so clients print what they
-//     would print on AWS.
+//     uses (JSON for SSM, XML for EC2, S3 and SNS), so clients print what
+//     they would print on AWS.
 //
 // The Account holds the state: IAM roles, users, instance profiles and
 // their keys, SSM parameters, EC2 instances (whose stops and starts a
-// Machines implementation acts out), KMS keys and S3 buckets, whose
+// Machines implementation acts out), KMS keys, S3 buckets, whose
 // objects an ObjectStore keeps (lab/objectstore's Server, BehindFront:
-// files on disk, atomic PUTs, S3 listing semantics). NewHandler serves it;
+// files on disk, atomic PUTs, S3 listing semantics), and SNS topics
+// (Account.AddTopic, as `pulumi up` creates them). What is published to a
+// topic is its delivery: Account.Messages has it, and with
+// Account.SetMessageDir each message is also appended as a JSON line to
+// DIR/TOPIC.jsonl (MessageFile, ReadMessages), the lab's subscriber: the
+// page that would have gone out, with its caller. NewHandler serves it;
 // serve it over TLS with a certificate from CA, for the names
 // CertificateNames returns; S3 answers both path style
 // (s3.REGION.amazonaws.com/BUCKET/KEY) and virtual-host style
@@ -57,8 +70,12 @@
 //	  decision=deny status=400 error=AccessDeniedException source=10.42.2.10:39526
 //	  request=3631810f-… detail="implicit-deny ssm:GetParameter on … (policies: secrets)"
 //
-// (one line in the log). An S3 call names its IAM action and, where it
-// differs, the operation:
+// (one line in the log). A Publish names the message it delivered:
+//
+//	… action=sns:Publish caller=…/pgha-dev-monitoring/i-… resource=arn:aws:sns:eu-west-1:123456789012:pgha-dev-alerts
+//	  decision=allow status=200 … detail="MessageId 3f114951-…"
+//
+// An S3 call names its IAM action and, where it differs, the operation:
 //
 //	… action=s3:PutObject operation=UploadPart caller=… resource=arn:aws:s3:::pgha-backup/pgha/dev/archive/…
 //	  decision=allow status=200 …
@@ -85,6 +102,11 @@
 // the SDK paginators accept), S3 bucket management (buckets are made with
 // Account.AddBucket; their encryption can be read, GetBucketEncryption),
 // per-request SSE other than the bucket's default, versioning, object
-// ACLs, tagging and the other subresources (refused by name), and S3's
-// ETag of an SSE-KMS object (the store's MD5, where S3's is opaque).
+// ACLs, tagging and the other subresources (refused by name), S3's
+// ETag of an SSE-KMS object (the store's MD5, where S3's is opaque), SNS
+// operations other than Publish (topics are made with Account.AddTopic),
+// subscriptions and their delivery (the message file stands for every
+// subscriber), FIFO topics, topic policies and encryption,
+// MessageStructure=json, and publishing to a phone number or a mobile
+// endpoint (all refused by name).
 package awsapi

@@ -50,17 +50,28 @@ func writeXML(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-func (s ec2Service) serve(c *call) {
+// queryParams are a Query-protocol call's parameters (EC2, SNS): those of
+// the URL, and for a POST those of the form-encoded body, where the SDKs
+// and awscli put them.
+func (c *call) queryParams() (url.Values, *apiError) {
 	params := c.r.URL.Query()
 	if c.r.Method == http.MethodPost {
 		form, err := url.ParseQuery(string(c.body))
 		if err != nil {
-			c.fail(&apiError{Code: "MalformedQueryString", Status: http.StatusBadRequest, Message: err.Error()})
-			return
+			return nil, &apiError{Code: "MalformedQueryString", Status: http.StatusBadRequest, Message: err.Error()}
 		}
 		for k, v := range form {
 			params[k] = v
 		}
+	}
+	return params, nil
+}
+
+func (s ec2Service) serve(c *call) {
+	params, e := c.queryParams()
+	if e != nil {
+		c.fail(e)
+		return
 	}
 	action := params.Get("Action")
 	if action == "" {
@@ -69,7 +80,6 @@ func (s ec2Service) serve(c *call) {
 	}
 	c.ev.action = "ec2:" + action
 	var out any
-	var e *apiError
 	switch action {
 	case "DescribeInstances":
 		out, e = s.describeInstances(c, params)

@@ -20,17 +20,19 @@ type HandlerOptions struct {
 	MaxClockSkew time.Duration
 }
 
-// maxBody bounds SSM and EC2 request bodies, which are small. S3 bodies
-// are not read here: they stream to the object store (see s3.go).
+// maxBody bounds SSM, EC2 and SNS request bodies, which are small (an SNS
+// message is at most 256 KiB, form-encoded). S3 bodies are not read here:
+// they stream to the object store (see s3.go).
 const maxBody = 1 << 20
 
-// NewHandler serves the account's SSM, EC2 and S3 APIs. Serve it over TLS
-// (awscli and the SDKs speak only HTTPS to these endpoints; see CA); a
+// NewHandler serves the account's SSM, EC2, S3 and SNS APIs. Serve it over
+// TLS (awscli and the SDKs speak only HTTPS to these endpoints; see CA); a
 // plain HTTP request is refused. Requests are routed by the service of
 // their SigV4 credential scope, so every endpoint name
 // (ssm.REGION.amazonaws.com, ec2.REGION.amazonaws.com,
-// s3.REGION.amazonaws.com and BUCKET.s3.REGION.amazonaws.com) may point
-// at one listener. S3 needs an object store: see Account.SetObjectStore.
+// s3.REGION.amazonaws.com, BUCKET.s3.REGION.amazonaws.com and
+// sns.REGION.amazonaws.com) may point at one listener. S3 needs an object
+// store: see Account.SetObjectStore.
 func NewHandler(a *Account, o HandlerOptions) http.Handler {
 	if o.MaxClockSkew <= 0 {
 		o.MaxClockSkew = 15 * time.Minute
@@ -82,7 +84,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.svc = h.pick(r)
 	if c.svc == nil {
 		sc, _ := scopeOf(r)
-		c.plainError(http.StatusBadRequest, fmt.Sprintf("the lab's AWS stand-in serves the ssm, ec2 and s3 APIs only; this request is for service %q", sc.service))
+		c.plainError(http.StatusBadRequest, fmt.Sprintf("the lab's AWS stand-in serves the ssm, ec2, s3 and sns APIs only; this request is for service %q", sc.service))
 		return
 	}
 	if r.TLS == nil {
@@ -110,15 +112,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // pick routes by the credential scope's service. An unsigned request has
 // none; it is routed by its shape, so that it gets the service's own
-// "missing authentication" error: S3's REST requests have no shape of
-// their own, so whatever is neither SSM nor EC2 is S3's (anonymous S3
-// requests are what unsigned requests usually are).
+// "missing authentication" error: SNS and EC2 share the Query protocol's
+// shape, so SNS's are told by the host they were sent to; S3's REST
+// requests have no shape of their own, so whatever is none of the others
+// is S3's (anonymous S3 requests are what unsigned requests usually are).
 func (h *handler) pick(r *http.Request) service {
 	sc, ok := scopeOf(r)
 	if !ok {
 		switch {
 		case strings.HasPrefix(r.Header.Get("X-Amz-Target"), ssmTargetPrefix):
 			return ssmService{}
+		case strings.HasPrefix(r.Host, "sns."):
+			return snsService{}
 		case strings.Contains(r.Header.Get("Content-Type"), "x-www-form-urlencoded") || r.URL.Query().Get("Action") != "":
 			return ec2Service{}
 		}
@@ -131,11 +136,13 @@ func (h *handler) pick(r *http.Request) service {
 		return ec2Service{}
 	case "s3":
 		return s3Service{}
+	case "sns":
+		return snsService{}
 	}
 	return nil
 }
 
-// readBody reads a small (SSM, EC2) body into c.body and hashes it.
+// readBody reads a small (SSM, EC2, SNS) body into c.body and hashes it.
 func (c *call) readBody() (string, *apiError) {
 	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody+1))
 	if err != nil || len(body) > maxBody {

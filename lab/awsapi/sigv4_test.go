@@ -185,5 +185,5 @@ func TestPlainHTTPRefused(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-	assert.Contains(t, string(body), `serves the ssm, ec2 and s3 APIs only; this request is for service "sts"`)
+	assert.Contains(t, string(body), `serves the ssm, ec2, s3 and sns APIs only; this request is for service "sts"`)
 }
