@@ -5,19 +5,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/pgha/pgha/lab/cluster"
 )
-
-func TestParseTPS(t *testing.T) {
-	out := "number of transactions actually processed: 1200\nlatency average = 6.6 ms\ninitial connection time = 12.3 ms\ntps = 1210.532 (without initial connection time)\n"
-	tps, err := cluster.ParseTPS(out)
-	require.NoError(t, err)
-	assert.InDelta(t, 1210.532, tps, 1e-9)
-	_, err = cluster.ParseTPS("pgbench: error: connection to server failed\n")
-	assert.ErrorContains(t, err, "connection to server failed")
-}
 
 func TestTuningSection(t *testing.T) {
 	o := tuningOptions(2, 50, 30, "fast")

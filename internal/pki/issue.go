@@ -25,25 +25,31 @@ type CA struct {
 
 // NewCA creates a self-signed CA valid for CAValidityHours.
 func NewCA(commonName string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
+	return SelfSign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: commonName, Organization: []string{Organization}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(CAValidityHours * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
+	})
+}
+
+// SelfSign makes a CA from tmpl: a new key, a random serial and the
+// certificate signed by that key. The profile (names, lifetime, uses) is
+// the caller's: NewCA's is the cluster's, the lab's AWS stand-ins have
+// their own (lab/awsapi).
+func SelfSign(tmpl *x509.Certificate) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	t, err := withSerial(tmpl)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, t, t, &key.PublicKey, key)
 	if err != nil {
 		return nil, err
 	}
@@ -86,22 +92,13 @@ func (ca *CA) Issue(l Leaf) (certPEM, keyPEM []byte, err error) {
 	if err := l.Check(); err != nil {
 		return nil, nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := serialNumber()
-	if err != nil {
-		return nil, nil, err
-	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: l.CommonName, Organization: []string{Organization}},
-		DNSNames:     l.DNSNames,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(LeafValidityHours * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		Subject:   pkix.Name{CommonName: l.CommonName, Organization: []string{Organization}},
+		DNSNames:  l.DNSNames,
+		NotBefore: now.Add(-time.Hour),
+		NotAfter:  now.Add(LeafValidityHours * time.Hour),
+		KeyUsage:  x509.KeyUsageDigitalSignature,
 	}
 	for _, ip := range l.IPs {
 		tmpl.IPAddresses = append(tmpl.IPAddresses, net.IP(ip.AsSlice()))
@@ -112,7 +109,22 @@ func (ca *CA) Issue(l Leaf) (certPEM, keyPEM []byte, err error) {
 	if l.Client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	return ca.Sign(tmpl)
+}
+
+// Sign signs tmpl for a new key, with a random serial, and returns the
+// certificate and the private key, both PEM. Like SelfSign it leaves the
+// profile to the caller; Issue is the cluster's.
+func (ca *CA) Sign(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := withSerial(tmpl)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificate(rand.Reader, t, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,8 +161,16 @@ func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
 
-func serialNumber() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+// withSerial is a copy of tmpl with a random 127-bit serial, so that the
+// caller's template is left as it was.
+func withSerial(tmpl *x509.Certificate) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	t := *tmpl
+	t.SerialNumber = serial
+	return &t, nil
 }
 
 // ServerConfig issues a certificate for the leaf and returns a TLS server

@@ -2,30 +2,34 @@ package awsapi
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/pgha/pgha/internal/pki"
 )
 
 // CA is the lab's certificate authority. The nodes trust it (its
 // certificate goes into the image's system store) so that awscli, which
 // verifies TLS, accepts the stand-in's certificate for
 // ssm.REGION.amazonaws.com. Keys are ECDSA P-256, which Python's ssl
-// (OpenSSL 3) and Go both accept.
+// (OpenSSL 3) and Go both accept. The mechanics are internal/pki's; the
+// profile (a "pgha lab" subject, server certificates named after AWS
+// endpoints, valid for a year) is this package's.
 type CA struct {
 	Cert    *x509.Certificate
 	CertPEM []byte
-	key     *ecdsa.PrivateKey
+	signer  *pki.CA // Cert with its key
+}
+
+func newCA(signer *pki.CA) *CA {
+	return &CA{Cert: signer.Cert, CertPEM: signer.CertPEM, signer: signer}
 }
 
 // ServerCert is a certificate the CA issued, with its private key.
@@ -55,13 +59,8 @@ const backdate = time.Hour
 
 // NewCA creates a CA valid for ten years.
 func NewCA(commonName string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+	signer, err := pki.SelfSign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"pgha lab"}},
 		NotBefore:             now.Add(-backdate),
 		NotAfter:              now.AddDate(10, 0, 0),
@@ -69,16 +68,11 @@ func NewCA(commonName string) (*CA, error) {
 		BasicConstraintsValid: true,
 		MaxPathLenZero:        true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	})
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", der), key: key}, nil
+	return newCA(signer), nil
 }
 
 // LoadCA reads a CA written by WriteFiles, so that a lab keeps one CA (the
@@ -107,17 +101,17 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	if !cert.IsCA {
 		return nil, fmt.Errorf("%s is not a CA certificate", certFile)
 	}
-	return &CA{Cert: cert, CertPEM: certPEM, key: key}, nil
+	return newCA(&pki.CA{Cert: cert, Key: key, CertPEM: certPEM}), nil
 }
 
 // WriteFiles writes the CA certificate (0644: it is public, the nodes
 // install it) and its key (0600).
 func (ca *CA) WriteFiles(certFile, keyFile string) error {
-	der, err := x509.MarshalECPrivateKey(ca.key)
+	keyPEM, err := ca.signer.KeyPEM()
 	if err != nil {
 		return err
 	}
-	return writePair(certFile, ca.CertPEM, keyFile, pemBlock("EC PRIVATE KEY", der))
+	return writePair(certFile, ca.CertPEM, keyFile, keyPEM)
 }
 
 // Pool is a certificate pool holding only this CA, for Go clients.
@@ -134,18 +128,13 @@ func (ca *CA) Issue(hosts ...string) (*ServerCert, error) {
 	if len(hosts) == 0 {
 		return nil, errors.New("issue: name at least one DNS name or IP address")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: hosts[0]},
-		NotBefore:    now.Add(-backdate),
-		NotAfter:     now.AddDate(1, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: hosts[0]},
+		NotBefore:   now.Add(-backdate),
+		NotAfter:    now.AddDate(1, 0, 0),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -154,15 +143,11 @@ func (ca *CA) Issue(hosts ...string) (*ServerCert, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	certPEM, keyPEM, err := ca.signer.Sign(tmpl)
 	if err != nil {
 		return nil, err
 	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &ServerCert{CertPEM: pemBlock("CERTIFICATE", der), KeyPEM: pemBlock("EC PRIVATE KEY", kder)}, nil
+	return &ServerCert{CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // TLSCertificate is the certificate for a tls.Config.
@@ -203,13 +188,4 @@ func writeFileMode(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,6 +30,16 @@ func TestCA(t *testing.T) {
 	}
 	assert.Equal(t, os.FileMode(0o644), mode(caCert))
 	assert.Equal(t, os.FileMode(0o600), mode(caKey))
+	keyPEM, err := os.ReadFile(caKey)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(keyPEM), "-----BEGIN EC PRIVATE KEY-----\n"), "SEC1, as LoadCA and internal/pki read it")
+
+	// The lab's profile, not the cluster CA's (internal/pki signs both).
+	assert.Equal(t, "CN=pgha lab CA,O=pgha lab", ca.Cert.Subject.String())
+	assert.Equal(t, x509.KeyUsageCertSign|x509.KeyUsageCRLSign, ca.Cert.KeyUsage)
+	assert.True(t, ca.Cert.MaxPathLenZero)
+	assert.Equal(t, 0, ca.Cert.MaxPathLen)
+	assert.Equal(t, ca.Cert.NotBefore.Add(time.Hour).AddDate(10, 0, 0).Unix(), ca.Cert.NotAfter.Unix(), "ten years, backdated an hour")
 
 	// The lab keeps its CA across runs.
 	loaded, err := awsapi.LoadCA(caCert, caKey)
@@ -57,6 +68,12 @@ func TestCA(t *testing.T) {
 	assert.Error(t, err)
 	assert.True(t, ca.Cert.BasicConstraintsValid && ca.Cert.IsCA)
 	assert.NotEmpty(t, leaf.AuthorityKeyId, "strict verifiers (Python 3.13's ssl) want the AKI")
+	assert.Equal(t, "CN="+names[0], leaf.Subject.String())
+	assert.Equal(t, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, leaf.ExtKeyUsage)
+	assert.Equal(t, x509.KeyUsageDigitalSignature, leaf.KeyUsage)
+	assert.Len(t, leaf.IPAddresses, 2)
+	life := leaf.NotAfter.Sub(leaf.NotBefore)
+	assert.True(t, life >= 365*24*time.Hour+time.Hour && life <= 366*24*time.Hour+time.Hour, "a year, backdated an hour: %s", life)
 
 	_, err = awsapi.LoadCA(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"))
 	assert.ErrorContains(t, err, "is not a CA certificate")

@@ -1,23 +1,20 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/pgha/pgha/internal/pgbench"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/userdata"
 )
 
-// PgbenchPath is PostgreSQL 15's pgbench as Debian installs it (not on
-// PATH, which has only the version-independent wrappers).
-const PgbenchPath = pgBinDir + "/pgbench"
+// PgbenchPath is where pgbench is installed.
+const PgbenchPath = pgbench.Path
 
 // TuningOptions say how BenchTuning compares workload profiles.
 type TuningOptions struct {
@@ -96,10 +93,14 @@ func (l *Lab) measureTuning(ctx context.Context, o TuningOptions, r *TuningRun) 
 	r.HAProxyMaxConn = tu.HAProxyMaxConn(len(l.Plan.ByRole(topology.RoleHAProxy)))
 	via := p.Stack.WriteEndpoint
 	app := p.App(via.Host, via.Port)
+	pb, err := l.pgbench()
+	if err != nil {
+		return err
+	}
 
 	l.logf("%s: pgbench -i -s %d through %s", r.Workload, o.Scale, via)
 	t0 := time.Now()
-	if _, err := l.pgbench(ctx, via.Host, via.Port, "-i", "-q", "-s", strconv.Itoa(o.Scale)); err != nil {
+	if _, err := pb.Run(ctx, via.Host, via.Port, "-i", "-q", "-s", strconv.Itoa(o.Scale)); err != nil {
 		return err
 	}
 	r.Init = time.Since(t0)
@@ -122,14 +123,14 @@ func (l *Lab) measureTuning(ctx context.Context, o TuningOptions, r *TuningRun) 
 		return append([]string{"-n", "-c", strconv.Itoa(o.Clients), "-j", strconv.Itoa(o.Threads), "-T", strconv.Itoa(secs)}, extra...)
 	}
 	if o.Warmup > 0 {
-		if _, err := l.pgbench(ctx, via.Host, via.Port, timed(o.Warmup, "-S")...); err != nil {
+		if _, err := pb.Run(ctx, via.Host, via.Port, timed(o.Warmup, "-S")...); err != nil {
 			return err
 		}
 	}
-	if r.SelectTPS, err = l.pgbenchTPS(ctx, via.Host, via.Port, timed(o.Seconds, "-S")...); err != nil {
+	if r.SelectTPS, err = pb.TPS(ctx, via.Host, via.Port, timed(o.Seconds, "-S")...); err != nil {
 		return err
 	}
-	if r.TPCBTPS, err = l.pgbenchTPS(ctx, via.Host, via.Port, timed(o.Seconds)...); err != nil {
+	if r.TPCBTPS, err = pb.TPS(ctx, via.Host, via.Port, timed(o.Seconds)...); err != nil {
 		return err
 	}
 
@@ -141,46 +142,18 @@ func (l *Lab) measureTuning(ctx context.Context, o TuningOptions, r *TuningRun) 
 	return ctx.Err()
 }
 
-// pgbench runs pgbench as the application user from the lab's client
-// namespace, where an application host would be, with verify-full TLS; the
-// password travels in the environment, never on the command line.
-func (l *Lab) pgbench(ctx context.Context, host string, port int, args ...string) (string, error) {
+// pgbench is pgbench as the application user from the lab's client
+// namespace, where an application host would be, with verify-full TLS
+// against the lab's CA and nothing of this process's environment but a
+// PATH.
+func (l *Lab) pgbench() (pgbench.Client, error) {
 	s, err := l.stack()
 	if err != nil {
-		return "", err
+		return pgbench.Client{}, err
 	}
 	c := s.Credentials
-	argv := append([]string{"netns", "exec", l.ClientNamespace(), PgbenchPath,
-		"-h", host, "-p", strconv.Itoa(port), "-U", c.AppName}, args...)
-	cmd := exec.CommandContext(ctx, "ip", append(argv, c.AppDatabase)...)
-	cmd.Env = []string{"PATH=" + basePath, "PGPASSWORD=" + c.AppPassword, "PGSSLMODE=verify-full",
-		"PGSSLROOTCERT=" + l.TLSCAFile(), "PGCONNECT_TIMEOUT=10", "PGAPPNAME=pgha-bench"}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("pgbench %s against %s:%d: %s", strings.Join(args, " "), host, port, lastLine(out.Bytes(), err))
-	}
-	return out.String(), nil
-}
-
-func (l *Lab) pgbenchTPS(ctx context.Context, host string, port int, args ...string) (float64, error) {
-	out, err := l.pgbench(ctx, host, port, args...)
-	if err != nil {
-		return 0, err
-	}
-	return ParseTPS(out)
-}
-
-var tpsRE = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
-
-// ParseTPS reads the throughput pgbench 15 prints, without connection
-// set-up (TLS handshakes are no part of what the tuning changes).
-func ParseTPS(out string) (float64, error) {
-	m := tpsRE.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("pgbench printed no \"tps = … (without initial connection time)\" line: %s", lastLine([]byte(out), errors.New("no output")))
-	}
-	return strconv.ParseFloat(m[1], 64)
+	return pgbench.Client{Namespace: l.ClientNamespace(), User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase,
+		Env: []string{"PATH=" + basePath, "PGSSLMODE=verify-full", "PGSSLROOTCERT=" + l.TLSCAFile(), "PGCONNECT_TIMEOUT=10"}}, nil
 }
 
 // TuningScale is the largest pgbench scale, in tens, whose database (about

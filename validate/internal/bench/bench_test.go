@@ -192,22 +192,6 @@ func TestSVGWellFormed(t *testing.T) {
 	require.NoError(t, xml.Unmarshal(SVG(Result{}), new(struct{})))
 }
 
-func TestParseTPS(t *testing.T) {
-	out := `pgbench (15.8 (Debian 15.8-0+deb12u1))
-transaction type: <builtin: select only>
-number of clients: 4
-latency average = 1.234 ms
-initial connection time = 40.1 ms
-tps = 3241.527702 (without initial connection time)
-`
-	v, err := ParseTPS(out)
-	require.NoError(t, err)
-	assert.InDelta(t, 3241.527702, v, 1e-9)
-	_, err = ParseTPS("pgbench: error: connection to server failed\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "connection to server failed")
-}
-
 func TestMerge(t *testing.T) {
 	old := sample() // fast and safe
 	old.Notes = []string{"the safe lab was rebuilt after kill run 1 failed", "the fast lab was rebuilt after kill run 2 failed"}

@@ -17,6 +17,7 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/pgbench"
 	"github.com/pgha/pgha/internal/wait"
 )
 
@@ -34,7 +35,7 @@ var switchoverLoad = Scenario{
 }
 
 // Pgbench is Debian's pgbench for PostgreSQL 15.
-const Pgbench = "/usr/lib/postgresql/15/bin/pgbench"
+const Pgbench = pgbench.Path
 
 const loadTable = "pgha_load"
 
