@@ -150,5 +150,5 @@ func TestWorldAccessWithOptIn(t *testing.T) {
 			n++
 		}
 	}
-	assert.Equal(t, 3, n, "5000, 5001 and SSH, nothing more (the stats page is private)")
+	assert.Equal(t, 4, n, "5000, 5001, 6432 and SSH, nothing more (the stats page is private)")
 }

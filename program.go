@@ -399,7 +399,7 @@ func deployEndpoint(ctx *pulumi.Context, p *prepared, b *base, t *tiers, jumpIP 
 		VpcID: b.network.VpcID, SubnetIDs: b.network.PublicSubnetIDs,
 		SecurityGroupID: b.security.Groups[components.SGNLB].ID(),
 		Targets:         t.haproxy.Instances,
-		Ports:           []int{topology.PortWrite, topology.PortRead},
+		Ports:           []int{topology.PortWrite, topology.PortRead, topology.PortPooler},
 		DependsOn:       b.network.Internet,
 		Tags:            b.tagger,
 	}, b.withAWS)

@@ -60,7 +60,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:ec2/eip:Eip":               3, // 1 NAT + 2 HAProxy
 		"aws:ec2/natGateway:NatGateway": 1,
 		tSG:                             4,       // etcd, patroni, haproxy, monitor
-		tIngress:                        13 + 9,  // + the metrics ports from the monitor, 9090 and SSH to it
+		tIngress:                        14 + 9,  // with PgBouncer's 6432; + the metrics ports from the monitor, 9090 and SSH to it
 		tEgress:                         16 + 11, // with the stats page; + the monitor's scrapes, apt/SSM, the jump host to it
 		tInstance:                       8 + 1,
 		tVolume:                         6, // etcd and PostgreSQL data
@@ -77,8 +77,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"aws:s3/bucketVersioningV2:BucketVersioningV2":                                               1,
 		"aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2":                       1,
 		"aws:iam/instanceProfile:InstanceProfile":                                                    3 + 1,
-		"aws:ssm/parameter:Parameter":                                                                7 + 1 + 2*9, // passwords, the CA, each node's (and the monitor's) certificate and key
-		"random:index/randomPassword:RandomPassword":                                                 7,
+		"aws:ssm/parameter:Parameter":                                                                9 + 1 + 2*9, // passwords, the CA, each node's (and the monitor's) certificate and key
+		"random:index/randomPassword:RandomPassword":                                                 9,
 		"tls:index/privateKey:PrivateKey":                                                            1 + 1 + 1 + 9, // SSH, the CA, the client, the nodes and the monitor
 		"tls:index/selfSignedCert:SelfSignedCert":                                                    1,
 		"tls:index/certRequest:CertRequest":                                                          1 + 9,
@@ -205,14 +205,17 @@ func expectedRules(cidrs []string, nlb, monitoring bool) []string {
 		want = append(want,
 			"haproxy in tcp 5000 sg:nlb",
 			"haproxy in tcp 5001 sg:nlb",
+			"haproxy in tcp 6432 sg:nlb",
 			"nlb out tcp 5000 sg:haproxy",
 			"nlb out tcp 5001 sg:haproxy",
+			"nlb out tcp 6432 sg:haproxy",
 		)
 	}
 	for _, c := range cidrs {
 		want = append(want,
 			sqlGroup+" in tcp 5000 cidr:"+c,
 			sqlGroup+" in tcp 5001 cidr:"+c,
+			sqlGroup+" in tcp 6432 cidr:"+c,
 			"haproxy in tcp 22 cidr:"+c,
 		)
 	}
@@ -278,7 +281,7 @@ func TestNothingElseReachableFromOutside(t *testing.T) {
 			cidr, port, group := str(in, "cidrIpv4"), str(in, "fromPort"), groupOf[str(in, "securityGroupId")]
 			assert.True(t, allowed[cidr], "rule %s opens %s, which is not an allowed CIDR", rule.Name, cidr)
 			switch port {
-			case "5000", "5001":
+			case "5000", "5001", "6432":
 				assert.Contains(t, []string{"haproxy", "nlb"}, group, "rule %s", rule.Name)
 			case "22":
 				assert.Equal(t, "haproxy", group, "rule %s: only the HAProxy/jump hosts face the outside", rule.Name)
@@ -286,7 +289,7 @@ func TestNothingElseReachableFromOutside(t *testing.T) {
 				t.Errorf("rule %s opens port %s of %s to %s", rule.Name, port, group, cidr)
 			}
 		}
-		assert.Equal(t, 6, n, "3 outside-facing ports (5000, 5001, SSH) x 2 CIDRs")
+		assert.Equal(t, 8, n, "4 outside-facing ports (5000, 5001, PgBouncer's 6432, SSH) x 2 CIDRs")
 	}
 }
 
@@ -497,9 +500,9 @@ func TestLoadBalancerEndpoint(t *testing.T) {
 		counts[res.Type]++
 	}
 	assert.Equal(t, 1, counts["aws:lb/loadBalancer:LoadBalancer"])
-	assert.Equal(t, 2, counts["aws:lb/targetGroup:TargetGroup"])
-	assert.Equal(t, 2, counts["aws:lb/listener:Listener"])
-	assert.Equal(t, 4, counts["aws:lb/targetGroupAttachment:TargetGroupAttachment"])
+	assert.Equal(t, 3, counts["aws:lb/targetGroup:TargetGroup"], "5000, 5001, 6432")
+	assert.Equal(t, 3, counts["aws:lb/listener:Listener"])
+	assert.Equal(t, 6, counts["aws:lb/targetGroupAttachment:TargetGroupAttachment"])
 	assert.Equal(t, 5, counts[tSG], "etcd, patroni, haproxy, nlb, monitor")
 	lb := r.mocks.byType("aws:lb/loadBalancer:LoadBalancer")[0]
 	assert.Equal(t, "network", str(lb.Inputs, "loadBalancerType"))
@@ -573,9 +576,9 @@ func TestSecretsAccessIsPerTier(t *testing.T) {
 	assert.Equal(t, map[string][]string{
 		"etcd": {"tls/ca-certificate", "tls/etcd-1-certificate", "tls/etcd-1-key", "tls/etcd-2-certificate", "tls/etcd-2-key",
 			"tls/etcd-3-certificate", "tls/etcd-3-key"},
-		"patroni": {"app-password", "monitor-password", "replication-password", "restapi-password", "rewind-password", "superuser-password",
+		"patroni": {"app-password", "monitor-password", "pooler-password", "replication-password", "restapi-password", "rewind-password", "superuser-password",
 			"tls/ca-certificate", "tls/pg-1-certificate", "tls/pg-1-key", "tls/pg-2-certificate", "tls/pg-2-key", "tls/pg-3-certificate", "tls/pg-3-key"},
-		"haproxy": {"stats-password", "tls/ca-certificate", "tls/haproxy-1-certificate", "tls/haproxy-1-key", "tls/haproxy-2-certificate", "tls/haproxy-2-key"},
+		"haproxy": {"pooler-admin-password", "pooler-password", "stats-password", "tls/ca-certificate", "tls/haproxy-1-certificate", "tls/haproxy-1-key", "tls/haproxy-2-certificate", "tls/haproxy-2-key"},
 		"monitor": {"tls/ca-certificate", "tls/monitor-1-certificate", "tls/monitor-1-key"},
 	}, got)
 	// The same, from the parameters the program creates: every key

@@ -132,17 +132,21 @@ func Rules(allowed []string, loadBalancer, monitoring bool) []Rule {
 		if loadBalancer {
 			inCIDR(SGNLB, topology.PortWrite, c, "read-write SQL from operator network "+c)
 			inCIDR(SGNLB, topology.PortRead, c, "read-only SQL from operator network "+c)
+			inCIDR(SGNLB, topology.PortPooler, c, "pooled read-write SQL (PgBouncer) from operator network "+c)
 		} else {
 			inCIDR(SGHAProxy, topology.PortWrite, c, "read-write SQL from operator network "+c)
 			inCIDR(SGHAProxy, topology.PortRead, c, "read-only SQL from operator network "+c)
+			inCIDR(SGHAProxy, topology.PortPooler, c, "pooled read-write SQL (PgBouncer) from operator network "+c)
 		}
 		inCIDR(SGHAProxy, topology.PortSSH, c, "SSH to the jump host from operator network "+c)
 	}
 	if loadBalancer {
 		in(SGHAProxy, topology.PortWrite, SGNLB, "read-write SQL and health checks from the load balancer")
 		in(SGHAProxy, topology.PortRead, SGNLB, "read-only SQL and health checks from the load balancer")
+		in(SGHAProxy, topology.PortPooler, SGNLB, "pooled SQL and health checks from the load balancer")
 		out(SGNLB, topology.PortWrite, SGHAProxy, "load balancer to HAProxy read-write port")
 		out(SGNLB, topology.PortRead, SGHAProxy, "load balancer to HAProxy read-only port")
+		out(SGNLB, topology.PortPooler, SGHAProxy, "load balancer to PgBouncer")
 	}
 	in(SGHAProxy, topology.PortStats, SGHAProxy, "HAProxy stats page (HTTPS) through the jump host")
 	out(SGHAProxy, topology.PortStats, SGHAProxy, "jump host to the other HAProxy node stats page")

@@ -94,6 +94,7 @@ func status(ctx context.Context, l *cluster.Lab, _ *options, _ string) int {
 	}
 	fmt.Printf("lab %q (profile %s, synchronous_mode %v, network %s), state in %s\n\n", l.Name, l.Settings.Profile, l.Settings.SynchronousMode, l.Settings.Net, l.Dir)
 	cluster.PrintStatus(os.Stdout, rows)
+	fmt.Print(l.PoolerHelp())
 	fmt.Printf("\nPostgreSQL's own logs: %s\n", l.PostgresLogs())
 	if l.Monitored() {
 		fmt.Print(l.MonitoringHelp(ctx))

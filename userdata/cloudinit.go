@@ -37,6 +37,8 @@ const (
 	aptConf            = "/etc/apt/apt.conf.d/90pgha-no-recommends"
 	// ChronyConf points chrony at the Amazon Time Sync Service.
 	ChronyConf = "/etc/chrony/chrony.conf"
+	// PgBouncerDropIn extends Debian's pgbouncer.service on HAProxy nodes.
+	PgBouncerDropIn = "/etc/systemd/system/pgbouncer.service.d/pgha.conf"
 )
 
 // ReadyMarker is written on an EC2 node once its service is healthy; a
@@ -116,6 +118,34 @@ type tlsFetch struct {
 	CA, Cert, Key string
 	KeyOwner      string
 	ExporterOwner string
+	// PoolerOwner owns PgBouncer's copy of the key (HAProxy nodes).
+	PoolerOwner string
+}
+
+// PoolerUser is who PgBouncer runs as: Debian's pgbouncer.service says
+// postgres.
+const PoolerUser = "postgres"
+
+// poolerAuth is what an HAProxy node's fetch script writes into
+// PgBouncer's auth_file: the same lines as RenderPgBouncerAuthFile.
+type poolerAuth struct {
+	File  string
+	Group string // PgBouncer's: it reads the file, root writes it
+	Users []authUser
+}
+
+// authUser is one line of the auth_file: a user, and the secrets-file
+// variable with its password.
+type authUser struct{ User, Env string }
+
+// poolerAuthOf is the auth_file's content as the fetch script writes it.
+func poolerAuthOf(c Cluster, p Paths) *poolerAuth {
+	a := &poolerAuth{File: p.PgBouncerAuthFile, Group: PoolerUser}
+	for _, name := range poolerAuthSecrets {
+		s, _ := SecretByName(name)
+		a.Users = append(a.Users, authUser{s.User(c.Users), s.Env})
+	}
+	return a
 }
 
 // rolePackages are what each role's user data installs (awscli reads the
@@ -125,7 +155,7 @@ type tlsFetch struct {
 var rolePackages = map[topology.Role][]string{
 	topology.RoleEtcd:    {"etcd-server", "etcd-client", "awscli", "curl", "nftables", "chrony"},
 	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables", "chrony"},
-	topology.RoleHAProxy: {"haproxy", "awscli", "curl", "nftables", "chrony"},
+	topology.RoleHAProxy: {"haproxy", "pgbouncer", "awscli", "curl", "nftables", "chrony"},
 	// prometheus only recommends the node exporter, and recommends are off.
 	topology.RoleMonitor: {"prometheus", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"},
 }
@@ -138,7 +168,7 @@ var rolePackages = map[topology.Role][]string{
 var heldPackages = map[topology.Role][]string{
 	topology.RoleEtcd:    {"etcd-server", "etcd-client"},
 	topology.RolePatroni: {"postgresql-15", "postgresql-client-15", "postgresql-common", "patroni"},
-	topology.RoleHAProxy: {"haproxy"},
+	topology.RoleHAProxy: {"haproxy", "pgbouncer"},
 	topology.RoleMonitor: {"prometheus"},
 }
 
@@ -247,6 +277,10 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 	d.TLS = tlsFetch{CA: c.TLS.CA(), Cert: c.TLS.Certificate(node), Key: c.TLS.Key(node), KeyOwner: KeyOwner(role)}
 	if c.Monitoring != nil {
 		d.TLS.ExporterOwner = ExporterUser + ":" + ExporterUser
+	}
+	if role == topology.RoleHAProxy {
+		d.TLS.PoolerOwner = PoolerUser + ":" + PoolerUser
+		d.PoolerAuth = poolerAuthOf(c, p)
 	}
 
 	// Not deferred: apt must read it before the package step.
@@ -368,6 +402,13 @@ func cloudFiles(c Cluster, node string) (data, []cloudFile, error) {
 		cf = append(cf, cloudFile{File: File{
 			Path: "/etc/systemd/system/" + string(role) + ".service.d/pgha.conf", Content: dropIn, Owner: "root:root", Mode: 0o644,
 		}, Defer: true})
+	}
+	if role == topology.RoleHAProxy {
+		dropIn, err := execute("dropin-pgbouncer.conf.tmpl", d)
+		if err != nil {
+			return data{}, nil, err
+		}
+		cf = append(cf, cloudFile{File: File{Path: PgBouncerDropIn, Content: dropIn, Owner: "root:root", Mode: 0o644}, Defer: true})
 	}
 	monDropIn, err := execute("dropin-monitoring.conf.tmpl", d)
 	if err != nil {

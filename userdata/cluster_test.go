@@ -221,7 +221,7 @@ func TestRealCluster(t *testing.T) {
 			"wal_log_hints": "on", "ssl": "on", "server_encoding": "UTF8", "wal_retrieve_retry_interval": "1s",
 		}, settings)
 		roles := map[string]bool{}
-		rows, err := su.Query(ctx, `SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app', 'pgha_monitor')`)
+		rows, err := su.Query(ctx, `SELECT rolname, rolreplication FROM pg_roles WHERE rolname IN ('replicator', 'rewinder', 'app', 'pgha_monitor', 'pgha_pooler')`)
 		require.NoError(t, err)
 		for rows.Next() {
 			var name string
@@ -230,10 +230,10 @@ func TestRealCluster(t *testing.T) {
 			roles[name] = repl
 		}
 		require.NoError(t, rows.Err())
-		assert.Equal(t, map[string]bool{"replicator": true, "rewinder": false, "app": false, "pgha_monitor": false}, roles)
+		assert.Equal(t, map[string]bool{"replicator": true, "rewinder": false, "app": false, "pgha_monitor": false, "pgha_pooler": false}, roles)
 		var scram int
 		require.NoError(t, su.QueryRow(ctx, `SELECT count(*) FROM pg_authid WHERE rolpassword LIKE 'SCRAM-SHA-256$%'`).Scan(&scram))
-		assert.Equal(t, 5, scram, "postgres, replicator, rewinder, app and pgha_monitor all have SCRAM secrets")
+		assert.Equal(t, 6, scram, "postgres, replicator, rewinder, app, pgha_monitor and pgha_pooler all have SCRAM secrets")
 
 		// The profile reached the DCS.
 		var dcs map[string]any
@@ -378,6 +378,18 @@ func TestRealCluster(t *testing.T) {
 		assert.Equal(t, http.StatusOK, code)
 	})
 
+	// PgBouncer on haproxy-1 from the rendered ini, in front of HAProxy's
+	// leader port: clients log in with SCRAM through the auth_query
+	// function post-bootstrap made, over verify-full TLS on both sides.
+	var pooled *pgx.Conn
+	startPgBouncer(t, c, base, ns, "haproxy-1", hp, pw)
+	t.Run("pgbouncer pools through haproxy's leader port", func(t *testing.T) {
+		pooled = checkPooler(t, c, dial, pw, leader)
+	})
+	if pooled != nil {
+		t.Cleanup(func() { pooled.Close(context.Background()) })
+	}
+
 	t.Run("replica joins over TLS and takes the reads", func(t *testing.T) {
 		startPatroni(pg2, "pg-2")
 		eventually(t, 120*time.Second, "pg-2 /replica", func() error {
@@ -422,12 +434,28 @@ func TestRealCluster(t *testing.T) {
 		require.NoError(t, syscall.Kill(pg1Daemon.pid, syscall.SIGKILL))
 		<-pg1Daemon.done
 		require.NoError(t, syscall.Kill(postmaster, syscall.SIGKILL))
+		// A query through the pooler while there is no leader waits in
+		// PgBouncer (query_wait_timeout) and runs on the next one.
+		held := make(chan error, 1)
+		if pooled != nil {
+			// Once HAProxy has cut PgBouncer's sessions to the old leader.
+			waitPoolEmpty(t, c, dial, tt, pw)
+			go func() { held <- onServer(pooled, pg2.IP.String()+" replica=false", 90*time.Second) }()
+		}
 
 		eventually(t, 90*time.Second, "pg-2 promoted", func() error {
 			return wantStatus(client, "OPTIONS", pg2, "/primary", nil, http.StatusOK)
 		})
 		newLeader := pg2.IP.String() + " replica=false"
 		eventually(t, 30*time.Second, "5000 to the new leader", want(5000, newLeader))
+		if pooled != nil {
+			select {
+			case err := <-held:
+				require.NoError(t, err, "the query held through the failover")
+			case <-time.After(90 * time.Second):
+				t.Fatal("the query held through the failover never finished")
+			}
+		}
 		eventually(t, 30*time.Second, "5001 to the new leader as backup", want(5001, newLeader))
 
 		startPatroni(pg1, "pg-1-rejoin")
@@ -454,24 +482,27 @@ func TestRealCluster(t *testing.T) {
 func labPaths(base, node string) Paths {
 	d := filepath.Join(base, node)
 	return Paths{
-		EtcdConfigFile:    filepath.Join(d, "etcd.conf.yml"),
-		EtcdDataDir:       filepath.Join(d, "etcd-data"),
-		PatroniConfigFile: filepath.Join(d, "patroni.yml"),
-		SecretsEnvFile:    filepath.Join(d, "secrets.env"),
-		PostBootstrap:     filepath.Join(d, "post-bootstrap.sh"),
-		PGDataDir:         filepath.Join(d, "pg", "data"),
-		PGSocketDir:       filepath.Join(d, "run"),
-		PGPassFile:        filepath.Join(d, "pgpass"),
-		PGLogDir:          filepath.Join(d, "log"),
-		PythonPath:        filepath.Join(d, "python"),
-		TLSCAFile:         filepath.Join(d, "tls", "ca.crt"),
-		TLSCertFile:       filepath.Join(d, "tls", "node.crt"),
-		TLSKeyFile:        filepath.Join(d, "tls", "node.crt.key"),
-		HAProxyConfigFile: filepath.Join(d, "haproxy.cfg"),
-		PgBackRestConfig:  filepath.Join(d, "pgbackrest.conf"),
-		PgBackRestSpool:   filepath.Join(d, "pgbackrest", "spool"),
-		PgBackRestLog:     filepath.Join(d, "pgbackrest", "log"),
-		PgBackRestLock:    filepath.Join(d, "pgbackrest", "lock"),
+		EtcdConfigFile:      filepath.Join(d, "etcd.conf.yml"),
+		EtcdDataDir:         filepath.Join(d, "etcd-data"),
+		PatroniConfigFile:   filepath.Join(d, "patroni.yml"),
+		SecretsEnvFile:      filepath.Join(d, "secrets.env"),
+		PostBootstrap:       filepath.Join(d, "post-bootstrap.sh"),
+		PGDataDir:           filepath.Join(d, "pg", "data"),
+		PGSocketDir:         filepath.Join(d, "run"),
+		PGPassFile:          filepath.Join(d, "pgpass"),
+		PGLogDir:            filepath.Join(d, "log"),
+		PythonPath:          filepath.Join(d, "python"),
+		TLSCAFile:           filepath.Join(d, "tls", "ca.crt"),
+		TLSCertFile:         filepath.Join(d, "tls", "node.crt"),
+		TLSKeyFile:          filepath.Join(d, "tls", "node.crt.key"),
+		HAProxyConfigFile:   filepath.Join(d, "haproxy.cfg"),
+		PgBouncerConfigFile: filepath.Join(d, "pgbouncer.ini"),
+		PgBouncerAuthFile:   filepath.Join(d, "pgbouncer-users.txt"),
+		PgBouncerKeyFile:    filepath.Join(d, "tls", "pgbouncer.key"),
+		PgBackRestConfig:    filepath.Join(d, "pgbackrest.conf"),
+		PgBackRestSpool:     filepath.Join(d, "pgbackrest", "spool"),
+		PgBackRestLog:       filepath.Join(d, "pgbackrest", "log"),
+		PgBackRestLock:      filepath.Join(d, "pgbackrest", "lock"),
 	}
 }
 

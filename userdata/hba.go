@@ -37,7 +37,9 @@ func (r HBARule) Line() string {
 //     pg_rewind of a former leader) and on the node's own socket;
 //   - replication between the PostgreSQL nodes;
 //   - the application user from the HAProxy nodes, through which clients
-//     come;
+//     come (through PgBouncer there, or HAProxy's ports);
+//   - PgBouncer's auth user, to the application database only (where its
+//     auth_query runs), from the HAProxy nodes, where PgBouncer runs;
 //   - the monitor, to the application database only, from the HAProxy
 //     nodes (validate reaches the nodes on AWS through the jump host, an
 //     HAProxy node), the PostgreSQL nodes (the booted lab's scenarios watch
@@ -89,6 +91,8 @@ func (c Cluster) HBA() []HBARule {
 		"hostssl", "all", []string{u.Superuser, u.Rewind}, pgNodes)
 	group("The application only from the HAProxy nodes, through which clients come.",
 		"hostssl", "all", []string{u.App}, haNodes)
+	group("PgBouncer's auth_query, from the HAProxy nodes.",
+		"hostssl", u.AppDatabase, []string{u.Pooler}, haNodes)
 	group("pgha's monitor (validate's checks), to the application database only, from the HAProxy nodes (validate on AWS comes through the jump host, an HAProxy node) and the PostgreSQL nodes (where a lab's scenarios watch a partitioned node from; they may log in as the superuser anyway).",
 		"hostssl", u.AppDatabase, []string{u.Monitor}, unique(append(append([]string(nil), haNodes...), pgNodes...)))
 	var extra []string

@@ -49,6 +49,7 @@ func TestHBARulesNameExactlyThePlansAddresses(t *testing.T) {
 		"replication replicator": pg,
 		"all postgres,rewinder":  pg,
 		"all app":                ha,
+		"app pgha_pooler":        ha,
 		"app pgha_monitor":       append(append([]string(nil), ha...), pg...),
 	}, hostRules(t, rules))
 	var local []string
@@ -65,6 +66,7 @@ func TestHBARulesNameExactlyThePlansAddresses(t *testing.T) {
 	assert.Equal(t, append(append(append([]string(nil), ha...), pg...), "10.42.0.200/32"), got["app pgha_monitor"])
 	assert.Equal(t, pg, got["all postgres,rewinder"], "MonitorFrom admits nobody else")
 	assert.Equal(t, ha, got["all app"])
+	assert.Equal(t, ha, got["app pgha_pooler"], "MonitorFrom admits nobody else")
 
 	// Unprivileged (a lab without root): no peer line, as before.
 	c.Unprivileged = true
@@ -82,6 +84,7 @@ func TestHBASharedStack(t *testing.T) {
 	assert.Equal(t, append(addrsOf(plan, topology.RolePatroni), "127.0.0.1/32"), got["all postgres,rewinder"])
 	assert.Equal(t, append(addrsOf(plan, topology.RolePatroni), "127.0.0.1/32"), got["replication replicator"])
 	assert.Equal(t, append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), got["all app"])
+	assert.Equal(t, append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), got["app pgha_pooler"])
 	assert.Equal(t, append(append(addrsOf(plan, topology.RoleHAProxy), "127.0.0.1/32"), addrsOf(plan, topology.RolePatroni)...), got["app pgha_monitor"])
 }
 

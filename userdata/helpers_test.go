@@ -35,13 +35,15 @@ func defaultCluster(t testing.TB) Cluster {
 // non-secret file is caught by a plain substring search.
 func testPasswords() Passwords {
 	return Passwords{
-		"superuser":   "SuperSecret-su-7f3a9c",
-		"replication": "SuperSecret-repl-2b8e1d",
-		"rewind":      "SuperSecret-rw-5c0f4e",
-		"app":         "SuperSecret-app-9d6a2b",
-		"restapi":     "SuperSecret-api-1e7c3f",
-		"stats":       "SuperSecret-stats-8a4b6d",
-		"monitor":     "SuperSecret-mon-3f9e2a",
+		"superuser":    "SuperSecret-su-7f3a9c",
+		"replication":  "SuperSecret-repl-2b8e1d",
+		"rewind":       "SuperSecret-rw-5c0f4e",
+		"app":          "SuperSecret-app-9d6a2b",
+		"restapi":      "SuperSecret-api-1e7c3f",
+		"stats":        "SuperSecret-stats-8a4b6d",
+		"monitor":      "SuperSecret-mon-3f9e2a",
+		"pooler":       "SuperSecret-pool-6b1d8e",
+		"pooler-admin": "SuperSecret-pooladm-4c7f0a",
 	}
 }
 

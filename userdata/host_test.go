@@ -79,7 +79,7 @@ func TestHeldPackages(t *testing.T) {
 			assert.Contains(t, installed, p, "%s holds %s, which it does not install", n.Name, p)
 		}
 	}
-	assert.Equal(t, []string{"haproxy"}, HeldPackages(topology.RoleHAProxy, true))
+	assert.Equal(t, []string{"haproxy", "pgbouncer"}, HeldPackages(topology.RoleHAProxy, true))
 	assert.NotContains(t, HeldPackages(topology.RolePatroni, false), "pgbackrest")
 }
 

@@ -82,7 +82,7 @@ func TestPostBootstrapOverTheDefaultSocket(t *testing.T) {
 	require.NoError(t, err)
 	script := write("post-bootstrap.sh", string(b), 0o755)
 	cmd := as([]string{"PGPASSFILE=" + pgpass, EnvAppPassword + "=App-Password-0123456789",
-		EnvMonitorPassword + "=Monitor-Password-0123456789"}, script, conn)
+		EnvMonitorPassword + "=Monitor-Password-0123456789", EnvPoolerPassword + "=Pooler-Password-0123456789"}, script, conn)
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "post-bootstrap: %s", out)
 	check := as([]string{"PGPASSWORD=" + password}, "psql", conn, "-tA", "-c", "SELECT rolname FROM pg_roles WHERE rolname = 'app'")
@@ -103,4 +103,25 @@ func TestPostBootstrapOverTheDefaultSocket(t *testing.T) {
 	out, err = check.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Equal(t, "t|t|t|f|f|f", strings.TrimSpace(string(out)))
+
+	// PgBouncer's auth user: may connect to the application database and
+	// call get_auth there, a SECURITY DEFINER function of the superuser
+	// that nobody else may call; it may create nothing and has no role
+	// attribute.
+	check = as([]string{"PGPASSWORD=" + password}, "psql", appConn, "-tA", "-c", `SELECT
+		has_database_privilege('pgha_pooler', 'app', 'connect'),
+		has_function_privilege('pgha_pooler', 'pgbouncer.get_auth(text)', 'execute'),
+		(SELECT prosecdef AND pg_get_userbyid(proowner) = 'postgres' AND proconfig = '{search_path=pg_catalog}'
+		 FROM pg_proc WHERE oid = 'pgbouncer.get_auth(text)'::regprocedure),
+		has_function_privilege('app', 'pgbouncer.get_auth(text)', 'execute'),
+		has_function_privilege('pgha_monitor', 'pgbouncer.get_auth(text)', 'execute'),
+		has_database_privilege('pgha_pooler', 'app', 'create'),
+		has_database_privilege('pgha_pooler', 'app', 'temporary'),
+		has_schema_privilege('pgha_pooler', 'pgbouncer', 'create'),
+		has_database_privilege('pgha_pooler', 'postgres', 'connect'),
+		(SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication FROM pg_roles WHERE rolname = 'pgha_pooler')`)
+	out, err = check.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Equal(t, "t|t|t|f|f|f|f|f|t|f", strings.TrimSpace(string(out)),
+		"postgres is PUBLIC-connectable as PostgreSQL sets it up; pg_hba admits the pooler to the application database only")
 }

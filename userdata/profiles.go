@@ -87,6 +87,35 @@ func (p Profile) ShutdownFitsDemotion(etcdMembers int) bool {
 	return p.WalSenderTimeout+stopSeconds <= 2*p.dcsGiveUp(etcdMembers)
 }
 
+// A replica that takes the lock asks the other members first whether one
+// is healthier, and Patroni 3.0.2 waits up to 2 s for one that does not
+// answer (ha.py, fetch_node_status): a partitioned leader.
+const memberProbeSeconds = 2
+
+// promoteSeconds is a replica's promotion once it holds the lock (pg_ctl
+// promote ends recovery at once; the checkpoint runs after), with headroom.
+const promoteSeconds = 2
+
+// FailoverBound is the worst case, in seconds, from a leader's failure to
+// HAProxy sending connections to its successor: the lock runs out up to
+// ttl after the last renewal; a replica's next HA loop (loop_wait) asks the
+// other members (memberProbeSeconds) and promotes (promoteSeconds); then
+// HAProxy's leader check, which checks a down server every downinter,
+// needs rise passes, the later ones fastinter apart.
+func (p Profile) FailoverBound() int {
+	checksMS := p.CheckDownInterMS + (p.CheckRise-1)*p.CheckFastInterMS
+	return p.TTL + p.LoopWait + memberProbeSeconds + promoteSeconds + (checksMS+999)/1000
+}
+
+// QueryWaitTimeout is PgBouncer's query_wait_timeout, in seconds: how long
+// a client's query may wait for a server connection. Twice FailoverBound,
+// so that a query that arrives as the leader fails still runs on the next
+// one (a client that came just before the failure waits the whole bound,
+// and a new leader's first server logins add to it), but not forever: a
+// failover that takes longer ends in an error the client can act on. A
+// planned switchover must hold the poolers paused for less than this.
+func (p Profile) QueryWaitTimeout() int { return 2 * p.FailoverBound() }
+
 var profiles = []Profile{
 	{
 		Name:    "fast",

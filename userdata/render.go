@@ -50,7 +50,10 @@ type data struct {
 	HAProxy []topology.Node
 	Secrets []secretEntry // cloud-init only: what the boot script fetches
 	TLS     tlsFetch      // cloud-init only
-	Files   []cloudFile   // cloud-init only
+	// PoolerAuth is PgBouncer's auth_file as the fetch script writes it
+	// (cloud-init, HAProxy nodes only).
+	PoolerAuth *poolerAuth
+	Files      []cloudFile // cloud-init only
 	// Packages is the role's Debian packages (cloud-init only).
 	Packages []string
 	Ports    ports
@@ -62,6 +65,8 @@ type data struct {
 	Tuning Tuning
 	// HAProxyMaxConn is each HAProxy server line's maxconn.
 	HAProxyMaxConn int
+	// Pool is each PgBouncer's share of the leader's connections.
+	Pool PoolSize
 	// Held are the packages the node holds from upgrades (cloud-init only).
 	Held []string
 	// Monitored are the node's monitoring daemons (cloud-init, with
@@ -72,14 +77,14 @@ type data struct {
 // ports are the IP plan's service ports, by the names templates use.
 type ports struct {
 	EtcdClient, EtcdPeer, Postgres, PatroniAPI, Write, Read, Stats int
-	HAProxyMetrics                                                 int
+	HAProxyMetrics, Pooler                                         int
 }
 
 var planPorts = ports{
 	EtcdClient: topology.PortEtcdClient, EtcdPeer: topology.PortEtcdPeer,
 	Postgres: topology.PortPostgres, PatroniAPI: topology.PortPatroniAPI,
 	Write: topology.PortWrite, Read: topology.PortRead, Stats: topology.PortStats,
-	HAProxyMetrics: topology.PortHAProxyMetrics,
+	HAProxyMetrics: topology.PortHAProxyMetrics, Pooler: topology.PortPooler,
 }
 
 // prepare validates everything a renderer depends on before anything is
@@ -97,6 +102,7 @@ func prepare(c Cluster, node string, p Paths, roles []topology.Role, paths ...[2
 	d.Profile, _ = LookupProfile(c.Profile) // Validate checked it
 	d.Tuning, _ = c.Tuning()                // and this
 	d.HAProxyMaxConn = d.Tuning.HAProxyMaxConn(len(d.HAProxy))
+	d.Pool = d.Tuning.PoolSize(len(d.HAProxy)) // one pooler per HAProxy node
 	var errs []error
 	if roles != nil {
 		n, err := c.node(node, roles...)
@@ -212,6 +218,55 @@ func RenderHAProxyConfig(c Cluster, node string, p Paths) ([]byte, error) {
 	}
 	return execute("haproxy.cfg.tmpl", d)
 }
+
+// pgbouncerPaths are the files PgBouncer reads besides the node's
+// certificate and the CA.
+func pgbouncerPaths(p Paths) [][2]string {
+	return append([][2]string{{"PgBouncerAuthFile", p.PgBouncerAuthFile}, {"PgBouncerKeyFile", p.PgBouncerKeyFile}}, tlsPaths(p)...)
+}
+
+// RenderPgBouncerConfig renders pgbouncer.ini of an HAProxy node: the
+// clients' pooler in front of the node's HAProxy leader port. It names the
+// auth_file but holds no password.
+func RenderPgBouncerConfig(c Cluster, node string, p Paths) ([]byte, error) {
+	d, err := prepare(c, node, p, []topology.Role{topology.RoleHAProxy}, pgbouncerPaths(p)...)
+	if err != nil {
+		return nil, err
+	}
+	return execute("pgbouncer.ini.tmpl", d)
+}
+
+// RenderPgBouncerAuthFile renders PgBouncer's auth_file: the auth user's
+// and the console user's plain passwords (PgBouncer needs the auth user's
+// password itself to log in with it; a SCRAM secret is refused there), to
+// be installed root's and readable by PgBouncer's group only. On AWS the
+// secrets fetch writes the same lines from SSM; the lab writes this.
+func RenderPgBouncerAuthFile(c Cluster, pw Passwords) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	var errs []error
+	for _, name := range poolerAuthSecrets {
+		s, _ := SecretByName(name)
+		v := pw[name]
+		if !passwordRe.MatchString(v) {
+			// Never echo the value: it is a secret.
+			errs = append(errs, fmt.Errorf("Passwords[%q] is empty or has characters outside [%s]", name, PasswordCharset))
+			continue
+		}
+		// "user" "password"; the charset has no '"', which would need
+		// doubling.
+		fmt.Fprintf(&b, "\"%s\" \"%s\"\n", s.User(c.Users), v)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return []byte(b.String()), nil
+}
+
+// poolerAuthSecrets are the users in PgBouncer's auth_file, in its order.
+var poolerAuthSecrets = []string{"pooler", "pooler-admin"}
 
 // secretEntry is one line of the secrets file. Either Value is fixed (a user
 // name, not secret) or Param names the SSM parameter holding the password.
@@ -348,14 +403,21 @@ func roleFiles(c Cluster, node string, p Paths) ([]File, error) {
 		}
 		return files, nil
 	default:
-		if err := checkPaths([2]string{"HAProxyConfigFile", p.HAProxyConfigFile}); err != nil {
+		if err := checkPaths([2]string{"HAProxyConfigFile", p.HAProxyConfigFile}, [2]string{"PgBouncerConfigFile", p.PgBouncerConfigFile}); err != nil {
 			return nil, err
 		}
 		b, err := RenderHAProxyConfig(c, node, p)
 		if err != nil {
 			return nil, err
 		}
-		return []File{{Path: p.HAProxyConfigFile, Content: b, Owner: "root:root", Mode: 0o644}}, nil
+		ini, err := RenderPgBouncerConfig(c, node, p)
+		if err != nil {
+			return nil, err
+		}
+		return []File{
+			{Path: p.HAProxyConfigFile, Content: b, Owner: "root:root", Mode: 0o644},
+			{Path: p.PgBouncerConfigFile, Content: ini, Owner: "root:root", Mode: 0o644},
+		}, nil
 	}
 }
 

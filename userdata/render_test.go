@@ -136,7 +136,8 @@ func TestGolden(t *testing.T) {
 		assert.Equal(t, string(want), string(b), "%s differs from its golden file; review and run go test ./userdata -update", name)
 	}
 	// A default 3+3+2 cluster: 3 etcd configs, 3 patroni.yml + scripts,
-	// 2 haproxy.cfg, 8 cloud-init documents, and the secrets example; then
+	// 2 haproxy.cfg and pgbouncer.ini, 8 cloud-init documents, and the
+	// secrets example; then
 	// pg-1 with backups: its patroni.yml, script, pgbackrest.conf and
 	// cloud-init document; the tuning of every workload on 3 sizes, and a
 	// patroni.yml and haproxy.cfg per size; with monitoring, what it
@@ -144,7 +145,7 @@ func TestGolden(t *testing.T) {
 	// configuration, pg-1's patroni.yml (pg_ident) and haproxy-1's
 	// haproxy.cfg (the metrics frontend), and monitor-1's prometheus.yml
 	// and cloud-init document.
-	assert.Len(t, got, 3+3*2+2+8+1+4+3*len(Workloads)+3*2+3*2+2+2)
+	assert.Len(t, got, 3+3*2+2*2+8+1+4+3*len(Workloads)+3*2+3*2+2+2)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -197,6 +198,7 @@ func TestSecretsEnv(t *testing.T) {
 		EnvRestAPIUsername: "patroni", EnvRestAPIPassword: pw["restapi"],
 		EnvAppPassword: pw["app"], EnvStatsPassword: pw["stats"],
 		EnvMonitorPassword: pw["monitor"],
+		EnvPoolerPassword:  pw["pooler"], EnvPoolerAdminPassword: pw["pooler-admin"],
 	}, env)
 }
 
@@ -273,7 +275,7 @@ func TestNodeFilesPerRole(t *testing.T) {
 	want := map[string][]string{
 		"etcd-1":    {p.EtcdConfigFile},
 		"pg-2":      {p.PatroniConfigFile, p.PostBootstrap, p.PythonPath + "/sitecustomize.py"},
-		"haproxy-2": {p.HAProxyConfigFile},
+		"haproxy-2": {p.HAProxyConfigFile, p.PgBouncerConfigFile},
 	}
 	for node, paths := range want {
 		files, err := NodeFiles(c, node, p)
@@ -467,7 +469,8 @@ func TestOnlyPathsDiffer(t *testing.T) {
 
 func pathValues(p Paths) []string {
 	return []string{p.TLSCAFile, p.EtcdConfigFile, p.EtcdDataDir, p.PatroniConfigFile, p.SecretsEnvFile, p.PostBootstrap,
-		p.PGDataDir, p.PGSocketDir, p.PGPassFile, p.PGLogDir, p.TLSCertFile, p.TLSKeyFile, p.HAProxyConfigFile}
+		p.PGDataDir, p.PGSocketDir, p.PGPassFile, p.PGLogDir, p.TLSCertFile, p.TLSKeyFile, p.HAProxyConfigFile,
+		p.PgBouncerConfigFile, p.PgBouncerAuthFile, p.PgBouncerKeyFile}
 }
 
 // testBackup is a repository as the program configures it on AWS.

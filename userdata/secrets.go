@@ -29,6 +29,9 @@ type Secret struct {
 var (
 	onPatroni = []topology.Role{topology.RolePatroni}
 	onHAProxy = []topology.Role{topology.RoleHAProxy}
+	// The pooler's auth user: the first leader's post-bootstrap creates the
+	// role, and PgBouncer logs in with it.
+	onBoth = []topology.Role{topology.RolePatroni, topology.RoleHAProxy}
 )
 
 // Secrets is every password of the cluster, in a fixed order.
@@ -49,6 +52,12 @@ var Secrets = []Secret{
 	// the PostgreSQL nodes read it.
 	{Name: "monitor", ConfigKey: "monitorPassword", Env: EnvMonitorPassword,
 		User: func(u Users) string { return u.Monitor }, Roles: onPatroni},
+	{Name: "pooler", ConfigKey: "poolerPassword", Env: EnvPoolerPassword,
+		User: func(u Users) string { return u.Pooler }, Roles: onBoth},
+	// The console's user exists only in PgBouncer: the HAProxy nodes alone
+	// read it (and pgha's switchover, from the credentials output).
+	{Name: "pooler-admin", ConfigKey: "poolerAdminPassword", Env: EnvPoolerAdminPassword,
+		User: func(u Users) string { return u.PoolerAdmin }, Roles: onHAProxy},
 }
 
 // ParamName is the SSM parameter's leaf name: <Name>-password.

@@ -34,6 +34,14 @@ type Users struct {
 	// in pg_monitor with CONNECT on AppDatabase and EXECUTE on
 	// pg_switch_wal(), nothing that writes.
 	Monitor string
+	// Pooler is PgBouncer's auth_user: a login with EXECUTE on the one
+	// function that returns a client role's SCRAM secret (its auth_query),
+	// CONNECT on AppDatabase, and nothing else.
+	Pooler string
+	// PoolerAdmin is the PgBouncer admin console's user (admin_users):
+	// PAUSE, RESUME and RECONNECT for pgha's switchover. It exists only in
+	// PgBouncer's auth_file, never in PostgreSQL.
+	PoolerAdmin string
 }
 
 // DefaultUsers is what the AWS program and the lab use.
@@ -42,6 +50,7 @@ func DefaultUsers() Users {
 		Superuser: "postgres", Replication: "replicator", Rewind: "rewinder",
 		App: "app", AppDatabase: "app", RestAPI: "patroni", Stats: "stats",
 		Monitor: "pgha_monitor", Exporter: "pgha_exporter",
+		Pooler: "pgha_pooler", PoolerAdmin: "pgha_pooler_admin",
 	}
 }
 
@@ -102,6 +111,28 @@ type Cluster struct {
 	// node-address rule from these prefixes as well. The cloud never sets
 	// it.
 	SharedStack []netip.Prefix
+	// PoolMode is PgBouncer's pool_mode on the HAProxy nodes:
+	// PoolTransaction (empty means it) or PoolSession.
+	PoolMode string
+}
+
+// PgBouncer's pool modes pgha offers. Transaction pooling shares a server
+// connection between clients between their transactions, so a client must
+// not rely on session state (PgBouncer 1.18: no prepared statements, SET,
+// advisory locks or LISTEN across transactions); session pooling gives
+// each client a server connection for its whole session and holds clients
+// only while none is free.
+const (
+	PoolTransaction = "transaction"
+	PoolSession     = "session"
+)
+
+// Pooling is the pool mode PgBouncer is given (transaction when unset).
+func (c Cluster) Pooling() string {
+	if c.PoolMode == "" {
+		return PoolTransaction
+	}
+	return c.PoolMode
 }
 
 // Patroni's watchdog modes.
@@ -174,6 +205,13 @@ type Paths struct {
 	TLSCertFile       string
 	TLSKeyFile        string
 	HAProxyConfigFile string
+	// PgBouncer on the HAProxy nodes: its configuration, its auth_file
+	// (the auth user's and the admin's passwords, readable by PgBouncer's
+	// user only), and its copy of the node's key, which PgBouncer (run as
+	// postgres) reads itself where HAProxy reads its own as root.
+	PgBouncerConfigFile string
+	PgBouncerAuthFile   string
+	PgBouncerKeyFile    string
 	// Monitoring (Cluster.Monitoring): the exporters' web configuration
 	// and their copy of the node's key (ExporterUser's), and on the
 	// monitoring node Prometheus's files.
@@ -219,6 +257,8 @@ const (
 	EnvAppPassword         = "PGHA_APP_PASSWORD"
 	EnvStatsPassword       = "HAPROXY_STATS_PASSWORD"
 	EnvMonitorPassword     = "PGHA_MONITOR_PASSWORD"
+	EnvPoolerPassword      = "PGHA_POOLER_PASSWORD"
+	EnvPoolerAdminPassword = "PGHA_POOLER_ADMIN_PASSWORD"
 )
 
 // CloudPaths is the layout of an EC2 node running Debian 12's packages.
@@ -237,7 +277,11 @@ func CloudPaths() Paths {
 		TLSCertFile:       "/etc/pgha/tls/node.crt",
 		TLSKeyFile:        "/etc/pgha/tls/node.crt.key",
 		HAProxyConfigFile: "/etc/haproxy/haproxy.cfg",
-		PythonPath:        "/usr/local/lib/pgha/python",
+		// Debian's pgbouncer.service runs /etc/pgbouncer/pgbouncer.ini.
+		PgBouncerConfigFile: "/etc/pgbouncer/pgbouncer.ini",
+		PgBouncerAuthFile:   "/etc/pgbouncer/userlist.txt",
+		PgBouncerKeyFile:    "/etc/pgha/tls/pgbouncer.key",
+		PythonPath:          "/usr/local/lib/pgha/python",
 		// Debian's prometheus package reads /etc/prometheus and keeps its
 		// data in /var/lib/prometheus/metrics2.
 		ExporterKeyFile:     "/etc/pgha/tls/exporter.key",

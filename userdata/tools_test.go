@@ -268,8 +268,9 @@ type fetchCase struct {
 func TestFetchSecretsScript(t *testing.T) {
 	cases := []fetchCase{
 		{"pg-1", []string{EnvSuperuserUsername, EnvSuperuserPassword, EnvReplicationUsername, EnvReplicationPassword,
-			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword, EnvMonitorPassword}},
-		{"haproxy-1", []string{EnvStatsPassword}},
+			EnvRewindUsername, EnvRewindPassword, EnvRestAPIUsername, EnvRestAPIPassword, EnvAppPassword, EnvMonitorPassword,
+			EnvPoolerPassword}},
+		{"haproxy-1", []string{EnvStatsPassword, EnvPoolerPassword, EnvPoolerAdminPassword}},
 		{"etcd-1", nil},
 	}
 	c := defaultCluster(t)
@@ -294,6 +295,9 @@ func testFetchSecrets(t *testing.T, c Cluster, cases ...fetchCase) {
 		}
 		tlsDir := filepath.Join(dir, "tls")
 		script = strings.ReplaceAll(script, path.Dir(CloudPaths().TLSCertFile), tlsDir)
+		authFile := filepath.Join(dir, "pgbouncer", "userlist.txt")
+		require.NoError(t, os.MkdirAll(filepath.Dir(authFile), 0o755))
+		script = strings.ReplaceAll(script, CloudPaths().PgBouncerAuthFile, authFile)
 		scriptPath := filepath.Join(dir, "fetch")
 		require.NoError(t, os.WriteFile(scriptPath, []byte(script), 0o755))
 
@@ -360,6 +364,7 @@ echo "v${name//\//_}"
 		} else {
 			assert.NoFileExists(t, exporterKey, tc.node)
 		}
+		checkPoolerFiles(t, c, n.Role, string(key), string(owners), filepath.Join(tlsDir, path.Base(CloudPaths().PgBouncerKeyFile)), authFile)
 		// A parameter that holds no PEM is refused, and the key stays.
 		msg, err = runFetch("BAD_PARAM=" + c.TLS.Key(tc.node))
 		require.Error(t, err)
@@ -443,4 +448,43 @@ func TestAptConfigParses(t *testing.T) {
 		require.NoError(t, err, "%s: %s", n.Name, out)
 		assert.Equal(t, "APT::Install-Recommends \"false\";\n", string(out), n.Name)
 	}
+}
+
+// checkPoolerFiles: an HAProxy node's fetch installs PgBouncer's copy of
+// the node's key (PgBouncer's user's, 0600) and its auth_file (root's,
+// readable by PgBouncer's group, 0640) with exactly the lines the lab
+// writes (RenderPgBouncerAuthFile), from the values SSM holds; no other
+// node has either.
+func checkPoolerFiles(t *testing.T, c Cluster, role topology.Role, key, owners, keyFile, authFile string) {
+	t.Helper()
+	if role != topology.RoleHAProxy {
+		assert.NoFileExists(t, keyFile, role)
+		assert.NoFileExists(t, authFile, role)
+		return
+	}
+	b, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	assert.Equal(t, key, string(b), "PgBouncer's copy is the node's key")
+	assert.Contains(t, owners, PoolerUser+":"+PoolerUser+" "+keyFile+"\n")
+	st, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	// The stub's value of each parameter: v + its name with / as _.
+	pw := Passwords{}
+	for _, s := range Secrets {
+		pw[s.Name] = "v" + strings.ReplaceAll(c.Secrets[s.Name], "/", "_")
+	}
+	want, err := RenderPgBouncerAuthFile(c, pw)
+	require.NoError(t, err)
+	got, err := os.ReadFile(authFile)
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got))
+	assert.Equal(t, "\"pgha_pooler\" \"v_pgha_dev_pooler-password\"\n\"pgha_pooler_admin\" \"v_pgha_dev_pooler-admin-password\"\n", string(got))
+	assert.Contains(t, owners, "root:"+PoolerUser+" "+authFile+"\n")
+	st, err = os.Stat(authFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), st.Mode().Perm())
+	left, _ := filepath.Glob(authFile + ".*")
+	assert.Empty(t, left, "no temporary file left behind")
 }

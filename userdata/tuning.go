@@ -173,4 +173,42 @@ func (t Tuning) HAProxyMaxConn(haproxyNodes int) int {
 	return max(1, (t.MaxConnections-reservedConnections)/max(1, haproxyNodes))
 }
 
+// monitorConnections are the leader's other connections that are neither
+// reserved nor clients': postgres_exporter, pgha's monitor (validate's
+// checks, the labs' probe) and a former leader's pg_rewind. Streaming
+// replication is not among them: since PostgreSQL 12 walsenders have
+// slots of their own (max_wal_senders), outside max_connections.
+const monitorConnections = 5
+
+// poolerSharePct is the part of the leader's client connections that the
+// poolers take together. Clients come through them; the rest stays for
+// direct clients of HAProxy's leader port, tools that need session state.
+const poolerSharePct = 75
+
+// PoolerMaxClients is each PgBouncer's max_client_conn: clients cost it a
+// socket each, not a server connection, so it admits many more than it
+// opens (its unit's LimitNOFILE leaves room for them).
+const PoolerMaxClients = 1000
+
+// PoolSize is what one PgBouncer may open to the leader.
+type PoolSize struct {
+	// Servers bounds the pooler's server connections to the application
+	// database, every user's pool together (max_db_connections), and is
+	// each pool's size (default_pool_size), so one user may use them all.
+	Servers int
+	// Clients is max_client_conn.
+	Clients int
+}
+
+// PoolSize divides the leader's connections between the poolers (one per
+// HAProxy node): max_connections less the reserved ones (superuser_reserved
+// with Patroni's and pgBackRest's) and monitorConnections, of which the
+// poolers take poolerSharePct together. Each pooler's server connections
+// go through its own node's HAProxy, so they also fit its maxconn for the
+// leader (HAProxyMaxConn), which direct clients of that node share.
+func (t Tuning) PoolSize(poolers int) PoolSize {
+	free := t.MaxConnections - reservedConnections - monitorConnections
+	return PoolSize{Servers: max(1, free*poolerSharePct/100/max(1, poolers)), Clients: PoolerMaxClients}
+}
+
 func clamp(v, lo, hi int) int { return min(hi, max(lo, v)) }

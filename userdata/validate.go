@@ -69,6 +69,8 @@ func (c Cluster) Validate() error {
 		{"Users.Stats", c.Users.Stats},
 		{"Users.Exporter", c.Users.Exporter},
 		{"Users.Monitor", c.Users.Monitor},
+		{"Users.Pooler", c.Users.Pooler},
+		{"Users.PoolerAdmin", c.Users.PoolerAdmin},
 	}
 	for _, u := range users {
 		switch {
@@ -80,9 +82,11 @@ func (c Cluster) Validate() error {
 	}
 	// PostgreSQL roles must be distinct: Patroni gives each one different
 	// privileges, and sharing a role would silently merge them. They are
-	// the first four users, Exporter and Monitor (the last two).
+	// the first four users, Exporter, Monitor and Pooler; PoolerAdmin is
+	// PgBouncer's alone, and must be no role a client logs in as, or that
+	// client would get the console.
 	seenRole := map[string]string{}
-	for _, u := range append(users[:4:4], users[len(users)-2:]...) {
+	for _, u := range append(users[:4:4], users[len(users)-4:]...) {
 		if u.value == "" {
 			continue
 		}
@@ -93,6 +97,9 @@ func (c Cluster) Validate() error {
 		seenRole[u.value] = u.field
 	}
 
+	if c.PoolMode != "" && c.PoolMode != PoolTransaction && c.PoolMode != PoolSession {
+		add("cluster PoolMode %q: use %s (the default) or %s", c.PoolMode, PoolTransaction, PoolSession)
+	}
 	if c.Monitoring != nil {
 		if err := c.Monitoring.validate(); err != nil {
 			add("%v", err)

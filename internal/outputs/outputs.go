@@ -45,6 +45,10 @@ const (
 	// KeyPrometheusEndpoint is the cluster's Prometheus (https base URL),
 	// absent when monitoring is off.
 	KeyPrometheusEndpoint = "prometheusEndpoint"
+	// KeyPoolerEndpoint is PgBouncer, the clients' entry point in front of
+	// the write endpoint (pooled, held through a leader change). The labs
+	// write it; absent where no pooler serves clients.
+	KeyPoolerEndpoint = "poolerEndpoint"
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -98,6 +102,10 @@ type Stack struct {
 	// PrometheusEndpoint is reached through the access path with the
 	// cluster CA and the clientTls certificate.
 	PrometheusEndpoint string `json:"prometheusEndpoint,omitempty"`
+	// PoolerEndpoint is PgBouncer on the first HAProxy node (each HAProxy
+	// node runs one, on the same port): TLS verified with caCertificate,
+	// SCRAM as the application user, the application database only.
+	PoolerEndpoint *Endpoint `json:"poolerEndpoint,omitempty"`
 }
 
 // ClientTLS is the client certificate of pgha's own tools (validate, the
@@ -267,6 +275,14 @@ type Credentials struct {
 	// connects to each node as.
 	MonitorName     string `json:"monitorName"`
 	MonitorPassword string `json:"monitorPassword"`
+	// Pooler is PgBouncer's auth user (auth_query); nothing but PgBouncer
+	// logs in as it.
+	PoolerName     string `json:"poolerName"`
+	PoolerPassword string `json:"poolerPassword"`
+	// PoolerAdmin is PgBouncer's admin console user, which pgha's planned
+	// switchover pauses and resumes the poolers as.
+	PoolerAdminName     string `json:"poolerAdminName"`
+	PoolerAdminPassword string `json:"poolerAdminPassword"`
 }
 
 // Parse reads and checks the JSON form. Every problem names the output.
@@ -373,6 +389,9 @@ func (s Stack) Validate() error {
 		if ep.e.Host == "" || ep.e.Port <= 0 || ep.e.Port > 65535 {
 			bad(ep.key, "needs a host and a port in 1-65535, got %q", ep.e.String())
 		}
+	}
+	if p := s.PoolerEndpoint; p != nil && (p.Host == "" || p.Port <= 0 || p.Port > 65535) {
+		bad(KeyPoolerEndpoint, "needs a host and a port in 1-65535, got %q", p.String())
 	}
 	if c := s.Connection; c != nil {
 		for _, uri := range []string{c.Write, c.Read} {

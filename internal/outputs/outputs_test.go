@@ -42,3 +42,19 @@ func TestPrometheusEndpoint(t *testing.T) {
 		require.ErrorContains(t, err, `output "prometheusEndpoint": `, bad)
 	}
 }
+
+func TestPoolerEndpoint(t *testing.T) {
+	with := func(v string) string {
+		return strings.Replace(validJSON, `"vpcCidr"`, `"poolerEndpoint": `+v+`, "vpcCidr"`, 1)
+	}
+	s, err := Parse([]byte(with(`{"host": "10.42.0.30", "port": 6432}`)))
+	require.NoError(t, err)
+	require.Equal(t, &Endpoint{Host: "10.42.0.30", Port: 6432}, s.PoolerEndpoint)
+	s, err = Parse([]byte(validJSON))
+	require.NoError(t, err)
+	require.Nil(t, s.PoolerEndpoint, "absent: no pooler serves clients")
+	for _, bad := range []string{`{"host": "", "port": 6432}`, `{"host": "10.42.0.30", "port": 0}`} {
+		_, err := Parse([]byte(with(bad)))
+		require.ErrorContains(t, err, `output "poolerEndpoint": `, bad)
+	}
+}

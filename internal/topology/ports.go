@@ -11,6 +11,9 @@ const (
 	PortWrite      = 5000 // HAProxy → the leader
 	PortRead       = 5001 // HAProxy → the replicas
 	PortStats      = 7000 // HAProxy's stats page
+	// PortPooler is PgBouncer on the HAProxy nodes, in front of PortWrite:
+	// the clients' entry point, which holds them while the leader changes.
+	PortPooler = 6432
 
 	// Metrics, scraped by the monitoring node only.
 	PortNodeExporter     = 9100 // prometheus-node-exporter, every node
@@ -42,7 +45,7 @@ func (r Role) Ports() []int {
 	case RolePatroni:
 		return []int{PortPostgres, PortPatroniAPI}
 	case RoleHAProxy:
-		return []int{PortWrite, PortRead, PortStats}
+		return []int{PortWrite, PortRead, PortStats, PortPooler}
 	case RoleMonitor:
 		return []int{PortPrometheus}
 	}

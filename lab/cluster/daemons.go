@@ -147,7 +147,13 @@ func (l *Lab) startDaemon(n topology.Node) error {
 	if err != nil {
 		return err
 	}
-	return l.saveRecord(n.Name, r)
+	if err := l.saveRecord(n.Name, r); err != nil {
+		return err
+	}
+	if n.Role == topology.RoleHAProxy && !l.Boot() {
+		return l.startPooler(n) // the node's PgBouncer, pooler.go
+	}
+	return nil
 }
 
 type appendFile string
@@ -189,6 +195,9 @@ func (l *Lab) nodeRecords(node string) []proc.Record {
 	if pm, ok := l.postmaster(node); ok {
 		out = append(out, pm)
 	}
+	if pb, ok := l.pooler(node); ok {
+		out = append(out, pb)
+	}
 	return out
 }
 
@@ -204,6 +213,12 @@ func (l *Lab) Running(node string) bool {
 func (l *Lab) stopNode(node string, grace time.Duration) error {
 	recs, _ := l.records()
 	var errs []string
+	// An HAProxy node's PgBouncer first: clients come through it.
+	if r, ok := recs[poolerRecord(node)]; ok {
+		if err := r.Stop(grace); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if r, ok := recs[node]; ok {
 		if err := r.Stop(grace); err != nil {
 			errs = append(errs, err.Error())

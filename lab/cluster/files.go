@@ -146,7 +146,13 @@ func (l *Lab) writeNodeFiles(n topology.Node, pw userdata.Passwords) error {
 		}
 		env = append(env, b...)
 	}
-	return writeOwned(paths.SecretsEnvFile, env, owner, 0o600)
+	if err := writeOwned(paths.SecretsEnvFile, env, owner, 0o600); err != nil {
+		return err
+	}
+	if n.Role == topology.RoleHAProxy {
+		return l.writePoolerFiles(n, pw)
+	}
+	return nil
 }
 
 // forRole keeps the secrets a role's daemon reads, as the boot script does

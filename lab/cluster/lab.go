@@ -330,6 +330,10 @@ func NodePaths(labDir, node string) userdata.Paths {
 		PrometheusWebConfig: filepath.Join(d, "etc", "prometheus-web.yml"),
 		PrometheusRules:     filepath.Join(d, "etc", "pgha.rules.yml"),
 		PrometheusDataDir:   filepath.Join(d, "prometheus"),
+		// PgBouncer (the HAProxy nodes).
+		PgBouncerConfigFile: filepath.Join(d, "etc", "pgbouncer.ini"),
+		PgBouncerAuthFile:   filepath.Join(d, "etc", "pgbouncer-users.txt"),
+		PgBouncerKeyFile:    filepath.Join(d, "tls", "pgbouncer.key"),
 	}
 }
 

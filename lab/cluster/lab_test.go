@@ -291,26 +291,32 @@ func filesDifferOnlyIn(t *testing.T, l *Lab, labSpec, cloudSpec userdata.Cluster
 func TestSecretsForRole(t *testing.T) {
 	l, err := New("pghaunit")
 	require.NoError(t, err)
-	pw := userdata.Passwords{"superuser": "su1", "replication": "re2", "rewind": "rw3", "app": "ap4", "restapi": "ra5", "stats": "st6", "monitor": "mo7"}
+	pw := userdata.Passwords{"superuser": "su1", "replication": "re2", "rewind": "rw3", "app": "ap4", "restapi": "ra5", "stats": "st6", "monitor": "mo7",
+		"pooler": "po8", "pooler-admin": "pa9"}
 	env, err := userdata.RenderSecretsEnv(l.Spec(), pw)
 	require.NoError(t, err)
 
 	etcd := string(forRole(env, topology.RoleEtcd))
-	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "st6", "mo7"} {
+	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "st6", "mo7", "po8", "pa9"} {
 		assert.NotContains(t, etcd, v)
 	}
 	ha := string(forRole(env, topology.RoleHAProxy))
 	assert.Contains(t, ha, userdata.EnvStatsPassword+"=st6\n")
+	// PgBouncer's auth user and console user (its auth_file is made from
+	// the same passwords).
+	assert.Contains(t, ha, userdata.EnvPoolerPassword+"=po8\n")
+	assert.Contains(t, ha, userdata.EnvPoolerAdminPassword+"=pa9\n")
 	for _, v := range []string{"su1", "re2", "rw3", "ap4", "ra5", "mo7"} {
 		assert.NotContains(t, ha, v)
 	}
 	pg := string(forRole(env, topology.RolePatroni))
 	for _, kv := range []string{userdata.EnvSuperuserPassword + "=su1", userdata.EnvReplicationPassword + "=re2",
 		userdata.EnvRewindPassword + "=rw3", userdata.EnvAppPassword + "=ap4", userdata.EnvRestAPIPassword + "=ra5",
-		userdata.EnvMonitorPassword + "=mo7"} {
+		userdata.EnvMonitorPassword + "=mo7", userdata.EnvPoolerPassword + "=po8"} {
 		assert.Contains(t, pg, kv+"\n")
 	}
 	assert.NotContains(t, pg, "st6")
+	assert.NotContains(t, pg, "pa9", "the console's password stays on the HAProxy nodes")
 }
 
 // probeOf is the lab's probe, for tests.

@@ -215,6 +215,10 @@ func (l *Lab) ConnectHelp() string {
 	}
 	sec, ca := l.secretsDir(), l.TLSCAFile()
 	var b strings.Builder
+	// PgBouncer first: the clients' entry point. With transaction pooling
+	// nothing of a session outlives its transaction; what needs that uses
+	// the write port.
+	fmt.Fprintf(&b, "  pooled (leader):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortPooler, ca)
 	fmt.Fprintf(&b, "  write (leader):   PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortWrite, ca)
 	fmt.Fprintf(&b, "  read (replicas):  PGPASSWORD=$(cat %s/app) %spsql \"host=%s port=%d user=app dbname=app sslmode=verify-full sslrootcert=%s\"\n", sec, in, h, topology.PortRead, ca)
 	fmt.Fprintf(&b, "  patroni:          %scurl -s --cacert %s https://%s:%d/cluster\n", in, ca, l.Plan.ByRole(topology.RolePatroni)[0].IP, topology.PortPatroniAPI)

@@ -264,6 +264,9 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	if err := phase(fmt.Sprintf("haproxy: %d → leader, %d → replicas", topology.PortWrite, topology.PortRead), func() error { return l.waitHAProxy(ctx, p) }); err != nil {
 		return res, err
 	}
+	if err := phase(fmt.Sprintf("pgbouncer: %d → %d (leader)", topology.PortPooler, topology.PortWrite), func() error { return l.waitPoolers(ctx) }); err != nil {
+		return res, err
+	}
 	if l.Monitored() {
 		if err := phase("monitoring: exporters, Prometheus", func() error { return l.startMonitoring(ctx) }); err != nil {
 			return res, err
@@ -415,8 +418,10 @@ func (l *Lab) stack() (outputs.Stack, error) {
 		WriteEndpoint: outputs.Endpoint{Host: h, Port: topology.PortWrite},
 		ReadEndpoint:  outputs.Endpoint{Host: h, Port: topology.PortRead},
 		StatsEndpoint: outputs.Endpoint{Host: h, Port: topology.PortStats},
-		Access:        outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
-		Credentials:   creds,
+		// PgBouncer, pooler.go.
+		PoolerEndpoint: &outputs.Endpoint{Host: h, Port: topology.PortPooler},
+		Access:         outputs.Access{Kind: outputs.AccessNetns, Namespace: l.ClientNamespace(), LabDir: l.Dir},
+		Credentials:    creds,
 	}
 	if err := l.trustOutputs(&s); err != nil {
 		return outputs.Stack{}, err
