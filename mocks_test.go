@@ -98,6 +98,10 @@ func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.Prop
 		// A bucket's id is its name.
 		id = outs["bucket"].StringValue()
 		set("arn", str("arn:aws:s3:::"+id))
+	case "aws:sns/topic:Topic":
+		// A topic's ARN ends in its name.
+		id = "arn:aws:sns:eu-west-1:" + mockAccount + ":" + outs["name"].StringValue()
+		set("arn", str(id))
 	case "aws:ec2/instance:Instance":
 		set("arn", str("arn:aws:ec2:eu-west-1:"+mockAccount+":instance/"+id))
 	case "aws:ec2/eip:Eip":

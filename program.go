@@ -120,8 +120,13 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the memory and vCPUs of %s (pgha:%s): %w", cfg.PatroniInstanceType, stackconfig.KeyPatroniInstanceType, err)
 	}
+	var alertTopic string
+	if cfg.Monitoring {
+		alertTopic = stackspec.AlertTopicARN(cfg, part.Partition, ident.AccountId)
+	}
 	spec, err := stackspec.Build(cfg, ctx.Stack(), stackspec.Inputs{Backup: backup,
-		PostgresSize: userdata.Size{MemoryMiB: it.MemorySize, VCPUs: it.DefaultVcpus}})
+		PostgresSize:  userdata.Size{MemoryMiB: it.MemorySize, VCPUs: it.DefaultVcpus},
+		AlertTopicARN: alertTopic})
 	if err != nil {
 		return nil, err
 	}
@@ -173,33 +178,44 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 	// The monitoring node watches the cluster; the readiness gate waits
 	// for its boot too, but it is not one of the cluster's nodes.
 	gated := nodes
+	var alerts *components.AlertTopic
 	if p.cfg.Monitoring {
-		mon, err := deployMonitor(ctx, p, b)
+		mon, topic, err := deployMonitor(ctx, p, b)
 		if err != nil {
 			return nil, err
 		}
+		alerts = topic
 		gated = append(append([]placed(nil), nodes...), placed{node: p.cfg.Plan.Monitor(), inst: mon.Instances[0]})
 	}
 	readiness, err := deployReadiness(ctx, p, b, gated, jumpIP)
 	if err != nil {
 		return nil, err
 	}
-	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b, readiness), nil
+	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b, readiness, alerts), nil
 }
 
-// deployMonitor registers the monitoring node: its certificate, then the
-// instance, in the first private subnet. Prometheus scrapes what answers;
-// the node needs nothing of the cluster to boot.
-func deployMonitor(ctx *pulumi.Context, p *prepared, b *base) (*components.MonitoringNode, error) {
+// deployMonitor registers the monitoring node: the alert topic it pages
+// through, its certificate, then the instance, in the first private
+// subnet. Prometheus scrapes what answers; the node needs nothing of the
+// cluster to boot.
+func deployMonitor(ctx *pulumi.Context, p *prepared, b *base) (*components.MonitoringNode, *components.AlertTopic, error) {
 	cfg := p.cfg
+	alerts, err := components.NewAlertTopic(ctx, "alerts", &components.AlertTopicArgs{
+		Name: cfg.AlertTopicName(), Emails: cfg.AlertEmails, Tags: b.tagger,
+	}, b.withAWS)
+	if err != nil {
+		return nil, nil, err
+	}
 	m := cfg.Plan.Monitor()
 	cert, err := b.tls.Node(ctx, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	args := tierArgs(p, b, topology.RoleMonitor, topology.Private, cfg.MonitoringType, cfg.MonitoringVolume, cert.Parameters)
 	args.Nodes = []topology.Node{m}
-	return components.NewMonitoringNode(ctx, "monitor", args, b.withAWS)
+	args.Policies = map[string]pulumi.StringInput{"alerts": alerts.Policy}
+	mon, err := components.NewMonitoringNode(ctx, "monitor", args, b.withAWS)
+	return mon, alerts, err
 }
 
 // base is what every tier stands on.
@@ -492,7 +508,7 @@ type placed struct {
 // stackOutputs shapes the outputs exactly as outputs.Stack; the secret ones
 // only through pulumi.ToSecret.
 func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulumi.StringOutput,
-	b *base, readiness *components.Readiness) map[string]pulumi.Output {
+	b *base, readiness *components.Readiness, alerts *components.AlertTopic) map[string]pulumi.Output {
 	cfg, azs := p.cfg, p.azs
 	secrets, privateKey, bk := b.secrets, b.privateKey, b.backups
 	var nodeOuts pulumi.Array
@@ -574,6 +590,9 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 	if cfg.Monitoring {
 		// Private, like the stats page: reached through the jump host.
 		outs[outputs.KeyPrometheusEndpoint] = pulumi.Sprintf("https://%s:%d", cfg.Plan.Monitor().IP.String(), topology.PortPrometheus)
+	}
+	if alerts != nil {
+		outs[outputs.KeyAlertTopic] = alerts.Topic.Arn
 	}
 	if bk != nil {
 		outs[outputs.KeyBackups] = pulumi.Map{

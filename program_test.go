@@ -52,6 +52,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		"pgha:index:Readiness":                    1,
 		"pgha:index:ClusterTLS":                   1,
 		"pgha:index:MonitoringNode":               1, // pgha:monitoring is on by default
+		"pgha:index:AlertTopic":                   1,
+		"aws:sns/topic:Topic":                     1,
 		"aws:ec2/vpc:Vpc":                         1,
 		"aws:ec2/internetGateway:InternetGateway": 1,
 		tSubnet:     6,
@@ -66,8 +68,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		tVolume:                         6, // etcd and PostgreSQL data
 		tAttachment:                     6,
 		"aws:iam/role:Role":             3 + 1,
-		tRolePolicy:                     4 + 1, // every tier reads its TLS material; PostgreSQL's backups
-		"pgha:index:Backups":            1,     // pgha:backups is on by default
+		tRolePolicy:                     4 + 1 + 1, // every tier reads its TLS material; PostgreSQL's backups; the monitor's alerts
+		"pgha:index:Backups":            1,         // pgha:backups is on by default
 		"aws:kms/key:Key":               1,
 		"aws:s3/bucketV2:BucketV2":      1,
 		"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":                                     1,
@@ -418,6 +420,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
 		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
 		outputs.KeyBackups, outputs.KeyCACertificate, outputs.KeyClientTLS, outputs.KeyPrometheusEndpoint,
+		outputs.KeyAlertTopic,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))
@@ -437,6 +440,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 	}, s.Access)
 	assert.Equal(t, mockPrivateKey, s.SSHPrivateKey)
 	assert.Equal(t, "https://10.42.4.40:9090", s.PrometheusEndpoint, "the monitoring node's private address, reached through the jump host")
+	assert.Equal(t, "arn:aws:sns:eu-west-1:"+mockAccount+":pgha-dev-alerts", s.AlertTopicARN)
 	require.Len(t, s.Nodes, 8, "the cluster's nodes; the monitoring node is not one")
 	pg2, ok := s.NodeByName("pg-2")
 	require.True(t, ok)
@@ -1033,4 +1037,68 @@ func TestBackupRepository(t *testing.T) {
 	for _, res := range r.mocks.snapshot() {
 		assert.False(t, res.Custom && res.Type != tProvider && res.Type != tStackRef, "%s %s registered before the config error", res.Type, res.Name)
 	}
+}
+
+// TestAlertTopic: the monitoring node pages through an encrypted SNS topic
+// whose ARN its user data names before it exists, it may publish there and
+// nowhere else, and each configured address is subscribed.
+func TestAlertTopic(t *testing.T) {
+	cfg := baseConfig()
+	cfg["pgha:alertEmails"] = `["oncall@example.com","dba@example.com"]`
+	r := runProgram(t, cfg, nil, nil)
+	require.NoError(t, r.err)
+	const arn = "arn:aws:sns:eu-west-1:" + mockAccount + ":pgha-dev-alerts"
+	topics := r.mocks.byType("aws:sns/topic:Topic")
+	require.Len(t, topics, 1)
+	assert.Equal(t, "pgha-dev-alerts", str(topics[0].Inputs, "name"))
+	assert.Equal(t, "alias/aws/sns", str(topics[0].Inputs, "kmsMasterKeyId"), "encrypted at rest")
+	assert.Equal(t, arn, r.values[outputs.KeyAlertTopic])
+
+	var emails []string
+	for _, s := range r.mocks.byType("aws:sns/topicSubscription:TopicSubscription") {
+		assert.Equal(t, arn, str(s.Inputs, "topic"))
+		assert.Equal(t, "email", str(s.Inputs, "protocol"))
+		emails = append(emails, str(s.Inputs, "endpoint"))
+	}
+	assert.ElementsMatch(t, []string{"oncall@example.com", "dba@example.com"}, emails)
+
+	var publishers []string
+	for _, p := range r.mocks.byType(tRolePolicy) {
+		if strings.Contains(str(p.Inputs, "policy"), "sns:") {
+			publishers = append(publishers, p.Name)
+			assert.JSONEq(t, `{"Version":"2012-10-17","Statement":[{"Sid":"PublishToOwnAlertTopic","Effect":"Allow","Action":"sns:Publish","Resource":"`+arn+`"}]}`,
+				str(p.Inputs, "policy"))
+		}
+	}
+	assert.Equal(t, []string{"monitor-alerts"}, publishers, "only the monitoring node may publish")
+
+	var monitorData string
+	for _, i := range r.mocks.byType(tInstance) {
+		if strings.HasSuffix(i.Name, "monitor-1") {
+			monitorData = userData(t, i)
+		}
+		if !strings.HasSuffix(i.Name, "monitor-1") {
+			assert.NotContains(t, userData(t, i), "sns", i.Name)
+		}
+	}
+	assert.Contains(t, monitorData, "topic_arn: "+arn)
+	assert.Contains(t, monitorData, "region: eu-west-1")
+
+	// Off with the monitoring node; addresses without it are refused
+	// before anything exists.
+	off := baseConfig()
+	off["pgha:monitoring"] = "false"
+	r = runProgram(t, off, nil, nil)
+	require.NoError(t, r.err)
+	assert.Empty(t, r.mocks.byType("aws:sns/topic:Topic"))
+	assert.NotContains(t, r.values, outputs.KeyAlertTopic)
+	off["pgha:alertEmails"] = `["oncall@example.com"]`
+	r = runProgram(t, off, nil, nil)
+	require.ErrorContains(t, r.err, "pgha:alertEmails: needs the monitoring node")
+	assert.Empty(t, r.mocks.byType(tInstance))
+	bad := baseConfig()
+	bad["pgha:alertEmails"] = `["On call <oncall@example.com>", "nobody"]`
+	r = runProgram(t, bad, nil, nil)
+	require.ErrorContains(t, r.err, `pgha:alertEmails: entry 0 "On call <oncall@example.com>" is not a bare e-mail address`)
+	require.ErrorContains(t, r.err, `entry 1 "nobody" is not a bare e-mail address`)
 }

@@ -50,6 +50,7 @@ var allKeys = map[string]any{
 	stackconfig.KeyMonitoringType:      stackconfig.DefaultMonitoringType,
 	stackconfig.KeyMonitoringVolume:    stackconfig.DefaultMonitoringVolume,
 	stackconfig.KeyMonitoringRetention: stackconfig.DefaultMonitoringRetention,
+	stackconfig.KeyAlertEmails:         []string{},
 	stackconfig.KeySSHPublicKey:        "",
 	stackconfig.KeyAMI:                 "",
 }

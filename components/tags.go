@@ -25,6 +25,7 @@ const (
 	TypeBackups   = "pgha:index:Backups"
 	TypeTLS       = "pgha:index:ClusterTLS"
 	TypeMonitor   = "pgha:index:MonitoringNode"
+	TypeAlerts    = "pgha:index:AlertTopic"
 )
 
 // Dependencies is the custom resources a component created. Depend on
@@ -41,6 +42,7 @@ const (
 	RoleEndpoint = "endpoint"
 	RoleBackups  = "backups"
 	RoleTLS      = "tls"
+	RoleAlerts   = "alerts"
 )
 
 // TagKeep marks a data volume kept on purpose (see outputs.TagKeep).

@@ -157,7 +157,7 @@ var rolePackages = map[topology.Role][]string{
 	topology.RolePatroni: {"postgresql-15", "patroni", "python3-etcd", "ssl-cert", "awscli", "curl", "nftables", "chrony"},
 	topology.RoleHAProxy: {"haproxy", "pgbouncer", "awscli", "curl", "nftables", "chrony"},
 	// prometheus only recommends the node exporter, and recommends are off.
-	topology.RoleMonitor: {"prometheus", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"},
+	topology.RoleMonitor: {"prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"},
 }
 
 // heldPackages are the role's packages that run the cluster: held from
@@ -169,7 +169,7 @@ var heldPackages = map[topology.Role][]string{
 	topology.RoleEtcd:    {"etcd-server", "etcd-client"},
 	topology.RolePatroni: {"postgresql-15", "postgresql-client-15", "postgresql-common", "patroni"},
 	topology.RoleHAProxy: {"haproxy", "pgbouncer"},
-	topology.RoleMonitor: {"prometheus"},
+	topology.RoleMonitor: {"prometheus", "prometheus-alertmanager"},
 }
 
 // HeldPackages are the packages a role's node holds (with backups, also

@@ -31,6 +31,8 @@ func monitorPaths(base, node string) Paths {
 	p.PrometheusWebConfig = filepath.Join(d, "web.yml")
 	p.PrometheusRules = filepath.Join(d, "pgha.rules.yml")
 	p.PrometheusDataDir = filepath.Join(d, "prometheus")
+	p.AlertmanagerConfig = filepath.Join(d, "alertmanager.yml")
+	p.AlertmanagerDataDir = filepath.Join(d, "alertmanager")
 	return p
 }
 
@@ -75,7 +77,9 @@ func TestPrometheusConfigPromtool(t *testing.T) {
 			assert.Contains(t, cfg, fmt.Sprintf("- targets: ['%s']\n        labels:\n          node: %s\n", hostPort(n.IP, j.Port), n.Name))
 		}
 	}
-	assert.Equal(t, 9+3+3+3+2+1, strings.Count(cfg, "- targets:"), "node_exporter on every node and the monitoring node, then postgres_exporter, Patroni, etcd, HAProxy, Prometheus itself")
+	assert.Equal(t, 9+3+3+3+2+1+1+1, strings.Count(cfg, "- targets:"), "node_exporter on every node and the monitoring node, then postgres_exporter, Patroni, etcd, HAProxy, Prometheus itself, Alertmanager; and Alertmanager as where alerts go")
+	assert.Contains(t, cfg, "alerting:\n  alertmanagers:\n    - scheme: https\n")
+	assert.Contains(t, cfg, "      static_configs:\n        - targets: ['10.42.4.40:9093']\nscrape_configs:\n")
 	assert.Equal(t, "--storage.tsdb.retention.time=2d", PrometheusArgs(c, p)[4])
 
 	// A bad duration is refused before anything renders.

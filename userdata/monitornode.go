@@ -18,6 +18,7 @@ const (
 	nodeExporterDefaults     = "/etc/default/prometheus-node-exporter"
 	postgresExporterDefaults = "/etc/default/prometheus-postgres-exporter"
 	prometheusDefaults       = "/etc/default/prometheus"
+	alertmanagerDefaults     = "/etc/default/prometheus-alertmanager"
 )
 
 // monitoredUnit is a monitoring daemon of a node, and what the boot script
@@ -40,7 +41,8 @@ func monitoredUnits(c Cluster, role topology.Role) []monitoredUnit {
 		units = append(units, monitoredUnit{"prometheus-postgres-exporter.service", topology.PortPostgresExporter, "/metrics"})
 	case topology.RoleMonitor:
 		// /-/ready: 200 once the TSDB is open and the configuration loaded.
-		units = append(units, monitoredUnit{"prometheus.service", topology.PortPrometheus, "/-/ready"})
+		units = append(units, monitoredUnit{"prometheus.service", topology.PortPrometheus, "/-/ready"},
+			monitoredUnit{"prometheus-alertmanager.service", topology.PortAlertmanager, "/-/ready"})
 	}
 	return units
 }
@@ -87,6 +89,15 @@ func defaultsFiles(c Cluster, n topology.Node, p Paths) ([]File, error) {
 			return nil, err
 		}
 		files = append(files, File{Path: prometheusDefaults, Content: b, Owner: "root:root", Mode: 0o644})
+		if err := checkPaths([2]string{"AlertmanagerConfig", p.AlertmanagerConfig}, [2]string{"AlertmanagerDataDir", p.AlertmanagerDataDir}); err != nil {
+			return nil, err
+		}
+		b, err = envFile("# pgha: Alertmanager of cluster "+c.Name+", alone, on the private address, TLS.\n",
+			envVar{"ARGS", AlertmanagerArgs(c, p)})
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Path: alertmanagerDefaults, Content: b, Owner: "root:root", Mode: 0o644})
 	}
 	return files, nil
 }

@@ -122,8 +122,8 @@ func TestMonitorNodeUserData(t *testing.T) {
 	c.Monitoring = &Monitoring{Retention: "30d"}
 	p := CloudPaths()
 	doc, byPath := parseCloudInit(t, c, m.Name)
-	assert.Equal(t, []string{"prometheus", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"}, doc.Packages)
-	assert.Equal(t, []string{"prometheus"}, HeldPackages(topology.RoleMonitor, true))
+	assert.Equal(t, []string{"prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "awscli", "curl", "nftables", "chrony"}, doc.Packages)
+	assert.Equal(t, []string{"prometheus", "prometheus-alertmanager"}, HeldPackages(topology.RoleMonitor, true))
 
 	files, err := MonitorFiles(c, p)
 	require.NoError(t, err)
@@ -140,8 +140,14 @@ func TestMonitorNodeUserData(t *testing.T) {
 	assert.False(t, defaults.Defer)
 	assert.Equal(t, "ARGS=\""+strings.Join(PrometheusArgs(c, p), " ")+"\"\n", defaults.Content[strings.Index(defaults.Content, "ARGS="):])
 	assert.Contains(t, defaults.Content, "--storage.tsdb.retention.time=30d")
+	// Written before the package step, like Prometheus's: Debian's
+	// default would open the cluster gossip port on every interface.
+	amDefaults := doc.WriteFiles[byPath[alertmanagerDefaults]]
+	assert.False(t, amDefaults.Defer)
+	assert.Contains(t, amDefaults.Content, " --cluster.listen-address=\"\n")
 	for _, f := range []string{aptConf, ChronyConf, nodeExporterDefaults, fetchSecrets, bootScript,
-		"/etc/systemd/system/prometheus.service.d/pgha.conf", "/etc/systemd/system/prometheus-node-exporter.service.d/pgha.conf"} {
+		"/etc/systemd/system/prometheus.service.d/pgha.conf", "/etc/systemd/system/prometheus-node-exporter.service.d/pgha.conf",
+		"/etc/systemd/system/prometheus-alertmanager.service.d/pgha.conf"} {
 		_, ok := byPath[f]
 		assert.True(t, ok, f)
 	}
@@ -159,10 +165,11 @@ func TestMonitorNodeUserData(t *testing.T) {
 	assert.NotContains(t, fetch, "fetch ")
 	boot := doc.WriteFiles[byPath[bootScript]].Content
 	for _, want := range []string{
-		"\napt-mark hold prometheus >/dev/null\n",
+		"\napt-mark hold prometheus prometheus-alertmanager >/dev/null\n",
 		"promtool check config " + p.PrometheusConfig,
-		"\nsystemctl restart prometheus-node-exporter.service prometheus.service\n",
-		"\nserves prometheus-node-exporter.service 9100 /metrics\nserves prometheus.service 9090 /-/ready\nready\n",
+		"amtool check-config " + p.AlertmanagerConfig,
+		"\nsystemctl restart prometheus-node-exporter.service prometheus.service prometheus-alertmanager.service\n",
+		"\nserves prometheus-node-exporter.service 9100 /metrics\nserves prometheus.service 9090 /-/ready\nserves prometheus-alertmanager.service 9093 /-/ready\nready\n",
 	} {
 		assert.Contains(t, boot, want)
 	}
@@ -193,10 +200,12 @@ func TestMonitoringDefaultsFiles(t *testing.T) {
 		nodeExporterDefaults:     lookTool(t, "prometheus-node-exporter"),
 		postgresExporterDefaults: lookTool(t, "prometheus-postgres-exporter"),
 		prometheusDefaults:       lookTool(t, "prometheus"),
+		alertmanagerDefaults:     lookTool(t, "prometheus-alertmanager"),
 	}
 	// Debian's units read these very files, and pass $ARGS.
 	for file, unit := range map[string]string{nodeExporterDefaults: "prometheus-node-exporter.service",
-		postgresExporterDefaults: "prometheus-postgres-exporter.service", prometheusDefaults: "prometheus.service"} {
+		postgresExporterDefaults: "prometheus-postgres-exporter.service", prometheusDefaults: "prometheus.service",
+		alertmanagerDefaults: "prometheus-alertmanager.service"} {
 		b, err := os.ReadFile(filepath.Join("/lib/systemd/system", unit))
 		require.NoError(t, err, "the package that ships %s is not installed", unit)
 		assert.Contains(t, string(b), "\nEnvironmentFile="+file+"\n", unit)
@@ -213,6 +222,7 @@ func TestMonitoringDefaultsFiles(t *testing.T) {
 				require.NoError(t, os.WriteFile(f.Path, f.Content, 0o644))
 			}
 			require.NoError(t, os.MkdirAll(p.PrometheusDataDir, 0o700))
+			require.NoError(t, os.MkdirAll(p.AlertmanagerDataDir, 0o700))
 		} else {
 			tt.install(t, c, n.Name, p, "")
 		}
@@ -247,6 +257,9 @@ func TestMonitoringDefaultsFiles(t *testing.T) {
 			case prometheusDefaults:
 				want, path, port = PrometheusArgs(c, p), "/-/ready", topology.PortPrometheus
 				assert.Equal(t, "unset", dsn, name)
+			case alertmanagerDefaults:
+				want, path, port = AlertmanagerArgs(c, p), "/-/ready", topology.PortAlertmanager
+				assert.Equal(t, "unset", dsn, name)
 			}
 			require.Equal(t, want, args, name)
 
@@ -273,7 +286,7 @@ func TestMonitoringDefaultsFiles(t *testing.T) {
 			started++
 		}
 	}
-	assert.Equal(t, 2+1+2, started, "pg-1's two exporters, haproxy-1's node_exporter, the monitoring node's node_exporter and Prometheus")
+	assert.Equal(t, 2+1+3, started, "pg-1's two exporters, haproxy-1's node_exporter, the monitoring node's node_exporter, Prometheus and Alertmanager")
 }
 
 // TestEnvFileRefusesQuoting: a value that systemd or a shell would

@@ -221,6 +221,8 @@ type Paths struct {
 	PrometheusWebConfig string
 	PrometheusRules     string
 	PrometheusDataDir   string
+	AlertmanagerConfig  string
+	AlertmanagerDataDir string
 	// PythonPath is where Patroni's Python finds pgha's fix to Patroni
 	// 3.0.2 (sitecustomize.py; PYTHONPATH of Patroni's service).
 	PythonPath string
@@ -290,6 +292,8 @@ func CloudPaths() Paths {
 		PrometheusWebConfig: "/etc/prometheus/web.yml",
 		PrometheusRules:     "/etc/prometheus/pgha.rules.yml",
 		PrometheusDataDir:   "/var/lib/prometheus/metrics2",
+		AlertmanagerConfig:  "/etc/prometheus/alertmanager.yml",
+		AlertmanagerDataDir: "/var/lib/prometheus/alertmanager",
 		PgBackRestConfig:    "/etc/pgbackrest.conf",
 		PgBackRestSpool:     "/var/spool/pgbackrest",
 		PgBackRestLog:       "/var/log/pgbackrest",

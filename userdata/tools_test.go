@@ -231,7 +231,7 @@ func TestSystemdDropIns(t *testing.T) {
 			checked++
 		}
 	}
-	assert.Equal(t, 1+2+1+2, checked, "node_exporter everywhere, postgres_exporter on pg-1, Prometheus on the monitoring node")
+	assert.Equal(t, 1+2+1+3, checked, "node_exporter everywhere, postgres_exporter on pg-1, Prometheus and Alertmanager on the monitoring node")
 }
 
 // cloudFileContent returns one write_files entry of a node's cloud-config.

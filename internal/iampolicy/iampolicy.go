@@ -131,6 +131,22 @@ func BackupRepo(partition, region, bucket, prefix, keyARN string) string {
 	})
 }
 
+// PublishAlerts lets the monitoring node's Alertmanager publish to the
+// stack's alert topic and to nothing else. The topic is encrypted with
+// SNS's AWS-managed key, whose key policy already lets the account's
+// principals use it through SNS: no KMS statement is needed.
+func PublishAlerts(topicARN string) string {
+	return mustJSON(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid":      "PublishToOwnAlertTopic",
+			"Effect":   "Allow",
+			"Action":   "sns:Publish",
+			"Resource": topicARN,
+		}},
+	})
+}
+
 // DenyInsecureTransport is a bucket policy refusing every request to the
 // bucket that does not come over TLS.
 func DenyInsecureTransport(bucketARN string) string {

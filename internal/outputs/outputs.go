@@ -49,6 +49,9 @@ const (
 	// the write endpoint (pooled, held through a leader change). The labs
 	// write it; absent where no pooler serves clients.
 	KeyPoolerEndpoint = "poolerEndpoint"
+	// KeyAlertTopic is the SNS topic Alertmanager pages through (its ARN),
+	// absent when monitoring is off.
+	KeyAlertTopic = "alertTopicArn"
 )
 
 // Tags every AWS resource of a stack carries. The teardown check finds
@@ -106,6 +109,8 @@ type Stack struct {
 	// node runs one, on the same port): TLS verified with caCertificate,
 	// SCRAM as the application user, the application database only.
 	PoolerEndpoint *Endpoint `json:"poolerEndpoint,omitempty"`
+	// AlertTopicARN is the SNS topic the monitoring node pages through.
+	AlertTopicARN string `json:"alertTopicArn,omitempty"`
 }
 
 // ClientTLS is the client certificate of pgha's own tools (validate, the

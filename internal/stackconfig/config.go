@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -62,6 +63,7 @@ const (
 	KeyMonitoringType      = "monitoringInstanceType"
 	KeyMonitoringVolume    = "monitoringVolumeSize"
 	KeyMonitoringRetention = "monitoringRetention"
+	KeyAlertEmails         = "alertEmails"
 )
 
 // PasswordKeys are the optional config secrets, one per password of the
@@ -173,6 +175,8 @@ type Config struct {
 	MonitoringType      string
 	MonitoringVolume    int
 	MonitoringRetention string
+	// AlertEmails are subscribed to the alert topic (pgha:monitoring).
+	AlertEmails []string
 	// Passwords holds the configured password secrets by key; a missing key
 	// means "generate it".
 	Passwords map[string]string
@@ -350,6 +354,11 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 		bad(Full(KeyMonitoringRetention), "%q is not a Prometheus duration such as 15d, 12h or 4w; fix: pulumi config set %s %s",
 			c.MonitoringRetention, Full(KeyMonitoringRetention), DefaultMonitoringRetention)
 	}
+	c.AlertEmails = alertEmails(get, bad)
+	if len(c.AlertEmails) > 0 && !c.Monitoring {
+		bad(Full(KeyAlertEmails), "needs the monitoring node, which sends the alerts; fix: pulumi config set %s true (or pulumi config rm %s)",
+			Full(KeyMonitoring), Full(KeyAlertEmails))
+	}
 
 	c.SSHPublicKey = str(KeySSHPublicKey, "")
 	if c.SSHPublicKey != "" {
@@ -403,6 +412,48 @@ func CheckZones(region string, zones []string) error {
 			RegionKey, region, len(seen), strings.Join(zones, ", "), topology.AZCount)}}
 	}
 	return nil
+}
+
+// alertEmails reads pgha:alertEmails: a JSON list, or addresses separated
+// by commas; each a bare address (SNS takes nothing else).
+func alertEmails(get Getter, bad func(key, format string, a ...any)) []string {
+	key := Full(KeyAlertEmails)
+	raw, ok := get(key)
+	raw = strings.TrimSpace(raw)
+	if !ok || raw == "" || raw == "[]" {
+		return nil
+	}
+	fix := fmt.Sprintf("pulumi config set --path '%s[0]' oncall@example.com", key)
+	var list []string
+	if strings.HasPrefix(raw, "[") {
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			bad(key, "is not a list of e-mail addresses (%v); fix: %s", err, fix)
+			return nil
+		}
+	} else {
+		for _, s := range strings.Split(raw, ",") {
+			list = append(list, strings.TrimSpace(s))
+		}
+	}
+	var out []string
+	for i, s := range list {
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Address != s {
+			bad(key, "entry %d %q is not a bare e-mail address; fix: %s", i, s, fix)
+			continue
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// AlertTopicName is the stack's SNS alert topic: fixed, so the monitoring
+// node's user data names it before it exists. Stack names may hold dots,
+// which topic names may not.
+func (c Config) AlertTopicName() string {
+	return strings.ReplaceAll(fmt.Sprintf("%s-%s-alerts", Namespace, c.Stack), ".", "-")
 }
 
 func allowedCIDRs(get Getter, world bool, bad func(key, format string, a ...any)) []string {

@@ -36,6 +36,14 @@ type Inputs struct {
 	// PostgresSize is the PostgreSQL instance type's memory and vCPUs
 	// (ec2.GetInstanceType on AWS); zero means KnownSizes' entry for it.
 	PostgresSize userdata.Size
+	// AlertTopicARN is the SNS topic the monitoring node pages through
+	// (AWS: AlertTopicARN); empty: its alerts page nobody.
+	AlertTopicARN string
+}
+
+// AlertTopicARN is the ARN the stack's alert topic will have.
+func AlertTopicARN(cfg stackconfig.Config, partition, account string) string {
+	return fmt.Sprintf("arn:%s:sns:%s:%s:%s", partition, cfg.Region, account, cfg.AlertTopicName())
 }
 
 // KnownSizes are the memory and vCPUs of the instance types pgha's
@@ -96,7 +104,7 @@ func Build(cfg stackconfig.Config, stack string, in Inputs) (*Spec, error) {
 		UserData: map[string]string{},
 	}
 	if cfg.Monitoring {
-		s.Cluster.Monitoring = &userdata.Monitoring{Retention: cfg.MonitoringRetention}
+		s.Cluster.Monitoring = &userdata.Monitoring{Retention: cfg.MonitoringRetention, AlertTopicARN: in.AlertTopicARN}
 	}
 	if err := s.Cluster.Validate(); err != nil {
 		return nil, fmt.Errorf("node configuration: %w", err)

@@ -20,6 +20,7 @@ const (
 	PortPostgresExporter = 9187 // prometheus-postgres-exporter, PostgreSQL nodes
 	PortHAProxyMetrics   = 8405 // HAProxy's built-in exporter
 	PortPrometheus       = 9090 // the monitoring node's Prometheus
+	PortAlertmanager     = 9093 // the monitoring node's Alertmanager
 )
 
 // MetricsPorts lists what the monitoring node scrapes on a node of the role
@@ -47,7 +48,7 @@ func (r Role) Ports() []int {
 	case RoleHAProxy:
 		return []int{PortWrite, PortRead, PortStats, PortPooler}
 	case RoleMonitor:
-		return []int{PortPrometheus}
+		return []int{PortPrometheus, PortAlertmanager}
 	}
 	return nil
 }

@@ -101,17 +101,19 @@ func (l *Lab) BootSpec() (*stackspec.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !cfg.Backups {
-		return stackspec.New(cfg, l.Name)
+	var in stackspec.Inputs
+	if (cfg.Backups || cfg.Monitoring) && l.Settings.Account == "" {
+		return nil, errors.New("a booted lab with backups or monitoring needs its AWS account id (Settings.Account): the bucket and the alert topic are named after it")
 	}
-	if l.Settings.Account == "" {
-		return nil, errors.New("a booted lab with backups needs its AWS account id (Settings.Account): the bucket is named after it")
+	if cfg.Backups {
+		if in.Backup, err = stackspec.AWSBackup(cfg, l.Settings.Account); err != nil {
+			return nil, err
+		}
 	}
-	b, err := stackspec.AWSBackup(cfg, l.Settings.Account)
-	if err != nil {
-		return nil, err
+	if cfg.Monitoring {
+		in.AlertTopicARN = stackspec.AlertTopicARN(cfg, "aws", l.Settings.Account)
 	}
-	return stackspec.NewWithBackup(cfg, l.Name, b)
+	return stackspec.Build(cfg, l.Name, in)
 }
 
 // bootPrerequisites lists what the booted lab needs on this machine.

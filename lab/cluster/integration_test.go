@@ -131,13 +131,16 @@ func TestLabLifecycle(t *testing.T) {
 		require.Empty(t, down)
 		up, err := l.Query(ctx, "up")
 		require.NoError(t, err)
-		assert.Len(t, up, 9+3+3+3+2+1, "node_exporter on 9 nodes, postgres_exporter, Patroni, etcd on 3, HAProxy on 2, Prometheus")
+		assert.Len(t, up, 9+3+3+3+2+1+1, "node_exporter on 9 nodes, postgres_exporter, Patroni, etcd on 3, HAProxy on 2, Prometheus, Alertmanager")
 		pgUp, err := l.Query(ctx, "pg_up == 1")
 		require.NoError(t, err)
 		assert.Len(t, pgUp, 3, "postgres_exporter logs in on every node's socket (peer, pg_ident)")
 		firing, err := l.Query(ctx, `ALERTS{alertstate="firing"}`)
 		require.NoError(t, err)
 		assert.Empty(t, firing, "a healthy cluster raises no alert")
+		held, err := l.HeldAlerts(ctx)
+		require.NoError(t, err, "Alertmanager answers over TLS")
+		assert.Empty(t, held)
 		// Prometheus admits no client without a certificate of the CA.
 		hc, err := l.PrometheusClient()
 		require.NoError(t, err)
@@ -181,11 +184,28 @@ func TestLabLifecycle(t *testing.T) {
 		}, 5*time.Minute, time.Second, "EtcdMemberDown did not fire")
 		assert.False(t, quorumLost.Load(), "two of three members keep quorum: EtcdQuorumLost fired")
 		t.Logf("EtcdMemberDown fired %.0f s after %s stopped (for: 1m over a 1m rate)", time.Since(lost).Seconds(), member)
+		// Prometheus hands it to Alertmanager, which would page with it.
+		held := func(name string) (HeldAlert, bool) {
+			as, err := l.HeldAlerts(ctx)
+			if err != nil {
+				t.Logf("asking Alertmanager: %v", err)
+			}
+			for _, a := range as {
+				if a.Name == name {
+					return a, true
+				}
+			}
+			return HeldAlert{}, false
+		}
+		require.Eventually(t, func() bool { a, ok := held("EtcdMemberDown"); return ok && a.State == "active" },
+			30*time.Second, time.Second, "Alertmanager does not hold EtcdMemberDown as active")
 		back := time.Now()
 		require.NoError(t, l.Start(ctx, member))
 		restarted = true
 		require.Eventually(t, func() bool { return !alert("EtcdMemberDown") }, 5*time.Minute, time.Second, "EtcdMemberDown did not clear")
 		t.Logf("EtcdMemberDown cleared %.0f s after %s started again", time.Since(back).Seconds(), member)
+		require.Eventually(t, func() bool { _, ok := held("EtcdMemberDown"); return !ok },
+			30*time.Second, time.Second, "Alertmanager still holds EtcdMemberDown after it resolved")
 	})
 
 	var newLeader patroni.Member

@@ -330,6 +330,8 @@ func NodePaths(labDir, node string) userdata.Paths {
 		PrometheusWebConfig: filepath.Join(d, "etc", "prometheus-web.yml"),
 		PrometheusRules:     filepath.Join(d, "etc", "pgha.rules.yml"),
 		PrometheusDataDir:   filepath.Join(d, "prometheus"),
+		AlertmanagerConfig:  filepath.Join(d, "etc", "alertmanager.yml"),
+		AlertmanagerDataDir: filepath.Join(d, "alertmanager"),
 		// PgBouncer (the HAProxy nodes).
 		PgBouncerConfigFile: filepath.Join(d, "etc", "pgbouncer.ini"),
 		PgBouncerAuthFile:   filepath.Join(d, "etc", "pgbouncer-users.txt"),

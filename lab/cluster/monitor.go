@@ -23,13 +23,17 @@ import (
 // The namespace lab watches itself as a stack with pgha:monitoring does:
 // node_exporter on every node, postgres_exporter on the PostgreSQL nodes,
 // and Prometheus on the monitoring node (its own namespace at the plan's
-// address), scraping them, Patroni, etcd and HAProxy over TLS.
+// address), scraping them, Patroni, etcd and HAProxy over TLS, and sending
+// its alerts to Alertmanager there. The lab has no SNS topic: Alertmanager
+// holds the alerts (lab status and the tests read them) and pages nobody.
 
 // labScrapeInterval: every second, so that a failover of a few seconds
-// shows in validate's graphs (AWS keeps Prometheus's 15 s).
+// shows in validate's graphs (AWS keeps Prometheus's 15 s). labGroupWait:
+// a new alert reaches Alertmanager's notification stage within a second.
 const (
 	labScrapeInterval = "1s"
 	labRetention      = "2d"
+	labGroupWait      = "1s"
 )
 
 // Monitored reports whether the lab runs the exporters and Prometheus: the
@@ -42,7 +46,7 @@ func (l *Lab) monitoringSpec() *userdata.Monitoring {
 	if !l.Monitored() {
 		return nil
 	}
-	return &userdata.Monitoring{ScrapeInterval: labScrapeInterval, Retention: labRetention}
+	return &userdata.Monitoring{ScrapeInterval: labScrapeInterval, Retention: labRetention, GroupWait: labGroupWait}
 }
 
 // PrometheusURL is the lab's Prometheus, "" without monitoring.
@@ -52,6 +56,15 @@ func (l *Lab) PrometheusURL() string {
 	}
 	m := l.Plan.Monitor()
 	return "https://" + hostPort(m.IP.String(), topology.PortPrometheus)
+}
+
+// AlertmanagerURL is the lab's Alertmanager, "" without monitoring.
+func (l *Lab) AlertmanagerURL() string {
+	if !l.Monitored() {
+		return ""
+	}
+	m := l.Plan.Monitor()
+	return "https://" + hostPort(m.IP.String(), topology.PortAlertmanager)
 }
 
 func hostPort(host string, port int) string { return fmt.Sprintf("%s:%d", host, port) }
@@ -70,8 +83,10 @@ func (l *Lab) writeMonitorFiles() error {
 			return err
 		}
 	}
-	if err := mkdirOwned(p.PrometheusDataDir, userdata.ExporterUser, 0o700); err != nil {
-		return err
+	for _, d := range []string{p.PrometheusDataDir, p.AlertmanagerDataDir} {
+		if err := mkdirOwned(d, userdata.ExporterUser, 0o700); err != nil {
+			return err
+		}
 	}
 	if err := l.writeNodeTLS(m, userdata.ExporterUser); err != nil {
 		return err
@@ -144,6 +159,9 @@ func (l *Lab) monitorSpecs() map[string]proc.Spec {
 	name, s := run(m.Name, "prometheus", "prometheus.log", env, append([]string{"prometheus"}, userdata.PrometheusArgs(spec, l.Paths(m.Name))...)...)
 	s.Marker = l.Paths(m.Name).PrometheusConfig
 	add(name, s)
+	name, s = run(m.Name, "alertmanager", "alertmanager.log", env, append([]string{"prometheus-alertmanager"}, userdata.AlertmanagerArgs(spec, l.Paths(m.Name))...)...)
+	s.Marker = l.Paths(m.Name).AlertmanagerConfig
+	add(name, s)
 	return out
 }
 
@@ -196,7 +214,7 @@ func (l *Lab) startMonitoring(ctx context.Context) error {
 	})
 }
 
-// stopMonitoring stops the exporters and Prometheus.
+// stopMonitoring stops the exporters, Prometheus and Alertmanager.
 func (l *Lab) stopMonitoring() int {
 	recs, err := l.records()
 	if err != nil {
@@ -231,11 +249,17 @@ func (l *Lab) PrometheusClient() (*http.Client, error) {
 // promGet GETs a path of the lab's Prometheus API and returns the body of
 // a 200 answer.
 func (l *Lab) promGet(ctx context.Context, path string) ([]byte, error) {
+	return l.monitorGet(ctx, l.PrometheusURL(), "Prometheus", path)
+}
+
+// monitorGet GETs a path of the monitoring node's base URL (Prometheus or
+// Alertmanager, which admit the same clients).
+func (l *Lab) monitorGet(ctx context.Context, base, what, path string) ([]byte, error) {
 	hc, err := l.PrometheusClient()
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.PrometheusURL()+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +273,7 @@ func (l *Lab) promGet(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("Prometheus: HTTP %d: %s", resp.StatusCode, body)
+		return nil, fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, body)
 	}
 	return body, nil
 }
@@ -325,4 +349,35 @@ func (l *Lab) Query(ctx context.Context, q string) ([]Sample, error) {
 type Sample struct {
 	Labels map[string]string
 	Value  string
+}
+
+// HeldAlert is an alert as Alertmanager holds it: active (it would page),
+// or suppressed by an inhibition or a silence.
+type HeldAlert struct {
+	Name, Severity, State string
+	InhibitedBy           []string
+}
+
+// HeldAlerts are the alerts the lab's Alertmanager holds, sorted by name.
+func (l *Lab) HeldAlerts(ctx context.Context) ([]HeldAlert, error) {
+	body, err := l.monitorGet(ctx, l.AlertmanagerURL(), "Alertmanager", "/api/v2/alerts")
+	if err != nil {
+		return nil, err
+	}
+	var doc []struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			State       string   `json:"state"`
+			InhibitedBy []string `json:"inhibitedBy"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("Alertmanager's alerts: %w", err)
+	}
+	out := make([]HeldAlert, 0, len(doc))
+	for _, a := range doc {
+		out = append(out, HeldAlert{Name: a.Labels["alertname"], Severity: a.Labels["severity"], State: a.Status.State, InhibitedBy: a.Status.InhibitedBy})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

@@ -257,6 +257,19 @@ func (l *Lab) MonitoringHelp(ctx context.Context) string {
 		}
 		fmt.Fprintf(&b, "  alerts firing: %s\n", strings.Join(names, ", "))
 	}
-	fmt.Fprintf(&b, "  logs: %s/*/log/ (node_exporter, postgres_exporter, prometheus)\n", filepath.Join(l.Dir, "nodes"))
+	fmt.Fprintf(&b, "Alertmanager: %s (pages nobody in the lab: no SNS topic)\n", l.AlertmanagerURL())
+	switch held, err := l.HeldAlerts(ctx); {
+	case err != nil:
+		fmt.Fprintf(&b, "  not answering: %v\n", err)
+	case len(held) == 0:
+		b.WriteString("  alerts held: none\n")
+	default:
+		var names []string
+		for _, a := range held {
+			names = append(names, a.Name+" ("+a.State+")")
+		}
+		fmt.Fprintf(&b, "  alerts held: %s\n", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(&b, "  logs: %s/*/log/ (node_exporter, postgres_exporter, prometheus, alertmanager)\n", filepath.Join(l.Dir, "nodes"))
 	return b.String()
 }
