@@ -26,15 +26,35 @@ fi
 echo "== go vet"
 go vet ./...
 echo "== go test"
-# -p 1: the lab tests each run a whole cluster; running two at once on a
-# small machine would only measure CPU starvation.
+# Two streams. The cluster stream runs the packages whose tests start whole
+# clusters (namespace labs, booted machines, userdata's live cluster), one
+# package and one test at a time: two clusters at once on a small machine
+# would only measure CPU starvation, and their failovers have time bounds.
+# The other stream runs everything else beside it, one package at a time:
+# unit tests and single real daemons, which take a fraction of the cluster
+# stream's time.
+cluster_pkgs=(./validate ./lab/cluster ./lab ./lab/machine ./userdata)
+mapfile -t other_pkgs < <(go list ./... | grep -v -x -F \
+  -e github.com/pgha/pgha/validate -e github.com/pgha/pgha/lab/cluster \
+  -e github.com/pgha/pgha/lab -e github.com/pgha/pgha/lab/machine \
+  -e github.com/pgha/pgha/userdata)
+cluster_log="$(mktemp)"
+other_log="$(mktemp)"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$cluster_log" "$other_log" "$log"' EXIT
 set +e
-go test -p 1 -count=1 -timeout 45m -v "$@" ./... 2>&1 | tee "$log" |
-  grep --line-buffered -E '^(ok|FAIL|--- |panic:|\?)'
-status=${PIPESTATUS[0]}
+go test -p 1 -count=1 -timeout 45m -v "$@" "${cluster_pkgs[@]}" >"$cluster_log" 2>&1 &
+cluster_pid=$!
+go test -p 1 -count=1 -timeout 45m -v "$@" "${other_pkgs[@]}" >"$other_log" 2>&1
+other_status=$?
+grep -E '^(ok|FAIL|--- |panic:|\?)' "$other_log"
+# The cluster stream's progress, as it comes.
+tail -n +1 -f "$cluster_log" --pid "$cluster_pid" | grep --line-buffered -E '^(ok|FAIL|--- |panic:|\?)'
+wait "$cluster_pid"
+cluster_status=$?
 set -e
+cat "$other_log" "$cluster_log" >"$log"
+status=$((other_status | cluster_status))
 if [ "$status" -ne 0 ]; then
   # go test -v streams each test's log as it runs, so the evidence of a
   # failure sits above its "--- FAIL" line: print each failed test's own
