@@ -1,7 +1,8 @@
 // Package boot is the AWS side of the booted lab, where every node is a
 // Debian 12 machine that boots its real user data: the stand-ins for what
 // an EC2 instance talks to (the instance metadata service, SSM and EC2 over
-// signed HTTPS, S3 for the backup repository, a Debian mirror), the
+// signed HTTPS, S3 for the backup repository, SNS for the monitoring node's
+// pages, a Debian mirror), the
 // machines behind the EC2 instances,
 // and the readiness gate `pulumi up` runs, over the nodes' real sshd.
 //
@@ -61,10 +62,17 @@ type State struct {
 	// s3.REGION.amazonaws.com and BUCKET.s3.REGION.amazonaws.com
 	// (awsapi.BucketHost: one hosts line each on the nodes); their objects
 	// are files under ObjectStoreDir, which outlives the process.
-	Buckets        []Bucket          `json:"buckets,omitempty"`
-	ObjectStoreDir string            `json:"objectStoreDir,omitempty"`
-	KeyPair        KeyPair           `json:"keyPair"`
-	Tags           map[string]string `json:"tags"`
+	Buckets        []Bucket `json:"buckets,omitempty"`
+	ObjectStoreDir string   `json:"objectStoreDir,omitempty"`
+	// Topics are the account's SNS topics by name, served at
+	// sns.REGION.amazonaws.com (the stack's alert topic, which the
+	// monitoring node's Alertmanager publishes to). What is published to
+	// one is appended to MessageFile(topic) under MessageDir, the lab's
+	// stand-in for a subscriber.
+	Topics     []string          `json:"topics,omitempty"`
+	MessageDir string            `json:"messageDir,omitempty"`
+	KeyPair    KeyPair           `json:"keyPair"`
+	Tags       map[string]string `json:"tags"`
 	// APIAddrFile is where Serve writes the host-side address of the
 	// endpoints (127.0.0.1:PORT) once it listens.
 	APIAddrFile string `json:"apiAddrFile"`
@@ -219,6 +227,11 @@ func (s State) Account() (*awsapi.Account, error) {
 			return nil, err
 		}
 	}
+	for _, name := range s.Topics {
+		if _, err := a.AddTopic(name); err != nil {
+			return nil, err
+		}
+	}
 	for _, in := range s.Instances {
 		if err := a.AddInstance(awsapi.Instance{
 			ID: in.ID, ImageID: "ami-0pgha0lab0image0", InstanceType: in.Type, PrivateIP: in.IP,
@@ -230,10 +243,22 @@ func (s State) Account() (*awsapi.Account, error) {
 	return a, nil
 }
 
+// MessageFile is where the stand-in appends what is published to a topic
+// of the state (by name), one JSON line per message (awsapi.ReadMessages
+// reads it); "" without a MessageDir. It is the name awsapi's
+// Account.MessageFile gives it.
+func (s State) MessageFile(topic string) string {
+	if s.MessageDir == "" {
+		return ""
+	}
+	return filepath.Join(s.MessageDir, topic+".jsonl")
+}
+
 // Serve runs the stand-ins until ctx ends: in the lab's stand-in namespace
 // the metadata service (IMDSAddress:80), the Debian mirror (Address:80)
-// and the SSM, EC2 and S3 endpoints (Address:443, TLS); on this host's
-// loopback the same endpoints for validate (written to APIAddrFile).
+// and the SSM, EC2, S3 and SNS endpoints (Address:443, TLS); on this
+// host's loopback the same endpoints for validate (written to
+// APIAddrFile).
 func Serve(ctx context.Context, s State) error {
 	acct, err := s.Account()
 	if err != nil {
@@ -243,6 +268,11 @@ func Serve(ctx context.Context, s State) error {
 	acct.SetMachines(&machines{state: s})
 	if err := s.serveObjects(acct); err != nil {
 		return err
+	}
+	if s.MessageDir != "" {
+		if err := acct.SetMessageDir(s.MessageDir); err != nil {
+			return err
+		}
 	}
 	trail, err := os.OpenFile(s.TrailLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -292,8 +322,8 @@ func Serve(ctx context.Context, s State) error {
 	}{
 		{"instance metadata", ns, net.JoinHostPort(IMDSAddress.String(), "80"), md, false},
 		{"Debian mirror", ns, net.JoinHostPort(s.Address.String(), "80"), image.Handler(s.RepoDir), false},
-		{"SSM, EC2 and S3", ns, net.JoinHostPort(s.Address.String(), "443"), api, true},
-		{"SSM, EC2 and S3 for validate", "", "127.0.0.1:0", api, true},
+		{"SSM, EC2, S3 and SNS", ns, net.JoinHostPort(s.Address.String(), "443"), api, true},
+		{"SSM, EC2, S3 and SNS for validate", "", "127.0.0.1:0", api, true},
 	}
 	var servers []*http.Server
 	errc := make(chan error, len(listeners))

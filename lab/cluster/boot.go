@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/pgha/pgha/internal/iampolicy"
 	"github.com/pgha/pgha/internal/nodefault"
 	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pki"
 	"github.com/pgha/pgha/internal/stackconfig"
 	"github.com/pgha/pgha/internal/stackspec"
 	"github.com/pgha/pgha/internal/topology"
@@ -33,6 +35,7 @@ import (
 	"github.com/pgha/pgha/lab/boot"
 	"github.com/pgha/pgha/lab/image"
 	"github.com/pgha/pgha/lab/machine"
+	"github.com/pgha/pgha/lab/netlab"
 	"github.com/pgha/pgha/lab/proc"
 	"github.com/pgha/pgha/lab/volume"
 	"github.com/pgha/pgha/userdata"
@@ -93,11 +96,17 @@ func BootConfig(s Settings) map[string]string {
 	return m
 }
 
+// bootConfig is the booted lab's stack config, loaded as the program
+// loads it.
+func (l *Lab) bootConfig() (stackconfig.Config, error) {
+	m := BootConfig(l.Settings)
+	return stackconfig.Load(l.Name, func(k string) (string, bool) { v, ok := m[k]; return v, ok }, nil)
+}
+
 // BootSpec is the booted lab's stack: its config, the nodes' user data
 // and, with backups, the repository in the lab account's bucket.
 func (l *Lab) BootSpec() (*stackspec.Spec, error) {
-	m := BootConfig(l.Settings)
-	cfg, err := stackconfig.Load(l.Name, func(k string) (string, bool) { v, ok := m[k]; return v, ok }, nil)
+	cfg, err := l.bootConfig()
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +123,32 @@ func (l *Lab) BootSpec() (*stackspec.Spec, error) {
 		in.AlertTopicARN = stackspec.AlertTopicARN(cfg, "aws", l.Settings.Account)
 	}
 	return stackspec.Build(cfg, l.Name, in)
+}
+
+// BootMonitor is the booted lab's monitoring node, monitor-1, when its
+// stack has one (pgha:monitoring, on by default, as on AWS). Like the
+// program's, it is no node of the cluster (not in Plan.Nodes, not in the
+// outputs' nodes), but a machine the lab boots, gates on and takes down
+// like the others.
+func (l *Lab) BootMonitor() (topology.Node, bool) {
+	if !l.Boot() {
+		return topology.Node{}, false
+	}
+	cfg, err := l.bootConfig()
+	if err != nil || !cfg.Monitoring {
+		return topology.Node{}, false
+	}
+	return l.Plan.Monitor(), true
+}
+
+// bootNodes are the machines of a booted lab: the cluster's nodes, then
+// the monitoring node (stackspec.Spec.Nodes, in the lab's plan).
+func (l *Lab) bootNodes() []topology.Node {
+	nodes := slices.Clone(l.Plan.Nodes)
+	if m, ok := l.BootMonitor(); ok {
+		nodes = append(nodes, m)
+	}
+	return nodes
 }
 
 // bootPrerequisites lists what the booted lab needs on this machine.
@@ -198,17 +233,21 @@ func (l *Lab) upBoot(ctx context.Context, o UpOptions, res *UpResult, phase func
 	return s.Write(l.OutputsFile())
 }
 
-// createBootNet makes the namespaces (nodes, client and the stand-ins'),
-// gives the stand-ins the metadata address, and every node the link-local
-// route to it, as an EC2 instance has.
+// createBootNet makes the namespaces (nodes, the monitoring node, client
+// and the stand-ins'), gives the stand-ins the metadata address, and every
+// node the link-local route to it, as an EC2 instance has.
 func (l *Lab) createBootNet() error {
-	if err := l.Net.Create(); err != nil {
+	nw := l.Net
+	if m, ok := l.BootMonitor(); ok {
+		nw.Hosts = append(slices.Clone(nw.Hosts), netlab.Host{Name: m.Name, IP: m.IP})
+	}
+	if err := nw.Create(); err != nil {
 		return err
 	}
 	if err := ipRun("-n", l.Namespace(standinHost), "addr", "add", boot.IMDSAddress.String()+"/32", "dev", "eth0"); err != nil {
 		return err
 	}
-	for _, n := range l.Plan.Nodes {
+	for _, n := range l.bootNodes() {
 		if err := ipRun("-n", l.Namespace(n.Name), "route", "add", boot.IMDSAddress.String()+"/32", "dev", "eth0"); err != nil {
 			return err
 		}
@@ -285,11 +324,27 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 		st.ObjectStoreDir = l.bootDir("aws", "s3")
 		backupPolicy = map[string]string{"backups": iampolicy.BackupRepo("aws", BootRegion, b.Bucket, stackspec.BackupPrefix(spec.Config), key)}
 	}
-	for _, r := range []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy} {
+	roles := []topology.Role{topology.RoleEtcd, topology.RolePatroni, topology.RoleHAProxy}
+	mon := spec.Cluster.Monitoring
+	if mon != nil {
+		roles = append(roles, topology.RoleMonitor)
+		if mon.AlertTopicARN != "" {
+			// The stack's alert topic, which components.AlertTopic
+			// creates; what is published to it lands in the lab's files.
+			st.Topics = []string{spec.Config.AlertTopicName()}
+			st.MessageDir = l.bootDir("aws", "sns")
+		}
+	}
+	for _, r := range roles {
 		name := fmt.Sprintf("pgha-%s-%s", l.Name, r)
 		role := boot.Role{Name: name, Profile: name, Policy: spec.TierPolicy(r, "aws", acct)}
-		if r == topology.RolePatroni {
+		switch {
+		case r == topology.RolePatroni:
 			role.Policies = backupPolicy
+		case r == topology.RoleMonitor && mon.AlertTopicARN != "":
+			// What program.go's deployMonitor attaches besides its secrets
+			// policy: sns:Publish on the alert topic, and nothing else.
+			role.Policies = map[string]string{"alerts": iampolicy.PublishAlerts(mon.AlertTopicARN)}
 		}
 		st.Roles = append(st.Roles, role)
 	}
@@ -299,18 +354,29 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 	// The nodes' TLS material, where the program's components.ClusterTLS
 	// puts it.
 	st.Parameters = append(st.Parameters, boot.Parameter{Name: spec.Cluster.TLS.CA(), ValueFile: l.TLSCAFile()})
-	for _, n := range l.Plan.Nodes {
+	nodes := l.Plan.Nodes
+	if mon != nil {
+		m := l.Plan.Monitor()
+		nodes = append(slices.Clone(nodes), m)
+		// The namespace lab issues it only where it runs its own
+		// Prometheus; the booted lab's comes from SSM.
+		if err := l.issueNodeTLS(m); err != nil {
+			return st, err
+		}
+	}
+	for _, n := range nodes {
 		cert, key := l.NodeTLSFiles(n.Name)
 		st.Parameters = append(st.Parameters,
 			boot.Parameter{Name: spec.Cluster.TLS.Certificate(n.Name), ValueFile: cert},
 			boot.Parameter{Name: spec.Cluster.TLS.Key(n.Name), ValueFile: key})
 	}
 	cfg := spec.Config
-	itype := map[topology.Role]string{topology.RoleEtcd: cfg.EtcdInstanceType, topology.RolePatroni: cfg.PatroniInstanceType, topology.RoleHAProxy: cfg.HAProxyInstanceType}
+	itype := map[topology.Role]string{topology.RoleEtcd: cfg.EtcdInstanceType, topology.RolePatroni: cfg.PatroniInstanceType,
+		topology.RoleHAProxy: cfg.HAProxyInstanceType, topology.RoleMonitor: cfg.MonitoringType}
 	if err := os.MkdirAll(l.bootDir("userdata"), 0o755); err != nil {
 		return st, err
 	}
-	for _, n := range l.Plan.Nodes {
+	for _, n := range nodes {
 		// Packed as the program packs it for EC2: cloud-init unpacks it.
 		packed, err := userdata.Pack([]byte(spec.UserData[n.Name]))
 		if err != nil {
@@ -337,6 +403,34 @@ func (l *Lab) writeBootState(spec *stackspec.Spec, img image.Image, o UpOptions)
 		}
 	}
 	return st, st.Save(l.bootDir("aws", "state.json"))
+}
+
+// issueNodeTLS issues a node's certificate with the lab's cluster CA, as
+// generateTLS does for the cluster's nodes, unless it has one.
+func (l *Lab) issueNodeTLS(n topology.Node) error {
+	cert, key := l.NodeTLSFiles(n.Name)
+	if _, err := os.Stat(cert); err == nil {
+		if _, err := os.Stat(key); err == nil {
+			return nil
+		}
+	}
+	caCert, err := os.ReadFile(l.TLSCAFile())
+	if err != nil {
+		return missingTLS(err)
+	}
+	caKey, err := os.ReadFile(l.tlsDir("ca.key"))
+	if err != nil {
+		return missingTLS(err)
+	}
+	ca, err := pki.LoadCA(caCert, caKey)
+	if err != nil {
+		return err
+	}
+	c, k, err := ca.Issue(pki.NodeLeaf(l.Plan, n, nil))
+	if err != nil {
+		return fmt.Errorf("certificate of %s: %w", n.Name, err)
+	}
+	return writeAll(map[string][]byte{n.Name + ".crt": c, n.Name + ".key": k}, l.tlsDir())
 }
 
 // bootKey makes the stack's SSH key pair (the program generates an
@@ -414,17 +508,18 @@ func (l *Lab) ServeStandins(ctx context.Context) error {
 // all at once, as EC2 launches the stack's instances; it returns when each
 // was launched.
 func (l *Lab) bootMachines(ctx context.Context, st boot.State, img image.Image) (map[string]time.Time, error) {
+	nodes := l.bootNodes()
 	var wg sync.WaitGroup
-	errs := make([]error, len(l.Plan.Nodes))
-	at := make([]time.Time, len(l.Plan.Nodes))
-	for i, n := range l.Plan.Nodes {
+	errs := make([]error, len(nodes))
+	at := make([]time.Time, len(nodes))
+	for i, n := range nodes {
 		wg.Go(func() {
 			at[i], errs[i] = l.launch(ctx, st, img, n)
 		})
 	}
 	wg.Wait()
 	launched := map[string]time.Time{}
-	for i, n := range l.Plan.Nodes {
+	for i, n := range nodes {
 		launched[n.Name] = at[i]
 	}
 	return launched, errors.Join(errs...)
@@ -510,9 +605,10 @@ func (l *Lab) cloudInitDone(node string) (time.Time, error) {
 }
 
 // bootReadiness is `pulumi up`'s readiness gate, over the machines' real
-// sshd, through haproxy-1 as the jump host, from the client's namespace.
+// sshd, through haproxy-1 as the jump host, from the client's namespace:
+// every node and, as program.go's gate, the monitoring node.
 func (l *Lab) bootReadiness(ctx context.Context, o UpOptions) (boot.ReadyResult, error) {
-	return l.readiness(ctx, l.Plan.Nodes, l.Plan.ByRole(topology.RoleHAProxy)[0], o.BootTimeout)
+	return l.readiness(ctx, l.bootNodes(), l.Plan.ByRole(topology.RoleHAProxy)[0], o.BootTimeout)
 }
 
 // readiness waits for nodes through the jump host, then for the cluster.
@@ -577,6 +673,8 @@ func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack,
 		WriteEndpoint: outputs.Endpoint{Host: h, Port: topology.PortWrite},
 		ReadEndpoint:  outputs.Endpoint{Host: h, Port: topology.PortRead},
 		StatsEndpoint: outputs.Endpoint{Host: h, Port: topology.PortStats},
+		// The user data's PgBouncer (pgbouncer.service).
+		PoolerEndpoint: &outputs.Endpoint{Host: h, Port: topology.PortPooler},
 		Access: outputs.Access{Kind: outputs.AccessSSH, JumpHost: net.JoinHostPort(h, fmt.Sprint(topology.PortSSH)),
 			JumpUser: bootUser, JumpHostKeys: ready.HostKeys[jump.Name],
 			// The jump host is on the lab network: validate reaches it
@@ -609,13 +707,20 @@ func (l *Lab) bootOutputs(st boot.State, ready boot.ReadyResult) (outputs.Stack,
 		}
 		s.Nodes = append(s.Nodes, on)
 	}
+	spec, err := l.BootSpec()
+	if err != nil {
+		return outputs.Stack{}, err
+	}
 	if l.Backups() {
-		spec, err := l.BootSpec()
-		if err != nil {
-			return outputs.Stack{}, err
-		}
 		b := spec.Cluster.Backup
 		s.Backups = &outputs.Backups{Bucket: b.Bucket, Path: b.Path, Region: b.Region, KeyARN: st.BackupKeyARN()}
+	}
+	if mon := spec.Cluster.Monitoring; mon != nil {
+		// As program.go's stackOutputs shapes them: the monitoring node's
+		// Prometheus, private (reached through the jump host), and the
+		// topic it pages through. monitor-1 is none of the nodes.
+		s.PrometheusEndpoint = fmt.Sprintf("https://%s:%d", l.Plan.Monitor().IP.String(), topology.PortPrometheus)
+		s.AlertTopicARN = mon.AlertTopicARN
 	}
 	var cs any
 	if err := json.Unmarshal([]byte(ready.ClusterState), &cs); err == nil {
@@ -705,6 +810,15 @@ func ipRun(args ...string) error {
 // unit is the systemd unit of a role's daemon on a booted node.
 func unit(r topology.Role) string { return string(r) + ".service" }
 
+// units are the units `status` shows for a booted node: its daemon's, or
+// the monitoring node's Prometheus and Alertmanager.
+func units(r topology.Role) []string {
+	if r == topology.RoleMonitor {
+		return []string{"prometheus.service", "prometheus-alertmanager.service"}
+	}
+	return []string{unit(r)}
+}
+
 // bootKill crashes a node's daemon as validate's AWS kill does (the same
 // script): SIGKILL to the daemon and, on a Patroni node, the postmaster it
 // detached, and keeps the unit from restarting until `lab start`.
@@ -789,8 +903,71 @@ func (l *Lab) bootProcess(ctx context.Context, n topology.Node) string {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	out, _ := m.Exec(cctx, "systemctl", "is-active", unit(n.Role))
-	return fmt.Sprintf("machine up (pid %d), %s %s", m.PID(), unit(n.Role), strings.TrimSpace(string(out)))
+	us := units(n.Role)
+	// One line per unit, in order, whatever their states.
+	out, _ := m.Exec(cctx, append([]string{"systemctl", "is-active"}, us...)...)
+	states := strings.Fields(string(out))
+	var parts []string
+	for i, u := range us {
+		st := "unknown"
+		if i < len(states) {
+			st = states[i]
+		}
+		parts = append(parts, u+" "+st)
+	}
+	return fmt.Sprintf("machine up (pid %d), %s", m.PID(), strings.Join(parts, ", "))
+}
+
+// bootMonitorStatus is the monitoring node's row in `status` of a booted
+// lab (false when the stack has none): its machine and units, its link,
+// and how many pages the SNS stand-in has received from it.
+func (l *Lab) bootMonitorStatus(ctx context.Context) (NodeStatus, bool) {
+	m, ok := l.BootMonitor()
+	if !ok {
+		return NodeStatus{}, false
+	}
+	s := NodeStatus{Name: m.Name, Role: string(m.Role), IP: m.IP.String(), Process: l.bootProcess(ctx, m), Link: "up", Log: l.DaemonLog(m.Name)}
+	if cut, err := l.Net.IsCut(m.Name); err == nil && cut {
+		s.Link = "cut"
+	}
+	if f, err := l.AlertMessageFile(); err == nil && f != "" {
+		if msgs, err := awsapi.ReadMessages(f); err == nil {
+			s.PGState = fmt.Sprintf("%d pages to SNS", len(msgs))
+		}
+	}
+	return s, true
+}
+
+// AlertMessageFile is where the booted lab's SNS stand-in appends every
+// message published to the stack's alert topic (one JSON line each,
+// awsapi.ReadMessages): what its subscribers would have been paged.
+// "" when the stack has no monitoring node.
+func (l *Lab) AlertMessageFile() (string, error) {
+	if !l.Boot() {
+		return "", fmt.Errorf("lab %q is not a booted lab: only the booted lab's monitoring node pages through SNS", l.Name)
+	}
+	st, err := boot.LoadState(l.bootDir("aws", "state.json"))
+	if err != nil {
+		return "", err
+	}
+	if len(st.Topics) == 0 {
+		return "", nil
+	}
+	return st.MessageFile(st.Topics[0]), nil
+}
+
+// BootRunScript runs a shell script as root inside a booted node's
+// machine (nsenter, not SSH: the monitoring node's host keys are in no
+// output) and returns what it printed, stdout and stderr together.
+func (l *Lab) BootRunScript(ctx context.Context, node, script string) ([]byte, error) {
+	if !l.Boot() {
+		return nil, fmt.Errorf("lab %q is not a booted lab", l.Name)
+	}
+	m, err := l.bootMachine(node)
+	if err != nil {
+		return nil, err
+	}
+	return m.RunScript(ctx, script)
 }
 
 // bootSavedOutputs are the outputs `up` wrote (they hold what only the
@@ -825,12 +1002,18 @@ func (l *Lab) copyBootLogs(dst string) error {
 		}
 		return os.WriteFile(to, b, 0o644)
 	}
-	for _, n := range l.Plan.Nodes {
+	for _, n := range l.bootNodes() {
 		if err := copyFile(l.DaemonLog(n.Name), filepath.Join(dst, n.Name, "console.log")); err != nil {
 			return err
 		}
 	}
-	for _, f := range []string{"standin.log", "trail.log", "imds.log"} {
+	files := []string{"standin.log", "trail.log", "imds.log"}
+	// What the monitoring node paged.
+	pages, _ := filepath.Glob(l.bootDir("aws", "sns", "*.jsonl"))
+	for _, p := range pages {
+		files = append(files, filepath.Join("sns", filepath.Base(p)))
+	}
+	for _, f := range files {
 		if err := copyFile(l.bootDir("aws", f), filepath.Join(dst, "aws", f)); err != nil {
 			return err
 		}

@@ -18,7 +18,7 @@ import (
 func bootTestLab(t *testing.T) (*Lab, string) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("boots eight machines")
+		t.Skip("boots nine machines")
 	}
 	if p := bootPrerequisites(); len(p) > 0 {
 		t.Skipf("the booted lab cannot run here: %s", strings.Join(p, "; "))
@@ -73,7 +73,7 @@ func TestFailedBootIsReported(t *testing.T) {
 		assert.Regexp(t, `\n  `+n+`: boot failed: pgha-fetch-secrets: cannot read SSM parameter /pgha/`+l.Name+`/stats-password in `+
 			BootRegion+` with the instance role: An error occurred \(AccessDeniedException\)`, msg)
 	}
-	for _, n := range []string{"etcd-1", "etcd-2", "etcd-3", "pg-1", "pg-2"} {
+	for _, n := range []string{"etcd-1", "etcd-2", "etcd-3", "pg-1", "pg-2", "monitor-1"} {
 		assert.NotContains(t, msg, n+":", "%s booted fine and is no part of the failure", n)
 	}
 	assert.False(t, l.Exists(), "a failed up removes the lab")

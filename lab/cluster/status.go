@@ -102,6 +102,13 @@ func (l *Lab) Status(ctx context.Context) ([]NodeStatus, error) {
 		}
 		out = append(out, s)
 	}
+	if l.Boot() {
+		// The monitoring node: a machine of the booted lab, not a node of
+		// the cluster.
+		if s, ok := l.bootMonitorStatus(ctx); ok {
+			out = append(out, s)
+		}
+	}
 	return out, nil
 }
 
@@ -183,7 +190,7 @@ func (l *Lab) Memory() (int64, int, error) {
 		// Every process of every machine, and the systemd-nspawn that
 		// supervises it.
 		ppid := proc.PPIDs()
-		for _, n := range l.Plan.Nodes {
+		for _, n := range l.bootNodes() {
 			if m, err := l.bootMachine(n.Name); err == nil && m.PID() != 0 {
 				roots = append(roots, m.PID(), ppid[m.PID()])
 			}
