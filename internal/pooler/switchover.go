@@ -34,9 +34,11 @@ const (
 	// meanwhile, so it is short).
 	DefaultPauseBound = 10 * time.Second
 	// DefaultStallBound bounds the paused phase (switch, write path,
-	// reconnect). Keep it under PgBouncer's query_wait_timeout, which
-	// fails the held clients.
-	DefaultStallBound = 60 * time.Second
+	// reconnect). Clients are held from PAUSE on, and PgBouncer fails them
+	// at query_wait_timeout: the two bounds together stay under the
+	// fast profile's 30 s (userdata renders twice the failover bound); a
+	// planned switchover takes a few seconds of it.
+	DefaultStallBound = 15 * time.Second
 	// DefaultResumeBound is how long resuming is retried, even after the
 	// caller's context has ended.
 	DefaultResumeBound = 30 * time.Second
