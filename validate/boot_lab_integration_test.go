@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,10 +38,11 @@ import (
 // AWS path against them: SSH through haproxy-1, the second hop for etcd,
 // the kill and partition faults over SSH, stop through the EC2 API, and
 // the graphs and alert history from the monitoring node's Prometheus
-// through the jump host. Every check and every scenario must pass with
-// nothing lost; nodes are then replaced under traffic as `pulumi up`
-// replaces instances; and `lab down` must leave nothing behind. About 20
-// minutes (plus the image on a fresh machine).
+// through the jump host. Every check and the scenarios whose faults
+// travel over SSH must pass with nothing lost; nodes are then replaced
+// under traffic as `pulumi up` replaces instances; and `lab down` must
+// leave nothing behind. About 17 minutes (plus the image on a fresh
+// machine).
 func TestValidateAgainstBootedLab(t *testing.T) {
 	tl := labtest.StartBooted(t, "pghavb", "--backups")
 
@@ -109,12 +111,25 @@ func TestValidateAgainstBootedLab(t *testing.T) {
 		}
 	})
 
-	t.Run("every scenario", func(t *testing.T) {
-		r, _ := run(t, 30*time.Minute, "--all-scenarios")
-		var want []string
-		for _, n := range scenario.Names() {
-			want = append(want, "scenario:"+n)
+	// The namespace lab runs all ten scenarios (TestScenariosAgainstLab);
+	// here run those whose faults travel differently on AWS: a partition
+	// set with nftables over SSH, two etcd members stopped through the
+	// second hop, the jump host itself lost (validate falls back to the
+	// other), and two leaders killed in a row over SSH. The leader stopped
+	// through the EC2 API is the failover check above. All ten against a
+	// booted lab: `go run ./validate --outputs ... --all-scenarios`.
+	t.Run("the scenarios whose faults travel over SSH", func(t *testing.T) {
+		names := []string{"leader-partition", "etcd-quorum-lost", "haproxy-lost", "double-failover"}
+		var args, want []string
+		for _, n := range names {
+			args = append(args, "--scenario", n)
 		}
+		for _, n := range scenario.Names() {
+			if slices.Contains(names, n) {
+				want = append(want, "scenario:"+n)
+			}
+		}
+		r, _ := run(t, 20*time.Minute, args...)
 		require.Equal(t, want, namesOf(r.Checks))
 		noneLost(t, r)
 	})
