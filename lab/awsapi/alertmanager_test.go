@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/awsapi"
+	"github.com/pgha/pgha/lab/awsapi/awsapitest"
 	"github.com/pgha/pgha/lab/imds"
 	"github.com/pgha/pgha/userdata"
 )
@@ -99,28 +99,10 @@ func alertmanagerConfig(receivers ...snsReceiver) string {
 	return b.String()
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // alertmanager is one Alertmanager process on loopback.
 type alertmanager struct {
 	url string
-	log *lockedBuffer
+	log *awsapitest.SyncBuffer
 }
 
 // startAlertmanager runs Alertmanager alone (no cluster) with the config,
@@ -140,7 +122,7 @@ func startAlertmanager(t *testing.T, config string, env []string) *alertmanager 
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close())
 
-	am := &alertmanager{url: "http://" + addr, log: &lockedBuffer{}}
+	am := &alertmanager{url: "http://" + addr, log: &awsapitest.SyncBuffer{}}
 	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=debug")
 	cmd.Env = env
@@ -306,7 +288,7 @@ func TestAlertmanagerPublishesWithInstanceRole(t *testing.T) {
 	const monitor = "i-0aaaaaaaaaaaaaaa1"
 	require.NoError(t, f.acct.AddInstance(awsapi.Instance{ID: monitor, PrivateIP: netip.MustParseAddr("10.42.4.10"),
 		AvailabilityZone: testRegion + "a", InstanceProfile: "pgha-dev-monitoring"}))
-	mdLog := &lockedBuffer{}
+	mdLog := &awsapitest.SyncBuffer{}
 	md, err := imds.New(imds.Options{Account: f.acct, Log: mdLog})
 	require.NoError(t, err)
 	// Alertmanager calls from loopback: that is the instance here.

@@ -31,7 +31,7 @@ type Server struct {
 	CA      *awsapi.CA
 	CAFile  string // the CA certificate, for AWS_CA_BUNDLE
 	Account *awsapi.Account
-	log     *syncBuffer
+	log     *SyncBuffer
 	http    *http.Client
 }
 
@@ -55,7 +55,7 @@ func Start(t testing.TB, a *awsapi.Account) *Server {
 	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &SyncBuffer{}
 	srv := httptest.NewUnstartedServer(awsapi.NewHandler(a, awsapi.HandlerOptions{Log: log}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	// Handshake errors (a client refusing the CA, as one test wants) go to
@@ -184,18 +184,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type syncBuffer struct {
+// SyncBuffer collects what a server or a child process writes while the
+// test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
