@@ -424,16 +424,10 @@ func alertEmails(get Getter, bad func(key, format string, a ...any)) []string {
 		return nil
 	}
 	fix := fmt.Sprintf("pulumi config set --path '%s[0]' oncall@example.com", key)
-	var list []string
-	if strings.HasPrefix(raw, "[") {
-		if err := json.Unmarshal([]byte(raw), &list); err != nil {
-			bad(key, "is not a list of e-mail addresses (%v); fix: %s", err, fix)
-			return nil
-		}
-	} else {
-		for _, s := range strings.Split(raw, ",") {
-			list = append(list, strings.TrimSpace(s))
-		}
+	list, err := stringList(raw)
+	if err != nil {
+		bad(key, "is not a list of e-mail addresses (%v); fix: %s", err, fix)
+		return nil
 	}
 	var out []string
 	for i, s := range list {
@@ -447,6 +441,21 @@ func alertEmails(get Getter, bad func(key, format string, a ...any)) []string {
 		}
 	}
 	return out
+}
+
+// stringList reads a list key: a JSON list (a YAML list in the stack file,
+// or --path entries), or a plain string of one or more entries separated
+// by commas.
+func stringList(raw string) ([]string, error) {
+	if strings.HasPrefix(raw, "[") {
+		var list []string
+		return list, json.Unmarshal([]byte(raw), &list)
+	}
+	var list []string
+	for _, s := range strings.Split(raw, ",") {
+		list = append(list, strings.TrimSpace(s))
+	}
+	return list, nil
 }
 
 // AlertTopicName is the stack's SNS alert topic: fixed, so the monitoring
@@ -465,17 +474,10 @@ func allowedCIDRs(get Getter, world bool, bad func(key, format string, a ...any)
 		bad(key, "is required: the CIDRs you connect from (SQL on 5000/5001, stats on 7000, SSH to the jump hosts); fix: %s", fix)
 		return nil
 	}
-	var list []string
-	if strings.HasPrefix(raw, "[") {
-		if err := json.Unmarshal([]byte(raw), &list); err != nil {
-			bad(key, "is not a list of CIDR strings (%v); fix: %s", err, fix)
-			return nil
-		}
-	} else {
-		// A plain string: one CIDR, or several separated by commas.
-		for _, s := range strings.Split(raw, ",") {
-			list = append(list, strings.TrimSpace(s))
-		}
+	list, err := stringList(raw)
+	if err != nil {
+		bad(key, "is not a list of CIDR strings (%v); fix: %s", err, fix)
+		return nil
 	}
 	if len(list) == 0 {
 		bad(key, "is required and empty; fix: %s", fix)
