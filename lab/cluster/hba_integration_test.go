@@ -3,8 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -25,18 +23,10 @@ import (
 // admitted through HAProxy only, and pgha's monitor role reads what the
 // checks need and can write nothing.
 func TestLabPgHBA(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces, daemons as postgres)")
-	}
-	for _, b := range []string{"ip", "setpriv", "etcd", "etcdctl", "patroni", "haproxy", pgBinDir + "/postgres"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s is not installed: %s", b, aptFix)
-		}
-	}
 	if testing.Short() {
 		t.Skip("brings up a whole lab")
 	}
-	l := newTestLab(t, "pghahba", "")
+	l := namespaceTestLab(t, "pghahba")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := l.Up(ctx, UpOptions{Profile: "fast"})

@@ -360,17 +360,22 @@ func writeAndReadBack(t *testing.T, l *Lab, leader patroni.Member, tag string) {
 
 // testLab names a lab after the test process, so parallel packages and a
 // user's own lab never clash, and removes it whatever happens.
-func testLab(t *testing.T) *Lab {
+func testLab(t *testing.T) *Lab { return namespaceTestLab(t, "pghatest") }
+
+// namespaceTestLab is newTestLab in the default network mode, skipped
+// where a lab cannot run: not root, or a daemon (the cluster's, and extra)
+// missing.
+func namespaceTestLab(t *testing.T, prefix string, extra ...string) *Lab {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the lab needs root (network namespaces, daemons as postgres)")
 	}
-	for _, b := range []string{"ip", "setpriv", "etcd", "etcdctl", "patroni", "haproxy", pgBinDir + "/postgres"} {
+	for _, b := range append([]string{"ip", "setpriv", "etcd", "etcdctl", "patroni", "haproxy", pgBinDir + "/postgres"}, extra...) {
 		if _, err := exec.LookPath(b); err != nil {
 			t.Skipf("%s is not installed: %s", b, aptFix)
 		}
 	}
-	return newTestLab(t, "pghatest", "")
+	return newTestLab(t, prefix, "")
 }
 
 // newTestLab sweeps orphans of prefix, makes the lab prefix+pid (in net

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +26,10 @@ import (
 // plain text and the auth function itself are refused. A kill of an
 // HAProxy node takes its PgBouncer too, and a start brings both back.
 func TestLabPooler(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root (network namespaces, daemons as postgres)")
-	}
-	for _, b := range []string{"ip", "setpriv", "etcd", "patroni", "haproxy", "pgbouncer", pgBinDir + "/postgres"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s is not installed: %s", b, aptFix)
-		}
-	}
 	if testing.Short() {
 		t.Skip("brings up a whole lab")
 	}
-	l := newTestLab(t, "pghapgb", "")
+	l := namespaceTestLab(t, "pghapgb", "pgbouncer")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := l.Up(ctx, UpOptions{Profile: "fast"})
