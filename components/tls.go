@@ -123,16 +123,18 @@ func NewClusterTLS(ctx *pulumi.Context, name string, args *ClusterTLSArgs, opts 
 }
 
 // Node issues a plan node's certificate (pki.NodeLeaf) and stores it and
-// its key in SSM. endpoints are the names clients reach a PostgreSQL node
-// by through HAProxy besides the HAProxy nodes' private addresses (their
-// public addresses, the load balancer's DNS name), as they become known;
-// other nodes' certificates name only the node, and take none.
+// its key in SSM. endpoints are the names clients reach the cluster by
+// from outside (the HAProxy nodes' public addresses, the load balancer's
+// DNS name), as they become known: a PostgreSQL node's certificate names
+// them (clients reach it through HAProxy's 5000 and 5001), and so does an
+// HAProxy node's (PgBouncer serves it on 6432). etcd's and the monitoring
+// node's certificates name only the node, and take none.
 func (c *ClusterTLS) Node(ctx *pulumi.Context, n topology.Node, endpoints ...pulumi.StringInput) (*NodeCertificate, error) {
 	if _, ok := c.plan.Node(n.Name); !ok && n != c.plan.Monitor() {
 		return nil, fmt.Errorf("%s: node %s is not in the plan", c.name, n.Name)
 	}
-	if n.Role != topology.RolePatroni && len(endpoints) > 0 {
-		return nil, fmt.Errorf("%s: node %s is no PostgreSQL node: its certificate names no endpoint", c.name, n.Name)
+	if n.Role != topology.RolePatroni && n.Role != topology.RoleHAProxy && len(endpoints) > 0 {
+		return nil, fmt.Errorf("%s: node %s is neither a PostgreSQL nor an HAProxy node: its certificate names no endpoint", c.name, n.Name)
 	}
 	eps := make([]any, len(endpoints))
 	for i, e := range endpoints {

@@ -54,6 +54,7 @@ func TestClusterTLSNodeNames(t *testing.T) {
 	require.NoError(t, err)
 	pg1, _ := plan.Node("pg-1")
 	etcd1, _ := plan.Node("etcd-1")
+	h1, _ := plan.Node("haproxy-1")
 	m := &tlsMocks{reg: map[string]resource.PropertyMap{}}
 	var refused []error
 	err = pulumi.RunErr(func(ctx *pulumi.Context) error {
@@ -67,6 +68,8 @@ func TestClusterTLSNodeNames(t *testing.T) {
 		}
 		_, err = c.Node(ctx, etcd1, pulumi.String("198.51.100.1"))
 		refused = append(refused, err)
+		_, err = c.Node(ctx, plan.Monitor(), pulumi.String("198.51.100.1"))
+		refused = append(refused, err)
 		_, err = c.Node(ctx, topology.Node{Name: "pg-9", Role: topology.RolePatroni}, pulumi.String("198.51.100.1"))
 		refused = append(refused, err)
 		if _, err := c.Node(ctx, etcd1); err != nil {
@@ -74,11 +77,15 @@ func TestClusterTLSNodeNames(t *testing.T) {
 		}
 		// An endpoint known only later, a duplicate and a DNS name.
 		later := pulumi.String("198.51.100.202").ToStringOutput().ApplyT(func(s string) string { return s }).(pulumi.StringOutput)
-		_, err = c.Node(ctx, pg1, pulumi.String("198.51.100.201"), later, pulumi.String("nlb.example.com"), pulumi.String("198.51.100.201"))
+		if _, err = c.Node(ctx, pg1, pulumi.String("198.51.100.201"), later, pulumi.String("nlb.example.com"), pulumi.String("198.51.100.201")); err != nil {
+			return err
+		}
+		// PgBouncer on an HAProxy node is reached by the same names.
+		_, err = c.Node(ctx, h1, pulumi.String("198.51.100.201"), later, pulumi.String("nlb.example.com"))
 		return err
 	}, pulumi.WithMocks("pgha", "dev", m))
 	require.NoError(t, err)
-	require.Len(t, refused, 3)
+	require.Len(t, refused, 4)
 	for _, e := range refused {
 		assert.Error(t, e)
 	}
@@ -91,6 +98,9 @@ func TestClusterTLSNodeNames(t *testing.T) {
 	assert.Equal(t, pki.Organization, csr["subject"].ObjectValue()["organization"].StringValue())
 	assert.Equal(t, []string{"etcd-1"}, strs(m.reg["tls-etcd-1-csr"]["dnsNames"]))
 	assert.Equal(t, []string{"10.42.4.10"}, strs(m.reg["tls-etcd-1-csr"]["ipAddresses"]))
+	assert.Equal(t, []string{"haproxy-1", "nlb.example.com"}, strs(m.reg["tls-haproxy-1-csr"]["dnsNames"]))
+	assert.Equal(t, []string{"10.42.0.30", "198.51.100.201", "198.51.100.202"}, strs(m.reg["tls-haproxy-1-csr"]["ipAddresses"]))
+	assert.NotContains(t, m.reg, "tls-monitor-1-csr", "refused before anything is registered")
 
 	cert := m.reg["tls-pg-1-cert"]
 	assert.Equal(t, pki.NodeLeaf(plan, pg1, nil).Uses(), strs(cert["allowedUses"]))

@@ -82,13 +82,19 @@ func (l Leaf) IPStrings() []string {
 // HAProxy: the HAProxy nodes' private addresses and the endpoints (their
 // public addresses, the load balancer's name), so that a client of port
 // 5000 or 5001 can connect with sslmode=verify-full whichever node leads.
+// An HAProxy node's certificate names the endpoints too: PgBouncer serves
+// it on 6432, which clients reach by the same names. Other nodes'
+// certificates name no endpoint: nothing outside the VPC reaches them.
 func NodeLeaf(plan topology.Plan, n topology.Node, endpoints []string) Leaf {
 	l := Leaf{CommonName: n.Name, DNSNames: []string{n.Name}, IPs: []netip.Addr{n.IP}, Server: true, Client: true}
-	if n.Role != topology.RolePatroni {
+	switch n.Role {
+	case topology.RolePatroni:
+		for _, h := range plan.ByRole(topology.RoleHAProxy) {
+			l.IPs = append(l.IPs, h.IP)
+		}
+	case topology.RoleHAProxy:
+	default:
 		return l
-	}
-	for _, h := range plan.ByRole(topology.RoleHAProxy) {
-		l.IPs = append(l.IPs, h.IP)
 	}
 	for _, e := range endpoints {
 		if ip, err := netip.ParseAddr(e); err == nil {
