@@ -46,6 +46,10 @@ type Target struct {
 	// TLS verifies the server: the cluster CA (pki.Trust.Config). Its
 	// ServerName is set to each host tried. Required.
 	TLS *tls.Config
+	// Pooled is a PgBouncer in transaction pooling: consecutive statements
+	// may run on different server connections, which keep no prepared
+	// statement, so queries go by the simple protocol.
+	Pooled bool
 }
 
 // FromConnection is a Target for a libpq URI of the stack outputs: its
@@ -120,6 +124,11 @@ func (t Target) Config() (*pgx.ConnConfig, error) {
 	// see names that this machine cannot).
 	cfg.LookupFunc = func(ctx context.Context, host string) ([]string, error) { return []string{host}, nil }
 	cfg.ConnectTimeout = timeout
+	if t.Pooled {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		cfg.StatementCacheCapacity = 0
+		cfg.DescriptionCacheCapacity = 0
+	}
 	return cfg, nil
 }
 

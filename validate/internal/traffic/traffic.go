@@ -68,6 +68,14 @@ type Writer struct {
 	Interval time.Duration
 	// OpTimeout bounds one insert; a write that hangs is a failed write.
 	OpTimeout time.Duration
+	// FirstID is the id before the writer's first: two writers of one run
+	// (direct and pooled) keep their ids apart with it.
+	FirstID int64
+	// ServerPerWrite asks each insert which server ran it, for a path
+	// whose statements may run on different servers over one client
+	// connection (a pooler); otherwise the server is asked once per
+	// connection.
+	ServerPerWrite bool
 
 	opLog
 	mu sync.Mutex // guards id
@@ -89,6 +97,9 @@ func (w *Writer) Run(ctx context.Context) error {
 			conn.Close(context.Background())
 		}
 	}()
+	w.mu.Lock()
+	w.id = max(w.id, w.FirstID)
+	w.mu.Unlock()
 	tick := time.NewTicker(w.Interval)
 	defer tick.Stop()
 	for {
@@ -122,7 +133,12 @@ func (w *Writer) Run(ctx context.Context) error {
 		id := w.id
 		w.mu.Unlock()
 		octx, cancel := context.WithTimeout(ctx, w.OpTimeout)
-		_, err := conn.Exec(octx, `INSERT INTO `+Table+` (run, id) VALUES ($1, $2)`, w.RunID, id)
+		var err error
+		if w.ServerPerWrite {
+			err = conn.QueryRow(octx, `INSERT INTO `+Table+` (run, id) VALUES ($1, $2) RETURNING host(inet_server_addr())`, w.RunID, id).Scan(&server)
+		} else {
+			_, err = conn.Exec(octx, `INSERT INTO `+Table+` (run, id) VALUES ($1, $2)`, w.RunID, id)
+		}
 		cancel()
 		op := history.Op{ID: id, Start: start, End: time.Now(), OK: err == nil, Server: server}
 		if err != nil {
@@ -210,21 +226,32 @@ func (r *Reader) Run(ctx context.Context) error {
 	}
 }
 
-// Session runs a writer and a reader together until Stop.
+// Session runs a writer and a reader together until Stop, and a second
+// writer through the pooler when there is one.
 type Session struct {
 	Writer *Writer
 	Reader *Reader
+	// Pooled writes through PgBouncer beside Writer (through HAProxy);
+	// nil without a pooler.
+	Pooled *Writer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	errs   []error
 	mu     sync.Mutex
 }
 
-// Start launches both loops.
-func Start(ctx context.Context, w *Writer, r *Reader) *Session {
+// Start launches the loops; pooled may be nil.
+func Start(ctx context.Context, w *Writer, r *Reader, pooled ...*Writer) *Session {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &Session{Writer: w, Reader: r, cancel: cancel}
-	for _, run := range []func(context.Context) error{w.Run, r.Run} {
+	runs := []func(context.Context) error{w.Run, r.Run}
+	for _, p := range pooled {
+		if p != nil {
+			s.Pooled = p
+			runs = append(runs, p.Run)
+		}
+	}
+	for _, run := range runs {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -238,7 +265,7 @@ func Start(ctx context.Context, w *Writer, r *Reader) *Session {
 	return s
 }
 
-// Stop ends the traffic and waits for both loops.
+// Stop ends the traffic and waits for the loops.
 func (s *Session) Stop() error {
 	s.cancel()
 	s.wg.Wait()
@@ -246,7 +273,7 @@ func (s *Session) Stop() error {
 }
 
 // Baseline lets the session run for settle, then waits up to 10 s each for
-// an acknowledged write and a successful read: before anything is broken,
+// an acknowledged write (on each writer) and a successful read: before anything is broken,
 // both must work, or nothing after it would be measured.
 func (s *Session) Baseline(ctx context.Context, settle time.Duration) error {
 	if err := wait.Sleep(ctx, settle); err != nil {
@@ -260,6 +287,9 @@ func (s *Session) Baseline(ctx context.Context, settle time.Duration) error {
 		return rs.Total > rs.Failed
 	}) {
 		return fmt.Errorf("reads through %s fail before anything was broken: %s", s.Reader.Target, history.LastErr(s.Reader.Ops()))
+	}
+	if p := s.Pooled; p != nil && !wait.Poll(ctx, 10*time.Second, 100*time.Millisecond, func() bool { return len(history.Acked(p.Ops())) > 0 }) {
+		return fmt.Errorf("writes through the pooler %s fail before anything was broken: %s", p.Target, history.LastErr(p.Ops()))
 	}
 	return nil
 }
