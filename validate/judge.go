@@ -107,8 +107,10 @@ func compareVerdict(c report.Check, v judge.Verdict) []string {
 		rec, hadRec := c.Figure(key)
 		i := slices.IndexFunc(v.Figures, func(f report.Figure) bool { return f.Key == key })
 		switch {
-		case !hadRec && i < 0:
-		case hadRec != (i >= 0):
+		case !hadRec:
+			// Not in the recording: absent on both sides, or a figure
+			// added after the report was written.
+		case i < 0:
 			out = append(out, fmt.Sprintf("figure %s: recorded %v, judged %v", key, hadRec, i >= 0))
 		case math.Abs(rec.Value-v.Figures[i].Value) > 1e-9:
 			out = append(out, fmt.Sprintf("figure %s: recorded %s, judged %s", key, rec, v.Figures[i]))

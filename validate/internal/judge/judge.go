@@ -12,6 +12,7 @@ package judge
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,7 +30,14 @@ const (
 	DeposedSilent    = "deposed-leader-acknowledges-nothing"
 	WritesResumed    = "writes-resumed"
 	ServiceRestored  = "service-restored"
+	// PooledNoError: a planned switchover held behind the poolers fails
+	// no operation of a client of the pooler.
+	PooledNoError = "pooled-clients-see-no-error"
 )
+
+// PauseEvent is the timeline's event for the poolers' PAUSE: the
+// switchover that follows was held behind them.
+const PauseEvent = "pause"
 
 // OutageThreshold is the write gap from which writes count as down (and an
 // RTO is reported): with a write every 50 ms, shorter gaps are a slow
@@ -76,7 +84,8 @@ var FigureKeys = []string{
 	"write_gap_s", "rto_s", "writes_total", "writes_failed", "reads_total", "reads_failed",
 	"read_availability_pct", "read_longest_outage_s", "primary_polls", "split_brain_instants",
 	"writable_split_instants", "polls_without_primary", "acked_writes", "lost_writes", "lost_on_leader",
-	"unacked_survivors", "history_problems",
+	"unacked_survivors", "history_problems", "longest_write_s",
+	"pooled_writes_total", "pooled_writes_failed", "pooled_write_gap_s", "pooled_longest_write_s", "pooled_rto_s",
 }
 
 // verdict collects a Verdict.
@@ -111,6 +120,8 @@ func Judge(tl report.Timeline) Verdict {
 	rs := history.Reads(tl.Reads, from, time.Time{})
 	v.figure("writes_total", "writes attempted from the fault on", float64(w.Total), "")
 	v.figure("writes_failed", "writes failed", float64(w.Failed), "")
+	v.seconds("longest_write_s", "longest single write (the longest a client waited)", longest(tl.Writes, from))
+	v.pooled(tl, from)
 	v.figure("reads_total", "reads attempted from the fault on", float64(rs.Total), "")
 	v.figure("reads_failed", "reads failed", float64(rs.Failed), "")
 	v.figure("read_availability_pct", "read availability", 100*rs.Availability, "%")
@@ -141,14 +152,67 @@ func (v *verdict) outage(tl report.Timeline) {
 			gap.Duration.Seconds(), tl.WriteInterval))
 		return
 	}
-	cause := tl.FaultAt
-	for _, ev := range tl.Events {
-		if (ev.Kind == "fault" || ev.Kind == "switchover") && ev.At.Before(gap.To) && ev.At.After(cause) {
-			cause = ev.At
+	v.seconds("rto_s", "RTO (fault → first acknowledged write after the gap)", gap.To.Sub(cause(tl, gap.To)))
+	v.Resumed = gap.To
+}
+
+// pooled: what a client of the pooler saw, beside the direct writer's
+// figures; a planned switchover held behind the poolers must fail none of
+// its operations.
+func (v *verdict) pooled(tl report.Timeline, from time.Time) {
+	if len(tl.PooledWrites) == 0 {
+		return
+	}
+	w := history.Reads(tl.PooledWrites, from, time.Time{})
+	v.figure("pooled_writes_total", "writes through the pooler from the fault on", float64(w.Total), "")
+	v.figure("pooled_writes_failed", "writes through the pooler failed", float64(w.Failed), "")
+	if gap, err := history.Outage(tl.PooledWrites, from); err == nil {
+		v.seconds("pooled_write_gap_s", "write gap through the pooler", gap.Duration)
+		if !tl.FaultAt.IsZero() {
+			v.seconds("pooled_rto_s", "RTO through the pooler (fault → first acknowledged write after its gap)", gap.To.Sub(cause(tl, gap.To)))
 		}
 	}
-	v.seconds("rto_s", "RTO (fault → first acknowledged write after the gap)", gap.To.Sub(cause))
-	v.Resumed = gap.To
+	v.seconds("pooled_longest_write_s", "longest single write through the pooler (the longest a client was held)", longest(tl.PooledWrites, from))
+	if !tl.Planned || !slices.ContainsFunc(tl.Events, func(e report.Event) bool { return e.Kind == PauseEvent }) {
+		return
+	}
+	var failed []string
+	for _, o := range tl.PooledWrites {
+		if !o.OK && !o.Start.Before(from) {
+			failed = append(failed, fmt.Sprintf("id %d at %s: %s", o.ID, o.Start.Format("15:04:05.000"), o.Err))
+		}
+	}
+	if len(failed) > 3 {
+		failed = append(failed[:3], fmt.Sprintf("… %d more", len(failed)-3))
+	}
+	if len(failed) > 0 {
+		failed[0] = fmt.Sprintf("%d writes through the pooler failed during a switchover held behind it: %s", w.Failed, failed[0])
+	}
+	v.property(PooledNoError, len(failed) == 0, false, failed...)
+}
+
+// longest is the longest operation that started at from or later.
+func longest(ops []history.Op, from time.Time) time.Duration {
+	var d time.Duration
+	for _, o := range ops {
+		if !o.Start.Before(from) {
+			d = max(d, o.End.Sub(o.Start))
+		}
+	}
+	return d
+}
+
+// cause is the fault an outage that ended at end is timed from: the
+// latest fault (or switchover request) before it, so two failovers in a
+// row are timed from the second.
+func cause(tl report.Timeline, end time.Time) time.Time {
+	c := tl.FaultAt
+	for _, ev := range tl.Events {
+		if (ev.Kind == "fault" || ev.Kind == "switchover") && ev.At.Before(end) && ev.At.After(c) {
+			c = ev.At
+		}
+	}
+	return c
 }
 
 // primaries: never two primaries at one instant, by Patroni's /primary and
@@ -203,7 +267,7 @@ func (v *verdict) deposed(tl report.Timeline) {
 		}
 		var ids []int64
 		var by string
-		for _, o := range tl.Writes {
+		for _, o := range allWrites(tl) {
 			node := name(tl, o.Server)
 			if !o.OK || o.ID == 0 || node == p.Node || !o.Start.After(p.At) || (!until.IsZero() && !o.Start.Before(until)) {
 				continue
@@ -226,7 +290,8 @@ func (v *verdict) data(tl report.Timeline) {
 		return
 	}
 	var acked []Ack
-	for _, o := range tl.Writes {
+	writes := allWrites(tl)
+	for _, o := range writes {
 		if o.OK && o.ID != 0 {
 			acked = append(acked, Ack{ID: o.ID, Node: name(tl, o.Server), Start: o.Start, End: o.End})
 		}
@@ -237,7 +302,7 @@ func (v *verdict) data(tl report.Timeline) {
 			survivors[n] = append(survivors[n], row.ID)
 		}
 	}
-	lr := history.CheckLoss(history.Acked(tl.Writes), survivors)
+	lr := history.CheckLoss(history.Acked(writes), survivors)
 	h := CheckHistory(HistoryInput{Acked: acked, FinalLeader: tl.FinalLeader, Rows: tl.Rows, Rounds: tl.Rounds})
 	v.figure("acked_writes", "acknowledged writes", float64(lr.Acked), "")
 	v.figure("lost_writes", "acknowledged writes missing on some node", float64(len(lr.LostAnywhere)), "")
@@ -283,7 +348,7 @@ func (v *verdict) restored(tl report.Timeline) {
 	for _, k := range []struct {
 		what string
 		ops  []history.Op
-	}{{"write", tl.Writes}, {"read", tl.Reads}} {
+	}{{"write", tl.Writes}, {"pooled write", tl.PooledWrites}, {"read", tl.Reads}} {
 		s := history.Reads(k.ops, healthy, time.Time{})
 		if s.Total > 0 && s.Failed == s.Total {
 			problems = append(problems, fmt.Sprintf("no %s succeeded once the cluster was back to one leader and two streaming replicas (%d tried)", k.what, s.Total))
@@ -306,7 +371,7 @@ func wallClock(tl report.Timeline) report.Timeline {
 		}
 		return out
 	}
-	tl.Writes, tl.Reads = ops(tl.Writes), ops(tl.Reads)
+	tl.Writes, tl.Reads, tl.PooledWrites = ops(tl.Writes), ops(tl.Reads), ops(tl.PooledWrites)
 	rounds := make([]history.Round, len(tl.Rounds))
 	for i, r := range tl.Rounds {
 		r.At = r.At.Round(0)
@@ -320,6 +385,12 @@ func wallClock(tl report.Timeline) report.Timeline {
 	}
 	tl.Events = events
 	return tl
+}
+
+// allWrites are the direct writer's and the pooled writer's: every
+// acknowledged one must survive, on one history.
+func allWrites(tl report.Timeline) []history.Op {
+	return append(append([]history.Op(nil), tl.Writes...), tl.PooledWrites...)
 }
 
 // name is the node behind a server address, or the address.

@@ -2,6 +2,7 @@ package judge
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -191,4 +192,88 @@ func TestJudgeIsPureAndReRunnableFromJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &saved))
 	require.Equal(t, live, Judge(saved))
 	require.Equal(t, live, Judge(tl), "judging twice changes nothing")
+}
+
+// pooledSwitchover is failoverTimeline turned into a switchover held
+// behind the poolers: a pooled writer beside the direct one, held from
+// the pause (2 s) to the resume (5.6 s) and acknowledged by pg-2 after.
+func pooledSwitchover(failAt ...int) report.Timeline {
+	tl := failoverTimeline()
+	tl.Planned = true
+	tl.Events = append(tl.Events, report.Event{At: at(1900), Kind: PauseEvent})
+	id := int64(1_000_000_000)
+	for ms := 0; ms < 10000; ms += 100 {
+		if ms > 2000 && ms < 5600 {
+			continue // held: the write started at 2 s ends at 5.6 s
+		}
+		id++
+		op := history.Op{ID: id, Start: at(ms), End: at(ms + 10), OK: true, Server: "10.0.0.1"}
+		origin := "pg-1"
+		if ms == 2000 {
+			op.End = at(5600)
+		}
+		if ms >= 2000 {
+			op.Server, origin = "10.0.0.2", "pg-2"
+		}
+		if slices.Contains(failAt, ms) {
+			op.OK, op.Err, op.Server = false, "server closed the connection unexpectedly", ""
+		}
+		tl.PooledWrites = append(tl.PooledWrites, op)
+		if op.OK {
+			for n := range tl.Rows {
+				tl.Rows[n] = append(tl.Rows[n], history.Row{ID: id, Origin: origin})
+			}
+		}
+	}
+	return tl
+}
+
+func TestPooledWritesSideBySide(t *testing.T) {
+	v := Judge(pooledSwitchover())
+	assert.Empty(t, v.Problems())
+	assert.True(t, property(t, v, PooledNoError).Holds)
+	assert.Equal(t, 0.0, figure(t, v, "pooled_writes_failed"))
+	assert.InDelta(t, 3.6, figure(t, v, "pooled_longest_write_s"), 1e-9, "the held write is the longest stall")
+	assert.InDelta(t, 3.69, figure(t, v, "pooled_write_gap_s"), 1e-9, "last pooled ack before the pause → the held write's")
+	assert.Greater(t, figure(t, v, "writes_failed"), 0.0, "the direct writer saw the gap as errors")
+	assert.InDelta(t, 0.01, figure(t, v, "longest_write_s"), 1e-9)
+	// Both writers' acknowledged writes count.
+	assert.Equal(t, float64(len(history.Acked(failoverTimeline().Writes))+65), figure(t, v, "acked_writes"))
+}
+
+func TestPooledErrorFailsAPlannedSwitchover(t *testing.T) {
+	v := Judge(pooledSwitchover(5600))
+	p := property(t, v, PooledNoError)
+	require.False(t, p.Holds)
+	assert.False(t, p.Tolerated)
+	assert.Contains(t, p.Detail[0], "1 writes through the pooler failed during a switchover held behind it")
+	assert.Equal(t, 1.0, figure(t, v, "pooled_writes_failed"))
+
+	// Not held behind the poolers (no pause), or a failover: reported, not judged.
+	tl := pooledSwitchover(5600)
+	tl.Events = tl.Events[:len(tl.Events)-1]
+	v = Judge(tl)
+	assert.NotContains(t, propertyNames(v), PooledNoError)
+	assert.Equal(t, 1.0, figure(t, v, "pooled_writes_failed"))
+	tl = pooledSwitchover(5600)
+	tl.Planned = false
+	assert.NotContains(t, propertyNames(Judge(tl)), PooledNoError)
+}
+
+func TestLostPooledWriteIsLost(t *testing.T) {
+	tl := pooledSwitchover()
+	for n, rows := range tl.Rows {
+		tl.Rows[n] = rows[:len(rows)-1] // the last pooled row is gone
+	}
+	v := Judge(tl)
+	assert.False(t, property(t, v, NoAckedWriteLost).Holds)
+	assert.Equal(t, 1.0, figure(t, v, "lost_on_leader"))
+}
+
+func propertyNames(v Verdict) []string {
+	var out []string
+	for _, p := range v.Properties {
+		out = append(out, p.Name)
+	}
+	return out
 }

@@ -65,6 +65,10 @@ type Timeline struct {
 	Events []Event      `json:"events"`
 	Writes []history.Op `json:"writes"`
 	Reads  []history.Op `json:"reads"`
+	// PooledWrites are the writer's through PgBouncer, beside Writes
+	// (through HAProxy), in the same run with ids of their own; absent
+	// where no pooler serves clients.
+	PooledWrites []history.Op `json:"pooledWrites,omitempty"`
 
 	// FaultAt is when the first fault was injected (or the switchover
 	// asked for); the write gap and RTO are measured from it.
