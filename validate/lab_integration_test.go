@@ -11,15 +11,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/pooler"
 	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/switchover"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/labtest"
+	"github.com/pgha/pgha/validate/internal/judge"
 	"github.com/pgha/pgha/validate/internal/report"
+	"github.com/pgha/pgha/validate/internal/scenario"
 )
 
 // TestValidateAgainstLab brings up a real lab (3 etcd, 3 Patroni/PostgreSQL,
@@ -84,6 +91,19 @@ func TestValidateAgainstLab(t *testing.T) {
 		so, _ := r.Check("switchover")
 		_, ok = so.Figure("rejoin_s")
 		require.True(t, ok, "the switchover times every replica streaming on the new timeline")
+		// Held behind the poolers: their client saw a stall, no error,
+		// while the direct client saw the usual write gap.
+		require.NotEmpty(t, so.Timeline.PooledWrites, "the lab has poolers: a client writes through one")
+		for _, key := range []string{"pooled_writes_total", "pooler_stall_s", "pooled_longest_write_s"} {
+			f, ok := so.Figure(key)
+			require.True(t, ok, key)
+			require.Positive(t, f.Value, key)
+		}
+		failed, ok := so.Figure("pooled_writes_failed")
+		require.True(t, ok)
+		require.Zero(t, failed.Value, "a client of the pooler saw an error during a planned switchover")
+		require.True(t, slices.ContainsFunc(so.Properties, func(p report.Property) bool { return p.Name == judge.PooledNoError && p.Holds }),
+			"%+v", so.Properties)
 		for _, c := range []report.Check{so, fo} {
 			require.NotEmpty(t, c.Properties, "%s was judged", c.Name)
 			for _, p := range c.Properties {
@@ -115,6 +135,81 @@ func TestValidateAgainstLab(t *testing.T) {
 		require.NoError(t, err)
 		requireWellFormedXML(t, svg)
 		require.Contains(t, string(svg), "promotion +")
+	})
+
+	t.Run("validate switchover holds the poolers' clients and leaves no pooler paused", func(t *testing.T) {
+		s, err := outputs.Load(outputsFile)
+		require.NoError(t, err)
+		p := probeFor(t, outputsFile)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		before := currentFormation(t, outputsFile)
+
+		// A client of the pooler inserting all along.
+		pt, ok := scenario.PoolerTarget(s, p.Dial, 30*time.Second)
+		require.True(t, ok)
+		cn, err := pt.Connect(ctx)
+		require.NoError(t, err)
+		defer cn.Close(context.Background())
+		_, err = cn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pooled_switchover (id bigint PRIMARY KEY)`)
+		require.NoError(t, err)
+		lctx, stopLoad := context.WithCancel(ctx)
+		var ok2, failed int
+		var lastErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 1; lctx.Err() == nil; i++ {
+				if _, err := cn.Exec(lctx, `INSERT INTO pooled_switchover VALUES ($1)`, i); err != nil {
+					if lctx.Err() != nil {
+						return
+					}
+					failed, lastErr = failed+1, err
+					continue
+				}
+				ok2++
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		cmd := exec.CommandContext(ctx, validateBin, "switchover", "--outputs", outputsFile)
+		out, err := cmd.CombinedOutput()
+		t.Log(string(out))
+		require.NoError(t, err)
+		time.Sleep(time.Second)
+		stopLoad()
+		<-done
+		require.Contains(t, string(out), "poolers resumed: their clients were held at most")
+		require.Zero(t, failed, "the pooler's client saw an error: %v", lastErr)
+		require.Positive(t, ok2)
+		after := currentFormation(t, outputsFile)
+		require.NotEqual(t, before.Leader.Name, after.Leader.Name)
+		require.Equal(t, before.Timeline+1, after.Timeline)
+		requireNoPoolerPaused(t, s, p)
+
+		t.Run("interrupted once the poolers pause", func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, validateBin, "switchover", "--outputs", outputsFile)
+			var buf syncBuffer
+			cmd.Stdout, cmd.Stderr = &buf, &buf
+			require.NoError(t, cmd.Start())
+			// Ctrl-C as soon as the pause has begun: the step's own line
+			// comes once every PAUSE has returned, so poll the consoles.
+			consoles := switchover.Poolers(s, p.Dial)
+			require.Eventually(t, func() bool {
+				for _, c := range consoles {
+					if paused, err := c.(*pooler.Console).Paused(ctx); err == nil && len(paused) > 0 {
+						return true
+					}
+				}
+				return false
+			}, 30*time.Second, 5*time.Millisecond, "the poolers were never seen paused:\n%s", buf.String())
+			require.NoError(t, cmd.Process.Signal(os.Interrupt))
+			err := cmd.Wait()
+			t.Log(buf.String())
+			require.Error(t, err, "an interrupted switchover exits non-zero")
+			require.Contains(t, buf.String(), "resume done")
+			requireNoPoolerPaused(t, s, p)
+			waitHealthy(t)
+		})
 	})
 
 	t.Run("a replica that does not stream fails formation and refuses the failover", func(t *testing.T) {
@@ -247,4 +342,34 @@ func currentFormation(t *testing.T, outputsFile string) probe.Formation {
 	f := probeFor(t, outputsFile).Formation(context.Background())
 	require.True(t, f.OK(), f.Problem())
 	return f
+}
+
+// requireNoPoolerPaused reads every pooler's databases back: none paused.
+func requireNoPoolerPaused(t *testing.T, s outputs.Stack, p *probe.Probe) {
+	t.Helper()
+	consoles := switchover.Poolers(s, p.Dial)
+	require.NotEmpty(t, consoles)
+	for _, c := range consoles {
+		paused, err := c.(*pooler.Console).Paused(context.Background())
+		require.NoError(t, err, c.Name())
+		require.Empty(t, paused, "%s is left paused", c.Name())
+	}
+}
+
+// syncBuffer is a buffer a command writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

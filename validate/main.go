@@ -34,6 +34,7 @@ var subcommands = []subcommand{
 	{"bench", "benchmark switchover and failovers per profile on fresh labs; writes docs/benchmarks.md", runBench},
 	{"judge", "judge a saved report.json again from its evidence alone, without a cluster", runJudge},
 	{"roll", "replace an AWS stack's nodes one at a time (a new image), the cluster whole between nodes", runRoll},
+	{"switchover", "hand the leader role to a replica, the poolers' clients held (a stall, not an error)", runSwitchover},
 	{"teardown", "after `pulumi destroy`, list anything of the stack left in AWS (exit 1 if any)", teardown.Main},
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/roll"
+	"github.com/pgha/pgha/internal/switchover"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/validate/internal/stackout"
 )
@@ -80,7 +81,8 @@ type rollPulumi interface {
 }
 
 // clusterView is how the roll looks at the cluster and switches over:
-// *probe.Probe, built from the stack outputs.
+// a probe built from the stack outputs, switching over behind the
+// poolers (switchover.Switcher).
 type clusterView interface {
 	roll.Switcher
 	Etcd(ctx context.Context) probe.EtcdState
@@ -143,10 +145,20 @@ func isTerminal(f *os.File) bool {
 	return err == nil
 }
 
-// connectCluster is validate's own way to the cluster: SSH through the
+// connectCluster is validate's own way to the cluster (connectProbe), as
+// the roll looks at it: its hand-over held behind the poolers.
+func connectCluster(s outputs.Stack) (clusterView, func(), error) {
+	p, closeProbe, err := connectProbe(s)
+	if err != nil {
+		return nil, nil, err
+	}
+	return switchover.Switcher{Probe: p}, closeProbe, nil
+}
+
+// connectProbe is validate's own way to the cluster: SSH through the
 // jump host, etcd through a hop on each member, host keys pinned from the
 // outputs.
-func connectCluster(s outputs.Stack) (clusterView, func(), error) {
+func connectProbe(s outputs.Stack) (*probe.Probe, func(), error) {
 	if s.Access.Kind != outputs.AccessSSH {
 		dial, err := dialerFor(s)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/pgha/pgha/internal/outputs"
 	"github.com/pgha/pgha/internal/probe"
 	"github.com/pgha/pgha/internal/roll"
+	"github.com/pgha/pgha/internal/switchover"
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/boot"
 	"github.com/pgha/pgha/lab/image"
@@ -186,7 +187,9 @@ func (r labRoll) Whole(ctx context.Context) error {
 	return r.p.Formation(ctx).Err()
 }
 
-// Switchover is roll.HandOver, the one switchover of a roll.
+// Switchover is roll.HandOver, the one switchover of a roll, held behind
+// the poolers (switchover.Switcher) so that their clients see no error.
 func (r labRoll) Switchover(ctx context.Context, leader string) (string, error) {
-	return roll.HandOver(ctx, r.p, leader, time.Minute)
+	logf := func(format string, a ...any) { fmt.Fprintf(r.l.Log, "  "+format+"\n", a...) }
+	return roll.HandOver(ctx, switchover.Switcher{Probe: r.p, Logf: logf}, leader, time.Minute)
 }

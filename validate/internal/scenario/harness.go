@@ -59,7 +59,15 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 	w := &traffic.Writer{Target: AppTarget(s, env.Dial(), true, st.OpTimeout),
 		RunID: env.RunID() + "-" + c.Name, Interval: st.WriteInterval, OpTimeout: st.OpTimeout}
 	rd := &traffic.Reader{Target: AppTarget(s, env.Dial(), false, st.OpTimeout), Interval: st.ReadInterval, OpTimeout: st.OpTimeout}
-	r.traffic = traffic.Start(ctx, w, rd)
+	var pw *traffic.Writer
+	if pt, ok := PoolerTarget(s, env.Dial(), st.OpTimeout); ok {
+		// A client of the pooler waits as long as PgBouncer holds it
+		// (query_wait_timeout, twice the failover bound): its longest
+		// write is the stall it saw, not a timeout of ours.
+		pw = &traffic.Writer{Target: pt, RunID: w.RunID, Interval: st.WriteInterval, OpTimeout: 2 * st.FailoverBound,
+			FirstID: PooledFirstID, ServerPerWrite: true}
+	}
+	r.traffic = traffic.Start(ctx, w, rd, pw)
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
@@ -70,6 +78,9 @@ func Execute(ctx context.Context, env Env, sc Scenario, c *report.Check) {
 			c.Timeline.End = time.Now()
 			c.Timeline.Writes = r.traffic.Writer.Ops()
 			c.Timeline.Reads = r.traffic.Reader.Ops()
+			if pw != nil {
+				c.Timeline.PooledWrites = pw.Ops()
+			}
 		})
 	}
 	defer stop()
@@ -312,7 +323,11 @@ func summarize(r *Run, final probe.Formation) {
 		parts = append(parts, "write gap "+fig("write_gap_s"))
 	}
 	parts = append(parts,
-		fmt.Sprintf("writes failed %s, reads failed %s/%s", fig("writes_failed"), fig("reads_failed"), fig("reads_total")),
+		fmt.Sprintf("writes failed %s, reads failed %s/%s", fig("writes_failed"), fig("reads_failed"), fig("reads_total")))
+	if _, ok := c.Figure("pooled_writes_failed"); ok {
+		parts = append(parts, fmt.Sprintf("through the pooler: writes failed %s, longest write %s", fig("pooled_writes_failed"), fig("pooled_longest_write_s")))
+	}
+	parts = append(parts,
 		fmt.Sprintf("lost %s of %s acked", fig("lost_writes"), fig("acked_writes")),
 		"split-brain polls "+fig("split_brain_instants"))
 	if final.Leader.Name != "" {

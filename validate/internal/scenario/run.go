@@ -82,7 +82,9 @@ func (r *Run) Seconds(key, label string, d time.Duration) { r.Figure(key, label,
 // Event marks a moment about node on the timeline and returns its time.
 func (r *Run) Event(kind, node, detail string) time.Time {
 	ev := report.Event{At: time.Now(), Kind: kind, Node: node, Detail: detail}
+	r.mu.Lock()
 	r.Check.Timeline.Events = append(r.Check.Timeline.Events, ev)
+	r.mu.Unlock()
 	r.Env.Logf("  event %s: %s", kind, detail)
 	return ev.At
 }
@@ -203,6 +205,28 @@ func AppTarget(s outputs.Stack, dial access.DialFunc, write bool, timeout time.D
 	}
 	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword,
 		Database: c.AppDatabase, Dial: failoverDial(dial, hosts), ConnectTimeout: timeout, TLS: probe.TLSConfig(s)}
+}
+
+// PooledFirstID is where the pooled writer's ids start: the direct
+// writer's stay below it, in the same run.
+const PooledFirstID = 1_000_000_000
+
+// PoolerTarget is the application user through the stack's pooler
+// (PgBouncer, transaction pooling), trying the other HAProxy nodes'
+// poolers when the endpoint is one of them and cannot be reached; false
+// when the stack has no pooler.
+func PoolerTarget(s outputs.Stack, dial access.DialFunc, timeout time.Duration) (pg.Target, bool) {
+	e := s.PoolerEndpoint
+	if e == nil {
+		return pg.Target{}, false
+	}
+	var hosts []string
+	for _, n := range s.ByRole(topology.RoleHAProxy) {
+		hosts = append(hosts, n.PrivateIP)
+	}
+	c := s.Credentials
+	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase,
+		Dial: failoverDial(dial, hosts), ConnectTimeout: timeout, TLS: probe.TLSConfig(s), Pooled: true}, true
 }
 
 // failoverDial tries addr first and then the other hosts on the same port,

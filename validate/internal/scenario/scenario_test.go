@@ -5,6 +5,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -42,4 +43,17 @@ func TestFailoverDial(t *testing.T) {
 	_, err = d(context.Background(), "tcp", "10.0.9.9:5432")
 	require.Error(t, err)
 	require.Equal(t, []string{"10.0.9.9:5432"}, tried, "a non-HAProxy address is dialled as is")
+}
+
+func TestPgbenchFailures(t *testing.T) {
+	clean := "transaction type: insert.sql\nnumber of clients: 8\nnumber of transactions actually processed: 4210\nnumber of failed transactions: 0 (0.000%)\n"
+	assert.Zero(t, pgbenchFailures(clean))
+	aborted := "pgbench: error: client 3 aborted in command 0 (SQL) of script 0; perhaps the backend died while processing\n" +
+		"pgbench: error: client 5 aborted in command 0 (SQL) of script 0; perhaps the backend died while processing\n" +
+		"number of transactions actually processed: 1200\nnumber of failed transactions: 0 (0.000%)\n" +
+		"pgbench: error: Run was aborted; the above results are incomplete.\n"
+	assert.Equal(t, int64(2), pgbenchFailures(aborted))
+	assert.Equal(t, int64(1), pgbenchFailures("pgbench: error: connection to server at \"10.0.0.1\", port 6432 failed: Connection refused\n"),
+		"a run that never connected is one failure")
+	assert.Equal(t, int64(3), pgbenchFailures("number of transactions actually processed: 10\nnumber of failed transactions: 3 (23.077%)\n"))
 }

@@ -8,7 +8,10 @@ import (
 
 	"github.com/pgha/pgha/internal/patroni"
 	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/switchover"
 	"github.com/pgha/pgha/internal/wait"
+	"github.com/pgha/pgha/validate/internal/judge"
+	"github.com/pgha/pgha/validate/internal/report"
 )
 
 // Switchover is validate's switchover check: the operator asks Patroni to
@@ -97,11 +100,9 @@ func switchoverStory(ctx context.Context, r *Run, asked string) {
 				}
 			}
 		}
-		at = r.Event("switchover", old.Name, fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
-		if r.FaultAt.IsZero() {
-			r.FaultAt = at
-		}
-		msg, err = r.Env.Switchover(ctx, old.Host, old.Name, cand.Name)
+		var res switchover.Result
+		res, at, err = r.PlannedSwitchover(ctx, old, cand)
+		msg = res.Answer
 		if err == nil {
 			break
 		}
@@ -116,7 +117,7 @@ func switchoverStory(ctx context.Context, r *Run, asked string) {
 		return
 	}
 	r.Notef("Patroni answered: %s", msg)
-	r.Seconds("api_seconds", "POST /switchover took", time.Since(at))
+	r.Seconds("api_seconds", "POST /switchover → the switchover done (behind poolers: they resumed)", time.Since(at))
 
 	st := r.Env.Settings()
 	if _, ok := r.WaitLeader(ctx, st.FailoverBound, func(l patroni.Member) bool { return l.Name == cand.Name }); !ok {
@@ -152,4 +153,42 @@ func switchoverStory(ctx context.Context, r *Run, asked string) {
 	}
 	r.Figure("timeline_after", "timeline after", float64(nf.Timeline), "")
 	r.Outcome = fmt.Sprintf("%s → %s, timeline %d → %d", old.Name, cand.Name, f.Timeline, nf.Timeline)
+}
+
+// PlannedSwitchover asks for the switchover from old to cand the way pgha
+// performs it (package switchover): behind the stack's poolers when it has
+// any, so that their clients are held, not failed. The pause and the
+// request go on the timeline (the first is when the run's fault begins);
+// at is when Patroni was asked.
+func (r *Run) PlannedSwitchover(ctx context.Context, old, cand patroni.Member) (res switchover.Result, at time.Time, err error) {
+	mark := func(t time.Time) {
+		if r.FaultAt.IsZero() {
+			r.FaultAt = t
+		}
+	}
+	res, err = switchover.Run(ctx, r.Env.Probe(), old, cand, switchover.Options{
+		Ask: func(ctx context.Context) (string, error) {
+			at = r.Event("switchover", old.Name, fmt.Sprintf("POST /switchover leader=%s candidate=%s", old.Name, cand.Name))
+			mark(at)
+			return r.Env.Switchover(ctx, old.Host, old.Name, cand.Name)
+		},
+		OnPause: func() {
+			mark(r.Event(judge.PauseEvent, "", "PAUSE on every pooler: new transactions wait in PgBouncer"))
+		},
+		Logf: r.Env.Logf,
+	})
+	if res.Pooled {
+		if !res.Pooler.ResumedAt.IsZero() {
+			r.mu.Lock()
+			r.Check.Timeline.Events = append(r.Check.Timeline.Events,
+				report.Event{At: res.Pooler.ResumedAt, Kind: "resume", Detail: "every pooler resumed"})
+			r.mu.Unlock()
+		}
+		r.Seconds("pooler_stall_s", "poolers paused (PAUSE → RESUME): the longest a pooled client was held", res.Pooler.Stall)
+		r.Text("pooler_steps", "pooled switchover steps", switchover.Describe(res.Pooler))
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return res, at, err
 }

@@ -1,0 +1,176 @@
+// Package switchover is pgha's one planned switchover: validate's
+// switchover check and scenarios, the rolling update's hand-over and the
+// operator's `validate switchover` all go through Run. Where the stack
+// has poolers (PgBouncer on each HAProxy node, and the admin console's
+// credentials in the outputs) the switchover is held behind them
+// (pooler.Switchover): the poolers pause, Patroni switches over, every
+// HAProxy node's leader port reaches the new leader, the poolers drop
+// their old server connections and resume. Pooled clients see a stall,
+// not an error. Without poolers it is Patroni's switchover alone.
+package switchover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pgha/pgha/internal/access"
+	"github.com/pgha/pgha/internal/outputs"
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/pg"
+	"github.com/pgha/pgha/internal/pooler"
+	"github.com/pgha/pgha/internal/probe"
+	"github.com/pgha/pgha/internal/topology"
+	"github.com/pgha/pgha/internal/wait"
+)
+
+// Poolers are the admin consoles of the stack's PgBouncers, one per
+// HAProxy node at its private address, reached through dial; nil when the
+// stack has no pooler or its outputs carry no console credentials.
+func Poolers(s outputs.Stack, dial access.DialFunc) []pooler.Admin {
+	c := s.Credentials
+	if s.PoolerEndpoint == nil || c.PoolerAdminName == "" || c.PoolerAdminPassword == "" {
+		return nil
+	}
+	var out []pooler.Admin
+	for _, n := range s.ByRole(topology.RoleHAProxy) {
+		out = append(out, &pooler.Console{Node: n.Name, PauseDatabases: []string{c.AppDatabase},
+			Target: pg.Target{Host: n.PrivateIP, Port: topology.PortPooler, User: c.PoolerAdminName,
+				Password: c.PoolerAdminPassword, Dial: dial, ConnectTimeout: 3 * time.Second, TLS: probe.TLSConfig(s)}})
+	}
+	return out
+}
+
+// Options tune Run; the zero value is the stack's poolers and Patroni's
+// REST API.
+type Options struct {
+	// Ask asks Patroni for the switchover and returns its answer; nil is
+	// the probe's POST /switchover on the leader.
+	Ask func(ctx context.Context) (string, error)
+	// Poolers overrides the stack's poolers (Poolers); NoPooler switches
+	// over without them.
+	Poolers  []pooler.Admin
+	NoPooler bool
+	// Pooler's bounds; zero means pooler's defaults.
+	PauseBound, StallBound time.Duration
+	// OnPause, if set, is called just before the poolers are paused (the
+	// moment a client's stall begins), for a timeline.
+	OnPause func()
+	Logf    func(format string, args ...any)
+}
+
+// Result is what a planned switchover did.
+type Result struct {
+	// Answer is Patroni's answer to the switchover request.
+	Answer string
+	// Pooled says the switchover was held behind the poolers; Pooler is
+	// then the steps' timing and the clients' longest possible stall.
+	Pooled bool
+	Pooler pooler.Result
+}
+
+// Run switches over from leader to candidate, behind the stack's poolers
+// when it has any. It returns once Patroni has answered and, behind
+// poolers, once every HAProxy node's leader port reaches the candidate
+// and the poolers have resumed. A failed switchover behind poolers resumes
+// them on whichever node leads.
+func Run(ctx context.Context, p *probe.Probe, leader, candidate patroni.Member, o Options) (Result, error) {
+	var res Result
+	ask := o.Ask
+	if ask == nil {
+		ask = func(ctx context.Context) (string, error) {
+			return "", p.Switchover(ctx, leader.Host, leader.Name, candidate.Name)
+		}
+	}
+	poolers := o.Poolers
+	if poolers == nil && !o.NoPooler {
+		poolers = Poolers(p.Stack, p.Dial)
+	}
+	if len(poolers) == 0 || o.NoPooler {
+		a, err := ask(ctx)
+		res.Answer = a
+		return res, err
+	}
+	res.Pooled = true
+	if o.OnPause != nil {
+		o.OnPause()
+	}
+	pr, err := pooler.Switchover(ctx, poolers, pooler.Steps{
+		Switch: func(ctx context.Context) error {
+			a, err := ask(ctx)
+			res.Answer = a
+			return err
+		},
+		WritePathReady: func(ctx context.Context) error { return WritePathOn(ctx, p, candidate.Host) },
+		PauseBound:     o.PauseBound, StallBound: o.StallBound, Logf: o.Logf,
+	})
+	res.Pooler = pr
+	return res, err
+}
+
+// WritePathOn returns once every HAProxy node's leader port, the path
+// the poolers take, gives a fresh session on host, writable; it polls
+// until ctx ends.
+func WritePathOn(ctx context.Context, p *probe.Probe, host string) error {
+	var last error
+	ok := wait.Poll(ctx, time.Hour, 100*time.Millisecond, func() bool {
+		for _, h := range p.Nodes(topology.RoleHAProxy) {
+			info, err := probe.Whoami(ctx, p.App(h.PrivateIP, topology.PortWrite))
+			switch {
+			case err != nil:
+				last = fmt.Errorf("%s:%d: %w", h.Name, topology.PortWrite, err)
+			case info.Addr != host || info.InRecovery:
+				last = fmt.Errorf("%s:%d reaches %s (in recovery: %t), not %s", h.Name, topology.PortWrite, info.Addr, info.InRecovery, host)
+			default:
+				continue
+			}
+			return false
+		}
+		return true
+	})
+	if ok {
+		return nil
+	}
+	if last == nil {
+		last = errors.New("not checked")
+	}
+	return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+}
+
+// Switcher is a probe whose Switchover is Run's: what the rolling
+// updates (roll.HandOver) switch over with, so that a roll's hand-over is
+// held behind the poolers too.
+type Switcher struct {
+	*probe.Probe
+	Logf func(format string, args ...any)
+}
+
+// Switchover switches over from leader to candidate (member names) with
+// Run, the host being looked up in the stack outputs.
+func (s Switcher) Switchover(ctx context.Context, host, leader, candidate string) error {
+	cn, ok := s.Stack.NodeByName(candidate)
+	if !ok {
+		return fmt.Errorf("switchover: %s is not a node of the stack outputs", candidate)
+	}
+	res, err := Run(ctx, s.Probe, patroni.Member{Name: leader, Host: host}, patroni.Member{Name: candidate, Host: cn.PrivateIP},
+		Options{Logf: s.Logf})
+	if err == nil && res.Pooled && s.Logf != nil {
+		s.Logf("switchover %s → %s held behind the poolers: clients stalled at most %s", leader, candidate, res.Pooler.Stall.Round(time.Millisecond))
+	}
+	return err
+}
+
+// Describe is one line on a pooled switchover's steps, for reports.
+func Describe(r pooler.Result) string {
+	var parts []string
+	for _, s := range r.Steps {
+		p := fmt.Sprintf("%s %s", s.Name, s.Took.Round(time.Millisecond))
+		if s.Err != "" {
+			p += " (failed)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, ", ")
+}
