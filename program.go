@@ -142,32 +142,40 @@ func prepare(ctx *pulumi.Context) (*prepared, error) {
 
 // deploy registers the resources, each layer on the one before, and
 // returns the stack outputs. The order: the base (with the CA and the etcd
-// and HAProxy nodes' certificates), the etcd and HAProxy tiers, the
-// endpoint, the PostgreSQL nodes' certificates (which name the HAProxy
-// nodes' public addresses and the endpoint), the PostgreSQL tier, the
-// readiness gate.
+// nodes' certificates), the etcd tier, the HAProxy nodes' Elastic IPs and
+// the load balancer (with its target groups and listeners), the HAProxy
+// nodes' certificates (which name those addresses and the load balancer's
+// name: PgBouncer serves them on 6432), the HAProxy instances, the
+// association of each Elastic IP with its instance and the load
+// balancer's targets, the PostgreSQL nodes' certificates (which name the
+// same endpoints), the PostgreSQL tier, the readiness gate.
+//
+// An existing stack created before the HAProxy certificates named the
+// endpoints keeps its addresses and load balancer (the same URNs, see
+// TestURNsOfTheEntryPointsAreStable). On its next `pulumi up` it gets an
+// EIP association per HAProxy node, which associates each address again
+// with the instance it already serves (the EIPs themselves show no
+// change), and new HAProxy certificates in SSM. No instance changes, so
+// the running HAProxy nodes keep serving the old certificate until they
+// fetch the new one (docs/security.md, Renewal) or are replaced; `validate
+// roll` alone replaces only instances that the update would replace.
 func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) {
 	b, err := deployBase(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	t, err := deployFrontTiers(ctx, p, b)
+	t, nlb, err := deployFrontTiers(ctx, p, b)
 	if err != nil {
 		return nil, err
 	}
 	// The jump host (haproxy-1 unless pgha:jumpHost names the other, as
 	// while haproxy-1's AZ is lost) is also the single-host endpoint.
 	jumpIP := t.haproxy.PublicIPs[jumpIndex(p.cfg)]
-	writeHost, readHost, err := deployEndpoint(ctx, p, b, t, jumpIP)
-	if err != nil {
-		return nil, err
+	writeHost, readHost := jumpIP, jumpIP
+	if nlb != nil {
+		writeHost, readHost = nlb.DNSName, nlb.DNSName
 	}
-	var endpoints []pulumi.StringInput
-	for _, ip := range t.haproxy.PublicIPs {
-		endpoints = append(endpoints, ip)
-	}
-	endpoints = append(endpoints, writeHost, readHost)
-	pgCerts, err := deployNodeCertificates(ctx, p, b, topology.RolePatroni, endpoints...)
+	pgCerts, err := deployNodeCertificates(ctx, p, b, topology.RolePatroni, clientNames(t.haproxy, nlb)...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +200,26 @@ func deploy(ctx *pulumi.Context, p *prepared) (map[string]pulumi.Output, error) 
 		return nil, err
 	}
 	return stackOutputs(p, nodes, writeHost, readHost, jumpIP, b, readiness, alerts), nil
+}
+
+// clientNames are the names clients reach the cluster by from outside:
+// both HAProxy nodes' Elastic IPs, as soon as they are allocated, and the
+// load balancer's DNS name when there is one. The certificates of the
+// nodes that serve clients name them all (pki.NodeLeaf): the PostgreSQL
+// nodes' (5000 and 5001 pass through HAProxy) and the HAProxy nodes'
+// (PgBouncer's 6432). Each HAProxy node names both addresses, not only
+// its own: the two nodes' roles may read each other's keys anyway, so
+// naming one would isolate nothing, and an address moved to the other
+// node (by hand, say while an AZ is lost) still verifies.
+func clientNames(h *components.HAProxyTier, nlb *components.LoadBalancer) []pulumi.StringInput {
+	var names []pulumi.StringInput
+	for _, ip := range h.ElasticIPs {
+		names = append(names, ip)
+	}
+	if nlb != nil {
+		names = append(names, nlb.DNSName)
+	}
+	return names
 }
 
 // deployMonitor registers the monitoring node: the alert topic it pages
@@ -227,10 +255,11 @@ type base struct {
 	secrets  *components.Secrets
 	keyPair  *ec2.KeyPair
 	backups  *components.Backups // nil without pgha:backups
-	// tls is the cluster CA; certs are the etcd and HAProxy nodes'
-	// certificates, by role (the PostgreSQL nodes' come after the endpoint).
-	tls   *components.ClusterTLS
-	certs map[topology.Role]components.Dependencies
+	// tls is the cluster CA; etcdCerts are the etcd nodes' certificates
+	// (the HAProxy and PostgreSQL nodes' name the endpoints, and come
+	// after them).
+	tls       *components.ClusterTLS
+	etcdCerts components.Dependencies
 	// privateKey is the generated SSH key; nil with the operator's own.
 	privateKey pulumi.StringInput
 	// boot is what any instance needs before it boots: egress to apt and
@@ -241,8 +270,8 @@ type base struct {
 }
 
 // deployBase registers the provider, the network, the security groups, the
-// secrets, the cluster CA with the etcd and HAProxy nodes' certificates,
-// and the SSH key pair.
+// secrets, the cluster CA with the etcd nodes' certificates, and the SSH
+// key pair.
 func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 	cfg := p.cfg
 	b := &base{tagger: components.Tagger{Project: stackconfig.Namespace, Stack: ctx.Stack()}}
@@ -307,11 +336,8 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 	}, b.withAWS); err != nil {
 		return nil, err
 	}
-	b.certs = map[topology.Role]components.Dependencies{}
-	for _, r := range []topology.Role{topology.RoleEtcd, topology.RoleHAProxy} {
-		if b.certs[r], err = deployNodeCertificates(ctx, p, b, r); err != nil {
-			return nil, err
-		}
+	if b.etcdCerts, err = deployNodeCertificates(ctx, p, b, topology.RoleEtcd); err != nil {
+		return nil, err
 	}
 
 	b.boot = append(b.boot, b.network.Egress...)
@@ -323,7 +349,8 @@ func deployBase(ctx *pulumi.Context, p *prepared) (*base, error) {
 
 // deployNodeCertificates issues the certificates of one role's nodes and
 // returns their parameters, which those nodes read at boot. endpoints are
-// the PostgreSQL nodes' other names (see components.ClusterTLS.Node).
+// the PostgreSQL and HAProxy nodes' other names (clientNames, see
+// components.ClusterTLS.Node).
 func deployNodeCertificates(ctx *pulumi.Context, p *prepared, b *base, role topology.Role, endpoints ...pulumi.StringInput) (components.Dependencies, error) {
 	var params components.Dependencies
 	for _, n := range p.cfg.Plan.ByRole(role) {
@@ -374,24 +401,43 @@ func withData(cfg stackconfig.Config, a *components.TierArgs, size int) *compone
 	return a
 }
 
-// deployFrontTiers registers etcd and HAProxy: the tiers whose
-// certificates name only their own nodes, and which the PostgreSQL nodes'
-// certificates follow.
-func deployFrontTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, error) {
+// deployFrontTiers registers etcd and HAProxy, and the load balancer in
+// front of HAProxy when enabled (nil without): the tiers the PostgreSQL
+// nodes' certificates follow. The HAProxy nodes' Elastic IPs and the load
+// balancer come before the HAProxy nodes' certificates, which name them,
+// and the instances after; then each address is associated with its
+// instance and the instances become the load balancer's targets.
+func deployFrontTiers(ctx *pulumi.Context, p *prepared, b *base) (*tiers, *components.LoadBalancer, error) {
 	cfg := p.cfg
 	var t tiers
 	var err error
 	if t.etcd, err = components.NewEtcdCluster(ctx, "etcd",
-		withData(cfg, tierArgs(p, b, topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize, b.certs[topology.RoleEtcd]), cfg.EtcdDataSize),
+		withData(cfg, tierArgs(p, b, topology.RoleEtcd, topology.Private, cfg.EtcdInstanceType, cfg.EtcdVolumeSize, b.etcdCerts), cfg.EtcdDataSize),
 		b.withAWS); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if t.haproxy, err = components.NewHAProxyTier(ctx, "haproxy",
-		tierArgs(p, b, topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize, b.certs[topology.RoleHAProxy]),
+		tierArgs(p, b, topology.RoleHAProxy, topology.Public, cfg.HAProxyInstanceType, cfg.HAProxyVolumeSize, nil),
 		b.withAWS); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &t, nil
+	nlb, err := deployLoadBalancer(ctx, p, b)
+	if err != nil {
+		return nil, nil, err
+	}
+	certs, err := deployNodeCertificates(ctx, p, b, topology.RoleHAProxy, clientNames(t.haproxy, nlb)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := t.haproxy.Launch(ctx, certs); err != nil {
+		return nil, nil, err
+	}
+	if nlb != nil {
+		if err := nlb.Attach(ctx, t.haproxy.Instances); err != nil {
+			return nil, nil, err
+		}
+	}
+	return &t, nlb, nil
 }
 
 // deployPatroni registers the PostgreSQL tier, booting after its nodes'
@@ -405,24 +451,21 @@ func deployPatroni(ctx *pulumi.Context, p *prepared, b *base, certs components.D
 	return components.NewPatroniCluster(ctx, "patroni", args, b.withAWS)
 }
 
-// deployEndpoint returns the hosts clients write and read through: the
-// network load balancer when enabled, else the first HAProxy node.
-func deployEndpoint(ctx *pulumi.Context, p *prepared, b *base, t *tiers, jumpIP pulumi.StringOutput) (write, read pulumi.StringOutput, err error) {
+// deployLoadBalancer registers the network load balancer clients write,
+// read and pool through when enabled (nil without; the jump host is then
+// the single-host endpoint), with no target yet: its DNS name must be
+// known before the HAProxy nodes' certificates, which name it.
+func deployLoadBalancer(ctx *pulumi.Context, p *prepared, b *base) (*components.LoadBalancer, error) {
 	if !p.cfg.NetworkLoadBalancer {
-		return jumpIP, jumpIP, nil
+		return nil, nil
 	}
-	nlb, err := components.NewLoadBalancer(ctx, "endpoint", &components.LoadBalancerArgs{
+	return components.NewLoadBalancer(ctx, "endpoint", &components.LoadBalancerArgs{
 		VpcID: b.network.VpcID, SubnetIDs: b.network.PublicSubnetIDs,
 		SecurityGroupID: b.security.Groups[components.SGNLB].ID(),
-		Targets:         t.haproxy.Instances,
 		Ports:           []int{topology.PortWrite, topology.PortRead, topology.PortPooler},
 		DependsOn:       b.network.Internet,
 		Tags:            b.tagger,
 	}, b.withAWS)
-	if err != nil {
-		return write, read, err
-	}
-	return nlb.DNSName, nlb.DNSName, nil
 }
 
 // placeNodes pairs every plan node, in plan order, with its instance.

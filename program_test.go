@@ -31,6 +31,8 @@ const (
 	tRouteTable = "aws:ec2/routeTable:RouteTable"
 	tProvider   = "pulumi:providers:aws"
 	tStackRef   = "pulumi:pulumi:StackReference"
+	tEIP        = "aws:ec2/eip:Eip"
+	tEIPAssoc   = "aws:ec2/eipAssociation:EipAssociation"
 )
 
 func TestDefaultStackResourceCounts(t *testing.T) {
@@ -60,6 +62,7 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		tRouteTable: 4, // 1 public + 1 per private subnet
 		"aws:ec2/routeTableAssociation:RouteTableAssociation": 6,
 		"aws:ec2/eip:Eip":               3, // 1 NAT + 2 HAProxy
+		tEIPAssoc:                       2, // each HAProxy node's, made after its instance
 		"aws:ec2/natGateway:NatGateway": 1,
 		tSG:                             4,       // etcd, patroni, haproxy, monitor
 		tIngress:                        14 + 9,  // with PgBouncer's 6432; + the metrics ports from the monitor, 9090 and SSH to it
@@ -621,6 +624,7 @@ var untaggable = map[string]bool{
 	"aws:ec2/routeTableAssociation:RouteTableAssociation": true,
 	tRolePolicy: true,
 	"aws:lb/targetGroupAttachment:TargetGroupAttachment": true,
+	tEIPAssoc:   true,
 	tAttachment: true,
 	// The bucket's settings are sub-resources of the (tagged) bucket.
 	"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":                                     true,

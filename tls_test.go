@@ -184,8 +184,9 @@ func TestClusterTLSMaterial(t *testing.T) {
 // TestCertificatesNameEveryWayIn: a PostgreSQL node's certificate names
 // the node, every HAProxy node's private address and every endpoint (the
 // HAProxy nodes' public addresses, and the load balancer's name when there
-// is one), so that a client verifies it by any name it connects with;
-// etcd's and HAProxy's name only the node itself.
+// is one), so that a client verifies it by any name it connects with; an
+// HAProxy node's names the node, its own private address and the same
+// endpoints (PgBouncer serves it on 6432); etcd's names only the node.
 func TestCertificatesNameEveryWayIn(t *testing.T) {
 	plan, err := topology.New(topology.DefaultVPCCIDR)
 	require.NoError(t, err)
@@ -211,7 +212,10 @@ func TestCertificatesNameEveryWayIn(t *testing.T) {
 			for _, n := range plan.Nodes {
 				wantDNS, wantIPs := []string{n.Name}, []string{n.IP.String()}
 				if n.Role == topology.RolePatroni {
-					wantIPs = append(append(wantIPs, haproxyIPs...), publicIPs...)
+					wantIPs = append(wantIPs, haproxyIPs...)
+				}
+				if n.Role == topology.RolePatroni || n.Role == topology.RoleHAProxy {
+					wantIPs = append(wantIPs, publicIPs...)
 					if nlb {
 						wantDNS = append(wantDNS, nlbName)
 					}
@@ -234,20 +238,26 @@ func TestCertificatesNameEveryWayIn(t *testing.T) {
 			}
 
 			// Every host of the exported connection URIs verifies against
-			// every PostgreSQL node's certificate (sslmode=verify-full).
-			for _, uri := range []string{s.Connection.Write, s.Connection.Read} {
+			// the certificate of every node that may answer it
+			// (sslmode=verify-full): any PostgreSQL node through 5000 and
+			// 5001, any HAProxy node's PgBouncer through 6432.
+			verifies := func(uri string, role topology.Role) {
 				hosts, _, _, _, err := outputs.ParseConnectionURI(uri)
 				require.NoError(t, err)
 				for _, hp := range hosts {
 					host, _, err := net.SplitHostPort(hp)
 					require.NoError(t, err)
-					for _, n := range plan.ByRole(topology.RolePatroni) {
+					for _, n := range plan.ByRole(role) {
 						cert := parseCert(t, n.Name, paramValue(params[tlsPrefix+n.Name+"-certificate"]))
 						_, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: host})
 						assert.NoError(t, err, "%s does not answer to %s", n.Name, host)
 					}
 				}
 			}
+			verifies(s.Connection.Write, topology.RolePatroni)
+			verifies(s.Connection.Read, topology.RolePatroni)
+			// PgBouncer (6432) answers by the same hosts.
+			verifies(strings.ReplaceAll(s.Connection.Write, ":5000", ":6432"), topology.RoleHAProxy)
 		})
 	}
 }

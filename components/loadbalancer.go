@@ -14,25 +14,31 @@ type LoadBalancerArgs struct {
 	VpcID           pulumi.IDOutput
 	SubnetIDs       []pulumi.IDOutput // the public subnets, one per AZ
 	SecurityGroupID pulumi.IDOutput
-	Targets         []*ec2.Instance // the HAProxy nodes
-	Ports           []int           // 5000 and 5001
+	Ports           []int // 5000, 5001 and PgBouncer's 6432
 	// DependsOn must hold the network's Internet: AWS refuses an
 	// internet-facing load balancer in a VPC without an internet gateway.
 	DependsOn []pulumi.Resource
 	Tags      Tagger
 }
 
-// LoadBalancer is one stable DNS name across the AZs for both SQL ports.
+// LoadBalancer is one stable DNS name across the AZs for the SQL ports.
+// It is built in two steps: NewLoadBalancer creates the NLB, its target
+// groups and listeners, whose DNS name the HAProxy nodes' certificates
+// then name; Attach registers the HAProxy instances once they exist.
 type LoadBalancer struct {
 	pulumi.ResourceState
 
 	DNSName pulumi.StringOutput
+
+	name   string
+	ports  []int
+	groups []*lb.TargetGroup // by port, as ports
 }
 
-// NewLoadBalancer creates the NLB, a target group and listener per port, and
-// attaches every HAProxy node to each group.
+// NewLoadBalancer creates the NLB and a target group and listener per
+// port, with no target yet.
 func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, opts ...pulumi.ResourceOption) (*LoadBalancer, error) {
-	l := &LoadBalancer{}
+	l := &LoadBalancer{name: name, ports: args.Ports}
 	if err := ctx.RegisterComponentResource(TypeEndpoint, name, l, opts...); err != nil {
 		return nil, err
 	}
@@ -91,18 +97,26 @@ func NewLoadBalancer(ctx *pulumi.Context, name string, args *LoadBalancerArgs, o
 		}, parent); err != nil {
 			return nil, err
 		}
-		for i, inst := range args.Targets {
-			if _, err := lb.NewTargetGroupAttachment(ctx, fmt.Sprintf("%s-tg-%d-haproxy-%d", name, port, i+1), &lb.TargetGroupAttachmentArgs{
-				TargetGroupArn: tg.Arn,
+		l.groups = append(l.groups, tg)
+	}
+	return l, nil
+}
+
+// Attach registers every target (the HAProxy nodes' instances, in plan
+// order) with each target group, and completes the component. The
+// attachments keep the names and parent they had when NewLoadBalancer
+// made them, so an existing stack keeps them.
+func (l *LoadBalancer) Attach(ctx *pulumi.Context, targets []*ec2.Instance) error {
+	for j, port := range l.ports {
+		for i, inst := range targets {
+			if _, err := lb.NewTargetGroupAttachment(ctx, fmt.Sprintf("%s-tg-%d-haproxy-%d", l.name, port, i+1), &lb.TargetGroupAttachmentArgs{
+				TargetGroupArn: l.groups[j].Arn,
 				TargetId:       inst.ID(),
 				Port:           pulumi.Int(port),
-			}, parent); err != nil {
-				return nil, err
+			}, pulumi.Parent(l)); err != nil {
+				return err
 			}
 		}
 	}
-	if err := ctx.RegisterResourceOutputs(l, pulumi.Map{"dnsName": nlb.DnsName}); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return ctx.RegisterResourceOutputs(l, pulumi.Map{"dnsName": l.DNSName})
 }

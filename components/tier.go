@@ -42,7 +42,9 @@ type TierArgs struct {
 	Partition string
 	AccountID string
 	// Public gives each node an Elastic IP: the HAProxy endpoints and SSH
-	// jump hosts keep their address across a stop and start.
+	// jump hosts keep their address across a stop and start. The address
+	// is allocated before the instance (its certificate names it) and
+	// associated with it after; only the HAProxy tier is public.
 	Public bool
 	// Data, when set, gives every node an encrypted gp3 volume of its own
 	// for the data that must outlive the instance.
@@ -69,9 +71,16 @@ type Tier struct {
 	Instances []*ec2.Instance
 	// DataVolumes holds each node's data volume when the tier has them.
 	DataVolumes []*ebs.Volume
-	// PublicIPs holds the Elastic IP address of each node when Public.
+	// PublicIPs holds the Elastic IP address of each node when Public,
+	// resolved once the address is associated with the node's instance:
+	// what the readiness gate and the stack outputs reach the node by.
 	PublicIPs []pulumi.StringOutput
-	Role      *iam.Role
+	// ElasticIPs are the same addresses as soon as they are allocated,
+	// before any instance: what certificates name.
+	ElasticIPs []pulumi.StringOutput
+	// EIPAssociations associate each Elastic IP with its node's instance.
+	EIPAssociations []*ec2.EipAssociation
+	Role            *iam.Role
 }
 
 // EtcdCluster is the 3-member etcd cluster that Patroni uses as its DCS.
@@ -87,9 +96,17 @@ type PatroniCluster struct {
 }
 
 // HAProxyTier is the HAProxy pair; its nodes are also the SSH jump hosts.
+// It is built in two steps: NewHAProxyTier allocates the Elastic IPs,
+// Launch creates the instances. In between the caller issues the nodes'
+// certificates, which name those addresses (PgBouncer serves them to
+// clients that reach the nodes by them).
 type HAProxyTier struct {
 	pulumi.ResourceState
 	Tier
+
+	name string
+	args *TierArgs
+	eips []*ec2.Eip
 }
 
 // MonitoringNode is the optional monitoring node: Prometheus, scraping every
@@ -128,19 +145,68 @@ func NewPatroniCluster(ctx *pulumi.Context, name string, args *TierArgs, opts ..
 	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RolePatroni), args)
 }
 
-// NewHAProxyTier creates the HAProxy tier.
+// NewHAProxyTier registers the HAProxy tier and allocates its nodes'
+// Elastic IPs (ElasticIPs); Launch creates the instances.
 func NewHAProxyTier(ctx *pulumi.Context, name string, args *TierArgs, opts ...pulumi.ResourceOption) (*HAProxyTier, error) {
-	c := &HAProxyTier{}
+	c := &HAProxyTier{name: name, args: args}
 	if err := ctx.RegisterComponentResource(TypeHAProxy, name, c, opts...); err != nil {
 		return nil, err
 	}
-	return c, buildTier(ctx, c, &c.Tier, name, string(topology.RoleHAProxy), args)
+	if args.Public {
+		var err error
+		if c.eips, err = allocateEIPs(ctx, name, string(topology.RoleHAProxy), args, pulumi.Parent(c)); err != nil {
+			return nil, err
+		}
+		for _, e := range c.eips {
+			c.ElasticIPs = append(c.ElasticIPs, e.PublicIp)
+		}
+	}
+	return c, nil
 }
 
-func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, role string, args *TierArgs) error {
+// Launch creates the tier's instances, each booting after certs too (its
+// certificate's parameters), and associates each Elastic IP with its
+// node's instance.
+func (c *HAProxyTier) Launch(ctx *pulumi.Context, certs Dependencies) error {
+	args := *c.args
+	args.DependsOn = append(append([]pulumi.Resource(nil), c.args.DependsOn...), certs...)
+	return buildTier(ctx, c, &c.Tier, c.name, string(topology.RoleHAProxy), &args, c.eips...)
+}
+
+// allocateEIPs allocates an Elastic IP per node, associated with nothing
+// yet. Their names and parent are those the addresses had when each was
+// created with its instance (`instance` set on the EIP), so an existing
+// stack keeps its addresses: the provider keeps that computed `instance`
+// in its state once the program no longer sets it, and so shows no change
+// and does not disassociate the address (see buildTier for what the new
+// association does).
+func allocateEIPs(ctx *pulumi.Context, name, role string, args *TierArgs, parent pulumi.ResourceOption) ([]*ec2.Eip, error) {
+	if len(args.Nodes) == 0 {
+		return nil, fmt.Errorf("%s: no nodes in the plan", name)
+	}
+	var eips []*ec2.Eip
+	for _, n := range args.Nodes {
+		eip, err := ec2.NewEip(ctx, name+"-"+n.Name+"-eip", &ec2.EipArgs{
+			Domain: pulumi.String("vpc"),
+			Tags:   args.Tags.Tags(role, n.Name+"-eip"),
+		}, parent)
+		if err != nil {
+			return nil, err
+		}
+		eips = append(eips, eip)
+	}
+	return eips, nil
+}
+
+// buildTier creates the tier's role and instances. eips are a public
+// tier's Elastic IPs, by node, allocated before (allocateEIPs).
+func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, role string, args *TierArgs, eips ...*ec2.Eip) error {
 	parent := pulumi.Parent(parentRes)
 	if len(args.Nodes) == 0 {
 		return fmt.Errorf("%s: no nodes in the plan", name)
+	}
+	if args.Public && len(eips) != len(args.Nodes) {
+		return fmt.Errorf("%s: %d Elastic IPs for %d nodes", name, len(eips), len(args.Nodes))
 	}
 	iamRole, err := iam.NewRole(ctx, name+"-role", &iam.RoleArgs{
 		AssumeRolePolicy: pulumi.String(iampolicy.AssumeRole()),
@@ -175,7 +241,7 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 		return err
 	}
 
-	for _, n := range args.Nodes {
+	for i, n := range args.Nodes {
 		if n.AZIndex < 0 || n.AZIndex >= len(args.SubnetIDs) || n.AZIndex >= len(args.Zones) {
 			return fmt.Errorf("%s: node %s is in AZ index %d, which has no subnet", name, n.Name, n.AZIndex)
 		}
@@ -238,15 +304,27 @@ func buildTier(ctx *pulumi.Context, parentRes pulumi.Resource, t *Tier, name, ro
 			t.DataVolumes = append(t.DataVolumes, vol)
 		}
 		if args.Public {
-			eip, err := ec2.NewEip(ctx, name+"-"+n.Name+"-eip", &ec2.EipArgs{
-				Domain:   pulumi.String("vpc"),
-				Instance: inst.ID(),
-				Tags:     args.Tags.Tags(role, n.Name+"-eip"),
+			// On a stack whose EIP was created with `instance` set, the
+			// address already serves this instance: AllowReassociation
+			// lets AWS associate it again (the same instance, a new
+			// association) where it would otherwise refuse an address
+			// that is in use. When the instance is replaced, the
+			// association, which names it, is deleted before it (the
+			// instance is deleted before its replacement is created) and
+			// a new one follows the new instance.
+			assoc, err := ec2.NewEipAssociation(ctx, name+"-"+n.Name+"-eip-assoc", &ec2.EipAssociationArgs{
+				AllocationId:       eips[i].ID(),
+				InstanceId:         inst.ID(),
+				AllowReassociation: pulumi.Bool(true),
 			}, parent)
 			if err != nil {
 				return err
 			}
-			t.PublicIPs = append(t.PublicIPs, eip.PublicIp)
+			t.EIPAssociations = append(t.EIPAssociations, assoc)
+			// The address, once it reaches the node: whatever connects to
+			// it (the readiness gate) waits for the association.
+			t.PublicIPs = append(t.PublicIPs, pulumi.All(eips[i].PublicIp, assoc.ID()).ApplyT(
+				func(vs []any) string { return vs[0].(string) }).(pulumi.StringOutput))
 		}
 	}
 
