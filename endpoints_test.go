@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pgha/pgha/internal/outputs"
 )
 
 const (
@@ -99,4 +101,38 @@ func TestLoadBalancerTargetsEveryHAProxyNode(t *testing.T) {
 	}
 	both := []string{"haproxy-haproxy-1_id", "haproxy-haproxy-2_id"}
 	assert.Equal(t, map[string][]string{"5000": both, "5001": both, "6432": both}, got)
+}
+
+// TestPoolerEndpointAndURI: the program exports PgBouncer's endpoint, on
+// the write endpoint's host (the load balancer, else the jump host), and a
+// pooled URI over every entry point.
+func TestPoolerEndpointAndURI(t *testing.T) {
+	for _, tc := range []struct {
+		cfg    map[string]string
+		host   string
+		pooled string
+	}{
+		{map[string]string{}, "198.51.100.201",
+			"postgresql://app@198.51.100.201:6432,198.51.100.202:6432/app?connect_timeout=5&sslmode=verify-full"},
+		{map[string]string{"pgha:jumpHost": "haproxy-2"}, "198.51.100.202",
+			"postgresql://app@198.51.100.201:6432,198.51.100.202:6432/app?connect_timeout=5&sslmode=verify-full"},
+		{map[string]string{"pgha:networkLoadBalancer": "true"}, "pgha-nlb-0123.elb.eu-west-1.amazonaws.com",
+			"postgresql://app@pgha-nlb-0123.elb.eu-west-1.amazonaws.com:6432/app?connect_timeout=5&sslmode=verify-full"},
+	} {
+		t.Run(tc.host, func(t *testing.T) {
+			cfg := baseConfig()
+			for k, v := range tc.cfg {
+				cfg[k] = v
+			}
+			r := runProgram(t, cfg, nil, nil)
+			require.NoError(t, r.err)
+			assert.False(t, r.secret[outputs.KeyPoolerEndpoint])
+			s, err := outputs.Parse(r.stackJSON(t))
+			require.NoError(t, err)
+			require.Equal(t, &outputs.Endpoint{Host: tc.host, Port: 6432}, s.PoolerEndpoint)
+			assert.Equal(t, s.WriteEndpoint.Host, s.PoolerEndpoint.Host)
+			require.NotNil(t, s.Connection)
+			assert.Equal(t, tc.pooled, s.Connection.Pooled)
+		})
+	}
 }

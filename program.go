@@ -602,6 +602,8 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 		outputs.KeyVPCCIDR:         pulumi.String(cfg.Plan.VPC.String()).ToStringOutput(),
 		outputs.KeyWriteEndpoint:   endpoint(writeHost, topology.PortWrite),
 		outputs.KeyReadEndpoint:    endpoint(readHost, topology.PortRead),
+		// PgBouncer, on every HAProxy node, in front of the write side.
+		outputs.KeyPoolerEndpoint: endpoint(writeHost, topology.PortPooler),
 		// The stats page listens on private addresses only: the jump
 		// host's own, reached through it (docs/security.md).
 		outputs.KeyStatsEndpoint: endpoint(pulumi.String(cfg.Plan.ByRole(topology.RoleHAProxy)[jumpIndex(cfg)].IP.String()).ToStringOutput(), topology.PortStats),
@@ -649,9 +651,9 @@ func stackOutputs(p *prepared, nodes []placed, writeHost, readHost, jumpIP pulum
 }
 
 // connection is the clients' way in with no single entry point: both
-// HAProxy nodes' addresses in one libpq URI per side, or the load
-// balancer's name when it fronts them (the HAProxy nodes then admit only
-// the load balancer).
+// HAProxy nodes' addresses in one libpq URI per side (write, read and
+// pooled), or the load balancer's name when it fronts them (the HAProxy
+// nodes then admit only the load balancer).
 func connection(p *prepared, users userdata.Users, writeHost pulumi.StringOutput, nodes []placed) pulumi.Output {
 	var hosts []any
 	if p.cfg.NetworkLoadBalancer {
@@ -669,6 +671,6 @@ func connection(p *prepared, users userdata.Users, writeHost pulumi.StringOutput
 			list = append(list, h.(string))
 		}
 		c := outputs.NewConnection(users.App, users.AppDatabase, list)
-		return map[string]string{"write": c.Write, "read": c.Read}
+		return map[string]string{"write": c.Write, "read": c.Read, "pooled": c.Pooled}
 	}).(pulumi.StringMapOutput)
 }

@@ -423,7 +423,7 @@ func TestOutputsFollowTheContract(t *testing.T) {
 		outputs.KeyStatsEndpoint, outputs.KeyNodes, outputs.KeyAccess, outputs.KeyCredentials,
 		outputs.KeySSHPrivateKey, outputs.KeyClusterState, outputs.KeyPlacement, outputs.KeyConnection,
 		outputs.KeyBackups, outputs.KeyCACertificate, outputs.KeyClientTLS, outputs.KeyPrometheusEndpoint,
-		outputs.KeyAlertTopic,
+		outputs.KeyAlertTopic, outputs.KeyPoolerEndpoint,
 	}
 	sort.Strings(want)
 	assert.Equal(t, want, keys(r.values))

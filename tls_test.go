@@ -256,8 +256,9 @@ func TestCertificatesNameEveryWayIn(t *testing.T) {
 			}
 			verifies(s.Connection.Write, topology.RolePatroni)
 			verifies(s.Connection.Read, topology.RolePatroni)
-			// PgBouncer (6432) answers by the same hosts.
-			verifies(strings.ReplaceAll(s.Connection.Write, ":5000", ":6432"), topology.RoleHAProxy)
+			verifies(s.Connection.Pooled, topology.RoleHAProxy)
+			require.NotNil(t, s.PoolerEndpoint)
+			verifies("postgresql://app@"+s.PoolerEndpoint.String()+"/app", topology.RoleHAProxy)
 		})
 	}
 }

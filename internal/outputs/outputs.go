@@ -46,8 +46,9 @@ const (
 	// absent when monitoring is off.
 	KeyPrometheusEndpoint = "prometheusEndpoint"
 	// KeyPoolerEndpoint is PgBouncer, the clients' entry point in front of
-	// the write endpoint (pooled, held through a leader change). The labs
-	// write it; absent where no pooler serves clients.
+	// the write endpoint (pooled, held through a leader change). The
+	// program and the labs write it; absent where no pooler serves clients
+	// (a stack not updated since the program first exported it).
 	KeyPoolerEndpoint = "poolerEndpoint"
 	// KeyAlertTopic is the SNS topic Alertmanager pages through (its ARN),
 	// absent when monitoring is off.
@@ -105,9 +106,11 @@ type Stack struct {
 	// PrometheusEndpoint is reached through the access path with the
 	// cluster CA and the clientTls certificate.
 	PrometheusEndpoint string `json:"prometheusEndpoint,omitempty"`
-	// PoolerEndpoint is PgBouncer on the first HAProxy node (each HAProxy
-	// node runs one, on the same port): TLS verified with caCertificate,
-	// SCRAM as the application user, the application database only.
+	// PoolerEndpoint is PgBouncer (each HAProxy node runs one, on the same
+	// port) on the write endpoint's host: the load balancer's name or the
+	// jump host's address on AWS, the first HAProxy node in the labs. TLS
+	// verified with caCertificate, SCRAM as the application user, the
+	// application database only.
 	PoolerEndpoint *Endpoint `json:"poolerEndpoint,omitempty"`
 	// AlertTopicARN is the SNS topic the monitoring node pages through.
 	AlertTopicARN string `json:"alertTopicArn,omitempty"`
@@ -138,14 +141,22 @@ func (s Stack) Trust() pki.Trust {
 type Connection struct {
 	Write string `json:"write"` // target_session_attrs=read-write
 	Read  string `json:"read"`
+	// Pooled is PgBouncer's side (6432), in front of the write side.
+	// Absent from the outputs of a stack not updated since it was added.
+	Pooled string `json:"pooled,omitempty"`
 }
 
 // NewConnection lists hosts (the HAProxy nodes, or the load balancer) for
-// the write side (5000, read-write) and the read side (5001).
+// the write side (5000, read-write), the read side (5001) and the pooled
+// side (PgBouncer's 6432). The pooled side asks for no
+// target_session_attrs: PgBouncer serves only the leader, and a check at
+// connect would wait for a server while there is no leader, which is
+// when the pooler is meant to hold the client instead.
 func NewConnection(user, database string, hosts []string) *Connection {
 	return &Connection{
-		Write: ConnectionURI(user, database, hosts, topology.PortWrite, "read-write"),
-		Read:  ConnectionURI(user, database, hosts, topology.PortRead, ""),
+		Write:  ConnectionURI(user, database, hosts, topology.PortWrite, "read-write"),
+		Read:   ConnectionURI(user, database, hosts, topology.PortRead, ""),
+		Pooled: ConnectionURI(user, database, hosts, topology.PortPooler, ""),
 	}
 }
 
@@ -399,7 +410,11 @@ func (s Stack) Validate() error {
 		bad(KeyPoolerEndpoint, "needs a host and a port in 1-65535, got %q", p.String())
 	}
 	if c := s.Connection; c != nil {
-		for _, uri := range []string{c.Write, c.Read} {
+		uris := []string{c.Write, c.Read}
+		if c.Pooled != "" {
+			uris = append(uris, c.Pooled)
+		}
+		for _, uri := range uris {
 			if hosts, _, _, _, err := ParseConnectionURI(uri); err != nil || len(hosts) == 0 {
 				bad(KeyConnection, "%q is not a libpq URI with at least one host:port (%v)", uri, err)
 			}

@@ -1,6 +1,7 @@
 package outputs
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -56,5 +57,32 @@ func TestPoolerEndpoint(t *testing.T) {
 	for _, bad := range []string{`{"host": "", "port": 6432}`, `{"host": "10.42.0.30", "port": 0}`} {
 		_, err := Parse([]byte(with(bad)))
 		require.ErrorContains(t, err, `output "poolerEndpoint": `, bad)
+	}
+}
+
+// The pooled URI is PgBouncer's port over the same hosts, with no
+// target_session_attrs; a bad one is refused, an absent one (a stack not
+// updated since it was added) is not.
+func TestConnectionPooled(t *testing.T) {
+	c := NewConnection("app", "appdb", []string{"100.20.30.1", "100.20.30.2"})
+	require.Equal(t, "postgresql://app@100.20.30.1:6432,100.20.30.2:6432/appdb?connect_timeout=5&sslmode=verify-full", c.Pooled)
+	doc := func(pooled string) string {
+		conn := map[string]string{"write": c.Write, "read": c.Read}
+		if pooled != "" {
+			conn["pooled"] = pooled
+		}
+		b, err := json.Marshal(conn)
+		require.NoError(t, err)
+		return strings.Replace(validJSON, `"vpcCidr"`, `"connection": `+string(b)+`, "vpcCidr"`, 1)
+	}
+	s, err := Parse([]byte(doc(c.Pooled)))
+	require.NoError(t, err)
+	require.Equal(t, c, s.Connection)
+	s, err = Parse([]byte(doc("")))
+	require.NoError(t, err)
+	require.Empty(t, s.Connection.Pooled)
+	for _, bad := range []string{"postgresql://app@100.20.30.1/appdb", "mysql://app@h:6432/appdb"} {
+		_, err := Parse([]byte(doc(bad)))
+		require.ErrorContains(t, err, `output "connection": `, bad)
 	}
 }
