@@ -77,7 +77,7 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.StringVar(&o.logs, "keep-logs", "", "before rebuilding a lab after a failed run, copy its nodes' logs under this `dir`")
 	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
 	fs.StringVar(&o.lab, "lab", "", "the lab command to run (default: go build ./lab from this repository)")
-	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles not run now, and its pgbench figures unless measured now")
+	fs.StringVar(&o.merge, "merge", "", "JSON `file` of an earlier bench (--json): keep its trials of the profiles and kinds not run now, and its pgbench figures unless measured now")
 	fs.BoolVar(&o.backups, "backups", false, "instead: on a lab with backups, a pgbench database's full backup, restore and point-in-time restore times and the archive lag; the page section is \""+backupBenchHeading+"\"")
 	fs.IntVar(&o.scale, "scale", 50, "--backups: pgbench -i scale (50 is about 750 MB)")
 	fs.DurationVar(&o.lagWindow, "lag-window", 3*time.Minute, "--backups: how long the validate writer runs while the archive lag is sampled")
@@ -159,7 +159,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if o.backups {
 		return runBackupBench(ctx, o, stdout, stderr)
 	}
-	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Boot: o.boot, Profiles: o.profiles,
+	res := bench.Result{Started: time.Now(), Runs: o.runs, Sync: o.sync, Boot: o.boot, Profiles: o.profiles, Kinds: o.kinds,
 		Command: reproduceBench(o)}
 	res.Machine = bench.Machine{CPUs: runtime.NumCPU(), Kernel: kernel(), LoadBefore: loadAvg()}
 	var prev *bench.Result

@@ -11,6 +11,7 @@ package bench
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -104,8 +105,11 @@ type Result struct {
 	Boot     bool      `json:"booted,omitempty"` // the labs were booted machines (lab up --boot)
 	Runs     int       `json:"runs"`
 	Profiles []string  `json:"profiles"`
-	Trials   []Trial   `json:"trials"`
-	Costs    []Cost    `json:"costs,omitempty"`
+	// Kinds are the trial kinds this run was asked for (absent in a bench
+	// from before it was recorded: every kind).
+	Kinds  []string `json:"kinds,omitempty"`
+	Trials []Trial  `json:"trials"`
+	Costs  []Cost   `json:"costs,omitempty"`
 	// CostProfile is the profile whose lab the pgbench comparison ran on.
 	CostProfile string `json:"cost_profile,omitempty"`
 	// Notes are caveats the run itself found (e.g. a lab that failed to
@@ -169,32 +173,42 @@ func column(ts []Trial, f func(Trial) float64) []float64 {
 }
 
 // Merge combines an earlier result with a newer one that re-ran some
-// profiles: the newer trials replace the earlier ones of the same profiles,
-// the earlier pgbench figures stay unless the newer run measured its own,
-// and the page shows both commands and the whole time span.
+// profiles (and, where the newer one records them, some kinds): the newer
+// trials replace the earlier ones of the same profile and kind, the earlier
+// ones of the kinds not run again stay, the earlier pgbench figures stay
+// unless the newer run measured its own, and the page shows both commands
+// and the whole time span.
 func Merge(old, cur Result) Result {
 	out := cur
-	rerun := map[string]bool{}
+	rerunProfile := map[string]bool{}
 	for _, p := range cur.Profiles {
-		rerun[p] = true
+		rerunProfile[p] = true
 	}
-	var profiles []string
-	var trials []Trial
-	for _, p := range old.Profiles {
-		if !rerun[p] {
+	rerun := func(profile, kind string) bool {
+		return rerunProfile[profile] && (len(cur.Kinds) == 0 || slices.Contains(cur.Kinds, kind))
+	}
+	// The earlier order, then the profiles it did not have.
+	profiles := append([]string(nil), old.Profiles...)
+	for _, p := range cur.Profiles {
+		if !slices.Contains(profiles, p) {
 			profiles = append(profiles, p)
 		}
 	}
+	var trials []Trial
 	for _, t := range old.Trials {
-		if !rerun[t.Profile] {
+		if !rerun(t.Profile, t.Kind) {
 			trials = append(trials, t)
 		}
 	}
 	var notes []string
 	for _, n := range old.Notes {
 		keep := true
-		for p := range rerun {
-			if strings.Contains(n, "the "+p+" lab") || strings.HasPrefix(n, "profile "+p+":") {
+		for p := range rerunProfile {
+			if rest, ok := strings.CutPrefix(n, "the "+p+" lab was rebuilt after "); ok {
+				// About one kind's failed run: it goes with that kind's trials.
+				kind, _, _ := strings.Cut(rest, " run ")
+				keep = keep && !rerun(p, kind)
+			} else if strings.Contains(n, "the "+p+" lab") || strings.HasPrefix(n, "profile "+p+":") {
 				keep = false
 			}
 		}
@@ -202,7 +216,17 @@ func Merge(old, cur Result) Result {
 			notes = append(notes, n)
 		}
 	}
-	out.Profiles = append(profiles, cur.Profiles...)
+	if len(old.Kinds) > 0 && len(cur.Kinds) > 0 {
+		out.Kinds = nil
+		for _, k := range Kinds() {
+			if slices.Contains(old.Kinds, k) || slices.Contains(cur.Kinds, k) {
+				out.Kinds = append(out.Kinds, k)
+			}
+		}
+	} else {
+		out.Kinds = nil // one of them ran every kind
+	}
+	out.Profiles = profiles
 	out.Trials = append(trials, cur.Trials...)
 	out.Notes = append(notes, cur.Notes...)
 	if len(cur.Costs) == 0 {

@@ -231,3 +231,31 @@ func TestTrialJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(`{"profile":"fast","kind":"kill","outage_s":9}`), &got))
 	assert.True(t, math.IsNaN(got.LostOnLeader))
 }
+
+func TestMergeKinds(t *testing.T) {
+	old := sample() // fast: switchover, kill, partition; safe: kill
+	old.Notes = []string{"the fast lab was rebuilt after partition run 2 failed", "the fast lab was rebuilt after kill run 1 failed",
+		"HAProxy cost on the fast lab: refused"}
+	cur := Result{
+		Started: old.Finished.Add(time.Minute), Finished: old.Finished.Add(20 * time.Minute),
+		Command: "go run ./validate bench --profiles fast --runs 5 --kinds switchover,kill", Runs: 5, Sync: true,
+		Profiles: []string{"fast"}, Kinds: []string{Switchover, Kill},
+		Trials: append(trials("fast", Switchover, 1.9, 2.0, 2.1, 2.2, 2.3), trials("fast", Kill, 9, 9, 9, 9, 9)...),
+	}
+	m := Merge(old, cur)
+	assert.Equal(t, []string{"fast", "safe"}, m.Profiles, "in the earlier order")
+	assert.Len(t, m.Select("fast", Partition), 3, "the kinds not run again are kept")
+	assert.Len(t, m.Select("safe", Kill), 2)
+	outage := func(t Trial) float64 { return t.Outage }
+	assert.Equal(t, []float64{1.9, 2.0, 2.1, 2.2, 2.3}, column(m.Select("fast", Switchover), outage), "the kinds run again are the new trials")
+	assert.Equal(t, []float64{9, 9, 9, 9, 9}, column(m.Select("fast", Kill), outage))
+	assert.Equal(t, []string{"the fast lab was rebuilt after partition run 2 failed"}, m.Notes,
+		"a rebuilt lab's note goes with its kind; other notes of a re-run profile go")
+	assert.Equal(t, old.Costs, m.Costs, "HAProxy's cost kept when not re-measured")
+	assert.Nil(t, m.Kinds, "the earlier bench ran every kind")
+	assert.Equal(t, []string{Switchover, Kill}, Merge(cur, Result{Profiles: []string{"safe"}, Kinds: []string{Kill}}).Kinds)
+
+	assert.Equal(t, []string{"fast", "safe"}, Merge(sample(), Result{Profiles: []string{"safe", "balanced"}}).Profiles[:2])
+	assert.Equal(t, []string{"fast", "safe", "balanced"}, Merge(sample(), Result{Profiles: []string{"balanced"}}).Profiles,
+		"a profile the earlier run did not have comes last")
+}
