@@ -25,6 +25,7 @@ import (
 	"github.com/pgha/pgha/internal/wait"
 	"github.com/pgha/pgha/userdata"
 	"github.com/pgha/pgha/validate/internal/bench"
+	"github.com/pgha/pgha/validate/internal/judge"
 	"github.com/pgha/pgha/validate/internal/report"
 	"github.com/pgha/pgha/validate/internal/scenario"
 )
@@ -71,8 +72,8 @@ func parseBenchOptions(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.StringVar(&o.doc, "doc", "docs/benchmarks.md", "markdown `file` whose \""+bench.Heading+"\" section is written (\"\" for none)")
 	fs.StringVar(&o.svg, "svg", "", "chart `file` (default: benchmarks.svg next to --doc)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every trial as JSON to this `file`")
-	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's cost (0 skips it)")
-	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct), alternating")
+	fs.IntVar(&o.pgSecs, "pgbench-seconds", 15, "length of each pgbench run for HAProxy's and the pooler's cost (0 skips them)")
+	fs.IntVar(&o.pgRounds, "pgbench-rounds", 2, "pgbench runs each way (via 5000 and direct; via the pooler and via 5000), alternating")
 	fs.BoolVar(&o.keep, "keep", false, "leave the labs up afterwards")
 	fs.StringVar(&o.logs, "keep-logs", "", "before rebuilding a lab after a failed run, copy its nodes' logs under this `dir`")
 	fs.StringVar(&o.render, "render", "", "run nothing: only write the page section and chart again from this `file` (an earlier --json)")
@@ -316,6 +317,8 @@ func benchProfile(ctx context.Context, o *benchOptions, lab labCmd, profile stri
 			res.Trials = append(res.Trials, t)
 			fmt.Fprintf(out, "bench: %s %s run %d/%d: outage %.2fs, reads failed %.0f, rejoin %.2fs, lost %.0f, split-brain %d/%d, load %.1f %s\n",
 				profile, kind, run, o.runs, t.Outage, t.ReadsFailed, t.Rejoin, t.Lost, t.SplitBrain, t.SplitBrainPolls, t.Load1, okText(t))
+			fmt.Fprintf(out, "bench: %s %s run %d/%d: direct writes failed %.0f, longest %.2fs; through the pooler failed %.0f, longest %.2fs, outage %.2fs, pooler stall %.2fs\n",
+				profile, kind, run, o.runs, t.WritesFailed, t.LongestWrite, t.PooledWritesFailed, t.PooledLongestWrite, t.PooledOutage, t.PoolerStall)
 			last := run == o.runs && kind == o.kinds[len(o.kinds)-1]
 			if !t.OK() && ctx.Err() == nil && !last {
 				// A failed trial may leave the cluster unhealthy, and every
@@ -344,6 +347,14 @@ func benchProfile(ctx context.Context, o *benchOptions, lab labCmd, profile stri
 			res.Notes = append(res.Notes, fmt.Sprintf("HAProxy cost on the %s lab: %v", profile, err))
 		} else {
 			res.Costs, res.CostProfile = costs, profile
+		}
+	}
+	if o.pgSecs > 0 && res.PoolerCosts == nil && s.PoolerEndpoint != nil && ctx.Err() == nil {
+		cost, err := poolerCost(ctx, s, o, out)
+		if err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("the pooler's cost on the %s lab: %v", profile, err))
+		} else {
+			res.PoolerCosts, res.PoolerCostProfile = []bench.PoolerCost{cost}, profile
 		}
 	}
 	return nil
@@ -389,6 +400,12 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 		e.story(ctx, benchStory(kind), c)
 	}()
 	c.Problems = append(c.Problems, e.restore.all()...)
+	return trialFigures(t, c.Check)
+}
+
+// trialFigures reads a trial's figures out of the check that ran it, and
+// its problems; a figure the check did not report is NaN (not measured).
+func trialFigures(t bench.Trial, c report.Check) bench.Trial {
 	fig := func(key string) float64 {
 		if f, ok := c.Figure(key); ok {
 			return f.Value
@@ -399,7 +416,7 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 	// for a failover; the engine reports an RTO only for a gap of a second
 	// or more.
 	t.Outage, t.Rejoin = fig("rto_s"), fig("recovered_s")
-	if kind == bench.Switchover {
+	if t.Kind == bench.Switchover {
 		t.Outage, t.Rejoin = fig("write_gap_s"), fig("rejoin_s")
 	} else if math.IsNaN(t.Outage) {
 		t.Outage = fig("write_gap_s")
@@ -415,6 +432,24 @@ func benchTrial(ctx context.Context, s outputs.Stack, vo options, dial access.Di
 	}
 	if n := fig("primary_polls"); !math.IsNaN(n) {
 		t.SplitBrainPolls = int(n)
+	}
+
+	// The clients' view: the direct writer's and the pooled writer's.
+	t.WritesFailed = fig("writes_failed")
+	t.LongestWrite = fig("longest_write_s")
+	t.PooledWrites = fig("pooled_writes_total")
+	t.PooledWritesFailed = fig("pooled_writes_failed")
+	t.PooledWriteGap = fig("pooled_write_gap_s")
+	t.PooledLongestWrite = fig("pooled_longest_write_s")
+	t.PoolerStall = fig("pooler_stall_s")
+	// Outage's rule for the pooled writer too, so that the two compare
+	// like with like: the write gap for a switchover, the RTO for a
+	// failover, and the gap where it stayed under the outage threshold
+	// (the judge reports the pooled RTO for any gap, the direct one only
+	// from the threshold on).
+	t.PooledOutage = fig("pooled_rto_s")
+	if t.Kind == bench.Switchover || math.IsNaN(t.PooledOutage) || t.PooledWriteGap < judge.OutageThreshold.Seconds() {
+		t.PooledOutage = t.PooledWriteGap
 	}
 	t.Problems = append(t.Problems, c.Problems...)
 	return t
@@ -503,6 +538,188 @@ func haproxyCost(ctx context.Context, p *probe.Probe, s outputs.Stack, o *benchO
 		costs = append(costs, cost)
 	}
 	return costs, nil
+}
+
+// poolerCost runs pgbench -S with 16 clients through the pooler
+// (PgBouncer's 6432 on an HAProxy node) and through that node's HAProxy
+// 5000 alone, which the pooler forwards to, alternating, from the lab's
+// client namespace. Both sides then take the same path to the leader and
+// only PgBouncer's hop differs. pgbench keeps its default simple protocol:
+// under transaction pooling a prepared statement would not find its server
+// session again. During each round it samples the machine's CPUs and
+// PgBouncer's, so the page can say what limited the pooled side.
+func poolerCost(ctx context.Context, s outputs.Stack, o *benchOptions, out io.Writer) (bench.PoolerCost, error) {
+	pooler := *s.PoolerEndpoint
+	// The lab's write endpoint is the same node's 5000; this is the
+	// HAProxy that node's PgBouncer forwards to wherever it is not.
+	haproxy := outputs.Endpoint{Host: pooler.Host, Port: topology.PortWrite}
+	c := s.Credentials
+	pb := bench.Pgbench{Namespace: s.Access.Namespace, User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase}
+	fmt.Fprintf(out, "bench: pgbench -i through %s\n", haproxy)
+	if _, err := pb.Run(ctx, haproxy.Host, haproxy.Port, "-i", "-q", "-s", "1"); err != nil {
+		return bench.PoolerCost{}, err
+	}
+	// 16 clients on 2 threads, 8 each: one thread per core of the 2-core
+	// lab machine (more would only take turns on the same cores), and the
+	// same pgbench on both sides, so what pgbench itself costs weighs on
+	// both alike.
+	const clients, threads = 16, 2
+	cost := bench.PoolerCost{Workload: "select-only (-S)", Clients: clients, Threads: threads, Seconds: o.pgSecs, Load1: loadAvg()[0]}
+	args := []string{"-n", "-S", "-M", "simple", "-c", strconv.Itoa(clients), "-j", strconv.Itoa(threads), "-T", strconv.Itoa(o.pgSecs)}
+	for round := 0; round < o.pgRounds; round++ {
+		// Alternate which goes first, so a load change on the machine
+		// does not always favour one side.
+		order := []bool{true, false}
+		if round%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, viaPooler := range order {
+			ep := haproxy
+			if viaPooler {
+				ep = pooler
+			}
+			before, serr := sampleCPU()
+			tps, err := pb.TPS(ctx, ep.Host, ep.Port, args...)
+			if err != nil {
+				return bench.PoolerCost{}, fmt.Errorf("pgbench via %s: %w", ep, err)
+			}
+			after, aerr := sampleCPU()
+			busy, pgb := math.NaN(), math.NaN()
+			if serr == nil && aerr == nil {
+				busy, pgb = before.usage(after)
+			}
+			fmt.Fprintf(out, "bench: pgbench %s, %d clients via %s: %.0f tps, CPUs %.0f%% busy, PgBouncer %.0f%% of a core\n",
+				cost.Workload, clients, ep, tps, busy, pgb)
+			if viaPooler {
+				cost.Pooler = append(cost.Pooler, tps)
+				cost.PoolerBusy = appendMeasured(cost.PoolerBusy, busy)
+				cost.PgBouncerCPU = appendMeasured(cost.PgBouncerCPU, pgb)
+			} else {
+				cost.HAProxy = append(cost.HAProxy, tps)
+				cost.HAProxyBusy = appendMeasured(cost.HAProxyBusy, busy)
+			}
+		}
+	}
+	return cost, nil
+}
+
+// appendMeasured appends v unless it is NaN (not measured): JSON has no
+// NaN, and a list of what was measured needs none.
+func appendMeasured(vs []float64, v float64) []float64 {
+	if math.IsNaN(v) {
+		return vs
+	}
+	return append(vs, v)
+}
+
+// cpuSample is the machine's CPU time so far, in clock ticks: busy and in
+// all (from /proc/stat's cpu line) over cpus CPUs, and what every
+// PgBouncer process on the machine has used (utime + stime).
+type cpuSample struct {
+	busy, total, pgbouncer uint64
+	cpus                   int
+}
+
+// sampleCPU reads the machine's CPU time and PgBouncer's.
+func sampleCPU() (cpuSample, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuSample{}, err
+	}
+	cs, err := parseProcStat(string(b))
+	if err != nil {
+		return cpuSample{}, err
+	}
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return cpuSample{}, err
+	}
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if comm, ticks, ok := parsePidStat(string(b)); ok && comm == "pgbouncer" {
+			cs.pgbouncer += ticks
+		}
+	}
+	return cs, nil
+}
+
+// parseProcStat reads /proc/stat: the busy and total ticks of its "cpu"
+// line (busy is all but idle and iowait) and how many "cpuN" lines follow.
+func parseProcStat(s string) (cpuSample, error) {
+	var cs cpuSample
+	found := false
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "cpu") {
+			continue
+		}
+		if f[0] != "cpu" {
+			cs.cpus++
+			continue
+		}
+		if len(f) < 6 {
+			return cpuSample{}, fmt.Errorf("/proc/stat: short cpu line %q", line)
+		}
+		// user nice system idle iowait irq softirq steal; guest and
+		// guest_nice are already in user and nice.
+		for i, v := range f[1:min(len(f), 9)] {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return cpuSample{}, fmt.Errorf("/proc/stat: %q: %w", line, err)
+			}
+			cs.total += n
+			if i != 3 && i != 4 {
+				cs.busy += n
+			}
+		}
+		found = true
+	}
+	if !found || cs.cpus == 0 {
+		return cpuSample{}, errors.New("/proc/stat: no cpu lines")
+	}
+	return cs, nil
+}
+
+// parsePidStat reads /proc/<pid>/stat: the command name and the process's
+// user and system ticks. The name is in parentheses and may hold spaces,
+// so the fields are counted from its closing parenthesis.
+func parsePidStat(s string) (comm string, ticks uint64, ok bool) {
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, false
+	}
+	f := strings.Fields(s[end+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, false
+	}
+	return s[open+1 : end], u + st, true
+}
+
+// usage is what happened between a and b: the share of all the CPUs that
+// were busy, in percent, and PgBouncer's CPU in percent of one core.
+func (a cpuSample) usage(b cpuSample) (busyPct, pgbouncerPct float64) {
+	total := float64(b.total - a.total)
+	if total <= 0 || b.total < a.total || b.cpus == 0 {
+		return math.NaN(), math.NaN()
+	}
+	busyPct = 100 * float64(b.busy-a.busy) / total
+	// A PgBouncer that exited between the samples takes its ticks along.
+	if b.pgbouncer < a.pgbouncer {
+		return busyPct, math.NaN()
+	}
+	return busyPct, 100 * float64(b.pgbouncer-a.pgbouncer) / (total / float64(b.cpus))
 }
 
 func reproduceBench(o *benchOptions) string {

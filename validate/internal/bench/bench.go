@@ -1,8 +1,9 @@
 // Package bench holds the failover benchmark's data, statistics and
 // rendering: the trials `validate bench` ran (switchover, leader kill,
 // partition, per failure-time profile), their min/median/p95/max, the goals
-// of the project judged against them, the HAProxy throughput cost, and the
-// markdown section and SVG chart written to docs/benchmarks.md.
+// of the project judged against them, what a client directly through HAProxy
+// and one through the pooler saw, the HAProxy and pooler throughput costs,
+// and the markdown section and SVG chart written to docs/benchmarks.md.
 //
 // The measuring itself lives in validate, which owns the checks that are
 // repeated here; this package only judges and renders what they measured,
@@ -61,6 +62,26 @@ type Trial struct {
 	// /primary with 200; SplitBrainPolls is how many instants were polled.
 	SplitBrain      int `json:"split_brain_instants"`
 	SplitBrainPolls int `json:"split_brain_polls"`
+
+	// The clients' view, side by side, from the fault on: the direct
+	// writer (through HAProxy's 5000) and the pooled writer (through
+	// PgBouncer's 6432 in front of it), each one connection inserting every
+	// 50 ms. NaN where not measured: a lab without a pooler, or a bench
+	// from before these figures.
+	WritesFailed float64 `json:"writes_failed"`
+	// LongestWrite is the longest single insert: the longest a client
+	// waited for one answer.
+	LongestWrite       float64 `json:"longest_write_s"`
+	PooledWrites       float64 `json:"pooled_writes_total"`
+	PooledWritesFailed float64 `json:"pooled_writes_failed"`
+	PooledWriteGap     float64 `json:"pooled_write_gap_s"`
+	// PooledOutage is Outage through the pooler: the write gap for a
+	// switchover, the RTO for a failover.
+	PooledOutage       float64 `json:"pooled_outage_s"`
+	PooledLongestWrite float64 `json:"pooled_longest_write_s"`
+	// PoolerStall is a switchover's PAUSE → RESUME on the poolers: how
+	// long they held new transactions.
+	PoolerStall float64 `json:"pooler_stall_s"`
 }
 
 // OK says whether the check behind the trial passed.
@@ -85,6 +106,36 @@ func (c Cost) Ratio() float64 {
 		return math.NaN()
 	}
 	return Summarise(c.Via).Median / d
+}
+
+// PoolerCost is one pgbench comparison through the pooler (PgBouncer's
+// 6432, which forwards to its own node's HAProxy 5000) against the same
+// run through that HAProxy's 5000 alone: only PgBouncer's hop differs.
+type PoolerCost struct {
+	Workload string    `json:"workload"`
+	Clients  int       `json:"clients"`
+	Threads  int       `json:"threads"`
+	Seconds  int       `json:"seconds"`
+	Pooler   []float64 `json:"via_pooler_tps"` // one per round
+	HAProxy  []float64 `json:"via_haproxy_tps"`
+	Load1    float64   `json:"load1"`
+	// What limited it, measured during each round: the share of the
+	// machine's CPUs that were busy (percent of all of them), and the CPU
+	// PgBouncer's processes used during the pooled rounds (percent of one
+	// core; PgBouncer runs one thread). Absent where not measured.
+	PoolerBusy   []float64 `json:"pooler_rounds_cpu_busy_pct,omitempty"`
+	HAProxyBusy  []float64 `json:"haproxy_rounds_cpu_busy_pct,omitempty"`
+	PgBouncerCPU []float64 `json:"pgbouncer_cpu_pct_of_core,omitempty"`
+}
+
+// Ratio is the median throughput through the pooler over the median
+// through HAProxy alone.
+func (c PoolerCost) Ratio() float64 {
+	h := Summarise(c.HAProxy).Median
+	if h == 0 || math.IsNaN(h) {
+		return math.NaN()
+	}
+	return Summarise(c.Pooler).Median / h
 }
 
 // Machine describes where the numbers were taken.
@@ -112,6 +163,10 @@ type Result struct {
 	Costs  []Cost   `json:"costs,omitempty"`
 	// CostProfile is the profile whose lab the pgbench comparison ran on.
 	CostProfile string `json:"cost_profile,omitempty"`
+	// PoolerCosts are pgbench through the pooler against through HAProxy;
+	// PoolerCostProfile the profile whose lab they ran on.
+	PoolerCosts       []PoolerCost `json:"pooler_costs,omitempty"`
+	PoolerCostProfile string       `json:"pooler_cost_profile,omitempty"`
 	// Notes are caveats the run itself found (e.g. a lab that failed to
 	// come up); they are printed on the page.
 	Notes []string `json:"notes,omitempty"`
@@ -231,6 +286,9 @@ func Merge(old, cur Result) Result {
 	out.Notes = append(notes, cur.Notes...)
 	if len(cur.Costs) == 0 {
 		out.Costs, out.CostProfile = old.Costs, old.CostProfile
+	}
+	if len(cur.PoolerCosts) == 0 {
+		out.PoolerCosts, out.PoolerCostProfile = old.PoolerCosts, old.PoolerCostProfile
 	}
 	if old.Started.Before(cur.Started) && !old.Started.IsZero() {
 		out.Started = old.Started

@@ -52,8 +52,28 @@ func TestSummarise(t *testing.T) {
 func trials(profile, kind string, outages ...float64) []Trial {
 	var ts []Trial
 	for i, o := range outages {
+		nan := math.NaN()
 		ts = append(ts, Trial{Profile: profile, Kind: kind, Run: i + 1, Outage: o, WriteGap: o, Rejoin: 5, Acked: 100,
-			ReadsFailed: 2, SplitBrainPolls: 50, Load1: 1.5})
+			ReadsFailed: 2, SplitBrainPolls: 50, Load1: 1.5,
+			// Not measured, as in a bench from before the pooler.
+			WritesFailed: nan, LongestWrite: nan, PooledWrites: nan, PooledWritesFailed: nan, PooledWriteGap: nan,
+			PooledOutage: nan, PooledLongestWrite: nan, PoolerStall: nan})
+	}
+	return ts
+}
+
+// withPooler gives the trials the clients' view: direct and pooled
+// failures and longest writes, the pooled outage, and (a switchover's)
+// the pooler stall; one value per trial.
+func withPooler(ts []Trial, failed, longest, outage []float64) []Trial {
+	for i := range ts {
+		t := &ts[i]
+		t.WritesFailed, t.LongestWrite = 1, 0.9
+		t.PooledWrites, t.PooledWritesFailed, t.PooledLongestWrite = 40, failed[i], longest[i]
+		t.PooledOutage, t.PooledWriteGap = outage[i], outage[i]
+		if t.Kind == Switchover {
+			t.PoolerStall = longest[i] - 0.1
+		}
 	}
 	return ts
 }
@@ -232,6 +252,54 @@ func TestTrialJSON(t *testing.T) {
 	assert.True(t, math.IsNaN(got.LostOnLeader))
 }
 
+// pooledSample is the fast profile with the pooler's figures: five
+// switchovers that failed no pooled operation and held none for more than
+// 2.5 s, five kills failing at most one pooled insert each and coming back
+// within one write interval of the direct writer, and the pooler's pgbench
+// comparison.
+func pooledSample() Result {
+	r := sample()
+	r.Trials = nil
+	r.Trials = append(r.Trials, withPooler(trials("fast", Switchover, 2.1, 2.2, 2.0, 2.4, 3.0),
+		[]float64{0, 0, 0, 0, 0}, []float64{2.0, 2.1, 2.5, 2.2, 2.3}, []float64{2.1, 2.2, 2.0, 2.4, 3.0})...)
+	r.Trials = append(r.Trials, withPooler(trials("fast", Kill, 9.5, 10.5, 11, 10.8, 10.9),
+		[]float64{1, 1, 0, 1, 1}, []float64{1.0, 1.0, 1.0, 1.0, 1.0}, []float64{9.5, 10.55, 11.1, 10.85, 10.9})...)
+	r.Trials = append(r.Trials, trials("safe", Kill, 30, 31)...)
+	r.PoolerCosts = []PoolerCost{{Workload: "select-only (-S)", Clients: 16, Threads: 2, Seconds: 15,
+		Pooler: []float64{6000, 6400}, HAProxy: []float64{8000, 8000}, Load1: 2.1,
+		PoolerBusy: []float64{99, 98}, HAProxyBusy: []float64{97, 96}, PgBouncerCPU: []float64{45, 47}}}
+	r.PoolerCostProfile = "fast"
+	return r
+}
+
+func TestPooledJSON(t *testing.T) {
+	r := pooledSample()
+	r.Trials[0].PoolerStall = math.NaN()
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"pooler_stall_s":null`)
+	assert.Contains(t, string(b), `"pooled_writes_failed":0`)
+	var out Result
+	require.NoError(t, json.Unmarshal(b, &out))
+	assert.Equal(t, r.PoolerCosts, out.PoolerCosts)
+	assert.Equal(t, "fast", out.PoolerCostProfile)
+	got := out.Trials[1]
+	assert.Equal(t, 0.0, got.PooledWritesFailed)
+	assert.Equal(t, 2.1, got.PooledLongestWrite)
+	assert.Equal(t, 2.0, got.PoolerStall)
+	assert.Equal(t, 1.0, got.WritesFailed)
+	assert.Equal(t, 40.0, got.PooledWrites)
+	assert.True(t, math.IsNaN(out.Trials[0].PoolerStall))
+
+	// A file from before the pooler: every new figure unmeasured.
+	require.NoError(t, json.Unmarshal([]byte(`{"profile":"fast","kind":"switchover","outage_s":2.1,"write_gap_s":2.1}`), &got))
+	for name, v := range map[string]float64{"writes_failed": got.WritesFailed, "longest_write_s": got.LongestWrite,
+		"pooled_writes_total": got.PooledWrites, "pooled_writes_failed": got.PooledWritesFailed, "pooled_write_gap_s": got.PooledWriteGap,
+		"pooled_outage_s": got.PooledOutage, "pooled_longest_write_s": got.PooledLongestWrite, "pooler_stall_s": got.PoolerStall} {
+		assert.True(t, math.IsNaN(v), name)
+	}
+}
+
 func TestMergeKinds(t *testing.T) {
 	old := sample() // fast: switchover, kill, partition; safe: kill
 	old.Notes = []string{"the fast lab was rebuilt after partition run 2 failed", "the fast lab was rebuilt after kill run 1 failed",
@@ -258,4 +326,19 @@ func TestMergeKinds(t *testing.T) {
 	assert.Equal(t, []string{"fast", "safe"}, Merge(sample(), Result{Profiles: []string{"safe", "balanced"}}).Profiles[:2])
 	assert.Equal(t, []string{"fast", "safe", "balanced"}, Merge(sample(), Result{Profiles: []string{"balanced"}}).Profiles,
 		"a profile the earlier run did not have comes last")
+}
+
+func TestMergePoolerCosts(t *testing.T) {
+	cur := pooledSample()
+	cur.Profiles, cur.Kinds = []string{"fast"}, []string{Switchover, Kill}
+	cur.Costs = nil
+	m := Merge(sample(), cur)
+	assert.Equal(t, sample().Costs, m.Costs, "HAProxy's cost kept when not re-measured")
+	assert.Equal(t, cur.PoolerCosts, m.PoolerCosts, "the pooler's measured now")
+
+	// An earlier file with the pooler's cost keeps it when the newer one
+	// did not measure it.
+	m = Merge(cur, Result{Profiles: []string{"safe"}, Kinds: []string{Kill}})
+	assert.Equal(t, cur.PoolerCosts, m.PoolerCosts)
+	assert.Equal(t, "fast", m.PoolerCostProfile)
 }

@@ -25,6 +25,15 @@ type trialJSON struct {
 	LostOnLeader    *float64  `json:"lost_on_leader"`
 	SplitBrain      int       `json:"split_brain_instants"`
 	SplitBrainPolls int       `json:"split_brain_polls"`
+
+	WritesFailed       *float64 `json:"writes_failed"`
+	LongestWrite       *float64 `json:"longest_write_s"`
+	PooledWrites       *float64 `json:"pooled_writes_total"`
+	PooledWritesFailed *float64 `json:"pooled_writes_failed"`
+	PooledWriteGap     *float64 `json:"pooled_write_gap_s"`
+	PooledOutage       *float64 `json:"pooled_outage_s"`
+	PooledLongestWrite *float64 `json:"pooled_longest_write_s"`
+	PoolerStall        *float64 `json:"pooler_stall_s"`
 }
 
 func toPtr(v float64) *float64 {
@@ -48,6 +57,9 @@ func (t Trial) MarshalJSON() ([]byte, error) {
 		Outage: toPtr(t.Outage), WriteGap: toPtr(t.WriteGap), ReadsFailed: toPtr(t.ReadsFailed),
 		ReadsTotal: toPtr(t.ReadsTotal), Rejoin: toPtr(t.Rejoin), Acked: toPtr(t.Acked), Lost: toPtr(t.Lost),
 		LostOnLeader: toPtr(t.LostOnLeader), SplitBrain: t.SplitBrain, SplitBrainPolls: t.SplitBrainPolls,
+		WritesFailed: toPtr(t.WritesFailed), LongestWrite: toPtr(t.LongestWrite), PooledWrites: toPtr(t.PooledWrites),
+		PooledWritesFailed: toPtr(t.PooledWritesFailed), PooledWriteGap: toPtr(t.PooledWriteGap),
+		PooledOutage: toPtr(t.PooledOutage), PooledLongestWrite: toPtr(t.PooledLongestWrite), PoolerStall: toPtr(t.PoolerStall),
 	})
 }
 
@@ -62,6 +74,9 @@ func (t *Trial) UnmarshalJSON(b []byte) error {
 		Outage: fromPtr(j.Outage), WriteGap: fromPtr(j.WriteGap), ReadsFailed: fromPtr(j.ReadsFailed),
 		ReadsTotal: fromPtr(j.ReadsTotal), Rejoin: fromPtr(j.Rejoin), Acked: fromPtr(j.Acked), Lost: fromPtr(j.Lost),
 		LostOnLeader: fromPtr(j.LostOnLeader), SplitBrain: j.SplitBrain, SplitBrainPolls: j.SplitBrainPolls,
+		WritesFailed: fromPtr(j.WritesFailed), LongestWrite: fromPtr(j.LongestWrite), PooledWrites: fromPtr(j.PooledWrites),
+		PooledWritesFailed: fromPtr(j.PooledWritesFailed), PooledWriteGap: fromPtr(j.PooledWriteGap),
+		PooledOutage: fromPtr(j.PooledOutage), PooledLongestWrite: fromPtr(j.PooledLongestWrite), PoolerStall: fromPtr(j.PoolerStall),
 	}
 	return nil
 }
