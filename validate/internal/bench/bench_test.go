@@ -165,7 +165,12 @@ func TestMarkdown(t *testing.T) {
 	} {
 		assert.Contains(t, md, want)
 	}
-	// Every table row has the same number of cells as its header.
+	sameCells(t, md)
+}
+
+// sameCells checks that every table row has as many cells as its header.
+func sameCells(t *testing.T, md string) {
+	t.Helper()
 	var cols int
 	for _, line := range strings.Split(md, "\n") {
 		if !strings.HasPrefix(line, "|") {
@@ -270,6 +275,129 @@ func pooledSample() Result {
 		PoolerBusy: []float64{99, 98}, HAProxyBusy: []float64{97, 96}, PgBouncerCPU: []float64{45, 47}}}
 	r.PoolerCostProfile = "fast"
 	return r
+}
+
+func TestPooledGoals(t *testing.T) {
+	r := pooledSample()
+	gs := Goals(r)
+	swFailed := goalByName(gs, "switchover through the pooler: failed")
+	assert.Equal(t, Met, swFailed.Verdict)
+	assert.Equal(t, "0 in every run", swFailed.Target)
+	assert.Equal(t, "max 0, median 0, of 5", swFailed.Measured)
+	swLong := goalByName(gs, "switchover through the pooler: longest")
+	assert.Equal(t, Met, swLong.Verdict, "max 2.5 ≤ 3")
+	assert.Equal(t, "max 2.50 s, median 2.20 s, of 5", swLong.Measured)
+	killFailed := goalByName(gs, "leader kill through the pooler: failed")
+	assert.Equal(t, Met, killFailed.Verdict, "one failed insert per run is the writer's concurrency")
+	killRTO := goalByName(gs, "leader kill through the pooler: writes back")
+	assert.Equal(t, Met, killRTO.Verdict, "median 10.85 vs 10.80 direct: within one write interval")
+	assert.Equal(t, "median 10.85 s through the pooler, 10.80 s direct (+0.05 s), of 5", killRTO.Measured)
+	ratio := goalByName(gs, "pooler throughput ratio")
+	assert.Equal(t, "pooler throughput ratio, select-only (-S), 16 clients", ratio.Name)
+	assert.Equal(t, Missed, ratio.Verdict, "6200/8000")
+	assert.Equal(t, "0.78", ratio.Measured)
+	assert.Contains(t, ratio.Why, "the CPUs were the limit: 98 % busy during the pooled rounds, 96 % through HAProxy alone, "+
+		"PgBouncer's thread using 46 % of one core")
+	// The HAProxy goals are judged as before, beside them.
+	assert.Equal(t, Met, goalByName(gs, "HAProxy").Verdict)
+
+	// One failed pooled operation in one switchover misses, and so does
+	// one operation held 3.2 s; each says why.
+	miss := pooledSample()
+	miss.Trials[2].PooledWritesFailed = 1
+	miss.Trials[3].PooledLongestWrite = 3.2
+	miss.Trials[5].PooledWritesFailed = 2 // a kill that failed two
+	for i := 5; i < 10; i++ {
+		miss.Trials[i].PooledOutage = miss.Trials[i].Outage + 0.9
+	}
+	miss.PoolerCosts[0].Pooler = []float64{7800, 7600}
+	gs = Goals(miss)
+	for _, name := range []string{"switchover through the pooler: failed", "switchover through the pooler: longest",
+		"leader kill through the pooler: failed", "leader kill through the pooler: writes back"} {
+		g := goalByName(gs, name)
+		assert.Equal(t, Missed, g.Verdict, name)
+		assert.NotEmpty(t, g.Why, name)
+	}
+	assert.Contains(t, goalByName(gs, "switchover through the pooler: longest").Why, "median 2.10 s, max 2.40 s here",
+		"the pause it measured is in the why")
+	assert.Equal(t, "max 2, median 1, of 5", goalByName(gs, "leader kill through the pooler: failed").Measured)
+	assert.Contains(t, goalByName(gs, "leader kill through the pooler: writes back").Why, "server_login_retry")
+	assert.Equal(t, Met, goalByName(gs, "pooler throughput ratio").Verdict, "7700/8000 = 0.96")
+
+	// Fewer than MinRunsForGoal runs: a bound kept is not met yet, but
+	// one run over it already misses the goal of every run.
+	few := pooledSample()
+	few.Trials = append(append([]Trial(nil), few.Trials[:3]...), few.Trials[5:8]...)
+	gs = Goals(few)
+	assert.Equal(t, NotMeasured, goalByName(gs, "switchover through the pooler: failed").Verdict)
+	assert.Contains(t, goalByName(gs, "switchover through the pooler: failed").Why, "only 3 runs")
+	assert.Equal(t, NotMeasured, goalByName(gs, "leader kill through the pooler: writes back").Verdict)
+	few.Trials[0].PooledWritesFailed = 1
+	assert.Equal(t, Missed, goalByName(Goals(few), "switchover through the pooler: failed").Verdict)
+
+	// A bench without a pooler (or from before it) claims nothing about it.
+	for _, g := range Goals(sample()) {
+		if strings.Contains(g.Name, "pooler") {
+			assert.Equal(t, NotMeasured, g.Verdict, g.Name)
+			assert.Equal(t, "–", g.Measured, g.Name)
+			assert.NotEmpty(t, g.Why, g.Name)
+		}
+	}
+}
+
+func TestPoolerLimit(t *testing.T) {
+	c := PoolerCost{Load1: 1.7}
+	assert.Equal(t, "what limited it was not measured (1-minute load 1.7 when it began)", PoolerLimit(c, 2))
+	c.PoolerBusy, c.PgBouncerCPU = []float64{70}, []float64{97}
+	assert.Equal(t, "PgBouncer's one thread was the limit: it used 97 % of a core during the pooled rounds (the CPUs 70 % busy)",
+		PoolerLimit(c, 2))
+	c.PgBouncerCPU = []float64{40}
+	assert.Contains(t, PoolerLimit(c, 2), "neither PgBouncer's thread (40 % of a core) nor the CPUs (70 % busy) were saturated")
+	c.PoolerBusy = []float64{95}
+	assert.Contains(t, PoolerLimit(c, 2), "the CPUs were the limit")
+	assert.Contains(t, PoolerLimit(c, 2), "share the same 2 CPUs")
+}
+
+func TestMarkdownClientsView(t *testing.T) {
+	md := Markdown(pooledSample(), "")
+	for _, want := range []string{
+		"a second writer inserting every 50 ms through the pooler",
+		"#### Clients' view: direct vs through the pooler",
+		"| switchover | direct (HAProxy 5000) | 5 | 1 / 1 | 0.90 / 0.90 | 2.20 | – |",
+		"| switchover | through the pooler (6432) | 5 | 0 / 0 | 2.20 / 2.50 | 2.20 | 2.10 / 2.40 |",
+		"| leader kill (SIGKILL) | through the pooler (6432) | 5 | 1 / 1 | 1.00 / 1.00 | 10.85 | – |",
+		"| switchover through the pooler: failed client operations | 0 in every run | max 0, median 0, of 5 | **MET** |",
+		"### The pooler's cost",
+		"| select-only (-S) | 16 / 2 / 15 | 6000, 6400 | 8000, 8000 | 0.78 | 99, 98 / 97, 96 | 45, 47 | 2.1 |",
+		"What limited select-only (-S) through the pooler, as measured: the CPUs were the limit",
+		"pgbench runs 2 threads on the machine's 2 CPUs",
+	} {
+		assert.Contains(t, md, want)
+	}
+	sameCells(t, md)
+	// The safe profile measured no client's view: no table of dashes.
+	safe := md[strings.Index(md, "### Profile `safe`"):]
+	assert.NotContains(t, safe, "Clients' view")
+
+	// A bench from before the pooler renders as before, its goals about
+	// the pooler not measured.
+	old := Markdown(sample(), "")
+	assert.NotContains(t, old, "Clients' view")
+	assert.NotContains(t, old, "The pooler's cost")
+	assert.NotContains(t, old, "through the pooler (PgBouncer")
+	assert.Contains(t, old, "| switchover through the pooler: failed client operations | 0 in every run | – | **NOT MEASURED** |")
+
+	// A pooled figure one run lacks is a dash where nothing else is
+	// measured, and is skipped in the statistics.
+	r := pooledSample()
+	for i := 0; i < 5; i++ {
+		r.Trials[i].PoolerStall = math.NaN()
+	}
+	r.PoolerCosts[0].PgBouncerCPU, r.PoolerCosts[0].PoolerBusy, r.PoolerCosts[0].HAProxyBusy = nil, nil, nil
+	md = Markdown(r, "")
+	assert.Contains(t, md, "| switchover | through the pooler (6432) | 5 | 0 / 0 | 2.20 / 2.50 | 2.20 | – |")
+	assert.Contains(t, md, "| 0.78 | – / – | – | 2.1 |")
+	assert.Contains(t, md, "as measured: what limited it was not measured")
 }
 
 func TestPooledJSON(t *testing.T) {

@@ -18,6 +18,18 @@ const GoalProfile = "fast"
 // MinRunsForGoal is how many runs a median needs before it may judge a goal.
 const MinRunsForGoal = 5
 
+// The pooled writer: one connection with one insert in flight at a time,
+// like the direct writer, every WriteInterval seconds (validate's default
+// --write-interval, which the bench uses).
+const (
+	PooledConcurrency = 1
+	WriteInterval     = 0.05
+)
+
+// PooledHoldBound is the longest a planned switchover may hold one
+// operation of a client of the pooler, seconds.
+const PooledHoldBound = 3.0
+
 // Goal is one of the targets, judged against a result.
 type Goal struct {
 	Name     string
@@ -64,6 +76,8 @@ func Goals(r Result) []Goal {
 	timing("switchover write gap", Switchover, 2.5,
 		"the old leader shuts PostgreSQL down with a checkpoint before releasing the lock, the candidate then "+
 			"promotes, and HAProxy needs rise passed checks of the new leader")
+
+	gs = append(gs, pooledGoals(r)...)
 
 	// Safety goals cover every profile and every run.
 	lost, missing, acked, sb, polls, n := 0.0, 0.0, 0.0, 0, 0, 0
@@ -125,5 +139,133 @@ func Goals(r Result) []Goal {
 		gs = append(gs, Goal{Name: "HAProxy throughput ratio", Target: "≥ 0.90", Measured: "–", Verdict: NotMeasured,
 			Why: "pgbench was not run (--pgbench-seconds 0)"})
 	}
+	for _, c := range r.PoolerCosts {
+		g := Goal{Name: fmt.Sprintf("pooler throughput ratio, %s, %d clients", c.Workload, c.Clients), Target: "≥ 0.90 of HAProxy alone"}
+		ratio := c.Ratio()
+		if math.IsNaN(ratio) {
+			g.Verdict, g.Measured = NotMeasured, "–"
+		} else {
+			g.Measured = fmt.Sprintf("%.2f", ratio)
+			g.Verdict = Met
+			if ratio < 0.9 {
+				g.Verdict, g.Why = Missed, PoolerLimit(c, r.Machine.CPUs)
+			}
+		}
+		gs = append(gs, g)
+	}
+	if len(r.PoolerCosts) == 0 {
+		gs = append(gs, Goal{Name: "pooler throughput ratio", Target: "≥ 0.90 of HAProxy alone", Measured: "–", Verdict: NotMeasured,
+			Why: "pgbench was not run through a pooler (--pgbench-seconds 0, a lab without one, or a bench from before it)"})
+	}
 	return gs
+}
+
+// pooledGoals judges what the client of the pooler saw on the goal
+// profile: a planned switchover held behind the poolers fails none of its
+// operations and holds none long, and a leader kill costs it no more than
+// it costs a direct client.
+func pooledGoals(r Result) []Goal {
+	cnt := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	sec := func(v float64) string { return fmt.Sprintf("%.2f s", v) }
+	sw, kill := r.Select(GoalProfile, Switchover), r.Select(GoalProfile, Kill)
+
+	hold := "the poolers hold new transactions from PAUSE to RESUME, and the old leader's shutdown checkpoint, " +
+		"the promotion and HAProxy's rise on the new leader all fall inside that"
+	if st := Summarise(column(sw, func(t Trial) float64 { return t.PoolerStall })); st.N > 0 {
+		hold = fmt.Sprintf("the poolers hold new transactions from PAUSE to RESUME (median %.2f s, max %.2f s here), and the "+
+			"old leader's shutdown checkpoint, the promotion and HAProxy's rise on the new leader all fall inside that", st.Median, st.Max)
+	}
+	gs := []Goal{
+		everyRun("switchover through the pooler: failed client operations", "0 in every run", Switchover, sw, 0,
+			func(t Trial) float64 { return t.PooledWritesFailed }, cnt,
+			"a client of the pooler got an error during a switchover held behind the poolers; the problems below name each operation and its error"),
+		everyRun("switchover through the pooler: longest client operation", fmt.Sprintf("≤ %.1f s in every run", PooledHoldBound), Switchover, sw, PooledHoldBound,
+			func(t Trial) float64 { return t.PooledLongestWrite }, sec, hold),
+		everyRun("leader kill through the pooler: failed client operations",
+			fmt.Sprintf("≤ %d in every run (the pooled writer's concurrency)", PooledConcurrency), Kill, kill, PooledConcurrency,
+			func(t Trial) float64 { return t.PooledWritesFailed }, cnt,
+			"the insert in flight on the killed leader fails with its server connection; and while PgBouncer's logins to HAProxy "+
+				"fail and its pool is empty, PgBouncer 1.18 refuses new queries at once instead of holding them"),
+	}
+
+	// The RTO through the pooler against the direct one, on the runs that
+	// measured both. The writers tick apart, so each sees writes come back
+	// up to one interval after the other by sampling alone.
+	g := Goal{Name: "leader kill through the pooler: writes back",
+		Target: fmt.Sprintf("median ≤ the direct median + %.2f s (one write interval)", WriteInterval)}
+	var pooled, direct []float64
+	for _, t := range kill {
+		if !math.IsNaN(t.PooledOutage) && !math.IsNaN(t.Outage) {
+			pooled, direct = append(pooled, t.PooledOutage), append(direct, t.Outage)
+		}
+	}
+	p, d := Summarise(pooled), Summarise(direct)
+	switch {
+	case p.N == 0:
+		g.Verdict, g.Measured = NotMeasured, "–"
+		g.Why = fmt.Sprintf("no %s run of the %s profile through a pooler in this bench", Kill, GoalProfile)
+	default:
+		g.Measured = fmt.Sprintf("median %.2f s through the pooler, %.2f s direct (%+.2f s), of %d", p.Median, d.Median, p.Median-d.Median, p.N)
+		switch {
+		case p.N < MinRunsForGoal:
+			g.Verdict = NotMeasured
+			g.Why = fmt.Sprintf("only %d runs; the goal needs the median of at least %d", p.N, MinRunsForGoal)
+		case p.Median > d.Median+WriteInterval+1e-9:
+			g.Verdict = Missed
+			g.Why = "after a failed login PgBouncer tries its server again only every server_login_retry (1 s), while the " +
+				"direct writer reconnects on its next 50 ms tick: the client of the pooler may come back up to a second later"
+		default:
+			g.Verdict = Met
+		}
+	}
+	return append(gs, g)
+}
+
+// everyRun judges a bound that every run of the goal profile must keep:
+// the max over the runs. One run over it misses the goal however few runs
+// there were; a bound kept needs at least MinRunsForGoal runs to be met.
+func everyRun(name, target, kind string, ts []Trial, bound float64, f func(Trial) float64, show func(float64) string, why string) Goal {
+	g := Goal{Name: name, Target: target}
+	s := Summarise(column(ts, f))
+	switch {
+	case s.N == 0:
+		g.Verdict, g.Measured = NotMeasured, "–"
+		g.Why = fmt.Sprintf("no %s run of the %s profile through a pooler in this bench", kind, GoalProfile)
+		return g
+	case s.Max > bound:
+		g.Verdict, g.Why = Missed, why
+	case s.N < MinRunsForGoal:
+		g.Verdict = NotMeasured
+		g.Why = fmt.Sprintf("only %d runs; the goal needs at least %d", s.N, MinRunsForGoal)
+	default:
+		g.Verdict = Met
+	}
+	g.Measured = fmt.Sprintf("max %s, median %s, of %d", show(s.Max), show(s.Median), s.N)
+	return g
+}
+
+// PoolerLimit says, from what was measured during the pooled rounds, what
+// limited the throughput through the pooler: PgBouncer's one thread, the
+// machine's CPUs, or neither.
+func PoolerLimit(c PoolerCost, cpus int) string {
+	pgb, busy, busyHA := Summarise(c.PgBouncerCPU), Summarise(c.PoolerBusy), Summarise(c.HAProxyBusy)
+	if pgb.N == 0 || busy.N == 0 {
+		return fmt.Sprintf("what limited it was not measured (1-minute load %.1f when it began)", c.Load1)
+	}
+	shared := fmt.Sprintf("pgbench, PgBouncer, HAProxy and PostgreSQL share the same %d CPUs, so PgBouncer's hop "+
+		"(it ends the client's TLS and runs its own to PostgreSQL through HAProxy) is paid from the CPU the others would use", cpus)
+	ha := ""
+	if busyHA.N > 0 {
+		ha = fmt.Sprintf(", %.0f %% through HAProxy alone", busyHA.Median)
+	}
+	switch {
+	case pgb.Median >= 90:
+		return fmt.Sprintf("PgBouncer's one thread was the limit: it used %.0f %% of a core during the pooled rounds "+
+			"(the CPUs %.0f %% busy%s)", pgb.Median, busy.Median, ha)
+	case busy.Median >= 90:
+		return fmt.Sprintf("the CPUs were the limit: %.0f %% busy during the pooled rounds%s, PgBouncer's thread using %.0f %% of "+
+			"one core; %s", busy.Median, ha, pgb.Median, shared)
+	}
+	return fmt.Sprintf("neither PgBouncer's thread (%.0f %% of a core) nor the CPUs (%.0f %% busy%s) were saturated: each of the "+
+		"clients waits for one answer at a time, so the extra hop's latency itself limits them", pgb.Median, busy.Median, ha)
 }

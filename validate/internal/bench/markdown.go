@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -73,7 +74,8 @@ func statsRow(b *strings.Builder, label string, vs []float64, f func(float64) st
 }
 
 // Markdown renders the bench's section of docs/benchmarks.md: goals,
-// the managed-service comparison, a table per profile, HAProxy's cost,
+// the managed-service comparison, a table per profile with the clients'
+// view beside it, HAProxy's and the pooler's cost,
 // failed runs, the machine and the reproducing command. svgName is the
 // chart's file name relative to the page ("" for none).
 func Markdown(r Result, svgName string) string {
@@ -91,9 +93,13 @@ func Markdown(r Result, svgName string) string {
 		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), where, r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
 		r.Machine.LoadBefore[0], r.Machine.LoadBefore[1], r.Machine.LoadBefore[2],
 		r.Machine.LoadAfter[0], r.Machine.LoadAfter[1], r.Machine.LoadAfter[2])
+	pooled := ""
+	if slices.ContainsFunc(r.Trials, func(t Trial) bool { return !math.IsNaN(t.PooledWritesFailed) }) {
+		pooled = ", a second writer inserting every 50 ms through the pooler (PgBouncer's 6432, in front of 5000)"
+	}
 	fmt.Fprintf(&b, "Each profile got its own freshly built lab (synchronous mode %s) and %d runs of each kind, under "+
-		"live traffic: a writer inserting every 50 ms through 5000 and a reader opening a new connection every 100 ms "+
-		"through 5001. Every acknowledged insert is checked on every node afterwards.\n\n", onOff(r.Sync), r.Runs)
+		"live traffic: a writer inserting every 50 ms through 5000%s and a reader opening a new connection every 100 ms "+
+		"through 5001. Every acknowledged insert is checked on every node afterwards.\n\n", onOff(r.Sync), r.Runs, pooled)
 	fmt.Fprintf(&b, "Reproduce (as root, about %d minutes):\n\n    %s\n\n", int(math.Ceil(r.Finished.Sub(r.Started).Minutes())),
 		strings.ReplaceAll(r.Command, "\n", "\n    "))
 
@@ -155,6 +161,7 @@ func Markdown(r Result, svgName string) string {
 			}
 		}
 		fmt.Fprintf(&b, "\n1-minute load average when each run began: %s.\n", strings.Join(loads, ", "))
+		clientsView(&b, r, p)
 	}
 
 	if len(r.Costs) > 0 {
@@ -167,6 +174,33 @@ func Markdown(r Result, svgName string) string {
 			fmt.Fprintf(&b, "| %s | %d / %d / %d | %s | %s | %.2f | %.1f |\n", c.Workload, c.Clients, c.Threads, c.Seconds,
 				list(c.Via, func(v float64) string { return fmt.Sprintf("%.0f", v) }),
 				list(c.Direct, func(v float64) string { return fmt.Sprintf("%.0f", v) }), c.Ratio(), c.Load1)
+		}
+	}
+
+	if len(r.PoolerCosts) > 0 {
+		fmt.Fprintf(&b, "\n### The pooler's cost\n\n")
+		fmt.Fprintf(&b, "pgbench (PostgreSQL 15) from the lab's client namespace over TLS (`sslmode=require`) as the application "+
+			"user, on the `%s` lab: the same run through the pooler (PgBouncer's 6432, transaction pooling, pgbench's simple "+
+			"protocol) and through HAProxy's 5000 alone, which the pooler forwards to, alternating, several rounds each; both "+
+			"then take the same path to the leader, and only PgBouncer's hop differs. The ratio is median through the pooler "+
+			"over median through HAProxy. CPUs busy is the share of all the machine's CPUs busy during the rounds "+
+			"(/proc/stat); PgBouncer's is what its processes used during the pooled rounds, in percent of one core, since "+
+			"PgBouncer runs one thread.", r.PoolerCostProfile)
+		if c := r.PoolerCosts[0]; c.Threads > 0 && c.Threads <= r.Machine.CPUs {
+			fmt.Fprintf(&b, " pgbench runs %d threads on the machine's %d CPUs: more threads than CPUs would only take turns "+
+				"on them, and both sides run the same pgbench.", c.Threads, r.Machine.CPUs)
+		}
+		b.WriteString("\n\n")
+		b.WriteString("| workload | clients / threads / seconds | via the pooler 6432 (tps) | via HAProxy 5000 (tps) | ratio | " +
+			"CPUs busy, pooled / HAProxy rounds (%) | PgBouncer (% of a core) | load |\n|---|---|---|---|---|---|---|---|\n")
+		pct := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+		for _, c := range r.PoolerCosts {
+			fmt.Fprintf(&b, "| %s | %d / %d / %d | %s | %s | %s | %s / %s | %s | %.1f |\n", c.Workload, c.Clients, c.Threads, c.Seconds,
+				list(c.Pooler, pct), list(c.HAProxy, pct), ratio(c.Ratio()), orDash(list(c.PoolerBusy, pct)),
+				orDash(list(c.HAProxyBusy, pct)), orDash(list(c.PgBouncerCPU, pct)), c.Load1)
+		}
+		for _, c := range r.PoolerCosts {
+			fmt.Fprintf(&b, "\nWhat limited %s through the pooler, as measured: %s.\n", c.Workload, PoolerLimit(c, r.Machine.CPUs))
 		}
 	}
 
@@ -186,6 +220,77 @@ func Markdown(r Result, svgName string) string {
 		}
 	}
 	return b.String()
+}
+
+// clientsView renders, for one profile, what the direct client and the
+// client of the pooler saw in the same runs; nothing where neither was
+// measured (a bench from before these figures).
+func clientsView(b *strings.Builder, r Result, profile string) {
+	measured := func(t Trial) bool {
+		return !math.IsNaN(t.WritesFailed) || !math.IsNaN(t.LongestWrite) || !math.IsNaN(t.PooledWritesFailed)
+	}
+	var all []Trial
+	for _, k := range Kinds() {
+		all = append(all, r.Select(profile, k)...)
+	}
+	if !slices.ContainsFunc(all, measured) {
+		return
+	}
+	b.WriteString("\n#### Clients' view: direct vs through the pooler\n\n")
+	b.WriteString("The same runs as two clients saw them, from the fault on: the direct writer through HAProxy's 5000 and " +
+		"the writer through the pooler (PgBouncer's 6432 in front of it), each one connection with one insert at a time, " +
+		"every 50 ms. Failed operations and the longest single operation (the longest a client waited for one answer) " +
+		"are the median / max over the runs; the outage is the median write gap for a switchover and the median RTO for " +
+		"a failover; the pooler stall is how long a switchover held behind the poolers kept them paused (PAUSE → RESUME).\n\n")
+	b.WriteString("| kind | client | n | failed operations (median / max) | longest operation, s (median / max) | " +
+		"outage, s (median) | pooler stall, s (median / max) |\n|---|---|---|---|---|---|---|\n")
+	for _, k := range Kinds() {
+		ts := r.Select(profile, k)
+		if !slices.ContainsFunc(ts, measured) {
+			continue
+		}
+		stall := "–"
+		if k == Switchover {
+			stall = medMax(column(ts, func(t Trial) float64 { return t.PoolerStall }), secs)
+		}
+		for _, c := range []struct {
+			name                    string
+			failed, longest, outage func(Trial) float64
+			stall                   string
+		}{
+			{"direct (HAProxy 5000)", func(t Trial) float64 { return t.WritesFailed }, func(t Trial) float64 { return t.LongestWrite },
+				func(t Trial) float64 { return t.Outage }, "–"},
+			{"through the pooler (6432)", func(t Trial) float64 { return t.PooledWritesFailed },
+				func(t Trial) float64 { return t.PooledLongestWrite }, func(t Trial) float64 { return t.PooledOutage }, stall},
+		} {
+			failed := column(ts, c.failed)
+			fmt.Fprintf(b, "| %s | %s | %d | %s | %s | %s | %s |\n", kindLabel[k], c.name, Summarise(failed).N,
+				medMax(failed, count), medMax(column(ts, c.longest), secs), secs(Summarise(column(ts, c.outage)).Median), c.stall)
+		}
+	}
+}
+
+// medMax is "median / max" of the measured values, or "–".
+func medMax(vs []float64, f func(float64) string) string {
+	s := Summarise(vs)
+	if s.N == 0 {
+		return "–"
+	}
+	return f(s.Median) + " / " + f(s.Max)
+}
+
+func ratio(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
 }
 
 func onOff(b bool) string {
