@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,9 @@ import (
 // chart and the JSON, and removes the lab again. The full bench is a
 // command, not a test: it takes many minutes.
 func TestBenchEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a lab: not with -short")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("the lab needs root (network namespaces)")
 	}
@@ -83,6 +87,16 @@ func TestBenchEndToEnd(t *testing.T) {
 	for _, c := range res.Costs {
 		assert.Greater(t, c.Ratio(), 0.0, c.Workload)
 	}
+	// The lab has poolers: the client through them was measured beside
+	// the direct one, the switchover held it without an error, and
+	// pgbench ran through them too.
+	assert.Equal(t, 0.0, tr.PooledWritesFailed)
+	assert.Greater(t, tr.PooledWrites, 0.0)
+	assert.Greater(t, tr.PooledLongestWrite, 0.0)
+	assert.Greater(t, tr.PoolerStall, 0.0)
+	assert.False(t, math.IsNaN(tr.LongestWrite))
+	require.Len(t, res.PoolerCosts, 1, "pgbench ran through the pooler: %v", res.Notes)
+	assert.Greater(t, res.PoolerCosts[0].Ratio(), 0.0)
 
 	page, err := os.ReadFile(doc)
 	require.NoError(t, err)
