@@ -90,9 +90,14 @@ func FollowAlerts(ctx context.Context, c *Client, a *report.Alerts, until time.T
 	if err != nil {
 		return err
 	}
+	if a.CheckEnd.IsZero() {
+		a.CheckEnd = a.End
+	}
 	var keep []report.AlertEpisode
 	for _, e := range Episodes(r, a.Start, until, a.Step, rules) {
-		if e.Pending.Before(a.End) {
+		// Followed twice (validate, then a test), the episodes are still
+		// only those that began within the check.
+		if e.Pending.Before(a.CheckEnd) {
 			keep = append(keep, e)
 		}
 	}

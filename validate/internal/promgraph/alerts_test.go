@@ -178,4 +178,25 @@ func TestAlertsAgainstRealPrometheus(t *testing.T) {
 		assert.Equal(t, time.Hour, e.For)
 		assert.Equal(t, "warning", e.Severity)
 	}
+
+	// Followed again later (a test reading the saved report), after the
+	// same alerts were raised anew: the new episodes began after the
+	// check and are not its.
+	f.setPhase(1)
+	require.True(t, wait.Poll(ctx, 30*time.Second, 200*time.Millisecond, firing), "TestNoPrimary never fired again")
+	for i := range a.Episodes {
+		a.Episodes[i].Cleared = time.Time{} // active again, as a history followed while they were
+	}
+	f.setPhase(0)
+	again := time.Now()
+	require.True(t, wait.Poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool {
+		r, err := c.Query(ctx, `ALERTS`, time.Time{})
+		return err == nil && len(r.Series) == 0
+	}), "the alerts did not clear again")
+	require.NoError(t, FollowAlerts(ctx, c, a, time.Now().Add(2*time.Second)))
+	require.Len(t, a.Episodes, 4, "only the check's episodes: %v", a.Lines())
+	for _, e := range a.Episodes {
+		assert.True(t, e.Pending.Before(mid), "began within the check: %s", e.Text(fault))
+		assert.True(t, e.Cleared.Before(again), "the check's episode cleared the first time: %s", e.Text(fault))
+	}
 }

@@ -14,6 +14,10 @@ type Alerts struct {
 	Prometheus string    `json:"prometheus,omitempty"`
 	Start      time.Time `json:"start"` // the window asked for
 	End        time.Time `json:"end"`
+	// CheckEnd is the end of the window first asked for (the check's):
+	// End moves on when alerts still active then are followed, and only
+	// the episodes that began before CheckEnd are the check's.
+	CheckEnd time.Time `json:"checkEnd,omitzero"`
 	// Origin is the fault: the times in the text are relative to it.
 	Origin   time.Time      `json:"origin,omitzero"`
 	Step     time.Duration  `json:"stepNs,omitempty"`
