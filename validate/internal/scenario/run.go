@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -212,21 +213,32 @@ func AppTarget(s outputs.Stack, dial access.DialFunc, write bool, timeout time.D
 const PooledFirstID = 1_000_000_000
 
 // PoolerTarget is the application user through the stack's pooler
-// (PgBouncer, transaction pooling), trying the other HAProxy nodes'
-// poolers when the endpoint is one of them and cannot be reached; false
-// when the stack has no pooler.
+// (PgBouncer, transaction pooling), the way the outputs tell clients to:
+// the pooled URI over every entry point, tried in order (each PgBouncer's
+// certificate names its own node, so every host is verified by its own
+// name). Outputs without the URI get the endpoint and the other HAProxy
+// nodes' poolers after it. False when the stack has no pooler.
 func PoolerTarget(s outputs.Stack, dial access.DialFunc, timeout time.Duration) (pg.Target, bool) {
 	e := s.PoolerEndpoint
 	if e == nil {
 		return pg.Target{}, false
 	}
-	var hosts []string
-	for _, n := range s.ByRole(topology.RoleHAProxy) {
-		hosts = append(hosts, n.PrivateIP)
-	}
 	c := s.Credentials
+	if s.Connection != nil && s.Connection.Pooled != "" {
+		// outputs.Validate checked the URI when the outputs were read.
+		if t, err := pg.FromConnection(s.Connection.Pooled, c.AppPassword, dial, timeout, probe.TLSConfig(s)); err == nil {
+			t.Pooled = true
+			return t, true
+		}
+	}
+	var fallbacks []string
+	for _, n := range s.ByRole(topology.RoleHAProxy) {
+		if n.PrivateIP != e.Host {
+			fallbacks = append(fallbacks, net.JoinHostPort(n.PrivateIP, strconv.Itoa(e.Port)))
+		}
+	}
 	return pg.Target{Host: e.Host, Port: e.Port, User: c.AppName, Password: c.AppPassword, Database: c.AppDatabase,
-		Dial: failoverDial(dial, hosts), ConnectTimeout: timeout, TLS: probe.TLSConfig(s), Pooled: true}, true
+		Dial: dial, ConnectTimeout: timeout, TLS: probe.TLSConfig(s), Fallbacks: fallbacks, Pooled: true}, true
 }
 
 // failoverDial tries addr first and then the other hosts on the same port,
