@@ -210,6 +210,16 @@ func TestValidateAgainstLab(t *testing.T) {
 			requireNoPoolerPaused(t, s, p)
 			waitHealthy(t)
 		})
+
+		t.Run("--resume resumes a pooler left paused", func(t *testing.T) {
+			c := switchover.Poolers(s, p.Dial)[1].(*pooler.Console)
+			require.NoError(t, c.Pause(ctx))
+			defer func() { _ = c.Resume(context.Background()) }()
+			out, err := exec.CommandContext(ctx, validateBin, "switchover", "--resume", "--outputs", outputsFile).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			require.Contains(t, string(out), c.Name()+": nothing paused")
+			requireNoPoolerPaused(t, s, p)
+		})
 	})
 
 	t.Run("a replica that does not stream fails formation and refuses the failover", func(t *testing.T) {

@@ -92,6 +92,23 @@ func TestScenariosAgainstLab(t *testing.T) {
 			require.True(t, ok, "%s reports an RTO", n)
 			require.Less(t, rto.Value, 60.0, n)
 		}
+		// A client of the pooler wrote through every scenario, and the
+		// switchover under load, held behind the poolers, failed none of
+		// pgbench's transactions nor of that client's writes.
+		for _, c := range r.Checks {
+			f, ok := c.Figure("pooled_writes_total")
+			require.True(t, ok, "%s: no writer through the pooler", c.Name)
+			require.Positive(t, f.Value, c.Name)
+		}
+		sl, _ := r.Check("scenario:switchover-load")
+		for _, key := range []string{"load_failed", "pooled_writes_failed"} {
+			f, ok := sl.Figure(key)
+			require.True(t, ok, "switchover-load reports %s", key)
+			require.Zero(t, f.Value, "switchover-load: %s", key)
+		}
+		_, ok := sl.Figure("pooler_stall_s")
+		require.True(t, ok, "switchover-load was held behind the poolers")
+		require.Contains(t, sl.Summary, "through the pooler")
 		// Where nothing may change for clients, nothing did.
 		for _, n := range []string{"etcd-member-lost", "etcd-quorum-lost"} {
 			c, _ := r.Check("scenario:" + n)

@@ -21,12 +21,13 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("validate switchover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
-	var noPooler bool
+	var noPooler, resume bool
 	var bound time.Duration
 	fs.StringVar(&o.outputsFile, "outputs", "", "read the stack outputs from this JSON `file` (the lab writes one)")
 	fs.StringVar(&o.stack, "stack", "", "read the outputs of this Pulumi `stack` (default: the selected stack)")
 	fs.StringVar(&o.candidate, "candidate", "", "hand leadership to this member (default: the sync standby, else the replica with the least lag)")
 	fs.BoolVar(&noPooler, "no-pooler", false, "switch over without pausing the poolers: their clients then see the errors direct clients see")
+	fs.BoolVar(&resume, "resume", false, "switch nothing: resume every pooler that is paused (after a switchover that printed POOLERS LEFT PAUSED)")
 	fs.DurationVar(&bound, "bound", 90*time.Second, "the cluster must be whole again on the next timeline within this")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: validate switchover [--candidate MEMBER] [--outputs FILE | --stack STACK] [--no-pooler]")
@@ -54,6 +55,13 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return 1
 	}
 	defer closeProbe()
+	if resume {
+		if err := resumeAll(ctx, s, p, stdout); err != nil {
+			fmt.Fprintf(stderr, "validate switchover --resume: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if err := planned(ctx, p, s, o.candidate, noPooler, bound, stdout); err != nil {
 		fmt.Fprintf(stderr, "validate switchover: %v\n", err)
 		var ce scenario.ErrCandidate
@@ -116,4 +124,21 @@ func planned(ctx context.Context, p *probe.Probe, s outputs.Stack, asked string,
 	fmt.Fprintf(out, "done in %s: %s leads on timeline %d, %s stream from it\n",
 		time.Since(start).Round(100*time.Millisecond), nf.Leader.Name, nf.Timeline, strings.Join(replicaNames(nf), " and "))
 	return nil
+}
+
+// resumeAll resumes every pooler and reads each back: nothing paused.
+func resumeAll(ctx context.Context, s outputs.Stack, p *probe.Probe, out io.Writer) error {
+	poolers := switchover.Poolers(s, p.Dial)
+	if len(poolers) == 0 {
+		return errors.New("the outputs name no pooler, or no admin console credentials")
+	}
+	var errs []error
+	for _, a := range poolers {
+		if err := a.Resume(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(out, "%s: nothing paused\n", a.Name())
+	}
+	return errors.Join(errs...)
 }
