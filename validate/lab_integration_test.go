@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,7 +187,7 @@ func TestValidateAgainstLab(t *testing.T) {
 
 		t.Run("interrupted once the poolers pause", func(t *testing.T) {
 			cmd := exec.CommandContext(ctx, validateBin, "switchover", "--outputs", outputsFile)
-			var buf syncBuffer
+			var buf lockedBuffer
 			cmd.Stdout, cmd.Stderr = &buf, &buf
 			require.NoError(t, cmd.Start())
 			// Ctrl-C as soon as the pause has begun: the step's own line
@@ -364,22 +363,4 @@ func requireNoPoolerPaused(t *testing.T, s outputs.Stack, p *probe.Probe) {
 		require.NoError(t, err, c.Name())
 		require.Empty(t, paused, "%s is left paused", c.Name())
 	}
-}
-
-// syncBuffer is a buffer a command writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
