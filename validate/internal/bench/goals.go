@@ -120,44 +120,38 @@ func Goals(r Result) []Goal {
 	gs = append(gs, g)
 
 	for _, c := range r.Costs {
-		g := Goal{Name: "HAProxy throughput ratio, " + c.Workload, Target: "≥ 0.90"}
-		ratio := c.Ratio()
-		if math.IsNaN(ratio) {
-			g.Verdict, g.Measured = NotMeasured, "–"
-		} else {
-			g.Measured = fmt.Sprintf("%.2f", ratio)
-			g.Verdict = Met
-			if ratio < 0.9 {
-				g.Verdict = Missed
-				g.Why = "on 2 cores HAProxy competes for the same CPUs as pgbench and PostgreSQL, so its forwarding " +
-					"costs throughput that separate hosts would not pay"
-			}
-		}
-		gs = append(gs, g)
+		gs = append(gs, ratioGoal("HAProxy throughput ratio, "+c.Workload, "≥ 0.90", c.Ratio(),
+			"on 2 cores HAProxy competes for the same CPUs as pgbench and PostgreSQL, so its forwarding "+
+				"costs throughput that separate hosts would not pay"))
 	}
 	if len(r.Costs) == 0 {
 		gs = append(gs, Goal{Name: "HAProxy throughput ratio", Target: "≥ 0.90", Measured: "–", Verdict: NotMeasured,
 			Why: "pgbench was not run (--pgbench-seconds 0)"})
 	}
 	for _, c := range r.PoolerCosts {
-		g := Goal{Name: fmt.Sprintf("pooler throughput ratio, %s, %d clients", c.Workload, c.Clients), Target: "≥ 0.90 of HAProxy alone"}
-		ratio := c.Ratio()
-		if math.IsNaN(ratio) {
-			g.Verdict, g.Measured = NotMeasured, "–"
-		} else {
-			g.Measured = fmt.Sprintf("%.2f", ratio)
-			g.Verdict = Met
-			if ratio < 0.9 {
-				g.Verdict, g.Why = Missed, PoolerLimit(c, r.Machine.CPUs)
-			}
-		}
-		gs = append(gs, g)
+		gs = append(gs, ratioGoal(fmt.Sprintf("pooler throughput ratio, %s, %d clients", c.Workload, c.Clients),
+			"≥ 0.90 of HAProxy alone", c.Ratio(), PoolerLimit(c, r.Machine.CPUs)))
 	}
 	if len(r.PoolerCosts) == 0 {
 		gs = append(gs, Goal{Name: "pooler throughput ratio", Target: "≥ 0.90 of HAProxy alone", Measured: "–", Verdict: NotMeasured,
 			Why: "pgbench was not run through a pooler (--pgbench-seconds 0, a lab without one, or a bench from before it)"})
 	}
 	return gs
+}
+
+// ratioGoal judges a throughput ratio against 0.90; why is said when it
+// is missed.
+func ratioGoal(name, target string, ratio float64, why string) Goal {
+	g := Goal{Name: name, Target: target}
+	switch {
+	case math.IsNaN(ratio):
+		g.Verdict, g.Measured = NotMeasured, "–"
+	case ratio < 0.9:
+		g.Verdict, g.Measured, g.Why = Missed, fmt.Sprintf("%.2f", ratio), why
+	default:
+		g.Verdict, g.Measured = Met, fmt.Sprintf("%.2f", ratio)
+	}
+	return g
 }
 
 // pooledGoals judges what the client of the pooler saw on the goal
