@@ -247,7 +247,8 @@ func (v *verdict) primaries(tl report.Timeline) {
 }
 
 // deposed: once a new leader was seen promoted, no other server
-// acknowledges a write that started after that, until the next promotion.
+// acknowledges a write that started after that, until the next promotion,
+// unless that server was itself promoted again before the ack arrived.
 func (v *verdict) deposed(tl report.Timeline) {
 	var promotions []report.Event
 	for _, ev := range tl.Events {
@@ -270,6 +271,12 @@ func (v *verdict) deposed(tl report.Timeline) {
 		for _, o := range allWrites(tl) {
 			node := name(tl, o.Server)
 			if !o.OK || o.ID == 0 || node == p.Node || !o.Start.After(p.At) || (!until.IsZero() && !o.Start.Before(until)) {
+				continue
+			}
+			// A write held while there was no leader (a pooler holds it
+			// for seconds) may run on the next leader: its ack by a node
+			// promoted again before the ack came back is that leader's.
+			if slices.ContainsFunc(promotions[i+1:], func(q report.Event) bool { return q.Node == node && !q.At.After(o.End) }) {
 				continue
 			}
 			ids, by = append(ids, o.ID), node

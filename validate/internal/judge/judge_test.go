@@ -159,6 +159,26 @@ func TestDeposedLeaderAcknowledging(t *testing.T) {
 	require.Contains(t, p.Detail[0], "1 writes were acknowledged by pg-1 after pg-2 had taken over (ids 999)")
 }
 
+// Two failovers in a row, pg-1 → pg-2 → pg-1: a pooled write held while
+// pg-2 was gone runs on pg-1 once it leads again. Started while pg-2 led,
+// acknowledged by pg-1 after pg-1's promotion: pg-1's as leader. The same
+// ack arriving before that promotion was seen is a deposed leader's.
+func TestHeldWriteAcknowledgedByTheNextLeader(t *testing.T) {
+	held := func(end int) report.Timeline {
+		tl := failoverTimeline()
+		tl.Events = append(tl.Events, report.Event{At: at(9950), Kind: "promotion", Node: "pg-1"})
+		tl.PooledWrites = []history.Op{{ID: 1_000_000_001, Start: at(9500), End: at(end), OK: true, Server: "10.0.0.1"}}
+		for n, rows := range tl.Rows {
+			tl.Rows[n] = append(rows, history.Row{ID: 1_000_000_001, Origin: "pg-1"})
+		}
+		return tl
+	}
+	assert.True(t, property(t, Judge(held(9990)), DeposedSilent).Holds)
+	p := property(t, Judge(held(9940)), DeposedSilent)
+	require.False(t, p.Holds)
+	assert.Contains(t, p.Detail[0], "1 writes were acknowledged by pg-1 after pg-2 had taken over (ids 1000000001)")
+}
+
 func TestDivergentNodeAndNoRecovery(t *testing.T) {
 	tl := failoverTimeline()
 	tl.Rows["pg-1"] = append(tl.Rows["pg-1"], history.Row{ID: 1000, Origin: "pg-1"})
