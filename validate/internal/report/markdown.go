@@ -32,6 +32,7 @@ func (r *Report) Markdown() string {
 	}
 	p("\n")
 	scenarioTable(&b, r)
+	clientsTable(&b, r)
 
 	p("## Cluster before\n\n")
 	snapshot(&b, r.Before)
