@@ -150,6 +150,9 @@ type Machine struct {
 type Result struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Minutes is how long the bench ran: merged results add their runs'
+	// times (Finished − Started then spans the days between them).
+	Minutes float64 `json:"minutes,omitempty"`
 	Machine  Machine   `json:"machine"`
 	Command  string    `json:"command"`
 	Sync     bool      `json:"synchronous_mode"`
@@ -170,6 +173,18 @@ type Result struct {
 	// Notes are caveats the run itself found (e.g. a lab that failed to
 	// come up); they are printed on the page.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// RunMinutes is how long the bench ran: Minutes, or for a result from
+// before it was recorded, Finished − Started.
+func (r Result) RunMinutes() float64 {
+	if r.Minutes > 0 {
+		return r.Minutes
+	}
+	if r.Started.IsZero() || r.Finished.Before(r.Started) {
+		return 0
+	}
+	return r.Finished.Sub(r.Started).Minutes()
 }
 
 // Select returns the trials of one profile and kind, in run order.
@@ -290,6 +305,7 @@ func Merge(old, cur Result) Result {
 	if len(cur.PoolerCosts) == 0 {
 		out.PoolerCosts, out.PoolerCostProfile = old.PoolerCosts, old.PoolerCostProfile
 	}
+	out.Minutes = old.RunMinutes() + cur.RunMinutes()
 	if old.Started.Before(cur.Started) && !old.Started.IsZero() {
 		out.Started = old.Started
 		out.Machine.LoadBefore = old.Machine.LoadBefore

@@ -470,3 +470,14 @@ func TestMergePoolerCosts(t *testing.T) {
 	assert.Equal(t, cur.PoolerCosts, m.PoolerCosts)
 	assert.Equal(t, "fast", m.PoolerCostProfile)
 }
+
+func TestMergeAddsTheRunsMinutes(t *testing.T) {
+	day := time.Date(2026, 11, 26, 5, 57, 0, 0, time.UTC)
+	old := Result{Started: day, Finished: day.Add(25 * time.Minute), Profiles: []string{"fast"}}
+	cur := Result{Started: day.Add(6 * 24 * time.Hour), Finished: day.Add(6*24*time.Hour + 7*time.Minute), Profiles: []string{"fast"}, Kinds: []string{Switchover}}
+	m := Merge(old, cur)
+	assert.InDelta(t, 32, m.RunMinutes(), 1e-9, "the two runs' times, not the days between them")
+	assert.Contains(t, Markdown(m, ""), "about 32 minutes")
+	assert.Contains(t, Markdown(m, ""), "Measured 2026-11-26 05:57–2026-12-02 06:04 UTC")
+	assert.InDelta(t, 39, Merge(m, cur).RunMinutes(), 1e-9, "merged again: adds up")
+}

@@ -86,11 +86,15 @@ func Markdown(r Result, svgName string) string {
 		where = "this repository's booted lab (every node a Debian 12 machine booting the user data EC2 would get; " +
 			"the faults go through validate's AWS path: kill and partition over SSH, through haproxy-1)"
 	}
+	finished := r.Finished.UTC().Format("15:04")
+	if r.Finished.UTC().Format("2006-01-02") != r.Started.UTC().Format("2006-01-02") {
+		finished = r.Finished.UTC().Format("2006-01-02 15:04") // merged runs of different days
+	}
 	fmt.Fprintf(&b, "Measured %s–%s UTC by `validate bench` on %s: %d CPUs, Linux %s, "+
 		"1/5/15-minute load average %.2f/%.2f/%.2f before and %.2f/%.2f/%.2f after. "+
 		"Other labs may run on the same machine at the same time; the load column of the JSON and the per-run "+
 		"loads below say how busy it was, and a quieter machine does at least as well.\n\n",
-		r.Started.UTC().Format("2006-01-02 15:04"), r.Finished.UTC().Format("15:04"), where, r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
+		r.Started.UTC().Format("2006-01-02 15:04"), finished, where, r.Machine.CPUs, strings.SplitN(r.Machine.Kernel, "-", 2)[0],
 		r.Machine.LoadBefore[0], r.Machine.LoadBefore[1], r.Machine.LoadBefore[2],
 		r.Machine.LoadAfter[0], r.Machine.LoadAfter[1], r.Machine.LoadAfter[2])
 	pooled := ""
@@ -100,7 +104,7 @@ func Markdown(r Result, svgName string) string {
 	fmt.Fprintf(&b, "Each profile got its own freshly built lab (synchronous mode %s) and %d runs of each kind, under "+
 		"live traffic: a writer inserting every 50 ms through 5000%s and a reader opening a new connection every 100 ms "+
 		"through 5001. Every acknowledged insert is checked on every node afterwards.\n\n", onOff(r.Sync), r.Runs, pooled)
-	fmt.Fprintf(&b, "Reproduce (as root, about %d minutes):\n\n    %s\n\n", int(math.Ceil(r.Finished.Sub(r.Started).Minutes())),
+	fmt.Fprintf(&b, "Reproduce (as root, about %d minutes):\n\n    %s\n\n", int(math.Ceil(r.RunMinutes())),
 		strings.ReplaceAll(r.Command, "\n", "\n    "))
 
 	b.WriteString("### Goals\n\n")
