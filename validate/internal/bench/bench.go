@@ -152,13 +152,13 @@ type Result struct {
 	Finished time.Time `json:"finished"`
 	// Minutes is how long the bench ran: merged results add their runs'
 	// times (Finished − Started then spans the days between them).
-	Minutes float64 `json:"minutes,omitempty"`
-	Machine  Machine   `json:"machine"`
-	Command  string    `json:"command"`
-	Sync     bool      `json:"synchronous_mode"`
-	Boot     bool      `json:"booted,omitempty"` // the labs were booted machines (lab up --boot)
-	Runs     int       `json:"runs"`
-	Profiles []string  `json:"profiles"`
+	Minutes  float64  `json:"minutes,omitempty"`
+	Machine  Machine  `json:"machine"`
+	Command  string   `json:"command"`
+	Sync     bool     `json:"synchronous_mode"`
+	Boot     bool     `json:"booted,omitempty"` // the labs were booted machines (lab up --boot)
+	Runs     int      `json:"runs"`
+	Profiles []string `json:"profiles"`
 	// Kinds are the trial kinds this run was asked for (absent in a bench
 	// from before it was recorded: every kind).
 	Kinds  []string `json:"kinds,omitempty"`
