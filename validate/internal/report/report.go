@@ -131,6 +131,15 @@ func (c Check) Figure(key string) (Figure, bool) {
 	return Figure{}, false
 }
 
+// FigureText is a figure as a table cell: its value, or – when the check
+// did not measure it.
+func (c Check) FigureText(key string) string {
+	if f, ok := c.Figure(key); ok {
+		return f.String()
+	}
+	return "–"
+}
+
 // Member is one row of a cluster table.
 type Member struct {
 	Name      string `json:"name"`

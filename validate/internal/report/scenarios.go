@@ -24,12 +24,7 @@ func scenarioTable(b *strings.Builder, r *Report) {
 	b.WriteString("| scenario | verdict | RTO | write gap | writes failed | reads failed | acked writes | lost | split-brain polls | history violations | back to 1+2 after |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range rows {
-		fig := func(key string) string {
-			if f, ok := c.Figure(key); ok {
-				return f.String()
-			}
-			return "–"
-		}
+		fig := c.FigureText
 		reads := fig("reads_failed")
 		if t := fig("reads_total"); t != "–" {
 			reads += " / " + t
@@ -59,12 +54,7 @@ func clientsTable(b *strings.Builder, r *Report) {
 	b.WriteString("| check | writes failed | write gap | RTO | longest write | pooled writes failed | pooled write gap | pooled RTO | pooled longest write | poolers paused |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range rows {
-		fig := func(key string) string {
-			if f, ok := c.Figure(key); ok {
-				return f.String()
-			}
-			return "–"
-		}
+		fig := c.FigureText
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", strings.TrimPrefix(c.Name, ScenarioPrefix),
 			fig("writes_failed"), fig("write_gap_s"), fig("rto_s"), fig("longest_write_s"),
 			fig("pooled_writes_failed"), fig("pooled_write_gap_s"), fig("pooled_rto_s"), fig("pooled_longest_write_s"), fig("pooler_stall_s"))
