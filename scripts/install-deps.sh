@@ -16,6 +16,9 @@ packages=(
   # Monitoring: promtool (in prometheus) checks and unit-tests the alert rules;
   # the real Alertmanager pages through the lab's SNS stand-in (lab/awsapi).
   prometheus prometheus-alertmanager
+  # The exporters Prometheus scrapes (only recommended by prometheus, and
+  # this script installs no recommends).
+  prometheus-node-exporter prometheus-postgres-exporter
   # chronyd parses the nodes' time configuration in the tests.
   chrony
   # The clients' pooler (issue 17): internal/pooler's tests run the real one.

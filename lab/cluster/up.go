@@ -18,8 +18,9 @@ import (
 	"github.com/pgha/pgha/userdata"
 )
 
-// aptFix is the one command that installs everything the lab runs.
-const aptFix = "apt-get install -y etcd-server etcd-client patroni postgresql-15 haproxy iproute2 util-linux"
+// aptFix is the one command that installs everything the lab runs (the
+// repository's script: it knows the whole list, monitoring and pooler too).
+const aptFix = "run scripts/install-deps.sh as root (it installs every Debian package the lab runs)"
 
 // Prerequisites lists what is missing for the lab in its network mode,
 // one line each with its fix. Empty means ready.
@@ -45,6 +46,16 @@ func (l *Lab) Prerequisites() []string {
 	}
 	if root {
 		bins = append(bins, struct{ bin, pkg string }{"setpriv", "util-linux"})
+	}
+	bins = append(bins, struct{ bin, pkg string }{"pgbouncer", "pgbouncer"})
+	if l.Monitored() {
+		// Missing, these would only show as targets Prometheus never
+		// reaches, a minute into the start-up.
+		bins = append(bins, []struct{ bin, pkg string }{
+			{"prometheus", "prometheus"}, {"prometheus-alertmanager", "prometheus-alertmanager"},
+			{"prometheus-node-exporter", "prometheus-node-exporter"},
+			{"prometheus-postgres-exporter", "prometheus-postgres-exporter"},
+		}...)
 	}
 	for _, b := range bins {
 		if _, err := lookBin(b.bin); err != nil {
