@@ -253,7 +253,7 @@ func TestPgBouncerRunsTheRenderedConfig(t *testing.T) {
 				"client_tls_sslmode": "require", "server_tls_sslmode": "verify-full", "server_tls_ca_file": p.TLSCAFile,
 				"default_pool_size": strconv.Itoa(pool.Servers), "max_db_connections": strconv.Itoa(pool.Servers),
 				"max_client_conn": strconv.Itoa(pool.Clients), "query_wait_timeout": strconv.Itoa(profile.QueryWaitTimeout()),
-				"server_login_retry": "1", "server_fast_close": "1", "ignore_startup_parameters": "extra_float_digits",
+				"server_login_retry": "0.25", "server_fast_close": "1", "ignore_startup_parameters": "extra_float_digits",
 			} {
 				assert.Equal(t, want, cfg[k], "%s: %s", name, k)
 			}

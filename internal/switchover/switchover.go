@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgha/pgha/internal/access"
@@ -53,6 +54,9 @@ type Options struct {
 	// over without them.
 	Poolers  []pooler.Admin
 	NoPooler bool
+	// WritePath returns once the poolers' write path reaches the
+	// candidate; nil is WritePathOn.
+	WritePath func(ctx context.Context) error
 	// Pooler's bounds; zero means pooler's defaults.
 	PauseBound, StallBound time.Duration
 	// OnPause, if set, is called just before the poolers are paused (the
@@ -97,36 +101,88 @@ func Run(ctx context.Context, p *probe.Probe, leader, candidate patroni.Member, 
 	if o.OnPause != nil {
 		o.OnPause()
 	}
+	// Patroni answers POST /switchover only at its next whole-second poll
+	// of the DCS after the new leader took the key, up to a second after
+	// the write path could carry clients again: the held clients wait for
+	// the write path, not for the answer, which is collected once they go.
+	path := o.WritePath
+	if path == nil {
+		path = func(ctx context.Context) error { return WritePathOn(ctx, p, candidate) }
+	}
+	// The ask runs under Run's context, not the step's: the step ends
+	// (and its context with it) as soon as the write path has moved.
+	actx, acancel := context.WithTimeout(ctx, answerWait)
+	defer acancel()
+	q := &asked{done: make(chan struct{})}
+	var started atomic.Bool
 	pr, err := pooler.Switchover(ctx, poolers, pooler.Steps{
 		Switch: func(ctx context.Context) error {
-			a, err := ask(ctx)
-			res.Answer = a
-			return err
+			started.Store(true)
+			go func() {
+				defer close(q.done)
+				q.answer, q.err = ask(actx)
+			}()
+			return switchUntilWritePath(ctx, path, q)
 		},
-		WritePathReady: func(ctx context.Context) error { return WritePathOn(ctx, p, candidate.Host) },
+		WritePathReady: path,
 		PauseBound:     o.PauseBound, StallBound: o.StallBound, Logf: o.Logf,
 	})
 	res.Pooler = pr
+	if !started.Load() {
+		return res, err
+	}
+	// The clients are gone on; Patroni's answer comes within its poll.
+	<-q.done
+	res.Answer = q.answer
+	if q.err != nil && err == nil {
+		err = fmt.Errorf("switchover: the write path reached %s, but Patroni answered: %w", candidate.Name, q.err)
+	}
 	return res, err
 }
 
-// WritePathOn returns once every HAProxy node's leader port, the path
-// the poolers take, gives a fresh session on host, writable; it polls
-// until ctx ends.
-func WritePathOn(ctx context.Context, p *probe.Probe, host string) error {
+// answerWait bounds Patroni's answer to the switchover request: it
+// polls for the result every second, for at most 10 s or loop_wait.
+const answerWait = 60 * time.Second
+
+// asked is Patroni's answer, once done is closed.
+type asked struct {
+	done   chan struct{}
+	answer string
+	err    error
+}
+
+// switchUntilWritePath is the pooled switchover's switch step: it returns
+// once the write path reaches the candidate, or with Patroni's refusal.
+func switchUntilWritePath(ctx context.Context, path func(context.Context) error, q *asked) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	moved := make(chan error, 1)
+	go func() { moved <- path(wctx) }()
+	select {
+	case err := <-moved:
+		return err
+	case <-q.done:
+		// Answered first: a refusal ends the switchover; otherwise the
+		// write path is the next step's to wait for.
+		return q.err
+	}
+}
+
+// WritePathOn returns once the write path the poolers take reaches the
+// candidate on every HAProxy node: in HAProxy's primary backend the
+// candidate is UP and no other server is (with another still up, a
+// pooler's new server connection could land on the old leader, down or
+// already a read-only replica), and a fresh session on the leader port
+// is the candidate's, writable. It polls until ctx ends.
+func WritePathOn(ctx context.Context, p *probe.Probe, candidate patroni.Member) error {
 	var last error
-	ok := wait.Poll(ctx, time.Hour, 100*time.Millisecond, func() bool {
+	stats := p.Stack.Credentials.StatsPassword != ""
+	ok := wait.Poll(ctx, time.Hour, 50*time.Millisecond, func() bool {
 		for _, h := range p.Nodes(topology.RoleHAProxy) {
-			info, err := probe.Whoami(ctx, p.App(h.PrivateIP, topology.PortWrite))
-			switch {
-			case err != nil:
-				last = fmt.Errorf("%s:%d: %w", h.Name, topology.PortWrite, err)
-			case info.Addr != host || info.InRecovery:
-				last = fmt.Errorf("%s:%d reaches %s (in recovery: %t), not %s", h.Name, topology.PortWrite, info.Addr, info.InRecovery, host)
-			default:
-				continue
+			if err := writePathOn(ctx, p, h, candidate, stats); err != nil {
+				last = err
+				return false
 			}
-			return false
 		}
 		return true
 	})
@@ -137,6 +193,46 @@ func WritePathOn(ctx context.Context, p *probe.Probe, host string) error {
 		last = errors.New("not checked")
 	}
 	return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
+}
+
+// attemptBound keeps one try short: a session HAProxy sends to a server
+// whose PostgreSQL has stopped waits out HAProxy's retries (a second
+// each) before it fails, long after the path has moved.
+const attemptBound = 750 * time.Millisecond
+
+func writePathOn(ctx context.Context, p *probe.Probe, h outputs.Node, candidate patroni.Member, stats bool) error {
+	actx, cancel := context.WithTimeout(ctx, attemptBound)
+	defer cancel()
+	if stats {
+		srvs, err := p.HAProxyServers(actx, h.PrivateIP)
+		if err != nil {
+			return fmt.Errorf("%s stats: %w", h.Name, err)
+		}
+		up := false
+		for _, s := range srvs {
+			if s.Proxy != probe.BackendPrimary || s.Name == "FRONTEND" || s.Name == "BACKEND" {
+				continue
+			}
+			if s.Name == candidate.Name {
+				up = s.Status == "UP"
+				continue
+			}
+			if strings.HasPrefix(s.Status, "UP") {
+				return fmt.Errorf("%s: %s/%s is still %s", h.Name, probe.BackendPrimary, s.Name, s.Status)
+			}
+		}
+		if !up {
+			return fmt.Errorf("%s: %s/%s is not UP yet", h.Name, probe.BackendPrimary, candidate.Name)
+		}
+	}
+	info, err := probe.Whoami(actx, p.App(h.PrivateIP, topology.PortWrite))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s:%d: %w", h.Name, topology.PortWrite, err)
+	case info.Addr != candidate.Host || info.InRecovery:
+		return fmt.Errorf("%s:%d reaches %s (in recovery: %t), not %s", h.Name, topology.PortWrite, info.Addr, info.InRecovery, candidate.Host)
+	}
+	return nil
 }
 
 // Switcher is a probe whose Switchover is Run's: what the rolling

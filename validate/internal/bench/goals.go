@@ -206,8 +206,8 @@ func pooledGoals(r Result) []Goal {
 			g.Why = fmt.Sprintf("only %d runs; the goal needs the median of at least %d", p.N, MinRunsForGoal)
 		case p.Median > d.Median+WriteInterval+1e-9:
 			g.Verdict = Missed
-			g.Why = "after a failed login PgBouncer tries its server again only every server_login_retry (1 s), while the " +
-				"direct writer reconnects on its next 50 ms tick: the client of the pooler may come back up to a second later"
+			g.Why = "after a failed login PgBouncer tries its server again only every server_login_retry (0.25 s), while the " +
+				"direct writer reconnects on its next 50 ms tick: the client of the pooler may come back up to that much later"
 		default:
 			g.Verdict = Met
 		}
