@@ -5,6 +5,8 @@ import (
 	"net"
 	"testing"
 
+	"github.com/pgha/pgha/internal/patroni"
+	"github.com/pgha/pgha/internal/probe"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -56,4 +58,39 @@ func TestPgbenchFailures(t *testing.T) {
 	assert.Equal(t, int64(1), pgbenchFailures("pgbench: error: connection to server at \"10.0.0.1\", port 6432 failed: Connection refused\n"),
 		"a run that never connected is one failure")
 	assert.Equal(t, int64(3), pgbenchFailures("number of transactions actually processed: 10\nnumber of failed transactions: 3 (23.077%)\n"))
+}
+
+// A named candidate is checked before anything is paused: a member, not
+// the leader, and in synchronous mode the synchronous standby, which is
+// the only one Patroni hands over to.
+func TestChooseCandidate(t *testing.T) {
+	leader := patroni.Member{Name: "pg-1", Role: patroni.RoleLeader}
+	sync := patroni.Member{Name: "pg-2", Role: patroni.RoleSyncStandby}
+	other := patroni.Member{Name: "pg-3", Role: "replica"}
+	f := probe.Formation{Cluster: patroni.Cluster{Members: []patroni.Member{leader, sync, other}},
+		Leader: leader, Replicas: []patroni.Member{sync, other}, Sync: "pg-2"}
+
+	m, err := ChooseCandidate(f, "")
+	require.NoError(t, err)
+	assert.Equal(t, "pg-2", m.Name, "the sync standby by default")
+	m, err = ChooseCandidate(f, "pg-2")
+	require.NoError(t, err)
+	assert.Equal(t, "pg-2", m.Name)
+	for asked, want := range map[string]string{
+		"pg-3": "not the synchronous standby: in synchronous mode Patroni hands over only to pg-2",
+		"pg-1": "already the leader",
+		"pg-9": "not a member",
+	} {
+		_, err = ChooseCandidate(f, asked)
+		var ce ErrCandidate
+		require.ErrorAs(t, err, &ce, asked)
+		assert.ErrorContains(t, err, want)
+	}
+
+	// Without synchronous mode any replica will do.
+	other.Role, sync.Role = "replica", "replica"
+	f.Cluster.Members, f.Sync = []patroni.Member{leader, sync, other}, ""
+	m, err = ChooseCandidate(f, "pg-3")
+	require.NoError(t, err)
+	assert.Equal(t, "pg-3", m.Name)
 }

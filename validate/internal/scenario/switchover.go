@@ -51,6 +51,13 @@ func ChooseCandidate(f probe.Formation, asked string) (patroni.Member, error) {
 		if m.IsLeader() {
 			return m, ErrCandidate{fmt.Sprintf("--candidate %q is already the leader", asked)}
 		}
+		// Patroni would refuse (HTTP 412), but only after the poolers had
+		// paused for nothing.
+		for _, o := range f.Cluster.Members {
+			if o.IsSyncStandby() && o.Name != asked {
+				return m, ErrCandidate{fmt.Sprintf("--candidate %q is not the synchronous standby: in synchronous mode Patroni hands over only to %s; name it, or leave --candidate out", asked, o.Name)}
+			}
+		}
 		return m, nil
 	}
 	var best patroni.Member
