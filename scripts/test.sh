@@ -60,14 +60,35 @@ if [ "$status" -ne 0 ]; then
   # failure sits above its "--- FAIL" line: print each failed test's own
   # output (its last lines, where the failure is), not the lines after it.
   echo "== failures"
-  for t in $(sed -n -E 's/^--- FAIL: (\S+) .*/\1/p' "$log"); do
-    echo "== $t"
-    awk -v t="$t" '
+  # Subtests fail as "    --- FAIL: T/sub": print the innermost failed
+  # tests (a parent's own failure is only its children's), each from its
+  # "=== RUN" line, so that a failed subtest is not hidden by the output
+  # of its passing siblings.
+  failed=$(sed -n -E 's/^ *--- FAIL: (\S+) .*/\1/p' "$log" | sort -u)
+  leaves=()
+  for t in $failed; do
+    inner=0
+    for u in $failed; do [[ $u == "$t"/* ]] && inner=1; done
+    [ "$inner" -eq 1 ] || leaves+=("$t")
+  done
+  section() {
+    awk -v t="$1" '
       $0 == "=== RUN   " t { on = 1; print; next }
       on && ((/^=== RUN   / && index($0, "=== RUN   " t "/") != 1) || /^(ok|FAIL|PASS)([ \t]|$)/) { on = 0 }
-      on { print }' "$log" |
-      tail -n 250
+      on { print }' "$log"
+  }
+  for t in "${leaves[@]}"; do
+    echo "== $t"
+    section "$t" | tail -n 120
   done
+  # Last, where a shortened copy of this output still shows it: each
+  # failed test's assertions alone.
+  echo "== what failed"
+  for t in "${leaves[@]}"; do
+    echo "-- $t"
+    section "$t" | grep -A8 'Error Trace:' | grep -v -E '^\s+Test:' | head -n 40
+  done
+  [ "${#leaves[@]}" -gt 0 ] || tail -n 150 "$log"
   grep -E '^(FAIL|panic:)' "$log" || true
   exit "$status"
 fi
