@@ -239,6 +239,9 @@ func (m *Machine) prepare() error {
 	if err := writeInRoot(root, userSessionsRetry, []byte(userSessionsRetryConf), 0o644); err != nil {
 		return err
 	}
+	if err := writeInRoot(root, keepUserManagers, []byte(keepUserManagersConf), 0o644); err != nil {
+		return err
+	}
 	for _, f := range m.spec.Files {
 		mode := f.Mode
 		if mode == 0 {
@@ -267,6 +270,20 @@ func (m *Machine) prepare() error {
 const (
 	userSessionsRetry     = "/etc/systemd/system/systemd-user-sessions.service.d/pgha-lab-retry.conf"
 	userSessionsRetryConf = "# pgha lab: retry a unit whose cgroup set-up failed (219/CGROUP) under load.\n[Service]\nRestart=on-failure\nRestartSec=1\n"
+)
+
+// keepUserManagers is a drop-in of the container, not of the AMI: on a
+// host with cgroup v1 the container's systemd cannot always end a user's
+// manager (user@UID.service: "Failed to kill control group ...:
+// Input/output error"), and then waits out the unit's 2-minute stop
+// timeout, while every new login of that user (validate's SSH through the
+// jump host among them) hangs in PAM until the manager is back. logind
+// stops a user's manager 10 s after the user's last session ends; the
+// lab keeps them instead, as an EC2 instance, whose stop is instant, in
+// effect does.
+const (
+	keepUserManagers     = "/etc/systemd/logind.conf.d/pgha-lab-keep-user-managers.conf"
+	keepUserManagersConf = "# pgha lab: never stop a user's manager after the last session (cgroup v1 hosts hang on it).\n[Login]\nUserStopDelaySec=infinity\n"
 )
 
 // hostsTemplate is what cloud-init renders /etc/hosts from on Debian when

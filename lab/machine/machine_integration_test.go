@@ -194,6 +194,10 @@ runcmd:
 	run("runuser", "-u", "admin", "--", "sudo", "-n", "true")
 	require.Equal(t, "active", run("systemctl", "is-active", "ssh.service"))
 	require.Equal(t, "mt-pg-1", run("hostname"))
+	// logind took the lab's drop-in: a user's manager is never stopped
+	// (keepUserManagers), so no login waits on a stop that hangs.
+	require.Equal(t, "t 18446744073709551615", run("busctl", "get-property", "org.freedesktop.login1",
+		"/org/freedesktop/login1", "org.freedesktop.login1.Manager", "UserStopDelayUSec"))
 
 	// The packages came from the lab's repository through the mirror
 	// list cloud-init regenerated; the hosts lines survived its rewrite of
