@@ -65,8 +65,8 @@ func TestDefaultStackResourceCounts(t *testing.T) {
 		tEIPAssoc:                       2, // each HAProxy node's, made after its instance
 		"aws:ec2/natGateway:NatGateway": 1,
 		tSG:                             4,       // etcd, patroni, haproxy, monitor
-		tIngress:                        16 + 9,  // with PgBouncer's 6432 and the peer HAProxy 5000/6432; + the metrics ports from the monitor, 9090 and SSH to it
-		tEgress:                         18 + 11, // with the stats page and the peer HAProxy 5000/6432; + the monitor's scrapes, apt/SSM, the jump host to it
+		tIngress:                        17 + 9,  // with PgBouncer's 6432 and the peer HAProxy 5000/5001/6432; + the metrics ports from the monitor, 9090 and SSH to it
+		tEgress:                         19 + 11, // with the stats page and the peer HAProxy 5000/5001/6432; + the monitor's scrapes, apt/SSM, the jump host to it
 		tInstance:                       8 + 1,
 		tVolume:                         6, // etcd and PostgreSQL data
 		tAttachment:                     6,
@@ -225,9 +225,11 @@ func expectedRules(cidrs []string, nlb, monitoring bool) []string {
 		)
 	}
 	// The stats page is private: reached through a jump host; so are the
-	// other node's leader port and PgBouncer, for pgha's own tools.
+	// other node's leader and replica ports and PgBouncer, for pgha's own
+	// tools.
 	want = append(want, "haproxy in tcp 7000 sg:haproxy", "haproxy out tcp 7000 sg:haproxy",
 		"haproxy in tcp 5000 sg:haproxy", "haproxy out tcp 5000 sg:haproxy",
+		"haproxy in tcp 5001 sg:haproxy", "haproxy out tcp 5001 sg:haproxy",
 		"haproxy in tcp 6432 sg:haproxy", "haproxy out tcp 6432 sg:haproxy")
 	if monitoring {
 		// The monitoring node reaches the metrics ports only, and only the

@@ -151,10 +151,13 @@ func Rules(allowed []string, loadBalancer, monitoring bool) []Rule {
 	in(SGHAProxy, topology.PortStats, SGHAProxy, "HAProxy stats page (HTTPS) through the jump host")
 	out(SGHAProxy, topology.PortStats, SGHAProxy, "jump host to the other HAProxy node stats page")
 	// pgha's tools reach the other HAProxy node through the jump host:
-	// its leader port (routing checks, the planned switchover's wait for
-	// the write path) and its PgBouncer (the switchover's PAUSE/RESUME).
+	// its leader and replica ports (routing checks, the planned
+	// switchover's wait for the write path) and its PgBouncer (the
+	// switchover's PAUSE/RESUME).
 	in(SGHAProxy, topology.PortWrite, SGHAProxy, "leader port through the jump host (routing checks, switchover)")
 	out(SGHAProxy, topology.PortWrite, SGHAProxy, "jump host to the other HAProxy node leader port")
+	in(SGHAProxy, topology.PortRead, SGHAProxy, "replica port through the jump host (routing checks)")
+	out(SGHAProxy, topology.PortRead, SGHAProxy, "jump host to the other HAProxy node replica port")
 	in(SGHAProxy, topology.PortPooler, SGHAProxy, "PgBouncer admin console through the jump host (planned switchover)")
 	out(SGHAProxy, topology.PortPooler, SGHAProxy, "jump host to the other HAProxy node PgBouncer")
 	out(SGHAProxy, topology.PortPostgres, SGPatroni, "HAProxy to PostgreSQL")
