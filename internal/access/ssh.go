@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -52,6 +53,14 @@ type SSHConfig struct {
 	// turn when the current one cannot be reached: losing one jump host
 	// (its AZ, its instance) must not end validate's access.
 	Fallbacks []JumpHost
+	// Private are the addresses the jump host dials (the VPC). Any other
+	// address, the public endpoints (the NLB's name, an Elastic IP), is
+	// dialed through Dial, from this machine, as clients reach it: from
+	// inside the VPC the jump host would come to them from its own public
+	// address, which the security groups do not admit, and an NLB does not
+	// hand a target's own connections back to it. Empty: every address
+	// goes through the jump host.
+	Private []netip.Prefix
 }
 
 // JumpHost is one more jump host: its sshd and its recorded host keys.
@@ -97,6 +106,15 @@ func SSHConfigFromStack(s outputs.Stack) (SSHConfig, error) {
 		PrivateKey: []byte(s.SSHPrivateKey),
 		HostKeys:   s.Access.JumpHostKeys,
 		Fallbacks:  fallbacks(s, addr),
+	}
+	// outputs.Load requires the VPC; a stack put together without one
+	// sends everything through the jump host.
+	if s.VPCCIDR != "" {
+		vpc, err := netip.ParsePrefix(s.VPCCIDR)
+		if err != nil {
+			return SSHConfig{}, fmt.Errorf("output %q: %q is not a CIDR", outputs.KeyVPCCIDR, s.VPCCIDR)
+		}
+		cfg.Private = []netip.Prefix{vpc}
 	}
 	if s.SSHPrivateKey == "" {
 		cfg.PrivateKey = nil
@@ -488,10 +506,18 @@ func (j *Jump) forget(c *ssh.Client) {
 	j.mu.Unlock()
 }
 
-// DialContext opens a TCP connection from the jump host to addr. It has the
+// DialContext opens a TCP connection from the jump host to addr, or from
+// this machine when addr is public (see SSHConfig.Private). It has the
 // DialFunc signature, so pgx and net/http use it unchanged. When the
 // connection to the jump host has died, it reconnects once.
 func (j *Jump) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if j.public(addr) {
+		c, err := j.cfg.Dial(ctx, network, addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial %s from this machine (a public endpoint, reached as clients reach it; is this machine's address in pgha:allowedCidrs?): %w", addr, err)
+		}
+		return c, nil
+	}
 	for attempt := 0; ; attempt++ {
 		c, err := j.Client(ctx)
 		if err != nil {
@@ -510,6 +536,28 @@ func (j *Jump) DialContext(ctx context.Context, network, addr string) (net.Conn,
 		c.Close()
 		j.forget(c)
 	}
+}
+
+// public reports whether addr lies outside the private addresses, when
+// there are any: a name (the NLB's) or an IP outside the VPC.
+func (j *Jump) public(addr string) bool {
+	if len(j.cfg.Private) == 0 {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return true
+	}
+	for _, p := range j.cfg.Private {
+		if p.Contains(ip.Unmap()) {
+			return false
+		}
+	}
+	return true
 }
 
 // Close ends the connection to the jump host.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +24,11 @@ import (
 
 // echoServer answers each line with "echo: " + line, so a test can tell that
 // bytes really crossed the tunnel both ways.
-func echoServer(t *testing.T) string {
+func echoServer(t *testing.T) string { return echoServerOn(t, "127.0.0.1") }
+
+func echoServerOn(t *testing.T, ip string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
 	go func() {
@@ -197,6 +200,60 @@ func testKey(t *testing.T) []byte { return sshdtest.NewPrivateKeyPEM(t) }
 
 func typeName(v any) string { return fmt.Sprintf("%T", v) }
 
+// TestPublicEndpointsAreDialedFromHere: on AWS the jump host reaches the
+// VPC's addresses, but a public endpoint (the NLB, an Elastic IP) only
+// from its own public address, which no security group admits; validate
+// dials those from its own machine, as a client does. Here 127.0.0.1 is
+// the "VPC" and 127.0.0.3 a public address.
+func TestPublicEndpointsAreDialedFromHere(t *testing.T) {
+	srv := sshdtest.Start(t, sshdtest.Options{})
+	private, public := echoServer(t), echoServerOn(t, "127.0.0.3")
+	var mu sync.Mutex
+	var dialedHere []string
+	cfg := sshCfg(srv)
+	cfg.Private = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		dialedHere = append(dialedHere, addr)
+		mu.Unlock()
+		return Direct()(ctx, network, addr)
+	}
+	j, err := NewJump(cfg)
+	require.NoError(t, err)
+	defer j.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	c, err := j.DialContext(ctx, "tcp", private)
+	require.NoError(t, err)
+	require.NotEqual(t, "*net.TCPConn", typeName(c), "a VPC address goes through the jump host")
+	roundTrip(t, c, "private")
+	c.Close()
+	require.Equal(t, []string{srv.Addr}, dialedHere, "only the jump host itself was dialed from here")
+
+	c, err = j.DialContext(ctx, "tcp", public)
+	require.NoError(t, err)
+	require.Equal(t, "*net.TCPConn", typeName(c), "a public endpoint is dialed from here")
+	roundTrip(t, c, "public")
+	c.Close()
+	require.Equal(t, []string{srv.Addr, public}, dialedHere)
+
+	// Unreachable from here: the message points at the stack's allowedCidrs.
+	closed := net.JoinHostPort("127.0.0.3", strings.Split(sshdtest.FreeLoopbackAddr(t), ":")[1])
+	_, err = j.DialContext(ctx, "tcp", closed)
+	require.ErrorContains(t, err, "from this machine")
+	require.ErrorContains(t, err, "pgha:allowedCidrs")
+
+	for addr, pub := range map[string]bool{
+		"10.42.0.30:5000": false, "[::ffff:10.42.0.30]:5000": false, "10.42.0.30": false,
+		"203.0.113.7:5000": true, "pgha-nlb-0123.elb.eu-west-1.amazonaws.com:5000": true,
+	} {
+		j := &Jump{cfg: SSHConfig{Private: []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16")}}}
+		require.Equal(t, pub, j.public(addr), addr)
+	}
+	require.False(t, (&Jump{}).public("203.0.113.7:5000"), "without private addresses everything goes through the jump host")
+}
+
 func TestSSHConfigFromStack(t *testing.T) {
 	noKeyEnv(t)
 	s := outputs.Stack{
@@ -207,6 +264,16 @@ func TestSSHConfigFromStack(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "203.0.113.7:22", cfg.Addr, "port 22 by default")
 	require.Nil(t, cfg.Dial)
+	require.Empty(t, cfg.Private)
+
+	s.VPCCIDR = "10.42.0.0/16"
+	cfg, err = SSHConfigFromStack(s)
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16")}, cfg.Private, "the VPC goes through the jump host")
+	s.VPCCIDR = "10.42.0.0"
+	_, err = SSHConfigFromStack(s)
+	require.ErrorContains(t, err, `output "vpcCidr"`)
+	s.VPCCIDR = ""
 
 	s.Access.Namespace = "no-such-namespace-pgha"
 	_, err = SSHConfigFromStack(s)
