@@ -525,6 +525,32 @@ func TestLoadBalancerEndpoint(t *testing.T) {
 	assert.Equal(t, 5001, s.ReadEndpoint.Port)
 }
 
+// TestPoolModeReachesThePoolers: pgha:poolMode is PgBouncer's pool_mode
+// on the HAProxy nodes, and only there; transaction when unset.
+func TestPoolModeReachesThePoolers(t *testing.T) {
+	for _, mode := range []string{"", "session"} {
+		cfg := baseConfig()
+		want := "transaction"
+		if mode != "" {
+			cfg["pgha:poolMode"] = mode
+			want = mode
+		}
+		r := runProgram(t, cfg, nil, nil)
+		require.NoError(t, r.err)
+		haproxy := 0
+		for _, i := range r.mocks.byType(tInstance) {
+			ud := userData(t, i)
+			if strings.HasPrefix(i.Name, "haproxy-") {
+				haproxy++
+				assert.Equal(t, []string{"pool_mode = " + want}, regexp.MustCompile(`pool_mode = \S+`).FindAllString(ud, -1), i.Name)
+			} else {
+				assert.NotContains(t, ud, "pool_mode", i.Name)
+			}
+		}
+		assert.Equal(t, 2, haproxy)
+	}
+}
+
 func TestNATPerAZ(t *testing.T) {
 	cfg := baseConfig()
 	cfg["pgha:natGateways"] = "perAz"

@@ -28,6 +28,7 @@ var allKeys = map[string]any{
 	stackconfig.KeySynchronousMode:     stackconfig.DefaultSynchronousMode,
 	stackconfig.KeyWatchdog:            stackconfig.DefaultWatchdog,
 	stackconfig.KeyWorkload:            stackconfig.DefaultWorkload,
+	stackconfig.KeyPoolMode:            stackconfig.DefaultPoolMode,
 	stackconfig.KeyNATGateways:         stackconfig.DefaultNATGateways,
 	stackconfig.KeyEtcdInstanceType:    stackconfig.DefaultEtcdInstanceType,
 	stackconfig.KeyPatroniInstanceType: stackconfig.DefaultPatroniInstanceType,

@@ -39,6 +39,7 @@ const (
 	KeySynchronousMode     = "synchronousMode"
 	KeyWatchdog            = "watchdog"
 	KeyWorkload            = "workload"
+	KeyPoolMode            = "poolMode"
 	KeyNATGateways         = "natGateways"
 	KeyEtcdInstanceType    = "etcdInstanceType"
 	KeyPatroniInstanceType = "patroniInstanceType"
@@ -89,6 +90,7 @@ const (
 	DefaultProfile             = "fast"
 	DefaultWatchdog            = userdata.WatchdogAutomatic
 	DefaultWorkload            = userdata.DefaultWorkload
+	DefaultPoolMode            = userdata.PoolTransaction
 	DefaultSynchronousMode     = true
 	DefaultNATGateways         = NATSingle
 	DefaultEtcdInstanceType    = "t3.small"
@@ -138,7 +140,9 @@ type Config struct {
 	Watchdog string
 	// Workload is the profile PostgreSQL is tuned with for its instance
 	// type (userdata.Workload*).
-	Workload            string
+	Workload string
+	// PoolMode is PgBouncer's pool_mode (userdata.Pool*).
+	PoolMode            string
 	SynchronousMode     bool
 	NATGateways         string
 	EtcdInstanceType    string
@@ -292,6 +296,11 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 			c.Watchdog, userdata.WatchdogAutomatic, userdata.WatchdogRequired, userdata.WatchdogOff, Full(KeyWatchdog), DefaultWatchdog)
 	}
 
+	c.PoolMode = str(KeyPoolMode, DefaultPoolMode)
+	if c.PoolMode != userdata.PoolTransaction && c.PoolMode != userdata.PoolSession {
+		bad(Full(KeyPoolMode), "%q is not a PgBouncer pool mode (want %s or %s); fix: pulumi config set %s %s",
+			c.PoolMode, userdata.PoolTransaction, userdata.PoolSession, Full(KeyPoolMode), DefaultPoolMode)
+	}
 	c.Workload = str(KeyWorkload, DefaultWorkload)
 	if !userdata.ValidWorkload(c.Workload) {
 		bad(Full(KeyWorkload), "%q is not a workload profile (want %s); fix: pulumi config set %s %s",

@@ -28,3 +28,18 @@ func TestWorkload(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"defaults" is not a workload profile (want oltp, olap, tiny or none); fix: pulumi config set pgha:workload oltp`)
 }
+
+func TestPoolMode(t *testing.T) {
+	base := map[string]string{"aws:region": "eu-west-1", "pgha:allowedCidrs": "100.20.30.0/24"}
+	c, err := Load("dev", getter(base), nil)
+	require.NoError(t, err)
+	assert.Equal(t, userdata.PoolTransaction, c.PoolMode)
+	base["pgha:poolMode"] = "session"
+	c, err = Load("dev", getter(base), nil)
+	require.NoError(t, err)
+	assert.Equal(t, userdata.PoolSession, c.PoolMode)
+	base["pgha:poolMode"] = "statement"
+	_, err = Load("dev", getter(base), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `"statement" is not a PgBouncer pool mode (want transaction or session); fix: pulumi config set pgha:poolMode transaction`)
+}

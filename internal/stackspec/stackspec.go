@@ -100,6 +100,7 @@ func Build(cfg stackconfig.Config, stack string, in Inputs) (*Spec, error) {
 			Watchdog:      cfg.Watchdog,
 			PostgresSize:  size,
 			Workload:      cfg.Workload,
+			PoolMode:      cfg.PoolMode,
 		},
 		UserData: map[string]string{},
 	}
