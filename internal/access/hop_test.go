@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,7 @@ func TestSSHHopPinsTheNodeKeyOnLoopback(t *testing.T) {
 
 	// HopConfig states what is missing.
 	cfg := sshCfg(jump)
+	cfg.Private = []netip.Prefix{netip.MustParsePrefix("10.42.0.0/16")}
 	_, err = HopConfig(cfg, Host{HostKeys: []string{node.HostKey}}, j.DialContext)
 	require.ErrorContains(t, err, "address is required")
 	_, err = HopConfig(cfg, Host{Addr: node.Addr, HostKeys: []string{node.HostKey}}, nil)
@@ -192,6 +194,7 @@ func TestSSHHopPinsTheNodeKeyOnLoopback(t *testing.T) {
 	require.Equal(t, node.Addr, hc.Addr)
 	require.Equal(t, []string{node.HostKey}, hc.HostKeys)
 	require.Equal(t, cfg.User, hc.User)
+	require.Empty(t, hc.Private, "a hop dials every address from its own host, none from the first jump")
 }
 
 // trustKeyOf lets the holder of clientPEM log in to s, as every EC2 node

@@ -736,6 +736,7 @@ func HopConfig(cfg SSHConfig, host Host, via DialFunc) (SSHConfig, error) {
 	cfg.Addr = host.Addr
 	cfg.HostKeys = append([]string(nil), host.HostKeys...)
 	cfg.Fallbacks = nil // a hop goes to this host or nowhere
+	cfg.Private = nil   // and dials everything from it
 	cfg.Dial = via
 	return cfg, nil
 }
