@@ -127,6 +127,9 @@ const (
 	PoolSession     = "session"
 )
 
+// ValidPoolMode reports whether m is a pool mode pgha offers.
+func ValidPoolMode(m string) bool { return m == PoolTransaction || m == PoolSession }
+
 // Pooling is the pool mode PgBouncer is given (transaction when unset).
 func (c Cluster) Pooling() string {
 	if c.PoolMode == "" {

@@ -97,7 +97,7 @@ func (c Cluster) Validate() error {
 		seenRole[u.value] = u.field
 	}
 
-	if c.PoolMode != "" && c.PoolMode != PoolTransaction && c.PoolMode != PoolSession {
+	if c.PoolMode != "" && !ValidPoolMode(c.PoolMode) {
 		add("cluster PoolMode %q: use %s (the default) or %s", c.PoolMode, PoolTransaction, PoolSession)
 	}
 	if c.Monitoring != nil {

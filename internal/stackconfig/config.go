@@ -297,7 +297,7 @@ func Load(stack string, get Getter, isSecret SecretChecker) (Config, error) {
 	}
 
 	c.PoolMode = str(KeyPoolMode, DefaultPoolMode)
-	if c.PoolMode != userdata.PoolTransaction && c.PoolMode != userdata.PoolSession {
+	if !userdata.ValidPoolMode(c.PoolMode) {
 		bad(Full(KeyPoolMode), "%q is not a PgBouncer pool mode (want %s or %s); fix: pulumi config set %s %s",
 			c.PoolMode, userdata.PoolTransaction, userdata.PoolSession, Full(KeyPoolMode), DefaultPoolMode)
 	}
