@@ -22,5 +22,7 @@
 //
 // systemd-nspawn runs with --register=no --keep-unit because the host need
 // not run systemd as PID 1 (without them it fails with "Failed to open
-// system bus").
+// system bus"). --keep-unit leaves the container in the cgroup nspawn
+// started in, so each machine starts in a cgroup of its own (cgroup.go),
+// removed when it stops.
 package machine

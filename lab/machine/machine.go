@@ -85,6 +85,9 @@ type record struct {
 	Disks  []Disk `json:"disks,omitempty"`
 	NSpawn proc   `json:"nspawn"`
 	Init   proc   `json:"init"`
+	// The machine's own cgroup in each hierarchy (see cgroup.go), removed
+	// once it stops.
+	Cgroups []string `json:"cgroups,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -236,12 +239,6 @@ func (m *Machine) prepare() error {
 	if err := writeInRoot(root, "/etc/hostname", []byte(m.spec.Name+"\n"), 0o644); err != nil {
 		return err
 	}
-	if err := writeInRoot(root, userSessionsRetry, []byte(userSessionsRetryConf), 0o644); err != nil {
-		return err
-	}
-	if err := writeInRoot(root, keepUserManagers, []byte(keepUserManagersConf), 0o644); err != nil {
-		return err
-	}
 	for _, f := range m.spec.Files {
 		mode := f.Mode
 		if mode == 0 {
@@ -261,30 +258,6 @@ func (m *Machine) prepare() error {
 	}
 	return trustCAs(root, m.spec.CACerts)
 }
-
-// userSessionsRetry is a drop-in of the container, not of the AMI: on a
-// busy host systemd-nspawn now and then fails to set up a unit's cgroup
-// (status 219/CGROUP). When that unit is systemd-user-sessions,
-// /run/nologin stays and PAM refuses every SSH login for good, which no EC2
-// instance does; so the lab retries it.
-const (
-	userSessionsRetry     = "/etc/systemd/system/systemd-user-sessions.service.d/pgha-lab-retry.conf"
-	userSessionsRetryConf = "# pgha lab: retry a unit whose cgroup set-up failed (219/CGROUP) under load.\n[Service]\nRestart=on-failure\nRestartSec=1\n"
-)
-
-// keepUserManagers is a drop-in of the container, not of the AMI: on a
-// host with cgroup v1 the container's systemd cannot always end a user's
-// manager (user@UID.service: "Failed to kill control group ...:
-// Input/output error"), and then waits out the unit's 2-minute stop
-// timeout, while every new login of that user (validate's SSH through the
-// jump host among them) hangs in PAM until the manager is back. logind
-// stops a user's manager 10 s after the user's last session ends; the
-// lab keeps them instead, as an EC2 instance, whose stop is instant, in
-// effect does.
-const (
-	keepUserManagers     = "/etc/systemd/logind.conf.d/pgha-lab-keep-user-managers.conf"
-	keepUserManagersConf = "# pgha lab: never stop a user's manager after the last session (cgroup v1 hosts hang on it).\n[Login]\nUserStopDelaySec=infinity\n"
-)
 
 // hostsTemplate is what cloud-init renders /etc/hosts from on Debian when
 // manage_etc_hosts is true.
@@ -332,6 +305,11 @@ func RemoveState(stateDir string) error {
 	}
 	if err := Clean(stateDir); err != nil {
 		return err
+	}
+	if r, err := loadRecord(filepath.Join(stateDir, "machine.json")); err == nil {
+		if err := removeCgroups(r.Cgroups); err != nil {
+			return err
+		}
 	}
 	mps, err := mountinfo.Under(mountinfo.Self, stateDir)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -194,10 +195,15 @@ runcmd:
 	run("runuser", "-u", "admin", "--", "sudo", "-n", "true")
 	require.Equal(t, "active", run("systemctl", "is-active", "ssh.service"))
 	require.Equal(t, "mt-pg-1", run("hostname"))
-	// logind took the lab's drop-in: a user's manager is never stopped
-	// (keepUserManagers), so no login waits on a stop that hangs.
-	require.Equal(t, "t 18446744073709551615", run("busctl", "get-property", "org.freedesktop.login1",
-		"/org/freedesktop/login1", "org.freedesktop.login1.Manager", "UserStopDelayUSec"))
+	// The machine has a cgroup of its own in every hierarchy systemd uses
+	// (cgroup.go), not one shared with every other machine: its PID 1 is
+	// in that cgroup's payload.
+	require.NotEmpty(t, m.st.Cgroups)
+	for _, d := range m.st.Cgroups {
+		require.Equal(t, "pgha-"+m.machineName(), filepath.Base(d))
+		procs := strings.Fields(readFile(t, filepath.Join(d, "payload", "init.scope", "cgroup.procs")))
+		require.Contains(t, procs, strconv.Itoa(m.PID()), "PID 1 is not in %s", d)
+	}
 
 	// The packages came from the lab's repository through the mirror
 	// list cloud-init regenerated; the hosts lines survived its rewrite of
@@ -254,6 +260,9 @@ runcmd:
 	left, err = FindLeftovers(state)
 	require.NoError(t, err)
 	require.True(t, left.Empty(), "%s", left)
+	for _, d := range m.st.Cgroups {
+		require.NoDirExists(t, d, "the machine's cgroup outlived it")
+	}
 	require.NoDirExists(t, filepath.Join(state, "mt-pg-1"))
 }
 

@@ -55,7 +55,18 @@ func (m *Machine) Start(ctx context.Context) error {
 	}
 	defer devnull.Close()
 
-	cmd := exec.Command(nspawn, m.nspawnArgs()...)
+	cgroups, err := m.cgroupDirs()
+	if err != nil {
+		return fmt.Errorf("machine %s: %w", m.spec.Name, err)
+	}
+	for _, d := range cgroups {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("machine %s: creating its cgroup: %w", m.spec.Name, err)
+		}
+	}
+	m.st.Cgroups = cgroups
+	argv := inCgroups(cgroups, append([]string{nspawn}, m.nspawnArgs()...))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, console, console
 	// A session of its own: the machine outlives the caller (the lab
@@ -239,7 +250,7 @@ func (m *Machine) Poweroff(timeout time.Duration) error {
 		_ = m.st.Init.signal(sigPoweroff)
 	}
 	if m.waitStopped(timeout) {
-		return nil
+		return removeCgroups(m.st.Cgroups)
 	}
 	if err := m.killLocked(); err != nil {
 		return err
@@ -270,7 +281,7 @@ func (m *Machine) killLocked() error {
 			return fmt.Errorf("machine %s: PID 1 %d or nspawn %d survived SIGKILL", m.spec.Name, m.st.Init.PID, m.st.NSpawn.PID)
 		}
 	}
-	return nil
+	return removeCgroups(m.st.Cgroups)
 }
 
 // waitStopped waits until both PID 1 and nspawn are gone (nspawn reaped,
