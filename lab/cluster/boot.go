@@ -775,7 +775,8 @@ func (l *Lab) downBoot() []error {
 	return errs
 }
 
-// bootLeftovers are machine processes or mounts of the lab still there.
+// bootLeftovers are machine processes, mounts, cgroups or loop devices of
+// the lab still there.
 func (l *Lab) bootLeftovers() []string {
 	lo, err := machine.FindLeftovers(l.Dir)
 	if err != nil {
@@ -787,6 +788,22 @@ func (l *Lab) bootLeftovers() []string {
 	}
 	for _, p := range lo.Processes {
 		out = append(out, fmt.Sprintf("pid %d (%s)", p.PID, p.Why))
+	}
+	// Every machine this lab may have booted, monitor-1 included: its
+	// config may be gone with the state directory.
+	var machines []topology.Node
+	if l.Boot() {
+		machines = append(slices.Clone(l.Plan.Nodes), l.Plan.Monitor())
+	}
+	for _, n := range machines {
+		left, err := machine.CgroupsLeft(machine.Spec{Name: n.Name, StateDir: l.machineDir(n.Name)})
+		if err != nil {
+			out = append(out, "cannot look for machine cgroups: "+err.Error())
+			break
+		}
+		for _, c := range left {
+			out = append(out, "cgroup "+c)
+		}
 	}
 	loops, err := volume.Under(l.Dir)
 	if err != nil {

@@ -207,7 +207,7 @@ func (l *Lab) verifyGone(inodes map[uint64]bool) []Check {
 		}
 	}
 	add("no lab process runs", procs)
-	add("no machine process or mount", l.bootLeftovers())
+	add("no machine process, mount or cgroup", l.bootLeftovers())
 	add("no lab network namespace", netlab.Existing(l.Name))
 	add("no mount under the lab", l.mounts())
 	add("no listening port on a lab address", l.hostListeners())

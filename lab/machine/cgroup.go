@@ -127,6 +127,28 @@ func hasOption(opts, want string) bool {
 // cgroupDirs are the machine's cgroup directories, one per hierarchy:
 // beside this process's own cgroup's children, named after the machine.
 func (m *Machine) cgroupDirs() ([]string, error) {
+	return cgroupDirsFor(m.machineName())
+}
+
+// CgroupsLeft lists the cgroups of the machine spec would describe that
+// still exist (for a teardown check): a machine's cgroups go when it
+// stops, whoever stops it. It looks beside this process's own cgroup,
+// where a machine started from the same place has them.
+func CgroupsLeft(spec Spec) ([]string, error) {
+	dirs, err := cgroupDirsFor((&Machine{spec: spec}).machineName())
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			left = append(left, d)
+		}
+	}
+	return left, nil
+}
+
+func cgroupDirsFor(machineName string) ([]string, error) {
 	mt, err := os.Open(mountinfo.Self)
 	if err != nil {
 		return nil, err
@@ -143,7 +165,7 @@ func (m *Machine) cgroupDirs() ([]string, error) {
 	}
 	var dirs []string
 	for _, h := range hs {
-		dirs = append(dirs, filepath.Join(h.mount, h.own, "pgha-"+m.machineName()))
+		dirs = append(dirs, filepath.Join(h.mount, h.own, "pgha-"+machineName))
 	}
 	return dirs, nil
 }

@@ -153,7 +153,7 @@ func Create(spec Spec) (m *Machine, err error) {
 	}
 	m.st = record{Name: spec.Name, Image: spec.Image, Netns: spec.Netns, Disks: spec.Disks}
 	if old, err := loadRecord(m.path("machine.json")); err == nil {
-		m.st.NSpawn, m.st.Init = old.NSpawn, old.Init
+		m.st.NSpawn, m.st.Init, m.st.Cgroups = old.NSpawn, old.Init, old.Cgroups
 	}
 	return m, m.save()
 }

@@ -204,6 +204,9 @@ runcmd:
 		procs := strings.Fields(readFile(t, filepath.Join(d, "payload", "init.scope", "cgroup.procs")))
 		require.Contains(t, procs, strconv.Itoa(m.PID()), "PID 1 is not in %s", d)
 	}
+	running, err := CgroupsLeft(m.spec) // what the lab's teardown check looks for
+	require.NoError(t, err)
+	require.Equal(t, m.st.Cgroups, running)
 
 	// The packages came from the lab's repository through the mirror
 	// list cloud-init regenerated; the hosts lines survived its rewrite of
@@ -263,6 +266,9 @@ runcmd:
 	for _, d := range m.st.Cgroups {
 		require.NoDirExists(t, d, "the machine's cgroup outlived it")
 	}
+	left2, err := CgroupsLeft(m.spec)
+	require.NoError(t, err)
+	require.Empty(t, left2)
 	require.NoDirExists(t, filepath.Join(state, "mt-pg-1"))
 }
 
