@@ -2,6 +2,9 @@ package userdata
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,8 +204,9 @@ func contains(s []string, v string) bool {
 // as postgres, in a namespace that holds the HAProxy node's address: it
 // must start with nothing to warn about, apply the settings pgha chose
 // (read back on its admin console, over TLS, as the console user from the
-// rendered auth_file), and pass the boot script's own TLS check, which a
-// server of another CA fails. TestRealCluster runs clients through it.
+// rendered auth_file), pass the boot script's own TLS check, which a
+// server of another CA fails, and serve a renewed certificate after a
+// reload. TestRealCluster runs clients through it.
 func TestPgBouncerRunsTheRenderedConfig(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates a network namespace and runs PgBouncer as postgres")
@@ -272,10 +277,65 @@ func TestPgBouncerRunsTheRenderedConfig(t *testing.T) {
 
 			if name == "fast-transaction" {
 				checkBootTLSCheck(t, c, ns, base, h.Name)
+				checkCertificateRenewal(t, admin, d.pid, func() {
+					tt.install(t, c, h.Name, p, "")
+					installPoolerKey(t, p)
+				}, p.TLSCertFile)
 			}
 			stop(t, d.pid, d.done)
 		}
 	}
+}
+
+// checkCertificateRenewal follows docs/security.md's renewal of an HAProxy
+// node's certificate: the new certificate and key are fetched (renew), and
+// PgBouncer is reloaded (systemctl reload pgbouncer: SIGHUP). Until the
+// reload new clients get the old certificate; after it they get the new
+// one, and a session opened before it goes on.
+func checkCertificateRenewal(t *testing.T, admin pg.Target, pid int, renew func(), certFile string) {
+	t.Helper()
+	ctx := context.Background()
+	served := func() (*pgx.Conn, string) {
+		t.Helper()
+		cfg, err := admin.Config()
+		require.NoError(t, err)
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := pgx.ConnectConfig(cctx, cfg)
+		require.NoError(t, err)
+		tc, ok := conn.PgConn().Conn().(*tls.Conn)
+		require.True(t, ok, "PgBouncer's client side is not TLS")
+		return conn, tc.ConnectionState().PeerCertificates[0].SerialNumber.String()
+	}
+	before, old := served()
+	defer before.Close(ctx)
+
+	renew()
+	b, err := os.ReadFile(certFile)
+	require.NoError(t, err)
+	blk, _ := pem.Decode(b)
+	require.NotNil(t, blk)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	renewed := cert.SerialNumber.String()
+	require.NotEqual(t, old, renewed)
+
+	conn, serial := served()
+	conn.Close(ctx)
+	assert.Equal(t, old, serial, "PgBouncer served the new certificate before a reload")
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGHUP))
+	eventually(t, 10*time.Second, "PgBouncer serving the renewed certificate", func() error {
+		conn, serial := served()
+		conn.Close(ctx)
+		if serial != renewed {
+			return fmt.Errorf("serves serial %s, the renewed one is %s", serial, renewed)
+		}
+		return nil
+	})
+	_, err = before.Exec(ctx, "SHOW VERSION")
+	assert.NoError(t, err, "a session opened before the reload was dropped")
 }
 
 // installPoolerKey gives PgBouncer (postgres) its copy of the node's key,
