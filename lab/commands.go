@@ -27,7 +27,7 @@ func up(ctx context.Context, l *cluster.Lab, o *options, _ string) int {
 		fmt.Fprintf(os.Stderr, "lab up: %v\n", err)
 		return 1
 	}
-	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode, Control: exe, Backups: o.backups, Workload: o.workload}
+	uo := cluster.UpOptions{Profile: o.profile, SynchronousMode: o.sync, KeepOnFailure: o.keepOnFailure, Net: mode, Control: exe, Backups: o.backups, Workload: o.workload, PoolMode: o.poolMode}
 	fmt.Printf("lab %q: starting (profile %s, synchronous_mode %v, network %s)\n", l.Name, uo.Profile, uo.SynchronousMode, uo.Net)
 	res, err := l.Up(ctx, uo)
 	if err != nil {

@@ -41,7 +41,7 @@ type options struct {
 	cmd, name, net, profile, doc, keepLogs string
 	sync, keepOnFailure, boot, force       bool
 	backups, tuning                        bool
-	workload                               string
+	workload, poolMode                     string
 	backupType, target, query, database    string
 	runs, scale, seconds                   int
 }
@@ -60,6 +60,7 @@ var commands = []command{
 			fs.BoolVar(&o.sync, "sync", true, "synchronous replication (Patroni synchronous_mode), as the AWS stack's default; --sync=false for asynchronous")
 			fs.BoolVar(&o.keepOnFailure, "keep-on-failure", false, "leave a lab whose start-up failed in place, for inspection")
 			fs.StringVar(&o.workload, "workload", "oltp", "how PostgreSQL is tuned for the node size (pgha:workload): oltp, olap, tiny or none (PostgreSQL's defaults)")
+			fs.StringVar(&o.poolMode, "pool-mode", "transaction", "PgBouncer's pool mode on the HAProxy nodes (pgha:poolMode): transaction, or session for clients that keep session state")
 			fs.BoolVar(&o.backups, "backups", false, "pgBackRest on the PostgreSQL nodes, archiving to and backing up into an S3 endpoint of the lab's own (namespace labs) or, with --boot, the bucket of the lab's AWS stand-in, as on AWS")
 		}},
 	{name: "status", summary: "show every node's process, link and Patroni state, and its log", run: status},

@@ -93,6 +93,9 @@ func BootConfig(s Settings) map[string]string {
 	if s.Workload != "" {
 		m[stackconfig.Full(stackconfig.KeyWorkload)] = s.Workload
 	}
+	if s.PoolMode != "" {
+		m[stackconfig.Full(stackconfig.KeyPoolMode)] = s.PoolMode
+	}
 	return m
 }
 

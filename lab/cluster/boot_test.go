@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"github.com/pgha/pgha/internal/topology"
 	"github.com/pgha/pgha/lab/boot"
 	"github.com/pgha/pgha/lab/image"
+	"github.com/pgha/pgha/userdata"
 )
 
 // TestBootStateHasTheMonitoringNode: the booted lab's stand-in state
@@ -139,4 +141,36 @@ func TestBootStateHasTheMonitoringNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), `"prometheusEndpoint":"https://10.42.4.40:9090"`)
 	assert.Contains(t, string(b), `"alertTopicArn":"`+topicARN+`"`)
+}
+
+// TestPoolModeReachesTheLabsPoolers: `lab up --pool-mode session` gives
+// the namespace and loopback labs' PgBouncer session pooling, and the
+// booted lab's stack pgha:poolMode, as `pulumi config set` would; a mode
+// PgBouncer does not have fails before anything exists.
+func TestPoolModeReachesTheLabsPoolers(t *testing.T) {
+	l, err := newIn(t.TempDir(), "bpool")
+	require.NoError(t, err)
+	l.Settings = Settings{Name: l.Name, Profile: "fast", PoolMode: userdata.PoolSession, PostgresSize: LabNodeSize(), Workload: userdata.DefaultWorkload}
+	ini, err := userdata.RenderPgBouncerConfig(l.Spec(), "haproxy-1", l.Paths("haproxy-1"))
+	require.NoError(t, err)
+	assert.Regexp(t, `(?m)^pool_mode = session$`, ini)
+
+	require.NoError(t, l.SetNet(NetBoot))
+	l.Settings.Net, l.Settings.Account = NetBoot, "123456789012"
+	spec, err := l.BootSpec()
+	require.NoError(t, err)
+	assert.Equal(t, userdata.PoolSession, spec.Config.PoolMode)
+	assert.Equal(t, userdata.PoolSession, spec.Cluster.PoolMode)
+
+	// A lab from before the setting pools transactions, as the stack does.
+	l.Settings.PoolMode = ""
+	spec, err = l.BootSpec()
+	require.NoError(t, err)
+	assert.Equal(t, userdata.PoolTransaction, spec.Cluster.PoolMode)
+
+	fresh, err := newIn(t.TempDir(), "bpool")
+	require.NoError(t, err)
+	_, err = fresh.Up(context.Background(), UpOptions{PoolMode: "statement"})
+	require.ErrorContains(t, err, `pool mode "statement": use transaction (the default) or session`)
+	assert.False(t, fresh.Exists(), "a refused lab left its state behind")
 }

@@ -132,7 +132,10 @@ type Settings struct {
 	// tunes for its instance type, as the program does.
 	Workload     string        `json:"workload,omitempty"`
 	PostgresSize userdata.Size `json:"postgresSize,omitempty"`
-	Created      time.Time     `json:"created"`
+	// PoolMode is the poolers' pool mode (pgha:poolMode); empty, in labs
+	// from before it, is transaction pooling.
+	PoolMode string    `json:"poolMode,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // Lab is one lab, named, with its state directory.
@@ -392,6 +395,7 @@ func (l *Lab) Spec() userdata.Cluster {
 		SharedStack:  l.sharedStack(),
 		PostgresSize: l.Settings.PostgresSize,
 		Workload:     l.Settings.Workload,
+		PoolMode:     l.Settings.PoolMode,
 		Monitoring:   l.monitoringSpec(),
 	}
 }

@@ -131,6 +131,9 @@ type UpOptions struct {
 	// Workload is pgha:workload for the lab's PostgreSQL nodes (default
 	// oltp).
 	Workload string
+	// PoolMode is pgha:poolMode for the poolers on the HAProxy nodes
+	// (default transaction).
+	PoolMode string
 
 	// The booted lab (Net == NetBoot):
 
@@ -172,6 +175,13 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 	}
 	if _, err := userdata.LookupProfile(o.Profile); err != nil {
 		return res, err
+	}
+	// Bad choices fail before anything is made.
+	if o.Workload != "" && !userdata.ValidWorkload(o.Workload) {
+		return res, fmt.Errorf("workload %q: use %s", o.Workload, userdata.WorkloadChoices())
+	}
+	if o.PoolMode != "" && !userdata.ValidPoolMode(o.PoolMode) {
+		return res, fmt.Errorf("pool mode %q: use %s (the default) or %s", o.PoolMode, userdata.PoolTransaction, userdata.PoolSession)
 	}
 	if o.Net != "" && !l.Exists() {
 		if err := l.SetNet(o.Net); err != nil {
@@ -217,12 +227,12 @@ func (l *Lab) Up(ctx context.Context, o UpOptions) (res UpResult, err error) {
 		return res, fmt.Errorf("--backups needs a namespace or booted lab (--net netns or --boot): the loopback lab's nodes share one loopback, where each node's S3 endpoint would collide")
 	}
 	l.Settings = Settings{Name: l.Name, Profile: o.Profile, SynchronousMode: o.SynchronousMode, Net: l.Settings.Net, Backups: o.Backups,
-		Workload: o.Workload, PostgresSize: LabNodeSize(), Created: time.Now().UTC()}
+		Workload: o.Workload, PoolMode: o.PoolMode, PostgresSize: LabNodeSize(), Created: time.Now().UTC()}
 	if l.Settings.Workload == "" {
 		l.Settings.Workload = userdata.DefaultWorkload
 	}
-	if !userdata.ValidWorkload(l.Settings.Workload) {
-		return res, fmt.Errorf("workload %q: use %s", l.Settings.Workload, userdata.WorkloadChoices())
+	if l.Settings.PoolMode == "" {
+		l.Settings.PoolMode = userdata.PoolTransaction
 	}
 	if l.Boot() {
 		acct, err := accountID()
