@@ -92,6 +92,8 @@ func planned(ctx context.Context, p *probe.Probe, s outputs.Stack, asked string,
 		how = "without pausing the poolers (--no-pooler)"
 	case len(poolers) == 0:
 		how = "without poolers (the outputs name none, or no admin console credentials)"
+	case switchover.SessionPooled(ctx, poolers):
+		how = fmt.Sprintf("beside %d poolers that pool sessions (not held behind them)", len(poolers))
 	}
 	fmt.Fprintf(out, "switchover %s → %s on timeline %d, %s\n", f.Leader.Name, cand.Name, f.Timeline, how)
 	start := time.Now()
@@ -105,6 +107,9 @@ func planned(ctx context.Context, p *probe.Probe, s outputs.Stack, asked string,
 	if res.Pooled {
 		fmt.Fprintf(out, "poolers resumed: their clients were held at most %s (%s)\n",
 			res.Pooler.Stall.Round(time.Millisecond), switchover.Describe(res.Pooler))
+	}
+	if res.SessionPooled {
+		fmt.Fprintln(out, "not held behind the poolers: they pool sessions (pgha:poolMode session), and a session cannot move to the new leader; their clients saw errors for the write gap, as direct clients do")
 	}
 	nf, ok := p.WaitFormation(ctx, bound, func(nf probe.Formation) string {
 		if nf.Leader.Name != cand.Name {

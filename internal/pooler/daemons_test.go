@@ -231,7 +231,8 @@ type bouncer struct {
 }
 
 type bouncerOpts struct {
-	authUserSecret bool // the auth_user's SCRAM secret in auth_file instead of its password
+	authUserSecret bool   // the auth_user's SCRAM secret in auth_file instead of its password
+	poolMode       string // pool_mode; empty is transaction
 }
 
 // startPgBouncer runs PgBouncer in front of backend (host:port), as the
@@ -239,7 +240,10 @@ type bouncerOpts struct {
 // auth_query through an auth user, transaction pooling.
 func (e *env) startPgBouncer(backendPort int, o bouncerOpts) *bouncer {
 	t := e.t
-	dir := e.dir("bouncer")
+	if o.poolMode == "" {
+		o.poolMode = "transaction"
+	}
+	dir := e.dir("bouncer-" + o.poolMode)
 	crt, key, ca := e.certs(dir)
 	b := &bouncer{port: freePort(t), dir: dir}
 	adminHash, err := SCRAMSecret(adminPassword)
@@ -265,7 +269,7 @@ auth_file = %s
 auth_user = pgha_pooler
 auth_query = SELECT uname, phash FROM pgbouncer.get_auth($1)
 admin_users = pgha_admin
-pool_mode = transaction
+pool_mode = %s
 default_pool_size = 4
 max_client_conn = 100
 server_login_retry = 1
@@ -275,7 +279,7 @@ client_tls_cert_file = %s
 client_tls_key_file = %s
 server_tls_sslmode = verify-full
 server_tls_ca_file = %s
-`, backendPort, b.port, users, crt, key, ca)
+`, backendPort, b.port, users, o.poolMode, crt, key, ca)
 	path := filepath.Join(dir, "pgbouncer.ini")
 	e.write(path, []byte(ini))
 	// SIGTERM: PgBouncer's immediate shutdown.

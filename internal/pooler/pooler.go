@@ -254,6 +254,26 @@ func (c *Console) Resume(ctx context.Context) error {
 	return nil
 }
 
+// PoolMode is the pooler's pool_mode (SHOW CONFIG): "transaction",
+// "session" or "statement".
+func (c *Console) PoolMode(ctx context.Context) (string, error) {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer closeConn(conn)
+	rows, err := show(ctx, conn, "SHOW CONFIG")
+	if err != nil {
+		return "", fmt.Errorf("pooler %s: SHOW CONFIG: %w", c.Name(), ctxErr(ctx, err))
+	}
+	for _, r := range rows {
+		if r["key"] == "pool_mode" {
+			return r["value"], nil
+		}
+	}
+	return "", fmt.Errorf("pooler %s: SHOW CONFIG has no pool_mode", c.Name())
+}
+
 // Reconnect makes the pooler close every server connection as soon as it
 // is released (RECONNECT), so that the next transaction opens a new one
 // through HAProxy, to whichever node leads now.

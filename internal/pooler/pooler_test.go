@@ -30,6 +30,9 @@ func TestConsoleOnRealPgBouncer(t *testing.T) {
 		names = append(names, d.Name)
 	}
 	require.ElementsMatch(t, []string{"app", AdminDatabase}, names)
+	mode, err := b.console.PoolMode(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "transaction", mode)
 
 	c, err := e.client(ctx, b)
 	require.NoError(t, err)
@@ -440,4 +443,17 @@ func (f *fakeAdmin) Reconnect(context.Context) error {
 	defer f.mu.Unlock()
 	f.reconnects++
 	return nil
+}
+
+// A pooler that pools sessions says so: the switchover asks before it
+// pauses, because PAUSE would wait for every client session to end.
+func TestPoolModeOnRealPgBouncer(t *testing.T) {
+	e := newEnv(t)
+	s := e.startPostgres()
+	b := e.startPgBouncer(s.port, bouncerOpts{poolMode: "session"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	mode, err := b.console.PoolMode(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "session", mode)
 }

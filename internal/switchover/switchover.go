@@ -73,6 +73,11 @@ type Result struct {
 	// then the steps' timing and the clients' longest possible stall.
 	Pooled bool
 	Pooler pooler.Result
+	// SessionPooled says the poolers pool sessions (pgha:poolMode
+	// session), so the switchover was not held behind them: PAUSE waits
+	// for every client session to end, and a session cannot move to
+	// another server. Their clients see what direct clients see.
+	SessionPooled bool
 }
 
 // Run switches over from leader to candidate, behind the stack's poolers
@@ -92,7 +97,13 @@ func Run(ctx context.Context, p *probe.Probe, leader, candidate patroni.Member, 
 	if poolers == nil && !o.NoPooler {
 		poolers = Poolers(p.Stack, p.Dial)
 	}
-	if len(poolers) == 0 || o.NoPooler {
+	if len(poolers) > 0 && !o.NoPooler {
+		res.SessionPooled = SessionPooled(ctx, poolers)
+		if res.SessionPooled && o.Logf != nil {
+			o.Logf("the poolers pool sessions (pool_mode session): a session cannot move to %s, so the switchover is not held behind them; their clients see what direct clients see", candidate.Name)
+		}
+	}
+	if len(poolers) == 0 || o.NoPooler || res.SessionPooled {
 		a, err := ask(ctx)
 		res.Answer = a
 		return res, err
@@ -138,6 +149,30 @@ func Run(ctx context.Context, p *probe.Probe, leader, candidate patroni.Member, 
 		err = fmt.Errorf("switchover: the write path reached %s, but Patroni answered: %w", candidate.Name, q.err)
 	}
 	return res, err
+}
+
+// poolModer is a pooler that can say its pool mode (*pooler.Console).
+type poolModer interface {
+	PoolMode(ctx context.Context) (string, error)
+}
+
+// SessionPooled reports whether any pooler pools sessions. A pooler that
+// cannot be asked counts as not: the PAUSE that follows reaches it or
+// fails with the reason, before Patroni is asked.
+func SessionPooled(ctx context.Context, poolers []pooler.Admin) bool {
+	for _, a := range poolers {
+		pm, ok := a.(poolModer)
+		if !ok {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		mode, err := pm.PoolMode(qctx)
+		cancel()
+		if err == nil && mode == "session" {
+			return true
+		}
+	}
+	return false
 }
 
 // answerWait bounds Patroni's answer to the switchover request: it

@@ -3,6 +3,7 @@ package switchover
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,4 +152,47 @@ func TestCancelledDuringTheSwitchResumes(t *testing.T) {
 	require.Less(t, time.Since(start), 10*time.Second)
 	_, n := a.resumed()
 	require.Equal(t, 1, n)
+}
+
+// sessionAdmin is a pooler that pools sessions.
+type sessionAdmin struct{ admin }
+
+func (a *sessionAdmin) PoolMode(context.Context) (string, error) { return "session", nil }
+
+// Poolers that pool sessions are not paused: PAUSE would wait for every
+// client session to end, and a session cannot move to the new leader.
+// The switchover is asked for at once and said to be unheld.
+func TestSessionPoolersAreNotPaused(t *testing.T) {
+	a := &sessionAdmin{}
+	asked := 0
+	var logged []string
+	res, err := Run(context.Background(), nil, leader, candidate, Options{
+		Poolers: []pooler.Admin{a},
+		Ask:     func(context.Context) (string, error) { asked++; return "Successfully switched over", nil },
+		WritePath: func(context.Context) error {
+			t.Error("the write path was waited for behind session poolers")
+			return nil
+		},
+		Logf: func(f string, args ...any) { logged = append(logged, fmt.Sprintf(f, args...)) },
+	})
+	require.NoError(t, err)
+	require.Equal(t, 1, asked)
+	require.True(t, res.SessionPooled)
+	require.False(t, res.Pooled)
+	require.Equal(t, "Successfully switched over", res.Answer)
+	require.True(t, a.paused.IsZero(), "a session pooler was paused")
+	require.Len(t, logged, 1)
+	require.Contains(t, logged[0], "pool sessions")
+
+	// A transaction pooler is paused as before.
+	tx := &admin{}
+	res, err = Run(context.Background(), nil, leader, candidate, Options{
+		Poolers:   []pooler.Admin{tx},
+		Ask:       func(context.Context) (string, error) { return "", nil },
+		WritePath: func(context.Context) error { return nil },
+	})
+	require.NoError(t, err)
+	require.True(t, res.Pooled)
+	require.False(t, res.SessionPooled)
+	require.False(t, tx.paused.IsZero())
 }

@@ -194,6 +194,9 @@ func (r *Run) PlannedSwitchover(ctx context.Context, old, cand patroni.Member) (
 		r.Seconds("pooler_stall_s", "poolers paused (PAUSE → RESUME): the longest a pooled client was held", res.Pooler.Stall)
 		r.Text("pooler_steps", "pooled switchover steps", switchover.Describe(res.Pooler))
 	}
+	if res.SessionPooled {
+		r.Notef("the poolers pool sessions (pgha:poolMode session): the switchover was not held behind them, and their clients see the write gap as direct clients do")
+	}
 	if at.IsZero() {
 		at = time.Now()
 	}
