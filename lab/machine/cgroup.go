@@ -62,36 +62,23 @@ func systemdHierarchies(mountTable, procCgroup io.Reader) ([]cgroupHierarchy, er
 		return nil, err
 	}
 
-	// Mount table: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...]
-	// - FSTYPE SOURCE SUPEROPTIONS". The first mount of each kind counts.
-	mounts := map[string][2]string{} // kind -> {root, mount point}
-	sc = bufio.NewScanner(mountTable)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		sep := -1
-		for i, x := range f {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+3 >= len(f) {
-			continue
-		}
+	// The first mount of each kind counts.
+	ms, err := mountinfo.Mounts(mountTable)
+	if err != nil {
+		return nil, err
+	}
+	mounts := map[string]mountinfo.Mount{}
+	for _, m := range ms {
 		kind := ""
-		switch fstype, opts := f[sep+1], f[sep+3]; {
-		case fstype == "cgroup2":
+		switch {
+		case m.FSType == "cgroup2":
 			kind = "cgroup2"
-		case fstype == "cgroup" && hasOption(opts, "name=systemd"):
+		case m.FSType == "cgroup" && mountinfo.HasOption(m.SuperOptions, "name=systemd"):
 			kind = "name=systemd"
 		}
 		if _, seen := mounts[kind]; kind != "" && !seen {
-			mounts[kind] = [2]string{mountinfo.Unescape(f[3]), mountinfo.Unescape(f[4])}
+			mounts[kind] = m
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
 	}
 
 	var hs []cgroupHierarchy
@@ -103,25 +90,16 @@ func systemdHierarchies(mountTable, procCgroup io.Reader) ([]cgroupHierarchy, er
 		}
 		// A mount of a subtree (in a cgroup namespace, or a bind mount)
 		// shows paths below its root.
-		rel, ok := strings.CutPrefix(path, strings.TrimSuffix(m[0], "/"))
+		rel, ok := strings.CutPrefix(path, strings.TrimSuffix(m.Root, "/"))
 		if !ok || (rel != "" && !strings.HasPrefix(rel, "/")) {
-			return nil, fmt.Errorf("this process's cgroup %s in the %s hierarchy is outside its mount at %s (root %s)", path, kind, m[1], m[0])
+			return nil, fmt.Errorf("this process's cgroup %s in the %s hierarchy is outside its mount at %s (root %s)", path, kind, m.Point, m.Root)
 		}
-		hs = append(hs, cgroupHierarchy{mount: m[1], own: "/" + strings.TrimPrefix(rel, "/")})
+		hs = append(hs, cgroupHierarchy{mount: m.Point, own: "/" + strings.TrimPrefix(rel, "/")})
 	}
 	if len(hs) == 0 {
 		return nil, errors.New("no cgroup hierarchy for systemd is mounted (neither cgroup2 nor name=systemd); systemd-nspawn needs one")
 	}
 	return hs, nil
-}
-
-func hasOption(opts, want string) bool {
-	for _, o := range strings.Split(opts, ",") {
-		if o == want {
-			return true
-		}
-	}
-	return false
 }
 
 // cgroupDirs are the machine's cgroup directories, one per hierarchy:

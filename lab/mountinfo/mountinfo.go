@@ -40,21 +40,39 @@ func Under(file, dir string) ([]string, error) {
 	return out, err
 }
 
-// RootOptions returns the super options of the topmost "/" mount in a
-// mount table: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] -
-// FSTYPE SOURCE SUPEROPTIONS".
-func RootOptions(r io.Reader) string {
-	opts := ""
-	_ = each(r, func(fields []string) {
-		if fields[4] != "/" {
-			return
-		}
+// Mount is one line of a mount table: "ID PARENT MAJ:MIN ROOT MOUNTPOINT
+// OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS".
+type Mount struct {
+	Root, Point  string // unescaped
+	FSType       string
+	SuperOptions string // as in the table: use Option and HasOption
+}
+
+// Mounts lists a mount table's well-formed lines, in its order.
+func Mounts(r io.Reader) ([]Mount, error) {
+	var out []Mount
+	err := each(r, func(fields []string) {
 		for i, x := range fields {
 			if x == "-" && i+3 < len(fields) {
-				opts = fields[i+3]
+				out = append(out, Mount{Root: Unescape(fields[3]), Point: Unescape(fields[4]),
+					FSType: fields[i+1], SuperOptions: fields[i+3]})
+				return
 			}
 		}
 	})
+	return out, err
+}
+
+// RootOptions returns the super options of the topmost "/" mount in a
+// mount table.
+func RootOptions(r io.Reader) string {
+	ms, _ := Mounts(r)
+	opts := ""
+	for _, m := range ms {
+		if m.Point == "/" {
+			opts = m.SuperOptions
+		}
+	}
 	return opts
 }
 
@@ -67,6 +85,17 @@ func Option(opts, key string) string {
 		}
 	}
 	return ""
+}
+
+// HasOption reports whether a comma-separated option list holds flag
+// (a bare word such as "ro", or "name=systemd" as a whole).
+func HasOption(opts, flag string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == flag {
+			return true
+		}
+	}
+	return false
 }
 
 // each calls fn with the fields of every well-formed line.

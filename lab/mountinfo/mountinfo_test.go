@@ -32,6 +32,13 @@ short line
 	require.Equal(t, "/state/pg 1/upper", Option(opts, "upperdir"))
 	require.Equal(t, "/cache/rootfs", Option(opts, "lowerdir"))
 	require.Equal(t, "", Option(opts, "nosuch"))
+
+	ms, err := Mounts(strings.NewReader(mi))
+	require.NoError(t, err)
+	require.Len(t, ms, 5, "the short line is skipped")
+	require.Equal(t, Mount{Root: "/", Point: "/state/pg 1/root", FSType: "overlay", SuperOptions: "rw,lowerdir=/a,upperdir=/b,workdir=/c"}, ms[2])
+	require.True(t, HasOption(ms[1].SuperOptions, "rw"))
+	require.False(t, HasOption(ms[2].SuperOptions, "lowerdir"), "a key=value is not the bare flag")
 }
 
 func TestUnescape(t *testing.T) {
