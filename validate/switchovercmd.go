@@ -108,9 +108,6 @@ func planned(ctx context.Context, p *probe.Probe, s outputs.Stack, asked string,
 		fmt.Fprintf(out, "poolers resumed: their clients were held at most %s (%s)\n",
 			res.Pooler.Stall.Round(time.Millisecond), switchover.Describe(res.Pooler))
 	}
-	if res.SessionPooled {
-		fmt.Fprintln(out, "not held behind the poolers: they pool sessions (pgha:poolMode session), and a session cannot move to the new leader; their clients saw errors for the write gap, as direct clients do")
-	}
 	nf, ok := p.WaitFormation(ctx, bound, func(nf probe.Formation) string {
 		if nf.Leader.Name != cand.Name {
 			return fmt.Sprintf("the leader is %s, want %s", nf.Leader.Name, cand.Name)
