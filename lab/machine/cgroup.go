@@ -102,12 +102,6 @@ func systemdHierarchies(mountTable, procCgroup io.Reader) ([]cgroupHierarchy, er
 	return hs, nil
 }
 
-// cgroupDirs are the machine's cgroup directories, one per hierarchy:
-// beside this process's own cgroup's children, named after the machine.
-func (m *Machine) cgroupDirs() ([]string, error) {
-	return cgroupDirsFor(m.machineName())
-}
-
 // CgroupsLeft lists the cgroups of the machine spec would describe that
 // still exist (for a teardown check): a machine's cgroups go when it
 // stops, whoever stops it. It looks beside this process's own cgroup,
@@ -126,6 +120,8 @@ func CgroupsLeft(spec Spec) ([]string, error) {
 	return left, nil
 }
 
+// cgroupDirsFor are a machine's cgroup directories, one per hierarchy:
+// among this process's own cgroup's children, named after the machine.
 func cgroupDirsFor(machineName string) ([]string, error) {
 	mt, err := os.Open(mountinfo.Self)
 	if err != nil {

@@ -55,7 +55,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	}
 	defer devnull.Close()
 
-	cgroups, err := m.cgroupDirs()
+	cgroups, err := cgroupDirsFor(m.machineName())
 	if err != nil {
 		return fmt.Errorf("machine %s: %w", m.spec.Name, err)
 	}
